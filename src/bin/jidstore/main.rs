@@ -1,0 +1,3 @@
+//! The `jidstore` command-line tool.
+
+fn main() {}

@@ -1,0 +1,88 @@
+//! The store's configuration builder: taken by value, validated by [`Config::open`].
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::store::Store;
+
+/// Default page cache: sled's own default (1 GiB) does not bound memory and is far more than a
+/// small deployment needs.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default PBKDF2 iteration count for new SCRAM verifiers (MongooseIM's default).
+pub const DEFAULT_SCRAM_ITERATIONS: u32 = 10_000;
+
+/// How to open a [`Store`].
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let store = jidstore::Config::new(dir.path().join("data"))
+///     .cache_capacity(16 << 20)
+///     .open()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) path: PathBuf,
+    pub(crate) temporary: bool,
+    pub(crate) cache_capacity: u64,
+    pub(crate) flush_every_ms: Option<u64>,
+    pub(crate) scram_iterations: u32,
+    pub(crate) read_only_check: bool,
+}
+
+impl Config {
+    /// A configuration for the data directory at `path` (created if missing).
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Config {
+            path: path.as_ref().to_path_buf(),
+            temporary: false,
+            cache_capacity: DEFAULT_CACHE_BYTES,
+            flush_every_ms: Some(500),
+            scram_iterations: DEFAULT_SCRAM_ITERATIONS,
+            read_only_check: false,
+        }
+    }
+
+    /// A store in a fresh temporary directory, deleted when the last handle drops.
+    pub fn temporary() -> Self {
+        let mut c = Config::new(std::env::temp_dir());
+        c.temporary = true;
+        c
+    }
+
+    /// Page cache size in bytes.
+    #[must_use]
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// How often sled flushes in the background; `None` flushes only on explicit
+    /// [`Store::flush`] and on GDPR erasure (which always flushes before it returns).
+    #[must_use]
+    pub fn flush_every_ms(mut self, ms: Option<u64>) -> Self {
+        self.flush_every_ms = ms;
+        self
+    }
+
+    /// PBKDF2 iterations for new SCRAM verifiers (at least 4096, as RFC 7677 asks).
+    #[must_use]
+    pub fn scram_iterations(mut self, iterations: u32) -> Self {
+        self.scram_iterations = iterations;
+        self
+    }
+
+    /// Refuse to create a store: opening a directory that holds no store is an error instead.
+    /// Used by commands that only read.
+    #[must_use]
+    pub fn must_exist(mut self, yes: bool) -> Self {
+        self.read_only_check = yes;
+        self
+    }
+
+    /// Opens (or creates) the store.
+    pub fn open(self) -> Result<Store> {
+        Store::open_with(self)
+    }
+}

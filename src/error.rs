@@ -1,0 +1,157 @@
+//! The crate's error type: one enum, each variant a sentence carrying its data.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// The result type used throughout jidstore.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every way a jidstore operation can fail.
+///
+/// Absence is not an error: lookups return `Ok(None)`. Variants name the keyspace, key, JID
+/// or path involved so that one line on stderr is enough to act on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error outside sled (export files, directories).
+    Io(io::Error),
+    /// An I/O error on a named path.
+    Path {
+        /// What was being done, e.g. "create export file".
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// sled reported an error.
+    Storage(sled::Error),
+    /// Another process holds the data directory.
+    Locked(PathBuf),
+    /// The directory holds something that is not a jidstore store.
+    NotAStore(PathBuf),
+    /// The store was written by a format version this build does not read.
+    UnsupportedVersion {
+        /// Version found in the `meta` keyspace.
+        found: u32,
+        /// Version this build reads and writes.
+        supported: u32,
+    },
+    /// Bytes read from disk failed to decode or failed their checksum.
+    Corrupt {
+        /// The keyspace (sled tree) holding the bad entry.
+        keyspace: &'static str,
+        /// The key of the bad entry, escaped for display.
+        key: String,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A JID failed to parse or normalise.
+    InvalidJid {
+        /// The text as given.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A write for a JID that has no account.
+    NoAccount(String),
+    /// An account with that JID exists already.
+    AccountExists(String),
+    /// The store holds nothing about that JID.
+    NoPersonalData(String),
+    /// A named record does not exist (e.g. a pubsub node, an archive id).
+    NotFound(String),
+    /// An argument was rejected (empty, out of range, malformed).
+    InvalidInput(String),
+    /// The output path exists and overwriting was not asked for.
+    OutputExists(PathBuf),
+    /// Writing CSV failed.
+    Csv(csv::Error),
+    /// Writing the zip container failed.
+    Zip(zip::result::ZipError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Path {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            Error::Storage(e) => write!(f, "storage error: {e}"),
+            Error::Locked(p) => write!(
+                f,
+                "data directory {} is locked by another process (is a server or another jidstore running?)",
+                p.display()
+            ),
+            Error::NotAStore(p) => write!(f, "{} is not a jidstore data directory", p.display()),
+            Error::UnsupportedVersion { found, supported } => write!(
+                f,
+                "store format version {found} is not supported (this build reads version {supported})"
+            ),
+            Error::Corrupt {
+                keyspace,
+                key,
+                reason,
+            } => write!(
+                f,
+                "corrupt record in keyspace '{keyspace}' at key {key}: {reason}"
+            ),
+            Error::InvalidJid { input, reason } => write!(f, "invalid JID '{input}': {reason}"),
+            Error::NoAccount(j) => write!(f, "user {j} does not exist"),
+            Error::AccountExists(j) => write!(f, "user {j} already exists"),
+            Error::NoPersonalData(j) => write!(f, "no personal data held for {j}"),
+            Error::NotFound(what) => write!(f, "{what} not found"),
+            Error::InvalidInput(msg) => write!(f, "invalid input: {msg}"),
+            Error::OutputExists(p) => write!(
+                f,
+                "{} already exists (use --force to overwrite)",
+                p.display()
+            ),
+            Error::Csv(e) => write!(f, "CSV error: {e}"),
+            Error::Zip(e) => write!(f, "zip error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) | Error::Path { source: e, .. } => Some(e),
+            Error::Storage(e) => Some(e),
+            Error::Csv(e) => Some(e),
+            Error::Zip(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => Error::Io(io),
+            other => Error::Storage(other),
+        }
+    }
+}
+
+impl From<csv::Error> for Error {
+    fn from(e: csv::Error) -> Self {
+        Error::Csv(e)
+    }
+}
+
+impl From<zip::result::ZipError> for Error {
+    fn from(e: zip::result::ZipError) -> Self {
+        Error::Zip(e)
+    }
+}

@@ -1,0 +1,224 @@
+//! Accounts: a username on a domain, SCRAM verifiers (never a password), and the id of the
+//! account's 1-1 message archive.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ext::scram::{Mechanism, Verifier};
+use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::jid::BareJid;
+use crate::keys::{self, Keyspace};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// The stored account record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    /// When the account was created.
+    pub created_at: Timestamp,
+    /// One verifier per SCRAM mechanism.
+    pub verifiers: Vec<Verifier>,
+    /// The account's 1-1 archive id. A fresh id for every account, so a name registered again
+    /// after an erasure never sees the old archive, even before its sweep finished.
+    pub archive: u64,
+}
+
+/// What may be shown about an account: no salts, no keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// The account's JID.
+    pub jid: BareJid,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// SASL mechanisms it has verifiers for.
+    pub mechanisms: Vec<Mechanism>,
+}
+
+/// Handle on the `accounts` keyspace; from [`Store::accounts`].
+pub struct Accounts<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// Accounts and passwords.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { store: self }
+    }
+}
+
+impl Accounts<'_> {
+    /// Creates an account, storing SCRAM-SHA-1/256/512 verifiers for `password`.
+    /// Fails with [`Error::AccountExists`] when the name is taken.
+    pub fn create(&self, jid: &BareJid, password: &str) -> Result<()> {
+        if password.is_empty() {
+            return Err(Error::InvalidInput("password must not be empty".into()));
+        }
+        let iterations = self.store.scram_iterations();
+        let verifiers = Mechanism::ALL
+            .iter()
+            .map(|m| Verifier::new(*m, password, iterations))
+            .collect();
+        self.create_with_verifiers(jid, verifiers, Timestamp::now())
+    }
+
+    /// Creates an account from verifiers computed elsewhere (imports).
+    pub fn create_with_verifiers(
+        &self,
+        jid: &BareJid,
+        verifiers: Vec<Verifier>,
+        created_at: Timestamp,
+    ) -> Result<()> {
+        if jid.node().is_none() {
+            return Err(Error::InvalidJid {
+                input: jid.to_string(),
+                reason: "an account needs a username".into(),
+            });
+        }
+        let _w = self.store.writer();
+        let account = Account {
+            created_at,
+            verifiers,
+            archive: self.store.generate_id()?,
+        };
+        let key = keys::owner(jid);
+        let swapped = self.store.tree(Keyspace::Accounts).compare_and_swap(
+            &key,
+            None::<&[u8]>,
+            Some(crate::codec::encode(&account)),
+        )?;
+        swapped.map_err(|_| Error::AccountExists(jid.to_string()))
+    }
+
+    /// Creates an account whose username is a random UUIDv4 in simple hex form (122 random
+    /// bits from the OS CSPRNG, no timestamp), and returns its JID.
+    pub fn create_random(&self, domain: &str, password: &str) -> Result<BareJid> {
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        let jid = BareJid::from_parts(&name, domain)?;
+        self.create(&jid, password)?;
+        Ok(jid)
+    }
+
+    /// Whether an account exists.
+    pub fn exists(&self, jid: &BareJid) -> Result<bool> {
+        Ok(self
+            .store
+            .tree(Keyspace::Accounts)
+            .contains_key(keys::owner(jid))?)
+    }
+
+    /// The public part of an account.
+    pub fn get(&self, jid: &BareJid) -> Result<Option<AccountInfo>> {
+        Ok(self
+            .store
+            .get::<Account>(Keyspace::Accounts, &keys::owner(jid))?
+            .map(|a| info(jid.clone(), &a)))
+    }
+
+    /// Every account on `domain`, sorted. A full scan: accounts are few next to messages.
+    pub fn list(&self, domain: &str) -> Result<Vec<BareJid>> {
+        let mut out = Vec::new();
+        for key in self.store.scan_keys(Keyspace::Accounts, &[]) {
+            let key = key?;
+            let jid = owner_of(&key)?;
+            if jid.domain() == domain {
+                out.push(jid);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks a password against the SCRAM-SHA-256 verifier (or the first one stored).
+    /// `Ok(false)` for a wrong password or an unknown user.
+    pub fn check_password(&self, jid: &BareJid, password: &str) -> Result<bool> {
+        let Some(account) = self
+            .store
+            .get::<Account>(Keyspace::Accounts, &keys::owner(jid))?
+        else {
+            return Ok(false);
+        };
+        let verifier = account
+            .verifiers
+            .iter()
+            .find(|v| v.mechanism == Mechanism::Sha256)
+            .or_else(|| account.verifiers.first());
+        Ok(verifier.is_some_and(|v| v.matches(password)))
+    }
+
+    /// The stored verifier for one mechanism (for a server's SASL exchange).
+    pub fn verifier(&self, jid: &BareJid, mechanism: Mechanism) -> Result<Option<Verifier>> {
+        Ok(self
+            .store
+            .get::<Account>(Keyspace::Accounts, &keys::owner(jid))?
+            .and_then(|a| a.verifiers.into_iter().find(|v| v.mechanism == mechanism)))
+    }
+
+    /// Replaces the verifiers with ones for a new password.
+    pub fn set_password(&self, jid: &BareJid, password: &str) -> Result<()> {
+        if password.is_empty() {
+            return Err(Error::InvalidInput("password must not be empty".into()));
+        }
+        let _w = self.store.writer();
+        let mut account = self.store.require_account(jid)?;
+        let iterations = self.store.scram_iterations();
+        account.verifiers = Mechanism::ALL
+            .iter()
+            .map(|m| Verifier::new(*m, password, iterations))
+            .collect();
+        self.store
+            .put(Keyspace::Accounts, &keys::owner(jid), &account)
+    }
+}
+
+fn info(jid: BareJid, a: &Account) -> AccountInfo {
+    AccountInfo {
+        jid,
+        created_at: a.created_at,
+        mechanisms: a.verifiers.iter().map(|v| v.mechanism).collect(),
+    }
+}
+
+fn owner_of(key: &[u8]) -> Result<BareJid> {
+    let mut r = keys::KeyReader::new(Keyspace::Accounts, key);
+    let jid = r.part()?.to_owned();
+    r.end()?;
+    Ok(BareJid::from_stored(jid))
+}
+
+/// Registry entry.
+pub(crate) struct Class;
+
+const TABLES: &[Table] = &[Table {
+    file: "accounts.csv",
+    header: &["jid", "created_at", "mechanisms"],
+}];
+
+impl Extension for Class {
+    fn name(&self) -> &'static str {
+        "accounts"
+    }
+    fn keyspaces(&self) -> &'static [Keyspace] {
+        &[Keyspace::Accounts]
+    }
+    fn tables(&self) -> &'static [Table] {
+        TABLES
+    }
+    fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
+        if let Some(a) = store.accounts().get(subject)? {
+            let mechs: Vec<&str> = a.mechanisms.iter().map(|m| m.sasl_name()).collect();
+            emit(vec![
+                a.jid.to_string(),
+                a.created_at.to_rfc3339(),
+                mechs.join(" "),
+            ])?;
+        }
+        Ok(())
+    }
+    fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
+        let key = keys::owner(subject);
+        if store.tree(Keyspace::Accounts).contains_key(&key)? {
+            plan.remove(Keyspace::Accounts, key);
+            plan.count("accounts", 1);
+        }
+        Ok(())
+    }
+}

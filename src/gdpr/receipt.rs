@@ -1,0 +1,76 @@
+//! The receipt an erasure returns: what was removed per class, what was kept and why.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::ext::{self, Kept, RemovalPlan};
+use crate::jid::BareJid;
+
+/// What [`super::remove`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Receipt {
+    /// The erased JID.
+    pub subject: BareJid,
+    /// Rows removed per table (CSV file stem); every table is listed, zeros included.
+    pub removed: BTreeMap<&'static str, u64>,
+    /// Rows kept, and why.
+    pub kept: Vec<Kept>,
+    /// Time from the start of the erasure to its durable commit point.
+    pub commit_time: Duration,
+    /// Time spent deleting the erased 1-1 archive after the commit.
+    pub sweep_time: Duration,
+    pub(crate) pending_sweeps: Vec<u64>,
+}
+
+/// Data other users hold that names the subject; always true, so always said.
+pub const OTHERS_NOTE: &str =
+    "copies held by other users (their rosters, inboxes and 1-1 archives) belong to them and stay";
+
+impl Receipt {
+    pub(crate) fn new(subject: BareJid, plan: RemovalPlan, commit_time: Duration) -> Receipt {
+        let mut removed: BTreeMap<&'static str, u64> =
+            ext::tables().map(|t| (ext::stem(t.file), 0)).collect();
+        for (class, n) in plan.removed {
+            *removed.entry(class).or_default() += n;
+        }
+        Receipt {
+            subject,
+            removed,
+            kept: plan.kept,
+            commit_time,
+            sweep_time: Duration::ZERO,
+            pending_sweeps: plan.sweeps,
+        }
+    }
+
+    /// Total rows removed.
+    pub fn total_removed(&self) -> u64 {
+        self.removed.values().sum()
+    }
+}
+
+impl fmt::Display for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Erased {}", self.subject)?;
+        writeln!(f, "Removed:")?;
+        for (class, n) in &self.removed {
+            writeln!(f, "  {class:<26} {n}")?;
+        }
+        writeln!(f, "Kept:")?;
+        for k in &self.kept {
+            match k.rows {
+                Some(n) => writeln!(f, "  {:<26} {n} ({})", k.class, k.reason)?,
+                None => writeln!(f, "  {:<26} ({})", k.class, k.reason)?,
+            }
+        }
+        writeln!(f, "  {OTHERS_NOTE}")?;
+        write!(
+            f,
+            "Committed in {:.1} ms, archive deleted in {:.1} ms",
+            self.commit_time.as_secs_f64() * 1e3,
+            self.sweep_time.as_secs_f64() * 1e3
+        )
+    }
+}

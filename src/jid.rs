@@ -1,0 +1,199 @@
+//! JIDs parsed and normalised once at the edge (RFC 7622 via the `jid` crate's stringprep).
+//!
+//! Everything past this module handles only normalised JIDs, so `Alice@Example.ORG` and
+//! `alice@example.org` name the same owner in every keyspace.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// A normalised bare JID (`localpart@domain` or a bare `domain`): the owner of personal data.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BareJid(String);
+
+/// A normalised JID that may carry a resource (`user@domain/resource`), as found in the
+/// `from` and `to` of stanzas.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Jid(String);
+
+fn invalid(input: &str, reason: impl fmt::Display) -> Error {
+    Error::InvalidJid {
+        input: input.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// NUL separates owner prefixes in keys; stringprep forbids it already, this is belt and braces.
+fn check_nul(input: &str) -> Result<()> {
+    if input.contains('\0') {
+        return Err(invalid(input, "contains a NUL character"));
+    }
+    Ok(())
+}
+
+impl BareJid {
+    /// Parses and normalises a bare JID. A JID with a resource is refused.
+    pub fn parse(input: &str) -> Result<Self> {
+        check_nul(input)?;
+        let jid = jid::BareJid::new(input).map_err(|e| invalid(input, e))?;
+        Ok(BareJid(jid.to_string()))
+    }
+
+    /// Builds `username@domain` from its two parts, normalising both.
+    pub fn from_parts(username: &str, domain: &str) -> Result<Self> {
+        if username.is_empty() {
+            return Err(invalid(&format!("{username}@{domain}"), "empty username"));
+        }
+        if username.contains(['@', '/']) || domain.contains(['@', '/']) {
+            return Err(invalid(
+                &format!("{username}@{domain}"),
+                "username and domain must not contain '@' or '/'",
+            ));
+        }
+        Self::parse(&format!("{username}@{domain}"))
+    }
+
+    /// The normalised text, e.g. `alice@example.org`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The localpart, if any.
+    pub fn node(&self) -> Option<&str> {
+        self.0.split_once('@').map(|(node, _)| node)
+    }
+
+    /// The domain part.
+    pub fn domain(&self) -> &str {
+        self.0.split_once('@').map_or(self.0.as_str(), |(_, d)| d)
+    }
+
+    /// Rebuilds from a string that was normalised before it was stored.
+    pub(crate) fn from_stored(s: String) -> Self {
+        BareJid(s)
+    }
+}
+
+impl Jid {
+    /// Parses and normalises a bare or full JID.
+    pub fn parse(input: &str) -> Result<Self> {
+        check_nul(input)?;
+        let jid = jid::Jid::new(input).map_err(|e| invalid(input, e))?;
+        Ok(Jid(jid.to_string()))
+    }
+
+    /// The normalised text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The bare part (drops the resource).
+    pub fn to_bare(&self) -> BareJid {
+        BareJid(
+            self.0
+                .split_once('/')
+                .map_or(self.0.as_str(), |(b, _)| b)
+                .to_owned(),
+        )
+    }
+
+    /// The resource, if any.
+    pub fn resource(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(_, r)| r)
+    }
+
+    /// Rebuilds from a string that was normalised before it was stored.
+    pub(crate) fn from_stored(s: String) -> Self {
+        Jid(s)
+    }
+}
+
+impl From<BareJid> for Jid {
+    fn from(b: BareJid) -> Self {
+        Jid(b.0)
+    }
+}
+
+impl FromStr for BareJid {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl FromStr for Jid {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+macro_rules! text_impls {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($t), self.0)
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+text_impls!(BareJid);
+text_impls!(Jid);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_folds_localpart_and_domain() {
+        let a = BareJid::parse("Alice@Example.ORG").unwrap();
+        assert_eq!(a.as_str(), "alice@example.org");
+        assert_eq!(a, BareJid::from_parts("ALICE", "example.org").unwrap());
+        assert_eq!(a.node(), Some("alice"));
+        assert_eq!(a.domain(), "example.org");
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        for bad in [
+            "",
+            "@example.org",
+            "alice@",
+            "a@b@c",
+            "alice@example.org/res",
+            "al\0ice@x",
+            "a lice@x",
+        ] {
+            assert!(BareJid::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(BareJid::from_parts("", "x").is_err());
+        assert!(BareJid::from_parts("a@b", "x").is_err());
+        assert!(BareJid::parse(&format!("{}@x", "a".repeat(1024))).is_err());
+    }
+
+    #[test]
+    fn full_jid_keeps_resource_and_strips_to_bare() {
+        let j = Jid::parse("Bob@LocalHost/Res1").unwrap();
+        assert_eq!(j.as_str(), "bob@localhost/Res1");
+        assert_eq!(j.resource(), Some("Res1"));
+        assert_eq!(j.to_bare().as_str(), "bob@localhost");
+    }
+
+    #[test]
+    fn domain_only_jid() {
+        let d = BareJid::parse("pubsub.localhost").unwrap();
+        assert_eq!(d.node(), None);
+        assert_eq!(d.domain(), "pubsub.localhost");
+    }
+}

@@ -1,0 +1,436 @@
+//! Every key layout on disk: keyspace names, owner prefixes, big-endian integers.
+//!
+//! No other module slices stored keys or writes separators. A string component is followed
+//! by `0x00`, which cannot occur in a JID, a node id or XML, so the prefix for `al@x` never
+//! matches `al@x.org`. Integers are big-endian so that byte order is numeric order. The last
+//! component of a key may be a bare string (no terminator).
+//!
+//! | keyspace | key | value |
+//! |---|---|---|
+//! | `meta` | `magic` / `format` | store identity and format version |
+//! | `accounts` | owner `\0` | account (SCRAM verifiers, archive id) |
+//! | `roster` | owner `\0` `V` / owner `\0` `I` contact | roster version / item |
+//! | `vcard` | owner `\0` | vCard XML |
+//! | `private` | owner `\0` namespace | private XML |
+//! | `offline` | owner `\0` seq:u64 | offline message |
+//! | `inbox` | owner `\0` remote | inbox entry |
+//! | `mam_pm` | archive:u64 seq:u64 | archived 1-1 message |
+//! | `mam_pm_ids` | archive:u64 foreign-id | seq (imported ids only) |
+//! | `mam_muc` | room `\0` seq:u64 | archived group-chat message |
+//! | `mam_muc_ids` | room `\0` foreign-id | seq (imported ids only) |
+//! | `mam_muc_by_sender` | sender `\0` room `\0` seq:u64 | index marker |
+//! | `pubsub_nodes` | service `\0` node | node |
+//! | `pubsub_nodes_by_owner` | owner `\0` service `\0` node | index marker |
+//! | `pubsub_items` | service `\0` node `\0` item | item |
+//! | `pubsub_items_by_publisher` | publisher `\0` service `\0` node `\0` item | index marker |
+//! | `pubsub_subs` | service `\0` node `\0` subscriber | subscription |
+//! | `pubsub_subs_by_subscriber` | subscriber `\0` service `\0` node | index marker |
+//! | `pubsub_affs` | service `\0` node `\0` jid | affiliation |
+//! | `pubsub_affs_by_jid` | jid `\0` service `\0` node | index marker |
+//! | `last` | owner `\0` | last activity |
+//! | `privacy` | owner `\0` `D` / owner `\0` `L` list | default list name / list |
+//! | `blocklist` | owner `\0` blocked | marker |
+//! | `sweep` | archive:u64 | marker: archive left to delete after an erasure |
+
+use crate::error::{Error, Result};
+use crate::jid::BareJid;
+
+/// Magic bytes stored in `meta` under [`META_MAGIC`].
+pub const MAGIC: &[u8] = b"jidstore";
+/// Key of the magic bytes in `meta`.
+pub const META_MAGIC: &[u8] = b"magic";
+/// Key of the format version in `meta`.
+pub const META_FORMAT: &[u8] = b"format";
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+const SEP: u8 = 0;
+
+macro_rules! keyspaces {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// A sled tree. Every tree the store opens is one of these.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Keyspace {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Keyspace {
+            /// All keyspaces, in the order the store opens them.
+            pub const ALL: &'static [Keyspace] = &[$(Keyspace::$variant,)*];
+
+            /// The sled tree name.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Keyspace::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+keyspaces! {
+    /// Store identity and format version.
+    Meta => "meta",
+    /// Accounts and their SCRAM verifiers.
+    Accounts => "accounts",
+    /// Roster items and roster versions.
+    Roster => "roster",
+    /// vCards.
+    Vcard => "vcard",
+    /// XEP-0049 private XML.
+    Private => "private",
+    /// Offline messages.
+    Offline => "offline",
+    /// Inbox entries.
+    Inbox => "inbox",
+    /// 1-1 message archives, keyed by archive id.
+    MamPm => "mam_pm",
+    /// Imported (foreign) message ids of 1-1 archives.
+    MamPmIds => "mam_pm_ids",
+    /// Group-chat archives, keyed by room.
+    MamMuc => "mam_muc",
+    /// Imported (foreign) message ids of room archives.
+    MamMucIds => "mam_muc_ids",
+    /// Group-chat messages by sender's real bare JID.
+    MamMucBySender => "mam_muc_by_sender",
+    /// Pubsub nodes.
+    PubsubNodes => "pubsub_nodes",
+    /// Pubsub nodes by owner.
+    PubsubNodesByOwner => "pubsub_nodes_by_owner",
+    /// Pubsub items.
+    PubsubItems => "pubsub_items",
+    /// Pubsub items by publisher.
+    PubsubItemsByPublisher => "pubsub_items_by_publisher",
+    /// Pubsub subscriptions.
+    PubsubSubs => "pubsub_subs",
+    /// Pubsub subscriptions by subscriber.
+    PubsubSubsBySubscriber => "pubsub_subs_by_subscriber",
+    /// Pubsub affiliations.
+    PubsubAffs => "pubsub_affs",
+    /// Pubsub affiliations by affiliated JID.
+    PubsubAffsByJid => "pubsub_affs_by_jid",
+    /// Last activity.
+    Last => "last",
+    /// XEP-0016 privacy lists.
+    Privacy => "privacy",
+    /// XEP-0191 blocklist.
+    Blocklist => "blocklist",
+    /// Archives whose records are left to delete after an erasure committed.
+    Sweep => "sweep",
+}
+
+impl Keyspace {
+    /// Position in [`Keyspace::ALL`], used to index the store's tree array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Renders a key for error messages: printable ASCII as is, other bytes as `\xNN`.
+pub fn escape_key(key: &[u8]) -> String {
+    key.iter()
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
+}
+
+/// Checks that a string used as a key component holds no separator byte.
+pub fn check_component<'a>(what: &str, s: &'a str) -> Result<&'a str> {
+    if s.as_bytes().contains(&SEP) {
+        return Err(Error::InvalidInput(format!("{what} must not contain NUL")));
+    }
+    Ok(s)
+}
+
+/// Builds a key from components. Private: callers use the named layouts below.
+#[derive(Default)]
+struct KeyBuf(Vec<u8>);
+
+impl KeyBuf {
+    fn with(cap: usize) -> Self {
+        KeyBuf(Vec::with_capacity(cap))
+    }
+    /// A string followed by the separator.
+    fn part(mut self, s: &str) -> Self {
+        self.0.extend_from_slice(s.as_bytes());
+        self.0.push(SEP);
+        self
+    }
+    /// A trailing string, no separator.
+    fn tail(mut self, s: &str) -> Self {
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+    fn byte(mut self, b: u8) -> Self {
+        self.0.push(b);
+        self
+    }
+    fn u64(mut self, n: u64) -> Self {
+        self.0.extend_from_slice(&n.to_be_bytes());
+        self
+    }
+    fn done(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Reads components back out of a stored key; every failure is `Corrupt`.
+pub struct KeyReader<'a> {
+    keyspace: Keyspace,
+    key: &'a [u8],
+    rest: &'a [u8],
+}
+
+impl<'a> KeyReader<'a> {
+    /// Starts reading `key` from `keyspace`.
+    pub fn new(keyspace: Keyspace, key: &'a [u8]) -> Self {
+        KeyReader {
+            keyspace,
+            key,
+            rest: key,
+        }
+    }
+
+    fn corrupt(&self, reason: &'static str) -> Error {
+        Error::Corrupt {
+            keyspace: self.keyspace.name(),
+            key: escape_key(self.key),
+            reason,
+        }
+    }
+
+    fn utf8(&self, b: &'a [u8]) -> Result<&'a str> {
+        std::str::from_utf8(b).map_err(|_| self.corrupt("key is not UTF-8"))
+    }
+
+    /// A separator-terminated string.
+    pub fn part(&mut self) -> Result<&'a str> {
+        let pos = self
+            .rest
+            .iter()
+            .position(|b| *b == SEP)
+            .ok_or_else(|| self.corrupt("missing key separator"))?;
+        let (s, rest) = self.rest.split_at(pos);
+        self.rest = rest.get(1..).unwrap_or_default();
+        self.utf8(s)
+    }
+
+    /// The remaining bytes as a string.
+    pub fn tail(&mut self) -> Result<&'a str> {
+        let s = self.utf8(self.rest)?;
+        self.rest = &[];
+        Ok(s)
+    }
+
+    /// One tag byte.
+    pub fn byte(&mut self) -> Result<u8> {
+        let (b, rest) = self
+            .rest
+            .split_first()
+            .ok_or_else(|| self.corrupt("key too short"))?;
+        self.rest = rest;
+        Ok(*b)
+    }
+
+    /// A big-endian u64.
+    pub fn u64(&mut self) -> Result<u64> {
+        if self.rest.len() < 8 {
+            return Err(self.corrupt("key too short"));
+        }
+        let (n, rest) = self.rest.split_at(8);
+        self.rest = rest;
+        Ok(u64::from_be_bytes(
+            n.try_into().map_err(|_| self.corrupt("key too short"))?,
+        ))
+    }
+
+    /// Fails unless the whole key was consumed.
+    pub fn end(&self) -> Result<()> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupt("unexpected trailing key bytes"))
+        }
+    }
+}
+
+/// `owner \0`: the prefix of everything an owner-keyed keyspace holds about `owner`, and the
+/// whole key of single-record classes (accounts, vcard, last).
+pub fn owner(owner: &BareJid) -> Vec<u8> {
+    KeyBuf::with(owner.as_str().len() + 1)
+        .part(owner.as_str())
+        .done()
+}
+
+/// `owner \0 name`: records keyed by owner and a string (private ns, inbox remote, blocklist).
+pub fn owner_and(owner: &BareJid, name: &str) -> Vec<u8> {
+    KeyBuf::default().part(owner.as_str()).tail(name).done()
+}
+
+/// `owner \0 tag`: the prefix of one record kind inside an owner's range.
+pub fn owner_tag(owner: &BareJid, tag: u8) -> Vec<u8> {
+    KeyBuf::default().part(owner.as_str()).byte(tag).done()
+}
+
+/// `owner \0 tag name`: a tagged record inside an owner's range (roster item, privacy list).
+pub fn owner_tag_and(owner: &BareJid, tag: u8, name: &str) -> Vec<u8> {
+    KeyBuf::default()
+        .part(owner.as_str())
+        .byte(tag)
+        .tail(name)
+        .done()
+}
+
+/// `owner \0 seq`: sequenced records of an owner (offline messages).
+pub fn owner_seq(owner: &BareJid, seq: u64) -> Vec<u8> {
+    KeyBuf::default().part(owner.as_str()).u64(seq).done()
+}
+
+/// `archive`: the prefix of a 1-1 archive.
+pub fn archive(archive: u64) -> Vec<u8> {
+    KeyBuf::with(8).u64(archive).done()
+}
+
+/// `archive seq`: one message of a 1-1 archive.
+pub fn archive_seq(archive: u64, seq: u64) -> Vec<u8> {
+    KeyBuf::with(16).u64(archive).u64(seq).done()
+}
+
+/// `archive foreign-id`: an imported message id of a 1-1 archive.
+pub fn archive_foreign_id(archive: u64, id: &str) -> Vec<u8> {
+    KeyBuf::with(8 + id.len()).u64(archive).tail(id).done()
+}
+
+/// `a \0 b \0`: prefix of a two-part range (service+node, sender+room).
+pub fn pair(a: &str, b: &str) -> Vec<u8> {
+    KeyBuf::default().part(a).part(b).done()
+}
+
+/// `a \0 b`: a two-part key whose last part is a bare string (service+node).
+pub fn pair_tail(a: &str, b: &str) -> Vec<u8> {
+    KeyBuf::default().part(a).tail(b).done()
+}
+
+/// `a \0 b \0 c`: a three-part key (service+node+item, owner+service+node).
+pub fn triple_tail(a: &str, b: &str, c: &str) -> Vec<u8> {
+    KeyBuf::default().part(a).part(b).tail(c).done()
+}
+
+/// `a \0 b \0 c \0 d`: a four-part key (publisher+service+node+item).
+pub fn quad_tail(a: &str, b: &str, c: &str, d: &str) -> Vec<u8> {
+    KeyBuf::default().part(a).part(b).part(c).tail(d).done()
+}
+
+/// `room \0 seq`: one group-chat message.
+pub fn room_seq(room: &str, seq: u64) -> Vec<u8> {
+    KeyBuf::default().part(room).u64(seq).done()
+}
+
+/// `sender \0 room \0 seq`: a group-chat by-sender index entry.
+pub fn sender_room_seq(sender: &str, room: &str, seq: u64) -> Vec<u8> {
+    KeyBuf::default().part(sender).part(room).u64(seq).done()
+}
+
+/// Big-endian bytes of a u64 (stored as a value, e.g. the seq an imported id maps to).
+pub fn u64_value(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Reads a u64 written by [`u64_value`].
+pub fn read_u64_value(keyspace: Keyspace, key: &[u8], v: &[u8]) -> Result<u64> {
+    let arr: [u8; 8] = v.try_into().map_err(|_| Error::Corrupt {
+        keyspace: keyspace.name(),
+        key: escape_key(key),
+        reason: "expected an 8-byte integer",
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// The smallest key greater than every key starting with `prefix`, for reverse scans;
+/// `None` when no such key exists (prefix of all 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn j(s: &str) -> BareJid {
+        BareJid::parse(s).unwrap()
+    }
+
+    #[test]
+    fn owner_prefix_does_not_match_longer_jids() {
+        let jids = ["a@h", "a@h.org", "ab@h", "a@hh"];
+        for x in jids {
+            for y in jids {
+                let px = owner(&j(x));
+                let ky = owner_and(&j(y), "k");
+                assert_eq!(ky.starts_with(&px), x == y, "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn keyspace_names_are_unique() {
+        let mut names: Vec<_> = Keyspace::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Keyspace::ALL.len());
+        for (i, k) in Keyspace::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+    }
+
+    #[test]
+    fn prefix_end_bounds() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn archive_seq_order_is_numeric(a in any::<u64>(), s1 in any::<u64>(), s2 in any::<u64>()) {
+            prop_assert_eq!(archive_seq(a, s1).cmp(&archive_seq(a, s2)), s1.cmp(&s2));
+        }
+
+        #[test]
+        fn room_seq_roundtrips(room in "[a-z]{1,8}@muc\\.[a-z]{1,5}", seq in any::<u64>()) {
+            let k = room_seq(&room, seq);
+            let mut r = KeyReader::new(Keyspace::MamMuc, &k);
+            prop_assert_eq!(r.part().unwrap(), room.as_str());
+            prop_assert_eq!(r.u64().unwrap(), seq);
+            r.end().unwrap();
+        }
+
+        #[test]
+        fn quad_roundtrips(a in "[^\0]{0,8}", b in "[^\0]{0,8}", c in "[^\0]{0,8}", d in "[^\0]{0,8}") {
+            let k = quad_tail(&a, &b, &c, &d);
+            let mut r = KeyReader::new(Keyspace::PubsubItemsByPublisher, &k);
+            prop_assert_eq!(r.part().unwrap(), a.as_str());
+            prop_assert_eq!(r.part().unwrap(), b.as_str());
+            prop_assert_eq!(r.part().unwrap(), c.as_str());
+            prop_assert_eq!(r.tail().unwrap(), d.as_str());
+        }
+
+        #[test]
+        fn reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let mut r = KeyReader::new(Keyspace::PubsubItems, &bytes);
+            let _ = r.part();
+            let _ = r.u64();
+            let _ = r.byte();
+            let _ = r.tail();
+            let _ = r.end();
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! jidstore: an embedded store for the data an XMPP server keeps about its users, on sled,
+//! with a GDPR layer built in.
+//!
+//! Each XMPP extension owns its keyspaces; everything held about a person is found by a
+//! prefix scan over owner-keyed keyspaces and by-owner indexes, so retrieval
+//! ([`gdpr::retrieve`]) and erasure ([`gdpr::remove`]) reach every keyspace on disk.
+//!
+//! ```
+//! use jidstore::{BareJid, Config};
+//! let dir = tempfile::tempdir()?;
+//! let store = Config::new(dir.path().join("data")).scram_iterations(4096).open()?;
+//! let alice = BareJid::parse("Alice@Example.org")?;
+//! store.accounts().create(&alice, "correct horse")?;
+//! assert!(store.accounts().check_password(&alice, "correct horse")?);
+//! store.vcard().set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")?;
+//!
+//! let receipt = jidstore::gdpr::remove(&store, &alice)?;
+//! assert_eq!(receipt.removed.get("vcard"), Some(&1));
+//! assert!(!store.accounts().exists(&alice)?);
+//! # Ok::<(), jidstore::Error>(())
+//! ```
+
+pub mod codec;
+mod config;
+mod error;
+pub mod ext;
+pub mod gdpr;
+mod jid;
+pub mod keys;
+mod store;
+mod time;
+pub mod xml;
+
+pub use config::{Config, DEFAULT_CACHE_BYTES, DEFAULT_SCRAM_ITERATIONS};
+pub use error::{Error, Result};
+pub use jid::{BareJid, Jid};
+pub use store::Store;
+pub use time::Timestamp;

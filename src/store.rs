@@ -1,0 +1,388 @@
+//! The [`Store`] handle: opens sled and every keyspace, checks the format, and guards writes
+//! against a concurrent erasure.
+
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+use sled::{IVec, Transactional};
+
+use crate::codec;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ext;
+use crate::jid::BareJid;
+use crate::keys::{self, Keyspace};
+
+/// A handle on an open store. Cheap to clone; all clones share one sled database.
+///
+/// ```
+/// use jidstore::{BareJid, Store};
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path().join("data"))?;
+/// let alice = BareJid::parse("alice@example.org")?;
+/// store.accounts().create(&alice, "secret")?;
+/// store.vcard().set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")?;
+/// assert!(store.vcard().get(&alice)?.is_some());
+/// # Ok::<(), jidstore::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    /// Writers of owner data hold the read side; an erasure holds the write side from
+    /// collecting keys to commit, so no write can slip in between.
+    erase_lock: RwLock<()>,
+    path: PathBuf,
+    scram_iterations: u32,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Files sled keeps in its directory; anything else means the directory is not ours.
+fn looks_like_sled_dir(path: &Path) -> io::Result<bool> {
+    let mut empty = true;
+    for entry in std::fs::read_dir(path)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        empty = false;
+        if name == "conf" || name == "db" {
+            return Ok(true);
+        }
+    }
+    Ok(empty)
+}
+
+fn map_open_error(path: &Path, e: sled::Error) -> Error {
+    match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            Error::Locked(path.to_path_buf())
+        }
+        sled::Error::Io(io) => Error::Path {
+            action: "open data directory",
+            path: path.to_path_buf(),
+            source: io,
+        },
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
+            Error::NotAStore(path.to_path_buf())
+        }
+        other => Error::Storage(other),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path` with the default [`Config`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Config::new(path).open()
+    }
+
+    /// A store in a temporary directory, removed when the last handle is dropped.
+    pub fn temporary() -> Result<Store> {
+        Config::temporary().open()
+    }
+
+    pub(crate) fn open_with(config: Config) -> Result<Store> {
+        if config.scram_iterations == 0 {
+            return Err(Error::InvalidInput(
+                "scram iterations must be at least 1".into(),
+            ));
+        }
+        let path = config.path.clone();
+        if !config.temporary {
+            match std::fs::metadata(&path) {
+                Ok(m) if !m.is_dir() => return Err(Error::NotAStore(path)),
+                Ok(_) => {
+                    let ours = looks_like_sled_dir(&path).map_err(|source| Error::Path {
+                        action: "read data directory",
+                        path: path.clone(),
+                        source,
+                    })?;
+                    if !ours {
+                        return Err(Error::NotAStore(path));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && config.read_only_check => {
+                    return Err(Error::Path {
+                        action: "open data directory",
+                        path,
+                        source: e,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        let mut sled_config = sled::Config::new()
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(config.flush_every_ms);
+        sled_config = if config.temporary {
+            sled_config.temporary(true)
+        } else {
+            sled_config.path(&path)
+        };
+        // sled panics on some damaged files instead of returning an error; a damaged data
+        // directory must give a message, not abort the process.
+        let db = match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(map_open_error(&path, e)),
+            Err(_) => return Err(Error::NotAStore(path)),
+        };
+        check_meta(&db, &path, config.read_only_check)?;
+        let trees = Keyspace::ALL
+            .iter()
+            .map(|ks| db.open_tree(ks.name()))
+            .collect::<sled::Result<Vec<_>>>()?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                erase_lock: RwLock::new(()),
+                path,
+                scram_iterations: config.scram_iterations,
+            }),
+        };
+        crate::gdpr::resume_sweeps(&store)?;
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk, as sled reports it.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
+    pub(crate) fn scram_iterations(&self) -> u32 {
+        self.inner.scram_iterations
+    }
+
+    /// The names of every tree sled holds, including ones this build does not know.
+    pub(crate) fn tree_names(&self) -> Vec<IVec> {
+        self.inner.db.tree_names()
+    }
+
+    pub(crate) fn tree(&self, ks: Keyspace) -> &sled::Tree {
+        // `trees` is built from Keyspace::ALL in order, so every index exists.
+        #[expect(clippy::indexing_slicing, reason = "trees has one entry per Keyspace")]
+        &self.inner.trees[ks.index()]
+    }
+
+    /// A unique, monotonically increasing id (survives restarts).
+    pub(crate) fn generate_id(&self) -> Result<u64> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// Held by every writer of owner data.
+    pub(crate) fn writer(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner
+            .erase_lock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Held by an erasure from key collection to commit.
+    pub(crate) fn eraser(&self) -> RwLockWriteGuard<'_, ()> {
+        self.inner
+            .erase_lock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads and decodes one value.
+    pub(crate) fn get<T: DeserializeOwned>(&self, ks: Keyspace, key: &[u8]) -> Result<Option<T>> {
+        match self.tree(ks).get(key)? {
+            Some(v) => codec::decode(ks, key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Encodes and writes one value (no index: callers with an index use [`Store::transaction`]).
+    pub(crate) fn put<T: Serialize>(&self, ks: Keyspace, key: &[u8], value: &T) -> Result<()> {
+        self.tree(ks).insert(key, codec::encode(value))?;
+        Ok(())
+    }
+
+    /// Lazily decodes every entry whose key starts with `prefix`, in key order.
+    pub(crate) fn scan<T: DeserializeOwned>(
+        &self,
+        ks: Keyspace,
+        prefix: &[u8],
+    ) -> impl DoubleEndedIterator<Item = Result<(IVec, T)>> + use<T> {
+        self.tree(ks).scan_prefix(prefix).map(move |entry| {
+            let (k, v) = entry?;
+            let value = codec::decode(ks, &k, &v)?;
+            Ok((k, value))
+        })
+    }
+
+    /// Keys only (index scans and erasure).
+    pub(crate) fn scan_keys(
+        &self,
+        ks: Keyspace,
+        prefix: &[u8],
+    ) -> impl DoubleEndedIterator<Item = Result<IVec>> + use<> {
+        self.tree(ks).scan_prefix(prefix).map(|entry| Ok(entry?.0))
+    }
+
+    /// Fails with [`Error::NoAccount`] unless `owner` has an account. Call with
+    /// [`Store::writer`] held so the answer stays true until the write lands.
+    pub(crate) fn require_account(&self, owner: &BareJid) -> Result<ext::accounts::Account> {
+        self.get(Keyspace::Accounts, &keys::owner(owner))?
+            .ok_or_else(|| Error::NoAccount(owner.to_string()))
+    }
+
+    /// Runs `f` atomically over the named keyspaces. `f` may be retried, so it must have no
+    /// side effects. Plain tree calls inside `f` deadlock; use only the [`Tx`] it is given.
+    pub(crate) fn transaction<A>(
+        &self,
+        spaces: &[Keyspace],
+        f: impl Fn(&Tx<'_>) -> ConflictableTransactionResult<A, Error>,
+    ) -> Result<A> {
+        let trees: Vec<sled::Tree> = spaces.iter().map(|ks| self.tree(*ks).clone()).collect();
+        let res = trees
+            .as_slice()
+            .transaction(|txs| f(&Tx { spaces, trees: txs }));
+        match res {
+            Ok(a) => Ok(a),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// The trees of one transaction, addressed by keyspace.
+pub(crate) struct Tx<'a> {
+    spaces: &'a [Keyspace],
+    trees: &'a [TransactionalTree],
+}
+
+type TxResult<T> = ConflictableTransactionResult<T, Error>;
+
+impl Tx<'_> {
+    fn tree(&self, ks: Keyspace) -> TxResult<&TransactionalTree> {
+        self.spaces
+            .iter()
+            .position(|s| *s == ks)
+            .and_then(|i| self.trees.get(i))
+            .ok_or_else(|| {
+                ConflictableTransactionError::Abort(Error::InvalidInput(format!(
+                    "internal: keyspace {} not part of this transaction",
+                    ks.name()
+                )))
+            })
+    }
+
+    /// Inserts an encoded value.
+    pub(crate) fn put<T: Serialize>(&self, ks: Keyspace, key: &[u8], value: &T) -> TxResult<()> {
+        self.tree(ks)?.insert(key, codec::encode(value))?;
+        Ok(())
+    }
+
+    /// Inserts raw bytes (index markers, integers).
+    pub(crate) fn put_raw(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.tree(ks)?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Inserts an index marker.
+    pub(crate) fn mark(&self, ks: Keyspace, key: &[u8]) -> TxResult<()> {
+        self.put_raw(ks, key, &codec::marker())
+    }
+
+    /// Reads and decodes a value.
+    pub(crate) fn get<T: DeserializeOwned>(&self, ks: Keyspace, key: &[u8]) -> TxResult<Option<T>> {
+        match self.tree(ks)?.get(key)? {
+            Some(v) => Ok(Some(
+                codec::decode(ks, key, &v).map_err(ConflictableTransactionError::Abort)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a key exists.
+    pub(crate) fn contains(&self, ks: Keyspace, key: &[u8]) -> TxResult<bool> {
+        Ok(self.tree(ks)?.get(key)?.is_some())
+    }
+
+    /// Removes a key.
+    pub(crate) fn remove(&self, ks: Keyspace, key: &[u8]) -> TxResult<()> {
+        self.tree(ks)?.remove(key)?;
+        Ok(())
+    }
+
+    /// Makes the transaction durable before it returns.
+    pub(crate) fn flush(&self) -> TxResult<()> {
+        if let Some(t) = self.trees.first() {
+            t.flush();
+        }
+        Ok(())
+    }
+}
+
+/// Aborts a transaction with a jidstore error.
+pub(crate) fn abort<T>(e: Error) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// Checks (or, on a fresh directory, writes) the magic and format version.
+fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
+    let meta = db.open_tree(Keyspace::Meta.name())?;
+    match meta.get(keys::META_MAGIC)? {
+        Some(magic) if magic.as_ref() == keys::MAGIC => {
+            let raw = meta
+                .get(keys::META_FORMAT)?
+                .ok_or_else(|| Error::NotAStore(path.to_path_buf()))?;
+            let found = keys::read_u64_value(Keyspace::Meta, keys::META_FORMAT, &raw)?;
+            let found = u32::try_from(found).unwrap_or(u32::MAX);
+            if found != keys::FORMAT_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    found,
+                    supported: keys::FORMAT_VERSION,
+                });
+            }
+            Ok(())
+        }
+        Some(_) => Err(Error::NotAStore(path.to_path_buf())),
+        None => {
+            // A fresh sled directory has only the default tree (empty) and our meta tree.
+            let foreign = db.tree_names().iter().any(|n| {
+                n.as_ref() != b"__sled__default" && n.as_ref() != Keyspace::Meta.name().as_bytes()
+            }) || !db.is_empty();
+            if foreign || must_exist {
+                return Err(Error::NotAStore(path.to_path_buf()));
+            }
+            meta.insert(keys::META_MAGIC, keys::MAGIC)?;
+            meta.insert(
+                keys::META_FORMAT,
+                &keys::u64_value(u64::from(keys::FORMAT_VERSION)),
+            )?;
+            meta.flush()?;
+            Ok(())
+        }
+    }
+}
