@@ -1,0 +1,1 @@
+//! blocklist integration tests.

@@ -1,0 +1,1 @@
+//! mam integration tests.

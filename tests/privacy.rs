@@ -1,0 +1,1 @@
+//! privacy integration tests.
