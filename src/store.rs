@@ -98,6 +98,10 @@ impl Store {
         Config::temporary().open()
     }
 
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the builder is consumed by open(), as in sled and fjall"
+    )]
     pub(crate) fn open_with(config: Config) -> Result<Store> {
         if config.scram_iterations == 0 {
             return Err(Error::InvalidInput(
@@ -336,11 +340,10 @@ impl Tx<'_> {
     }
 
     /// Makes the transaction durable before it returns.
-    pub(crate) fn flush(&self) -> TxResult<()> {
+    pub(crate) fn flush(&self) {
         if let Some(t) = self.trees.first() {
             t.flush();
         }
-        Ok(())
     }
 }
 

@@ -127,6 +127,14 @@ impl Accounts<'_> {
         Ok(out)
     }
 
+    /// The domain of every account (one entry per account, in key order).
+    pub fn domains(&self) -> Result<Vec<String>> {
+        self.store
+            .scan_keys(Keyspace::Accounts, &[])
+            .map(|key| Ok(owner_of(&key?)?.domain().to_owned()))
+            .collect()
+    }
+
     /// Checks a password against the SCRAM-SHA-256 verifier (or the first one stored).
     /// `Ok(false)` for a wrong password or an unknown user.
     pub fn check_password(&self, jid: &BareJid, password: &str) -> Result<bool> {

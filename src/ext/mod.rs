@@ -150,10 +150,36 @@ mod tests {
         assert_eq!(claimed, all);
     }
 
+    /// Every tree sled holds after opening a store is a known keyspace, and every keyspace
+    /// is claimed by an extension or is a system keyspace.
+    #[test]
+    fn every_opened_tree_is_claimed() {
+        let store = Store::temporary().unwrap();
+        let claimed: Vec<&str> = EXTENSIONS
+            .iter()
+            .flat_map(|e| e.keyspaces().iter())
+            .chain(SYSTEM_KEYSPACES)
+            .map(|k| k.name())
+            .collect();
+        for name in store.tree_names() {
+            let name = std::str::from_utf8(&name).unwrap();
+            if name == "__sled__default" {
+                continue;
+            }
+            assert!(claimed.contains(&name), "tree {name} is not claimed");
+        }
+        assert!(EXTENSIONS.iter().all(|e| !e.name().is_empty()));
+    }
+
     #[test]
     fn table_names_unique_and_headers_nonempty() {
         let mut files: Vec<_> = tables().map(|t| t.file).collect();
-        assert!(tables().all(|t| !t.header.is_empty() && t.file.ends_with(".csv")));
+        assert!(tables().all(|t| {
+            !t.header.is_empty()
+                && std::path::Path::new(t.file)
+                    .extension()
+                    .is_some_and(|e| e == "csv")
+        }));
         files.sort_unstable();
         let n = files.len();
         files.dedup();

@@ -29,7 +29,7 @@ impl Mechanism {
     }
 }
 
-/// The stored form of a password for one mechanism: salt, iterations, StoredKey, ServerKey.
+/// The stored form of a password for one mechanism: salt, iterations, `StoredKey`, `ServerKey`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verifier {
     /// The hash function.
@@ -120,7 +120,11 @@ mod tests {
         // hashlib.pbkdf2_hmac + hmac.
         let salt = b"[m\x99h\x9d\x125\x8e\xec\xa0K\x14\x126\xfa\x81".to_vec();
         let v = Verifier::with_salt(Mechanism::Sha256, "pencil", salt, 4096);
-        let hex: String = v.stored_key.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = v.stored_key.iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write;
+            let _ = write!(s, "{b:02x}");
+            s
+        });
         assert_eq!(
             hex,
             "586e5df283e6dceb5c3e791d8b8528ec191e664045ce971792e2e6b5bb13e2a6"

@@ -73,7 +73,8 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
         for archive in &plan.sweeps {
             tx.mark(Keyspace::Sweep, &keys::archive(*archive))?;
         }
-        tx.flush()
+        tx.flush();
+        Ok(())
     })?;
     Ok(Receipt::new(subject.clone(), plan, started.elapsed()))
 }
