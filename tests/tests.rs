@@ -4,6 +4,7 @@ mod util;
 
 mod accounts;
 mod blocklist;
+mod cli;
 mod inbox;
 mod last;
 mod mam;

@@ -49,3 +49,64 @@ pub fn user(store: &Store, s: &str) -> BareJid {
         .expect("create account");
     j
 }
+
+/// Output of one run of the real `jidstore` binary.
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the `jidstore` binary with `--data-dir <data>` and the given arguments.
+pub fn jidstore(data: &std::path::Path, args: &[&str]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("JIDSTORE_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run jidstore");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Reads every file of a zip export into (name, contents).
+pub fn unzip(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).expect("open zip")).expect("zip");
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).expect("entry");
+        let mut s = String::new();
+        f.read_to_string(&mut s).expect("utf-8 entry");
+        let name = f.name().expect("entry name").into_owned();
+        out.insert(name, s);
+    }
+    out
+}
+
+/// Parses one CSV file strictly (RFC 4180) into header and rows.
+pub fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.expect("record").iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}

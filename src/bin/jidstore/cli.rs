@@ -39,7 +39,8 @@ pub enum Command {
         /// The domain.
         domain: String,
         /// The zip file to create, or an existing directory to create `<username>.zip` in.
-        path: PathBuf,
+        /// (Taken as raw text so that an empty path is reported as such, exit 1.)
+        path: std::ffi::OsString,
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,

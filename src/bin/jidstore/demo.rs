@@ -1,4 +1,4 @@
-//! `jidstore demo`: placeholder until every extension lands (see issue 2/3).
+//! `jidstore demo` (placeholder until every extension lands).
 
 use std::io::Write;
 use std::path::PathBuf;

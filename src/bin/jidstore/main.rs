@@ -113,7 +113,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             let (written, summary) = gdpr::retrieve_to_path(
                 &store,
                 &subject,
-                &path,
+                &PathBuf::from(path),
                 &ExportOptions::default().force(force),
             )?;
             writeln!(
