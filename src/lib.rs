@@ -32,6 +32,11 @@ mod store;
 mod time;
 pub mod xml;
 
+/// Compiles and runs the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use config::{Config, DEFAULT_CACHE_BYTES, DEFAULT_SCRAM_ITERATIONS};
 pub use error::{Error, Result};
 pub use jid::{BareJid, Jid};

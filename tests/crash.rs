@@ -1,0 +1,234 @@
+//! Crash test: SIGKILL `jidstore unregister` at random moments while it erases a user with a
+//! large archive. After every kill the store must reopen with the subject either wholly
+//! present (export byte-identical to before) or wholly gone (export identical to the kept
+//! data only, and every keyspace's entry count equal to a clean erasure's), and no other
+//! user's export may change.
+//!
+//! `JIDSTORE_CRASH_KILLS` (default 200) sets the number of kills, `JIDSTORE_CRASH_MESSAGES`
+//! (default 20000) the size of the erased archive.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
+use jidstore::ext::pubsub::{Node, NodeType, SubState};
+use jidstore::gdpr::{self, ExportOptions};
+use jidstore::{BareJid, Config, Jid, Store, Timestamp};
+
+type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn open(path: &Path) -> Res<Store> {
+    Ok(Config::new(path).scram_iterations(16).open()?)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Res {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+fn bare(s: &str) -> BareJid {
+    BareJid::parse(s).expect("jid")
+}
+
+fn populate(store: &Store, messages: usize) -> Res {
+    let (alice, bob) = (bare("alice@localhost"), bare("bob@localhost"));
+    store.accounts().create(&alice, "pw")?;
+    store.accounts().create(&bob, "pw")?;
+    store
+        .vcard()
+        .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")?;
+    let (a, b) = (Jid::parse("alice@localhost/r")?, Jid::parse("bob@localhost/r")?);
+    for i in 0..messages {
+        let stanza = format!(
+            "<message xmlns='jabber:client' from='{a}' to='{b}' id='m{i}'><body>message number {i} with some text to make it the size of a real chat line</body></message>"
+        );
+        let msg = PmMessage {
+            id: None,
+            timestamp: Timestamp::from_secs(1_700_000_000 + i64::try_from(i)?),
+            from: a.clone(),
+            to: b.clone(),
+            direction: Direction::Outgoing,
+            origin_id: None,
+            stanza,
+        };
+        store.mam().append(&alice, &msg)?;
+        if i % 10 == 0 {
+            store.mam().append(&bob, &msg)?;
+            store
+                .inbox()
+                .on_message(&bob, &alice, &msg.stanza, None, msg.timestamp, true)?;
+        }
+    }
+    let room = bare("room@muc.localhost");
+    for (sender, nick) in [(&alice, "alice"), (&bob, "bob"), (&alice, "alice")] {
+        store.muc().append(
+            &room,
+            &MucMessage {
+                id: None,
+                timestamp: Timestamp::from_secs(1_700_000_000),
+                sender: sender.clone(),
+                nick: nick.into(),
+                stanza: "<message xmlns='jabber:client' type='groupchat'><body>hi</body></message>"
+                    .into(),
+            },
+        )?;
+    }
+    store.pubsub().create_node(&Node {
+        service: alice.clone(),
+        node: "urn:xmpp:avatar:metadata".into(),
+        owner: alice.clone(),
+        kind: NodeType::Pep,
+        access_model: "presence".into(),
+        config: vec![],
+        created_at: Timestamp::from_secs(1_700_000_000),
+    })?;
+    store.pubsub().publish(
+        &alice,
+        "urn:xmpp:avatar:metadata",
+        "a1",
+        &alice,
+        "<metadata xmlns='urn:xmpp:avatar:metadata'/>",
+        Timestamp::from_secs(1_700_000_000),
+    )?;
+    store
+        .pubsub()
+        .subscribe(&alice, "urn:xmpp:avatar:metadata", &bob, SubState::Subscribed)?;
+    store.flush()?;
+    Ok(())
+}
+
+/// The export as bytes (fixed time, so identical data gives identical bytes), or `None` when
+/// nothing is held.
+fn export(store: &Store, who: &BareJid) -> Res<Option<Vec<u8>>> {
+    let opts = ExportOptions::default().timestamp(Timestamp::from_secs(1_800_000_000));
+    let mut sink = Cursor::new(Vec::new());
+    match gdpr::retrieve(store, who, &mut sink, &opts) {
+        Ok(_) => Ok(Some(sink.into_inner())),
+        Err(jidstore::Error::NoPersonalData(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn entry_counts(store: &Store) -> Res<Vec<(&'static str, u64)>> {
+    Ok(jidstore::stats(store)?
+        .keyspaces
+        .into_iter()
+        .map(|(name, s)| (name, s.entries))
+        .collect())
+}
+
+struct Snapshot {
+    alice: Option<Vec<u8>>,
+    bob: Option<Vec<u8>>,
+    counts: Vec<(&'static str, u64)>,
+}
+
+fn snapshot(path: &Path) -> Res<Snapshot> {
+    let store = open(path)?;
+    Ok(Snapshot {
+        alice: export(&store, &bare("alice@localhost"))?,
+        bob: export(&store, &bare("bob@localhost"))?,
+        counts: entry_counts(&store)?,
+    })
+}
+
+fn unregister(data: &Path) -> Res<std::process::Child> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["unregister", "alice", "localhost"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+fn main() -> Res {
+    let kills = env_usize("JIDSTORE_CRASH_KILLS", 200);
+    let messages = env_usize("JIDSTORE_CRASH_MESSAGES", 20_000);
+    let tmp = tempfile::tempdir()?;
+    let template = tmp.path().join("template");
+    {
+        let store = open(&template)?;
+        populate(&store, messages)?;
+    }
+    // Reference states: before, and after a clean (uninterrupted) erasure.
+    let before_dir = tmp.path().join("before");
+    copy_dir(&template, &before_dir)?;
+    let before = snapshot(&before_dir)?;
+    let after_dir = tmp.path().join("after");
+    copy_dir(&template, &after_dir)?;
+    let started = Instant::now();
+    let status = unregister(&after_dir)?.wait()?;
+    let full_run = started.elapsed();
+    assert!(status.success(), "uninterrupted unregister failed");
+    let after = snapshot(&after_dir)?;
+    assert_ne!(before.alice, after.alice, "erasure changed nothing");
+    assert_eq!(before.bob, after.bob, "erasure changed another user's export");
+
+    let mut present = 0;
+    let mut gone = 0;
+    let mut failed = 0;
+    let window = full_run.as_micros().max(1);
+    for i in 0..kills {
+        let work: PathBuf = tmp.path().join(format!("run{i}"));
+        copy_dir(&template, &work)?;
+        let mut child = unregister(&work)?;
+        let delay = u64::try_from(rand_below(window))?;
+        std::thread::sleep(Duration::from_micros(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = snapshot(&work)?;
+        let ok_bob = now.bob == before.bob;
+        let state = if now.alice == before.alice && now.counts == before.counts {
+            present += 1;
+            "present"
+        } else if now.alice == after.alice && now.counts == after.counts {
+            gone += 1;
+            "gone"
+        } else {
+            "torn"
+        };
+        if state == "torn" || !ok_bob {
+            failed += 1;
+            eprintln!(
+                "kill {i} after {delay} us: subject {state}, other user unchanged: {ok_bob}\n  counts now    {:?}\n  counts before {:?}\n  counts after  {:?}",
+                now.counts, before.counts, after.counts
+            );
+        }
+        std::fs::remove_dir_all(&work)?;
+    }
+    println!(
+        "crash: {kills} SIGKILLs during unregister of a {messages}-message archive (full run {:.0} ms): {present} wholly present, {gone} wholly gone, {failed} torn",
+        full_run.as_secs_f64() * 1e3
+    );
+    println!("{} passed, {failed} failed", kills - failed);
+    if failed > 0 {
+        return Err(format!("{failed} kills left a torn state").into());
+    }
+    Ok(())
+}
+
+/// A uniform-enough random number below `n` (no RNG crate needed for test timing).
+fn rand_below(n: u128) -> u128 {
+    let seed = std::collections::hash_map::RandomState::new();
+    let h = std::hash::BuildHasher::hash_one(&seed, Instant::now());
+    u128::from(h) % n
+}
