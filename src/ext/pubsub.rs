@@ -549,7 +549,7 @@ impl Pubsub<'_> {
             })
     }
 
-    /// The nodes `owner` created, as (node, record), by service then node id.
+    /// The nodes `owner` created, by service then node id.
     fn owned(&self, owner: &BareJid) -> Result<Vec<Node>> {
         let mut out = Vec::new();
         for key in self
