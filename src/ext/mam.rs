@@ -1,10 +1,614 @@
 //! Message archives (XEP-0313): 1-1 archives per account, group-chat archives per room.
+//!
+//! Messages are ordered by a store-wide sequence number, not by their timestamps, so archive
+//! order survives clock skew and imports. A server-assigned id is 32 lowercase hex digits:
+//! the sequence number followed by 64 random bits kept in the record, so ids sort in archive
+//! order yet cannot be guessed. An imported id is kept as given and mapped to its sequence
+//! number in the `*_ids` keyspace of the archive.
 
-use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use sled::IVec;
+
+use crate::error::{Error, Result};
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
-use crate::jid::BareJid;
-use crate::keys::Keyspace;
-use crate::store::Store;
+use crate::jid::{BareJid, Jid};
+use crate::keys::{self, KeyReader, Keyspace};
+use crate::store::{Store, abort};
+use crate::time::Timestamp;
+use crate::xml;
+
+/// Whether a 1-1 message was received or sent by the archive's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Direction {
+    /// Received by the owner.
+    Incoming,
+    /// Sent by the owner.
+    Outgoing,
+}
+
+impl Direction {
+    /// `incoming` or `outgoing`, as in the export.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Incoming => "incoming",
+            Direction::Outgoing => "outgoing",
+        }
+    }
+}
+
+/// A 1-1 message to archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmMessage {
+    /// An imported id to keep; `None` lets the store assign one.
+    pub id: Option<String>,
+    /// When the message was sent.
+    pub timestamp: Timestamp,
+    /// Sender (full JID when known).
+    pub from: Jid,
+    /// Recipient.
+    pub to: Jid,
+    /// Seen from the archive's owner.
+    pub direction: Direction,
+    /// XEP-0359 origin id, when the sender gave one.
+    pub origin_id: Option<String>,
+    /// The stanza XML.
+    pub stanza: String,
+}
+
+/// A 1-1 message read back from an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedMessage {
+    /// The archive id (XEP-0359 stanza-id).
+    pub id: String,
+    /// When the message was sent.
+    pub timestamp: Timestamp,
+    /// Sender.
+    pub from: Jid,
+    /// Recipient.
+    pub to: Jid,
+    /// Seen from the archive's owner.
+    pub direction: Direction,
+    /// XEP-0359 origin id.
+    pub origin_id: Option<String>,
+    /// The stanza XML.
+    pub stanza: String,
+}
+
+/// A group-chat message to archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MucMessage {
+    /// An imported id to keep; `None` lets the store assign one.
+    pub id: Option<String>,
+    /// When the message was sent.
+    pub timestamp: Timestamp,
+    /// The sender's real bare JID.
+    pub sender: BareJid,
+    /// The sender's nick in the room.
+    pub nick: String,
+    /// The stanza XML.
+    pub stanza: String,
+}
+
+/// A group-chat message read back from a room archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedMucMessage {
+    /// The archive id.
+    pub id: String,
+    /// The room.
+    pub room: BareJid,
+    /// When the message was sent.
+    pub timestamp: Timestamp,
+    /// The sender's real bare JID.
+    pub sender: BareJid,
+    /// The sender's nick in the room.
+    pub nick: String,
+    /// The stanza XML.
+    pub stanza: String,
+}
+
+/// How a stored message is named: random half of a native id, or the imported id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum StoredId {
+    Native(u64),
+    Foreign(String),
+}
+
+impl StoredId {
+    fn new(given: Option<&String>) -> StoredId {
+        match given {
+            Some(id) => StoredId::Foreign(id.clone()),
+            None => StoredId::Native(rand::random::<u64>()),
+        }
+    }
+
+    fn public(&self, seq: u64) -> String {
+        match self {
+            StoredId::Native(r) => format!("{seq:016x}{r:016x}"),
+            StoredId::Foreign(id) => id.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPm {
+    id: StoredId,
+    timestamp: Timestamp,
+    from: String,
+    to: String,
+    direction: Direction,
+    origin_id: Option<String>,
+    stanza: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredMuc {
+    id: StoredId,
+    timestamp: Timestamp,
+    sender: String,
+    nick: String,
+    stanza: String,
+}
+
+/// Splits a native id into (seq, random); `None` for any other string.
+fn parse_native(id: &str) -> Option<(u64, u64)> {
+    if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let seq = u64::from_str_radix(id.get(..16)?, 16).ok()?;
+    let rand = u64::from_str_radix(id.get(16..)?, 16).ok()?;
+    Some((seq, rand))
+}
+
+fn check_foreign_id(id: &str) -> Result<()> {
+    keys::check_component("message id", id)?;
+    if id.is_empty() {
+        return Err(Error::InvalidInput("message id must not be empty".into()));
+    }
+    Ok(())
+}
+
+fn corrupt(ks: Keyspace, key: &[u8], reason: &'static str) -> Error {
+    Error::Corrupt {
+        keyspace: ks.name(),
+        key: keys::escape_key(key),
+        reason,
+    }
+}
+
+/// Where the ids of one archive live: record keyspace, id-map keyspace and key builders.
+trait Archive {
+    type Stored: serde::de::DeserializeOwned;
+    const RECORDS: Keyspace;
+    const IDS: Keyspace;
+    fn record_key(&self, seq: u64) -> Vec<u8>;
+    fn id_key(&self, id: &str) -> Vec<u8>;
+    fn stored_id(s: &Self::Stored) -> &StoredId;
+}
+
+struct Pm(u64);
+struct Room<'a>(&'a BareJid);
+
+impl Archive for Pm {
+    type Stored = StoredPm;
+    const RECORDS: Keyspace = Keyspace::MamPm;
+    const IDS: Keyspace = Keyspace::MamPmIds;
+    fn record_key(&self, seq: u64) -> Vec<u8> {
+        keys::archive_seq(self.0, seq)
+    }
+    fn id_key(&self, id: &str) -> Vec<u8> {
+        keys::archive_foreign_id(self.0, id)
+    }
+    fn stored_id(s: &StoredPm) -> &StoredId {
+        &s.id
+    }
+}
+
+impl Archive for Room<'_> {
+    type Stored = StoredMuc;
+    const RECORDS: Keyspace = Keyspace::MamMuc;
+    const IDS: Keyspace = Keyspace::MamMucIds;
+    fn record_key(&self, seq: u64) -> Vec<u8> {
+        keys::room_seq(self.0.as_str(), seq)
+    }
+    fn id_key(&self, id: &str) -> Vec<u8> {
+        keys::owner_and(self.0, id)
+    }
+    fn stored_id(s: &StoredMuc) -> &StoredId {
+        &s.id
+    }
+}
+
+/// Finds the message named `id`: its seq, whether the id is imported, and the record.
+fn resolve<A: Archive>(store: &Store, a: &A, id: &str) -> Result<Option<(u64, bool, A::Stored)>> {
+    if keys::check_component("message id", id).is_err() || id.is_empty() {
+        return Ok(None);
+    }
+    let id_key = a.id_key(id);
+    if let Some(v) = store.tree(A::IDS).get(&id_key)? {
+        let seq = keys::read_u64_value(A::IDS, &id_key, &v)?;
+        let key = a.record_key(seq);
+        let stored = store
+            .get::<A::Stored>(A::RECORDS, &key)?
+            .ok_or_else(|| corrupt(A::IDS, &id_key, "imported id maps to no message"))?;
+        return Ok(Some((seq, true, stored)));
+    }
+    let Some((seq, rand)) = parse_native(id) else {
+        return Ok(None);
+    };
+    Ok(store
+        .get::<A::Stored>(A::RECORDS, &a.record_key(seq))?
+        .filter(|s| matches!(A::stored_id(s), StoredId::Native(r) if *r == rand))
+        .map(|s| (seq, false, s)))
+}
+
+/// Writes a record, its imported-id mapping and an optional index marker in one
+/// transaction. Returns the public id.
+fn insert<A: Archive, T: Serialize>(
+    store: &Store,
+    a: &A,
+    stored: &T,
+    id: &StoredId,
+    index: Option<&(Keyspace, Vec<u8>)>,
+    seq: u64,
+) -> Result<String> {
+    let key = a.record_key(seq);
+    let foreign = match id {
+        StoredId::Foreign(f) => Some((a.id_key(f), parse_native(f))),
+        StoredId::Native(_) => None,
+    };
+    let mut spaces = vec![A::RECORDS, A::IDS];
+    if let Some((ks, _)) = index {
+        spaces.push(*ks);
+    }
+    store.transaction(&spaces, |tx| {
+        if let Some((id_key, native)) = &foreign {
+            let taken_native = match native {
+                Some((s, r)) => tx
+                    .get::<A::Stored>(A::RECORDS, &a.record_key(*s))?
+                    .is_some_and(|st| matches!(A::stored_id(&st), StoredId::Native(x) if x == r)),
+                None => false,
+            };
+            if taken_native || tx.contains(A::IDS, id_key)? {
+                return abort(Error::InvalidInput(
+                    "message id already exists in this archive".into(),
+                ));
+            }
+            tx.put_raw(A::IDS, id_key, &keys::u64_value(seq))?;
+        }
+        tx.put(A::RECORDS, &key, stored)?;
+        if let Some((ks, k)) = index {
+            tx.mark(*ks, k)?;
+        }
+        Ok(())
+    })?;
+    Ok(id.public(seq))
+}
+
+/// Handle on 1-1 archives; from [`Store::mam`].
+pub struct Mam<'a> {
+    store: &'a Store,
+}
+
+/// Handle on group-chat archives; from [`Store::muc`].
+pub struct MucArchive<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// 1-1 message archives.
+    pub fn mam(&self) -> Mam<'_> {
+        Mam { store: self }
+    }
+
+    /// Group-chat (room) archives.
+    pub fn muc(&self) -> MucArchive<'_> {
+        MucArchive { store: self }
+    }
+}
+
+fn pm_from_entry(key: &[u8], s: StoredPm) -> Result<ArchivedMessage> {
+    let mut r = KeyReader::new(Keyspace::MamPm, key);
+    r.u64()?;
+    let seq = r.u64()?;
+    r.end()?;
+    Ok(pm_message(seq, s))
+}
+
+fn pm_message(seq: u64, s: StoredPm) -> ArchivedMessage {
+    ArchivedMessage {
+        id: s.id.public(seq),
+        timestamp: s.timestamp,
+        from: Jid::from_stored(s.from),
+        to: Jid::from_stored(s.to),
+        direction: s.direction,
+        origin_id: s.origin_id,
+        stanza: s.stanza,
+    }
+}
+
+impl Mam<'_> {
+    fn archive_of(&self, owner: &BareJid) -> Result<Option<u64>> {
+        Ok(self
+            .store
+            .get::<crate::ext::accounts::Account>(Keyspace::Accounts, &keys::owner(owner))?
+            .map(|a| a.archive))
+    }
+
+    /// Appends a message to the owner's archive (the owner needs an account) and returns its
+    /// id. An imported id already present in the archive is refused.
+    pub fn append(&self, owner: &BareJid, msg: &PmMessage) -> Result<String> {
+        xml::check_element("stanza", &msg.stanza)?;
+        if let Some(id) = &msg.id {
+            check_foreign_id(id)?;
+        }
+        let _w = self.store.writer();
+        let archive = self.store.require_account(owner)?.archive;
+        let seq = self.store.generate_id()?;
+        let id = StoredId::new(msg.id.as_ref());
+        let stored = StoredPm {
+            id: id.clone(),
+            timestamp: msg.timestamp,
+            from: msg.from.as_str().to_owned(),
+            to: msg.to.as_str().to_owned(),
+            direction: msg.direction,
+            origin_id: msg.origin_id.clone(),
+            stanza: msg.stanza.clone(),
+        };
+        insert(self.store, &Pm(archive), &stored, &id, None, seq)
+    }
+
+    /// One message by id.
+    pub fn get(&self, owner: &BareJid, id: &str) -> Result<Option<ArchivedMessage>> {
+        let Some(archive) = self.archive_of(owner)? else {
+            return Ok(None);
+        };
+        Ok(resolve(self.store, &Pm(archive), id)?.map(|(seq, _, s)| pm_message(seq, s)))
+    }
+
+    /// The owner's archive in archive order, read lazily (both ends).
+    #[expect(
+        clippy::iter_not_returning_iterator,
+        reason = "the account lookup can fail before iteration starts"
+    )]
+    pub fn iter(
+        &self,
+        owner: &BareJid,
+    ) -> Result<impl DoubleEndedIterator<Item = Result<ArchivedMessage>> + use<>> {
+        let archive = self.archive_of(owner)?;
+        let scan = archive.map(|a| {
+            self.store
+                .scan::<StoredPm>(Keyspace::MamPm, &keys::archive(a))
+        });
+        Ok(scan
+            .into_iter()
+            .flatten()
+            .map(|entry| entry.and_then(|(k, s)| pm_from_entry(&k, s))))
+    }
+
+    /// The whole archive in archive order.
+    pub fn list(&self, owner: &BareJid) -> Result<Vec<ArchivedMessage>> {
+        self.iter(owner)?.collect()
+    }
+
+    /// Messages with `start <= timestamp <= end` (either bound optional), in archive order.
+    pub fn range(
+        &self,
+        owner: &BareJid,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+    ) -> Result<Vec<ArchivedMessage>> {
+        let mut out = Vec::new();
+        for m in self.iter(owner)? {
+            let m = m?;
+            if start.is_none_or(|s| m.timestamp >= s) && end.is_none_or(|e| m.timestamp <= e) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of messages in the owner's archive.
+    pub fn count(&self, owner: &BareJid) -> Result<u64> {
+        let Some(archive) = self.archive_of(owner)? else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for k in self
+            .store
+            .scan_keys(Keyspace::MamPm, &keys::archive(archive))
+        {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Removes one message; returns whether it was there.
+    pub fn remove(&self, owner: &BareJid, id: &str) -> Result<bool> {
+        let _w = self.store.writer();
+        let Some(archive) = self.archive_of(owner)? else {
+            return Ok(false);
+        };
+        let a = Pm(archive);
+        let Some((seq, foreign, _)) = resolve(self.store, &a, id)? else {
+            return Ok(false);
+        };
+        let key = a.record_key(seq);
+        let id_key = foreign.then(|| a.id_key(id));
+        self.store
+            .transaction(&[Keyspace::MamPm, Keyspace::MamPmIds], |tx| {
+                tx.remove(Keyspace::MamPm, &key)?;
+                if let Some(k) = &id_key {
+                    tx.remove(Keyspace::MamPmIds, k)?;
+                }
+                Ok(())
+            })?;
+        Ok(true)
+    }
+}
+
+fn muc_message(room: BareJid, seq: u64, s: StoredMuc) -> ArchivedMucMessage {
+    ArchivedMucMessage {
+        id: s.id.public(seq),
+        room,
+        timestamp: s.timestamp,
+        sender: BareJid::from_stored(s.sender),
+        nick: s.nick,
+        stanza: s.stanza,
+    }
+}
+
+/// Reads a by-sender index key back into (room, seq).
+fn parse_sender_key(key: &[u8]) -> Result<(BareJid, u64)> {
+    let mut r = KeyReader::new(Keyspace::MamMucBySender, key);
+    r.part()?;
+    let room = r.part()?.to_owned();
+    let seq = r.u64()?;
+    r.end()?;
+    Ok((BareJid::from_stored(room), seq))
+}
+
+impl MucArchive<'_> {
+    /// Appends a message to a room's archive (rooms need no account) and indexes it by the
+    /// sender's real JID, in one transaction. Returns its id.
+    pub fn append(&self, room: &BareJid, msg: &MucMessage) -> Result<String> {
+        xml::check_element("stanza", &msg.stanza)?;
+        if let Some(id) = &msg.id {
+            check_foreign_id(id)?;
+        }
+        let _w = self.store.writer();
+        let seq = self.store.generate_id()?;
+        let id = StoredId::new(msg.id.as_ref());
+        let stored = StoredMuc {
+            id: id.clone(),
+            timestamp: msg.timestamp,
+            sender: msg.sender.as_str().to_owned(),
+            nick: msg.nick.clone(),
+            stanza: msg.stanza.clone(),
+        };
+        let index = keys::sender_room_seq(msg.sender.as_str(), room.as_str(), seq);
+        insert(
+            self.store,
+            &Room(room),
+            &stored,
+            &id,
+            Some(&(Keyspace::MamMucBySender, index)),
+            seq,
+        )
+    }
+
+    /// One message of a room by id.
+    pub fn get(&self, room: &BareJid, id: &str) -> Result<Option<ArchivedMucMessage>> {
+        Ok(resolve(self.store, &Room(room), id)?
+            .map(|(seq, _, s)| muc_message(room.clone(), seq, s)))
+    }
+
+    /// A room's whole archive in archive order.
+    pub fn list(&self, room: &BareJid) -> Result<Vec<ArchivedMucMessage>> {
+        self.store
+            .scan::<StoredMuc>(Keyspace::MamMuc, &keys::owner(room))
+            .map(|entry| {
+                let (k, s) = entry?;
+                let mut r = KeyReader::new(Keyspace::MamMuc, &k);
+                r.part()?;
+                let seq = r.u64()?;
+                r.end()?;
+                Ok(muc_message(room.clone(), seq, s))
+            })
+            .collect()
+    }
+
+    /// Lazily, every group-chat message `sender` sent, by room then archive order.
+    fn iter_by_sender(
+        &self,
+        sender: &BareJid,
+    ) -> impl Iterator<Item = Result<ArchivedMucMessage>> + use<'_> {
+        self.store
+            .scan_keys(Keyspace::MamMucBySender, &keys::owner(sender))
+            .map(|key| {
+                let key: IVec = key?;
+                let (room, seq) = parse_sender_key(&key)?;
+                let s = self
+                    .store
+                    .get::<StoredMuc>(Keyspace::MamMuc, &keys::room_seq(room.as_str(), seq))?
+                    .ok_or_else(|| {
+                        corrupt(
+                            Keyspace::MamMucBySender,
+                            &key,
+                            "index entry without message",
+                        )
+                    })?;
+                Ok(muc_message(room, seq, s))
+            })
+    }
+
+    /// Every group-chat message `sender` sent, in any room, by room then archive order.
+    pub fn by_sender(&self, sender: &BareJid) -> Result<Vec<ArchivedMucMessage>> {
+        self.iter_by_sender(sender).collect()
+    }
+
+    /// Number of messages in a room's archive.
+    pub fn count(&self, room: &BareJid) -> Result<u64> {
+        let mut n = 0;
+        for k in self.store.scan_keys(Keyspace::MamMuc, &keys::owner(room)) {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Checks that every room message has exactly one by-sender index entry and every index
+    /// entry names an existing message from that sender. Returns the number of messages.
+    pub fn check_index(&self) -> Result<u64> {
+        let mut n = 0;
+        for entry in self.store.scan::<StoredMuc>(Keyspace::MamMuc, &[]) {
+            let (k, s) = entry?;
+            let mut r = KeyReader::new(Keyspace::MamMuc, &k);
+            let room = r.part()?;
+            let seq = r.u64()?;
+            r.end()?;
+            let index = keys::sender_room_seq(&s.sender, room, seq);
+            if !self
+                .store
+                .tree(Keyspace::MamMucBySender)
+                .contains_key(&index)?
+            {
+                return Err(corrupt(
+                    Keyspace::MamMuc,
+                    &k,
+                    "message missing from the by-sender index",
+                ));
+            }
+            n += 1;
+        }
+        let mut entries = 0;
+        for key in self.store.scan_keys(Keyspace::MamMucBySender, &[]) {
+            let key = key?;
+            let mut r = KeyReader::new(Keyspace::MamMucBySender, &key);
+            let sender = r.part()?;
+            let (room, seq) = parse_sender_key(&key)?;
+            let s = self
+                .store
+                .get::<StoredMuc>(Keyspace::MamMuc, &keys::room_seq(room.as_str(), seq))?;
+            if s.is_none_or(|s| s.sender != sender) {
+                return Err(corrupt(
+                    Keyspace::MamMucBySender,
+                    &key,
+                    "index entry names no message from this sender",
+                ));
+            }
+            entries += 1;
+        }
+        if entries != n {
+            return Err(corrupt(
+                Keyspace::MamMucBySender,
+                &[],
+                "index and archive sizes differ",
+            ));
+        }
+        Ok(n)
+    }
+}
 
 /// Registry entry.
 pub(crate) struct Class;
@@ -36,21 +640,50 @@ impl Extension for Class {
     fn tables(&self) -> &'static [Table] {
         TABLES
     }
-    fn rows(
-        &self,
-        _store: &Store,
-        _subject: &BareJid,
-        _table: usize,
-        _emit: Emit<'_>,
-    ) -> Result<()> {
+    fn rows(&self, store: &Store, subject: &BareJid, table: usize, emit: Emit<'_>) -> Result<()> {
+        if table == 0 {
+            for m in store.mam().iter(subject)? {
+                let m = m?;
+                emit(vec![
+                    m.id,
+                    m.from.to_string(),
+                    m.stanza,
+                    m.timestamp.to_rfc3339(),
+                    m.to.to_string(),
+                    m.direction.as_str().to_owned(),
+                ])?;
+            }
+        } else {
+            for m in store.muc().iter_by_sender(subject) {
+                let m = m?;
+                emit(vec![
+                    m.id,
+                    m.stanza,
+                    m.room.to_string(),
+                    m.timestamp.to_rfc3339(),
+                    m.nick,
+                ])?;
+            }
+        }
         Ok(())
     }
-    fn plan_removal(
-        &self,
-        _store: &Store,
-        _subject: &BareJid,
-        _plan: &mut RemovalPlan,
-    ) -> Result<()> {
+    fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
+        // The sweep deletes the archive and counts its messages after the commit.
+        if let Some(archive) = store.mam().archive_of(subject)? {
+            plan.sweeps.push(archive);
+        }
+        let mut sent = 0u64;
+        for k in store.scan_keys(Keyspace::MamMucBySender, &keys::owner(subject)) {
+            k?;
+            sent += 1;
+        }
+        if sent > 0 {
+            plan.keep(
+                "mam_muc",
+                Some(sent),
+                "group-chat history belongs to every participant",
+            );
+        }
         Ok(())
     }
 }
