@@ -321,7 +321,10 @@ impl Pubsub<'_> {
     /// Deletes a node with its items, subscriptions, affiliations and every index entry of
     /// them, in one transaction. Returns whether the node existed.
     pub fn delete_node(&self, service: &BareJid, node: &str) -> Result<bool> {
-        let _w = self.store.writer();
+        // Exclusive: keys are collected before the transaction, so a publish or subscribe
+        // landing in between would survive as an orphan. Node deletion is rare; holding the
+        // erase lock for it costs nothing in practice.
+        let _w = self.store.eraser();
         let Some(n) = self.get_node(service, node)? else {
             return Ok(false);
         };
