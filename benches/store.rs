@@ -1,1 +1,3 @@
+//! Benchmarks (placeholder until the benchmark issue lands).
+
 fn main() {}

@@ -186,6 +186,10 @@ impl Store {
     }
 
     /// The names of every tree sled holds, including ones this build does not know.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the registry tests only")
+    )]
     pub(crate) fn tree_names(&self) -> Vec<IVec> {
         self.inner.db.tree_names()
     }

@@ -1,4 +1,4 @@
-//! The real binary: register, retrieve_personal_data, unregister, exit codes, file safety.
+//! The real binary: register, `retrieve_personal_data`, unregister, exit codes, file safety.
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -1,4 +1,10 @@
 //! One integration-test binary (as ripgrep does): links once, shares helpers in `util`.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] fns fail the test on setup errors"
+)]
 
 mod util;
 

@@ -91,8 +91,16 @@ impl RemovalPlan {
 /// A data class: what it stores, how it is exported and how it is erased.
 pub(crate) trait Extension: Sync {
     /// The class name used in receipts and docs.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the registry tests only")
+    )]
     fn name(&self) -> &'static str;
     /// The keyspaces this class owns. Every keyspace is owned by exactly one class.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the registry tests only")
+    )]
     fn keyspaces(&self) -> &'static [Keyspace];
     /// The CSV tables this class exports.
     fn tables(&self) -> &'static [Table];
@@ -118,6 +126,10 @@ pub(crate) static EXTENSIONS: &[&dyn Extension] = &[
 ];
 
 /// Keyspaces that hold no personal data: store identity and the sweep queue (archive ids).
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "read by the registry tests only")
+)]
 pub(crate) const SYSTEM_KEYSPACES: &[Keyspace] = &[Keyspace::Meta, Keyspace::Sweep];
 
 /// Every table of every class, in export order.

@@ -10,6 +10,10 @@ use clap::{Parser, Subcommand};
 #[command(name = "jidstore", version, about, long_about = None)]
 pub struct Args {
     /// The data directory [default: $XDG_DATA_HOME/jidstore or ~/.local/share/jidstore].
+    #[expect(
+        clippy::doc_markdown,
+        reason = "clap shows this text as help, backticks would leak"
+    )]
     #[arg(long, global = true, env = "JIDSTORE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 

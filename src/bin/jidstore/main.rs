@@ -57,14 +57,12 @@ fn default_data_dir() -> PathBuf {
 
 fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<Store> {
     let path = data_dir.unwrap_or_else(default_data_dir);
-    if create {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| jidstore::Error::Path {
-                action: "create data directory",
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
+    if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| jidstore::Error::Path {
+            action: "create data directory",
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     Ok(Config::new(&path).must_exist(!create).open()?)
 }
