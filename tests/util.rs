@@ -24,10 +24,22 @@ pub fn open(dir: &TempDir) -> Store {
 }
 
 /// Drops the store and opens it again from disk.
+///
+/// sled's background threads can hold the directory lock for a moment after the last handle
+/// is dropped (seen under parallel test load), so a `Locked` open is retried for up to 5 s.
 pub fn reopen(dir: &TempDir, store: Store) -> Store {
     store.flush().expect("flush");
     drop(store);
-    open(dir)
+    let config = || Config::new(dir.path().join("data")).scram_iterations(16);
+    for _ in 0..100 {
+        match config().open() {
+            Err(jidstore::Error::Locked(_)) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.expect("reopen store"),
+        }
+    }
+    config().open().expect("reopen store")
 }
 
 /// Parses a bare JID.
@@ -109,4 +121,30 @@ pub fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
         .map(|rec| rec.expect("record").iter().map(str::to_owned).collect())
         .collect();
     (header, rows)
+}
+
+/// The data rows (header excluded) of one CSV file in `subject`'s GDPR export.
+pub fn export_rows(store: &Store, subject: &BareJid, file: &str) -> Vec<Vec<String>> {
+    let mut sink = std::io::Cursor::new(Vec::new());
+    jidstore::gdpr::retrieve(
+        store,
+        subject,
+        &mut sink,
+        &jidstore::gdpr::ExportOptions::default(),
+    )
+    .expect("export");
+    let mut zip = zip::ZipArchive::new(sink).expect("read zip");
+    let csv_file = zip.by_name(file).expect("file in zip");
+    csv::Reader::from_reader(csv_file)
+        .records()
+        .map(|r| r.expect("CSV record").iter().map(str::to_owned).collect())
+        .collect()
+}
+
+/// Distinct JIDs that share prefixes: none may see another's data.
+pub const LOOKALIKES: [&str; 4] = ["a@h", "a@h.org", "ab@h", "a@hh"];
+
+/// Creates an account for each of [`LOOKALIKES`].
+pub fn lookalike_users(store: &Store) -> Vec<BareJid> {
+    LOOKALIKES.iter().map(|j| user(store, j)).collect()
 }

@@ -1,10 +1,102 @@
 //! Blocking command (XEP-0191): blocked JIDs.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
-use crate::jid::BareJid;
-use crate::keys::Keyspace;
+use crate::jid::{BareJid, Jid};
+use crate::keys::{self, Keyspace};
 use crate::store::Store;
+
+/// The JID named by a key.
+fn blocked_of(key: &[u8]) -> Result<Jid> {
+    let mut r = keys::KeyReader::new(Keyspace::Blocklist, key);
+    r.part()?;
+    Ok(Jid::from_stored(r.tail()?.to_owned()))
+}
+
+/// Handle on the `blocklist` keyspace; from [`Store::blocklist`].
+pub struct Blocklist<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// Blocklists.
+    pub fn blocklist(&self) -> Blocklist<'_> {
+        Blocklist { store: self }
+    }
+}
+
+impl Blocklist<'_> {
+    /// Blocks every JID in `jids` (bare or full), in one transaction. Blocking a JID already
+    /// blocked is a no-op. An empty list is refused, as XEP-0191 refuses an empty `<block/>`.
+    pub fn block(&self, owner: &BareJid, jids: &[Jid]) -> Result<()> {
+        if jids.is_empty() {
+            return Err(Error::InvalidInput("nothing to block".into()));
+        }
+        let _w = self.store.writer();
+        self.store.require_account(owner)?;
+        let keys: Vec<Vec<u8>> = jids
+            .iter()
+            .map(|j| keys::owner_and(owner, j.as_str()))
+            .collect();
+        self.store.transaction(&[Keyspace::Blocklist], |tx| {
+            for key in &keys {
+                tx.mark(Keyspace::Blocklist, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Unblocks every JID in `jids`, in one transaction; JIDs not blocked are ignored.
+    pub fn unblock(&self, owner: &BareJid, jids: &[Jid]) -> Result<()> {
+        let _w = self.store.writer();
+        let keys: Vec<Vec<u8>> = jids
+            .iter()
+            .map(|j| keys::owner_and(owner, j.as_str()))
+            .collect();
+        self.store.transaction(&[Keyspace::Blocklist], |tx| {
+            for key in &keys {
+                tx.remove(Keyspace::Blocklist, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Unblocks everything the owner blocked; returns how many JIDs were unblocked.
+    pub fn unblock_all(&self, owner: &BareJid) -> Result<u64> {
+        let _w = self.store.writer();
+        let found: Vec<_> = self
+            .store
+            .scan_keys(Keyspace::Blocklist, &keys::owner(owner))
+            .collect::<Result<_>>()?;
+        self.store.transaction(&[Keyspace::Blocklist], |tx| {
+            let mut n = 0;
+            for key in &found {
+                if tx.contains(Keyspace::Blocklist, key)? {
+                    tx.remove(Keyspace::Blocklist, key)?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Every JID the owner blocked, in key order.
+    pub fn list(&self, owner: &BareJid) -> Result<Vec<Jid>> {
+        self.store
+            .scan::<()>(Keyspace::Blocklist, &keys::owner(owner))
+            .map(|entry| blocked_of(&entry?.0))
+            .collect()
+    }
+
+    /// Whether the owner blocked exactly `jid` (a bare JID blocked does not match a full one
+    /// here; servers apply XEP-0191 matching rules on top).
+    pub fn is_blocked(&self, owner: &BareJid, jid: &Jid) -> Result<bool> {
+        Ok(self
+            .store
+            .get::<()>(Keyspace::Blocklist, &keys::owner_and(owner, jid.as_str()))?
+            .is_some())
+    }
+}
 
 /// Registry entry.
 pub(crate) struct Class;
@@ -24,21 +116,21 @@ impl Extension for Class {
     fn tables(&self) -> &'static [Table] {
         TABLES
     }
-    fn rows(
-        &self,
-        _store: &Store,
-        _subject: &BareJid,
-        _table: usize,
-        _emit: Emit<'_>,
-    ) -> Result<()> {
+    fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
+        for entry in store.scan::<()>(Keyspace::Blocklist, &keys::owner(subject)) {
+            emit(vec![blocked_of(&entry?.0)?.to_string()])?;
+        }
         Ok(())
     }
-    fn plan_removal(
-        &self,
-        _store: &Store,
-        _subject: &BareJid,
-        _plan: &mut RemovalPlan,
-    ) -> Result<()> {
+    fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
+        let mut n = 0;
+        for key in store.scan_keys(Keyspace::Blocklist, &keys::owner(subject)) {
+            plan.remove(Keyspace::Blocklist, key?);
+            n += 1;
+        }
+        if n > 0 {
+            plan.count("blocklist", n);
+        }
         Ok(())
     }
 }
