@@ -7,6 +7,8 @@
 //! `JIDSTORE_CRASH_KILLS` (default 200) sets the number of kills, `JIDSTORE_CRASH_MESSAGES`
 //! (default 20000) the size of the erased archive.
 
+#![allow(clippy::expect_used, reason = "test setup fails the test")]
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,7 +57,10 @@ fn populate(store: &Store, messages: usize) -> Res {
     store
         .vcard()
         .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")?;
-    let (a, b) = (Jid::parse("alice@localhost/r")?, Jid::parse("bob@localhost/r")?);
+    let (a, b) = (
+        Jid::parse("alice@localhost/r")?,
+        Jid::parse("bob@localhost/r")?,
+    );
     for i in 0..messages {
         let stanza = format!(
             "<message xmlns='jabber:client' from='{a}' to='{b}' id='m{i}'><body>message number {i} with some text to make it the size of a real chat line</body></message>"
@@ -108,9 +113,12 @@ fn populate(store: &Store, messages: usize) -> Res {
         "<metadata xmlns='urn:xmpp:avatar:metadata'/>",
         Timestamp::from_secs(1_700_000_000),
     )?;
-    store
-        .pubsub()
-        .subscribe(&alice, "urn:xmpp:avatar:metadata", &bob, SubState::Subscribed)?;
+    store.pubsub().subscribe(
+        &alice,
+        "urn:xmpp:avatar:metadata",
+        &bob,
+        SubState::Subscribed,
+    )?;
     store.flush()?;
     Ok(())
 }
@@ -135,6 +143,7 @@ fn entry_counts(store: &Store) -> Res<Vec<(&'static str, u64)>> {
         .collect())
 }
 
+#[derive(PartialEq, Eq)]
 struct Snapshot {
     alice: Option<Vec<u8>>,
     bob: Option<Vec<u8>>,
@@ -180,8 +189,7 @@ fn main() -> Res {
     let full_run = started.elapsed();
     assert!(status.success(), "uninterrupted unregister failed");
     let after = snapshot(&after_dir)?;
-    assert_ne!(before.alice, after.alice, "erasure changed nothing");
-    assert_eq!(before.bob, after.bob, "erasure changed another user's export");
+    assert!(before.alice != after.alice, "erasure changed nothing");
 
     let mut present = 0;
     let mut gone = 0;
@@ -196,21 +204,23 @@ fn main() -> Res {
         let _ = child.kill();
         let _ = child.wait();
         let now = snapshot(&work)?;
-        let ok_bob = now.bob == before.bob;
-        let state = if now.alice == before.alice && now.counts == before.counts {
+        // Bob's export is part of the state: his subscription to alice's PEP node goes with
+        // the node, so it must match the same reference as alice's.
+        if now == before {
             present += 1;
-            "present"
-        } else if now.alice == after.alice && now.counts == after.counts {
+        } else if now == after {
             gone += 1;
-            "gone"
         } else {
-            "torn"
-        };
-        if state == "torn" || !ok_bob {
             failed += 1;
             eprintln!(
-                "kill {i} after {delay} us: subject {state}, other user unchanged: {ok_bob}\n  counts now    {:?}\n  counts before {:?}\n  counts after  {:?}",
-                now.counts, before.counts, after.counts
+                "kill {i} after {delay} us: torn state (alice matches before: {}, after: {}; bob matches before: {}, after: {})\n  counts now    {:?}\n  counts before {:?}\n  counts after  {:?}",
+                now.alice == before.alice,
+                now.alice == after.alice,
+                now.bob == before.bob,
+                now.bob == after.bob,
+                now.counts,
+                before.counts,
+                after.counts
             );
         }
         std::fs::remove_dir_all(&work)?;
