@@ -256,6 +256,11 @@ fn insert<A: Archive, T: Serialize>(
         StoredId::Foreign(f) => Some((a.id_key(f), parse_native(f))),
         StoredId::Native(_) => None,
     };
+    if foreign.is_none() && index.is_none() {
+        // One key: a plain insert is atomic, and several times cheaper than a transaction.
+        store.put(A::RECORDS, &key, stored)?;
+        return Ok(id.public(seq));
+    }
     let mut spaces = vec![A::RECORDS, A::IDS];
     if let Some((ks, _)) = index {
         spaces.push(*ks);
