@@ -65,6 +65,99 @@ fn mam_append(c: &mut Criterion) {
     g.finish();
 }
 
+/// Plain insert loops, one record per iteration, per class.
+fn inserts(c: &mut Criterion) {
+    use jidstore::ext::mam::MucMessage;
+    use jidstore::ext::pubsub::{Node, NodeType};
+    use jidstore::ext::roster::{Ask, RosterItem, Subscription};
+    let (_dir, store) = open();
+    let alice = BareJid::parse("alice@localhost").expect("jid");
+    store.accounts().create(&alice, "pw").expect("account");
+    let room = BareJid::parse("room@muc.localhost").expect("jid");
+    store
+        .pubsub()
+        .create_node(&Node {
+            service: alice.clone(),
+            node: "urn:xmpp:microblog:0".into(),
+            owner: alice.clone(),
+            kind: NodeType::Pep,
+            access_model: "presence".into(),
+            config: vec![],
+            created_at: Timestamp::now(),
+        })
+        .expect("node");
+    let stanza = message(0).stanza;
+    let mut g = c.benchmark_group("insert");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("vcard_set", |b| {
+        b.iter(|| {
+            store
+                .vcard()
+                .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
+                .expect("vcard")
+        });
+    });
+    g.bench_function("roster_set", |b| {
+        b.iter(|| {
+            i += 1;
+            let item = RosterItem {
+                jid: BareJid::parse(&format!("c{}@localhost", i % 500)).expect("jid"),
+                name: Some("Contact".into()),
+                subscription: Subscription::Both,
+                ask: Ask::None,
+                groups: vec!["Friends".into()],
+                askmessage: None,
+            };
+            store.roster().set(&alice, &item).expect("roster")
+        });
+    });
+    g.bench_function("inbox_on_message", |b| {
+        b.iter(|| {
+            i += 1;
+            let remote = BareJid::parse(&format!("c{}@localhost", i % 500)).expect("jid");
+            store
+                .inbox()
+                .on_message(&alice, &remote, &stanza, None, Timestamp::now(), true)
+                .expect("inbox");
+        });
+    });
+    g.bench_function("muc_append", |b| {
+        b.iter(|| {
+            store
+                .muc()
+                .append(
+                    &room,
+                    &MucMessage {
+                        id: None,
+                        timestamp: Timestamp::now(),
+                        sender: alice.clone(),
+                        nick: "alice".into(),
+                        stanza: stanza.clone(),
+                    },
+                )
+                .expect("muc")
+        });
+    });
+    g.bench_function("pubsub_publish", |b| {
+        b.iter(|| {
+            i += 1;
+            store
+                .pubsub()
+                .publish(
+                    &alice,
+                    "urn:xmpp:microblog:0",
+                    &format!("item{i}"),
+                    &alice,
+                    "<entry xmlns='http://www.w3.org/2005/Atom'><title>t</title></entry>",
+                    Timestamp::now(),
+                )
+                .expect("publish");
+        });
+    });
+    g.finish();
+}
+
 fn gdpr_ops(c: &mut Criterion) {
     let mut g = c.benchmark_group("gdpr");
     g.sample_size(10);
@@ -85,5 +178,5 @@ fn gdpr_ops(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mam_append, gdpr_ops);
+criterion_group!(benches, mam_append, inserts, gdpr_ops);
 criterion_main!(benches);

@@ -261,7 +261,11 @@ fn insert<A: Archive, T: Serialize>(
         store.put(A::RECORDS, &key, stored)?;
         return Ok(id.public(seq));
     }
-    let mut spaces = vec![A::RECORDS, A::IDS];
+    // Only the trees this write touches: every extra tree costs the transaction time.
+    let mut spaces = vec![A::RECORDS];
+    if foreign.is_some() {
+        spaces.push(A::IDS);
+    }
     if let Some((ks, _)) = index {
         spaces.push(*ks);
     }

@@ -55,7 +55,10 @@ impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Erased {}", self.subject)?;
         writeln!(f, "Removed:")?;
-        for (class, n) in &self.removed {
+        // In export order, so the receipt reads like the zip's file list.
+        for table in ext::tables() {
+            let class = ext::stem(table.file);
+            let n = self.removed.get(class).copied().unwrap_or(0);
             writeln!(f, "  {class:<26} {n}")?;
         }
         writeln!(f, "Kept:")?;
