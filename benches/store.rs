@@ -95,7 +95,7 @@ fn inserts(c: &mut Criterion) {
             store
                 .vcard()
                 .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
-                .expect("vcard")
+                .expect("vcard");
         });
     });
     g.bench_function("roster_set", |b| {
