@@ -1178,9 +1178,19 @@ fn g4_empty_path() {
     assert_eq!(before.len(), after.len());
 }
 
-/// G6 needs a non-root user (or setpriv as root): covered by
-/// `cli::retrieve_into_unwritable_directory_names_the_path`; here the same case as a plain
-/// user, skipped when running as root (root ignores directory permissions).
+/// Makes a tree readable and writable by everyone (for the G6 run as `nobody`).
+fn open_up(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).unwrap() {
+            open_up(&e.unwrap().path());
+        }
+    }
+}
+
+/// G6. Root ignores directory permissions, so as root the binary runs as `nobody` through
+/// setpriv (util-linux), as `cli::retrieve_into_unwritable_directory_names_the_path` does.
 #[test]
 fn g6_unwritable_directory() {
     use std::os::unix::fs::PermissionsExt;
@@ -1189,21 +1199,52 @@ fn g6_unwritable_directory() {
     close(store);
     let locked = env.dir.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let probe = locked.join("probe");
-    if std::fs::write(&probe, b"x").is_ok() {
-        // Running as root: permissions are not enforced; the cli test drops privileges.
-        std::fs::remove_file(&probe).unwrap();
-        return;
-    }
+    let probe = env.dir.path().join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let root = std::fs::OpenOptions::new().write(true).open(&probe).is_ok();
+    std::fs::remove_file(&probe).unwrap();
     let target = locked.join("alice.zip");
-    let r = env.run(&[
+    let args = [
         "retrieve_personal_data",
         "alice",
         "localhost",
         target.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 1);
+    ];
+    let r = if root {
+        open_up(env.dir.path());
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let as_nobody = || {
+            let out = std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_jidstore"))
+                .arg("--data-dir")
+                .arg(env.data())
+                .args(args)
+                .env_remove("JIDSTORE_DATA_DIR")
+                .output()
+                .expect("setpriv (util-linux) is needed to drop root for this test");
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        };
+        // Retry while the store this test just closed still holds the lock.
+        let mut r = as_nobody();
+        for _ in 0..100 {
+            if !r.stderr.contains("is locked by another process") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            r = as_nobody();
+        }
+        r
+    } else {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        env.run(&args)
+    };
+    assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
     assert!(r.stderr.contains(locked.to_str().unwrap()), "{}", r.stderr);
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
