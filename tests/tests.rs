@@ -8,6 +8,7 @@
 
 mod util;
 
+mod acceptance;
 mod accounts;
 mod blocklist;
 mod cli;
