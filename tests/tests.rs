@@ -20,3 +20,4 @@ mod private;
 mod pubsub;
 mod roster;
 mod vcard;
+mod verify;
