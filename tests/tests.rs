@@ -11,6 +11,7 @@ mod util;
 mod accounts;
 mod blocklist;
 mod cli;
+mod gdpr_race;
 mod inbox;
 mod last;
 mod mam;
