@@ -134,6 +134,15 @@ pub fn escape_key(key: &[u8]) -> String {
         .collect()
 }
 
+/// The error for a stored entry whose key or value is wrong in `keyspace`.
+pub fn corrupt(keyspace: Keyspace, key: &[u8], reason: &'static str) -> Error {
+    Error::Corrupt {
+        keyspace: keyspace.name(),
+        key: escape_key(key),
+        reason,
+    }
+}
+
 /// Checks that a string used as a key component holds no separator byte.
 pub fn check_component<'a>(what: &str, s: &'a str) -> Result<&'a str> {
     if s.as_bytes().contains(&SEP) {
@@ -192,11 +201,7 @@ impl<'a> KeyReader<'a> {
     }
 
     fn corrupt(&self, reason: &'static str) -> Error {
-        Error::Corrupt {
-            keyspace: self.keyspace.name(),
-            key: escape_key(self.key),
-            reason,
-        }
+        corrupt(self.keyspace, self.key, reason)
     }
 
     fn utf8(&self, b: &'a [u8]) -> Result<&'a str> {

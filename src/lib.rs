@@ -30,6 +30,7 @@ pub mod keys;
 mod stats;
 mod store;
 mod time;
+pub mod verify;
 pub mod xml;
 
 /// Compiles and runs the README's examples as doctests.
@@ -43,3 +44,4 @@ pub use jid::{BareJid, Jid};
 pub use stats::{KeyspaceStats, Stats, stats};
 pub use store::Store;
 pub use time::Timestamp;
+pub use verify::{Problem, VerifyReport, verify};

@@ -200,6 +200,15 @@ impl Store {
         &self.inner.trees[ks.index()]
     }
 
+    /// The sled tree of one keyspace, bypassing every check and index.
+    ///
+    /// For tests and tools only (e.g. damaging an entry to see [`crate::verify`] report it):
+    /// writes through it can break the invariants the typed APIs keep.
+    #[doc(hidden)]
+    pub fn raw_tree(&self, ks: Keyspace) -> &sled::Tree {
+        self.tree(ks)
+    }
+
     /// A unique, monotonically increasing id (survives restarts).
     pub(crate) fn generate_id(&self) -> Result<u64> {
         Ok(self.inner.db.generate_id()?)

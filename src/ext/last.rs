@@ -60,6 +60,15 @@ impl Last<'_> {
     }
 }
 
+/// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
+/// as its record type. Used by [`crate::verify`].
+pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+    let mut r = keys::KeyReader::new(Keyspace::Last, key);
+    r.part()?;
+    r.end()?;
+    crate::codec::decode::<LastActivity>(Keyspace::Last, key, value).map(|_| ())
+}
+
 /// Registry entry.
 pub(crate) struct Class;
 

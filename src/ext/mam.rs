@@ -15,6 +15,7 @@ use crate::jid::{BareJid, Jid};
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::{Store, abort};
 use crate::time::Timestamp;
+use crate::verify::{Archives, Findings};
 use crate::xml;
 
 /// Whether a 1-1 message was received or sent by the archive's owner.
@@ -617,6 +618,234 @@ impl MucArchive<'_> {
         }
         Ok(n)
     }
+}
+
+fn parse_pm_key(key: &[u8]) -> Result<(u64, u64)> {
+    let mut r = KeyReader::new(Keyspace::MamPm, key);
+    let archive = r.u64()?;
+    let seq = r.u64()?;
+    r.end()?;
+    Ok((archive, seq))
+}
+
+fn parse_room_key(key: &[u8]) -> Result<(&str, u64)> {
+    let mut r = KeyReader::new(Keyspace::MamMuc, key);
+    let room = r.part()?;
+    let seq = r.u64()?;
+    r.end()?;
+    Ok((room, seq))
+}
+
+/// Reads `archive foreign-id` (1-1) back; the id must not be empty.
+fn parse_pm_id_key(key: &[u8]) -> Result<(u64, &str)> {
+    let mut r = KeyReader::new(Keyspace::MamPmIds, key);
+    let archive = r.u64()?;
+    let id = r.tail()?;
+    if id.is_empty() {
+        return Err(corrupt(Keyspace::MamPmIds, key, "empty message id"));
+    }
+    Ok((archive, id))
+}
+
+/// Reads `room \0 foreign-id` back; the id must not be empty.
+fn parse_muc_id_key(key: &[u8]) -> Result<(&str, &str)> {
+    let mut r = KeyReader::new(Keyspace::MamMucIds, key);
+    let room = r.part()?;
+    let id = r.tail()?;
+    if id.is_empty() {
+        return Err(corrupt(Keyspace::MamMucIds, key, "empty message id"));
+    }
+    Ok((room, id))
+}
+
+/// Reads `sender \0 room \0 seq` back.
+fn parse_sender_entry(key: &[u8]) -> Result<(&str, &str, u64)> {
+    let mut r = KeyReader::new(Keyspace::MamMucBySender, key);
+    let sender = r.part()?;
+    let room = r.part()?;
+    let seq = r.u64()?;
+    r.end()?;
+    Ok((sender, room, seq))
+}
+
+/// Checks one stored entry of a mam keyspace: key layout and value type. Used by
+/// [`crate::verify`].
+pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+    use crate::codec::decode;
+    match ks {
+        Keyspace::MamPm => {
+            parse_pm_key(key)?;
+            decode::<StoredPm>(ks, key, value).map(drop)
+        }
+        Keyspace::MamPmIds => {
+            parse_pm_id_key(key)?;
+            keys::read_u64_value(ks, key, value).map(drop)
+        }
+        Keyspace::MamMuc => {
+            parse_room_key(key)?;
+            decode::<StoredMuc>(ks, key, value).map(drop)
+        }
+        Keyspace::MamMucIds => {
+            parse_muc_id_key(key)?;
+            keys::read_u64_value(ks, key, value).map(drop)
+        }
+        Keyspace::MamMucBySender => {
+            parse_sender_entry(key)?;
+            decode::<()>(ks, key, value)
+        }
+        other => Err(corrupt(other, key, "not a mam keyspace")),
+    }
+}
+
+/// Checks that an imported-id entry names a message stored with that id.
+fn verify_id_target<A: Archive>(
+    store: &Store,
+    found: &mut Findings,
+    (id_key, id): (&[u8], &str),
+    record_key: &[u8],
+) -> Result<()> {
+    match store.tree(A::RECORDS).get(record_key)? {
+        None => found.add(
+            A::IDS,
+            id_key,
+            format!("dangling index entry: no record in {}", A::RECORDS.name()),
+        ),
+        Some(v) => {
+            if let Ok(s) = crate::codec::decode::<A::Stored>(A::RECORDS, record_key, &v)
+                && !matches!(A::stored_id(&s), StoredId::Foreign(f) if f == id)
+            {
+                found.add(
+                    A::IDS,
+                    id_key,
+                    "imported id names a message with another id",
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cross-checks the mam keyspaces: room messages and their by-sender index both ways,
+/// imported ids and their messages both ways, 1-1 messages and the archive that holds them.
+/// Entries whose key or value does not decode were reported already and are skipped.
+pub(crate) fn verify_links(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
+    verify_room_links(store, found)?;
+    verify_pm_links(store, archives, found)
+}
+
+/// Room messages against their by-sender index and imported ids, both ways.
+fn verify_room_links(store: &Store, found: &mut Findings) -> Result<()> {
+    use crate::codec::decode;
+    let by_sender = store.tree(Keyspace::MamMucBySender);
+    let muc_ids = store.tree(Keyspace::MamMucIds);
+    for entry in store.tree(Keyspace::MamMuc) {
+        let (key, value) = entry?;
+        let (Ok((room, seq)), Ok(s)) = (
+            parse_room_key(&key),
+            decode::<StoredMuc>(Keyspace::MamMuc, &key, &value),
+        ) else {
+            continue;
+        };
+        if !by_sender.contains_key(keys::sender_room_seq(&s.sender, room, seq))? {
+            found.add(
+                Keyspace::MamMuc,
+                &key,
+                "missing index entry in mam_muc_by_sender",
+            );
+        }
+        if let StoredId::Foreign(id) = &s.id
+            && !muc_ids.contains_key(keys::pair_tail(room, id))?
+        {
+            found.add(Keyspace::MamMuc, &key, "missing index entry in mam_muc_ids");
+        }
+    }
+    for key in store.scan_keys(Keyspace::MamMucBySender, &[]) {
+        let key = key?;
+        let Ok((sender, room, seq)) = parse_sender_entry(&key) else {
+            continue;
+        };
+        let record = keys::room_seq(room, seq);
+        match store.tree(Keyspace::MamMuc).get(&record)? {
+            None => found.add(
+                Keyspace::MamMucBySender,
+                &key,
+                "dangling index entry: no record in mam_muc",
+            ),
+            Some(v) => {
+                if decode::<StoredMuc>(Keyspace::MamMuc, &record, &v)
+                    .is_ok_and(|s| s.sender != sender)
+                {
+                    found.add(
+                        Keyspace::MamMucBySender,
+                        &key,
+                        "index entry names a message from another sender",
+                    );
+                }
+            }
+        }
+    }
+    for entry in muc_ids {
+        let (key, value) = entry?;
+        let (Ok((room, id)), Ok(seq)) = (
+            parse_muc_id_key(&key),
+            keys::read_u64_value(Keyspace::MamMucIds, &key, &value),
+        ) else {
+            continue;
+        };
+        let room = BareJid::from_stored(room.to_owned());
+        let a = Room(&room);
+        verify_id_target::<Room<'_>>(store, found, (&key, id), &a.record_key(seq))?;
+    }
+    Ok(())
+}
+
+/// 1-1 messages against the archives that may hold them, and against imported ids both ways.
+fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
+    use crate::codec::decode;
+    let pm_ids = store.tree(Keyspace::MamPmIds);
+    let live = |a: &u64| archives.held.contains(a) || archives.swept.contains(a);
+    for entry in store.tree(Keyspace::MamPm) {
+        let (key, value) = entry?;
+        let Ok((archive, _)) = parse_pm_key(&key) else {
+            continue;
+        };
+        if !live(&archive) {
+            found.add(
+                Keyspace::MamPm,
+                &key,
+                "message of an archive that no account holds and no sweep is queued for",
+            );
+        }
+        if let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &key, &value)
+            && let StoredId::Foreign(id) = &s.id
+            && !pm_ids.contains_key(keys::archive_foreign_id(archive, id))?
+        {
+            found.add(Keyspace::MamPm, &key, "missing index entry in mam_pm_ids");
+        }
+    }
+    for entry in pm_ids {
+        let (key, value) = entry?;
+        let (Ok((archive, id)), Ok(seq)) = (
+            parse_pm_id_key(&key),
+            keys::read_u64_value(Keyspace::MamPmIds, &key, &value),
+        ) else {
+            continue;
+        };
+        if archives.swept.contains(&archive) {
+            // Being swept: records go before their ids, so ids may outlive them briefly.
+            continue;
+        }
+        if !live(&archive) {
+            found.add(
+                Keyspace::MamPmIds,
+                &key,
+                "imported id of an archive that no account holds",
+            );
+            continue;
+        }
+        verify_id_target::<Pm>(store, found, (&key, id), &Pm(archive).record_key(seq))?;
+    }
+    Ok(())
 }
 
 /// Registry entry.

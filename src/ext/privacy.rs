@@ -251,6 +251,25 @@ impl Privacy<'_> {
     }
 }
 
+/// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
+/// as its record type. Used by [`crate::verify`].
+pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+    let ks = Keyspace::Privacy;
+    let mut r = keys::KeyReader::new(ks, key);
+    r.part()?;
+    match r.byte()? {
+        DEFAULT => {
+            r.end()?;
+            crate::codec::decode::<StoredDefault>(ks, key, value).map(|_| ())
+        }
+        LIST => {
+            r.tail()?;
+            crate::codec::decode::<Vec<PrivacyItem>>(ks, key, value).map(|_| ())
+        }
+        _ => Err(keys::corrupt(ks, key, "unknown privacy key tag")),
+    }
+}
+
 /// Registry entry.
 pub(crate) struct Class;
 

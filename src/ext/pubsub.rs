@@ -15,6 +15,7 @@ use crate::jid::BareJid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::{Store, abort};
 use crate::time::Timestamp;
+use crate::verify::Findings;
 use crate::xml;
 
 /// The kind of a node; it decides what erasing its owner does to it.
@@ -628,6 +629,223 @@ fn to_item(service: BareJid, node: String, id: String, st: StoredItem) -> Item {
         payload: st.payload,
         published_at: st.published_at,
     }
+}
+
+/// Reads `a \0 b` back (a node key).
+fn pair_of(ks: Keyspace, key: &[u8]) -> Result<(String, String)> {
+    let mut r = KeyReader::new(ks, key);
+    let a = r.part()?.to_owned();
+    let b = r.tail()?.to_owned();
+    Ok((a, b))
+}
+
+/// Reads `a \0 b \0 c \0 d` back (a by-publisher index key).
+fn quad_of(key: &[u8]) -> Result<(String, String, String, String)> {
+    let mut r = KeyReader::new(Keyspace::PubsubItemsByPublisher, key);
+    let publisher = r.part()?.to_owned();
+    let service = r.part()?.to_owned();
+    let node = r.part()?.to_owned();
+    let item = r.tail()?.to_owned();
+    Ok((publisher, service, node, item))
+}
+
+/// Checks one stored entry of a pubsub keyspace: key layout and value type. Used by
+/// [`crate::verify`].
+pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+    use crate::codec::decode;
+    match ks {
+        Keyspace::PubsubNodes => {
+            pair_of(ks, key)?;
+            decode::<StoredNode>(ks, key, value).map(drop)
+        }
+        Keyspace::PubsubItems => {
+            triple(ks, key)?;
+            decode::<StoredItem>(ks, key, value).map(drop)
+        }
+        Keyspace::PubsubSubs => {
+            triple(ks, key)?;
+            decode::<SubState>(ks, key, value).map(drop)
+        }
+        Keyspace::PubsubAffs => {
+            triple(ks, key)?;
+            decode::<Affiliation>(ks, key, value).map(drop)
+        }
+        Keyspace::PubsubItemsByPublisher => {
+            quad_of(key)?;
+            decode::<()>(ks, key, value)
+        }
+        Keyspace::PubsubNodesByOwner
+        | Keyspace::PubsubSubsBySubscriber
+        | Keyspace::PubsubAffsByJid => {
+            triple(ks, key)?;
+            decode::<()>(ks, key, value)
+        }
+        other => Err(keys::corrupt(other, key, "not a pubsub keyspace")),
+    }
+}
+
+/// Cross-checks the pubsub keyspaces: every record and its by-person index entry both ways,
+/// and every item, subscription and affiliation against its node. Entries whose key or value
+/// does not decode were reported already and are skipped.
+pub(crate) fn verify_links(store: &Store, found: &mut Findings) -> Result<()> {
+    verify_node_links(store, found)?;
+    verify_item_links(store, found)?;
+    verify_personal_links(store, found)
+}
+
+/// Nodes and their by-owner index, both ways.
+fn verify_node_links(store: &Store, found: &mut Findings) -> Result<()> {
+    use crate::codec::decode;
+    let nodes = store.tree(Keyspace::PubsubNodes);
+    let by_owner = store.tree(Keyspace::PubsubNodesByOwner);
+    for entry in nodes {
+        let (key, value) = entry?;
+        let (Ok((service, node)), Ok(n)) = (
+            pair_of(Keyspace::PubsubNodes, &key),
+            decode::<StoredNode>(Keyspace::PubsubNodes, &key, &value),
+        ) else {
+            continue;
+        };
+        if !by_owner.contains_key(keys::triple_tail(&n.owner, &service, &node))? {
+            found.add(
+                Keyspace::PubsubNodes,
+                &key,
+                "missing index entry in pubsub_nodes_by_owner",
+            );
+        }
+    }
+    for key in store.scan_keys(Keyspace::PubsubNodesByOwner, &[]) {
+        let key = key?;
+        let Ok((owner, service, node)) = triple(Keyspace::PubsubNodesByOwner, &key) else {
+            continue;
+        };
+        let nkey = keys::pair_tail(&service, &node);
+        match nodes.get(&nkey)? {
+            None => found.add(
+                Keyspace::PubsubNodesByOwner,
+                &key,
+                "dangling index entry: no record in pubsub_nodes",
+            ),
+            Some(v) => {
+                if decode::<StoredNode>(Keyspace::PubsubNodes, &nkey, &v)
+                    .is_ok_and(|n| n.owner != owner)
+                {
+                    found.add(
+                        Keyspace::PubsubNodesByOwner,
+                        &key,
+                        "index entry names a node of another owner",
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Items against their node, and items and their by-publisher index, both ways.
+fn verify_item_links(store: &Store, found: &mut Findings) -> Result<()> {
+    use crate::codec::decode;
+    let nodes = store.tree(Keyspace::PubsubNodes);
+    let items = store.tree(Keyspace::PubsubItems);
+    let by_publisher = store.tree(Keyspace::PubsubItemsByPublisher);
+    for entry in items {
+        let (key, value) = entry?;
+        let Ok((service, node, item)) = triple(Keyspace::PubsubItems, &key) else {
+            continue;
+        };
+        if !nodes.contains_key(keys::pair_tail(&service, &node))? {
+            found.add(
+                Keyspace::PubsubItems,
+                &key,
+                "item of a node that does not exist",
+            );
+        }
+        if let Ok(st) = decode::<StoredItem>(Keyspace::PubsubItems, &key, &value)
+            && !by_publisher.contains_key(keys::quad_tail(&st.publisher, &service, &node, &item))?
+        {
+            found.add(
+                Keyspace::PubsubItems,
+                &key,
+                "missing index entry in pubsub_items_by_publisher",
+            );
+        }
+    }
+    for key in store.scan_keys(Keyspace::PubsubItemsByPublisher, &[]) {
+        let key = key?;
+        let Ok((publisher, service, node, item)) = quad_of(&key) else {
+            continue;
+        };
+        let ikey = keys::triple_tail(&service, &node, &item);
+        match items.get(&ikey)? {
+            None => found.add(
+                Keyspace::PubsubItemsByPublisher,
+                &key,
+                "dangling index entry: no record in pubsub_items",
+            ),
+            Some(v) => {
+                if decode::<StoredItem>(Keyspace::PubsubItems, &ikey, &v)
+                    .is_ok_and(|st| st.publisher != publisher)
+                {
+                    found.add(
+                        Keyspace::PubsubItemsByPublisher,
+                        &key,
+                        "index entry names an item of another publisher",
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Subscriptions and affiliations against their node and their by-JID index, both ways.
+fn verify_personal_links(store: &Store, found: &mut Findings) -> Result<()> {
+    let nodes = store.tree(Keyspace::PubsubNodes);
+    for (ks, index, what) in [
+        (
+            Keyspace::PubsubSubs,
+            Keyspace::PubsubSubsBySubscriber,
+            "subscription",
+        ),
+        (
+            Keyspace::PubsubAffs,
+            Keyspace::PubsubAffsByJid,
+            "affiliation",
+        ),
+    ] {
+        for key in store.scan_keys(ks, &[]) {
+            let key = key?;
+            let Ok((service, node, jid)) = triple(ks, &key) else {
+                continue;
+            };
+            if !nodes.contains_key(keys::pair_tail(&service, &node))? {
+                found.add(ks, &key, format!("{what} of a node that does not exist"));
+            }
+            if !store
+                .tree(index)
+                .contains_key(keys::triple_tail(&jid, &service, &node))?
+            {
+                found.add(ks, &key, format!("missing index entry in {}", index.name()));
+            }
+        }
+        for key in store.scan_keys(index, &[]) {
+            let key = key?;
+            let Ok((jid, service, node)) = triple(index, &key) else {
+                continue;
+            };
+            if !store
+                .tree(ks)
+                .contains_key(keys::triple_tail(&service, &node, &jid))?
+            {
+                found.add(
+                    index,
+                    &key,
+                    format!("dangling index entry: no record in {}", ks.name()),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Registry entry.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
 use crate::error::Result;
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
 use crate::jid::BareJid;
@@ -210,6 +211,25 @@ impl Roster<'_> {
             .store
             .get::<u64>(Keyspace::Roster, &keys::owner_tag(owner, VERSION))?
             .unwrap_or(0))
+    }
+}
+
+/// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
+/// as its record type. Used by [`crate::verify`].
+pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+    let ks = Keyspace::Roster;
+    let mut r = keys::KeyReader::new(ks, key);
+    r.part()?;
+    match r.byte()? {
+        VERSION => {
+            r.end()?;
+            codec::decode::<u64>(ks, key, value).map(|_| ())
+        }
+        ITEM => {
+            r.tail()?;
+            codec::decode::<Stored>(ks, key, value).map(|_| ())
+        }
+        _ => Err(keys::corrupt(ks, key, "unknown roster key tag")),
     }
 }
 

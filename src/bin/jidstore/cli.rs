@@ -60,4 +60,7 @@ pub enum Command {
     Demo,
     /// Row counts per table and size on disk.
     Stats,
+    /// Check every entry: keys parse, values decode, indexes and records match both ways.
+    /// Exits 1 and lists the damaged keys when a problem is found.
+    Verify,
 }

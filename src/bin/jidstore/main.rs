@@ -135,6 +135,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             let stats = jidstore::stats(&store)?;
             write!(out, "{stats}")?;
         }
+        Command::Verify => {
+            let store = open(args.data_dir, false)?;
+            let report = jidstore::verify(&store)?;
+            write!(out, "{report}")?;
+            if !report.is_clean() {
+                out.flush()?;
+                eprintln!(
+                    "jidstore: {} problem(s) found in {}",
+                    report.problems.len(),
+                    store.path().display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

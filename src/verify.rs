@@ -1,0 +1,222 @@
+//! Store verification: every entry of every keyspace decoded and cross-checked.
+//!
+//! [`verify`] reads the whole store once. Each entry's key must parse as its keyspace's
+//! layout (see [`crate::keys`]) and its value must decode as the record type stored there.
+//! Then the links between keyspaces are checked both ways: every index entry names a record
+//! and every record has its index entry; imported message ids name a message with that id;
+//! pubsub items, subscriptions and affiliations belong to an existing node; 1-1 archive
+//! records belong to an account's archive or to one queued for sweeping.
+//!
+//! Problems are collected, never fatal: one damaged entry does not hide the next. Only a
+//! storage error (sled failing to read) stops the scan. Run it on a quiescent store: a write
+//! racing the scan can make a record and its index look out of step.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::ext;
+use crate::keys::{self, KeyReader, Keyspace};
+use crate::store::Store;
+
+/// One damaged or inconsistent entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The keyspace holding the entry.
+    pub keyspace: &'static str,
+    /// The entry's key, escaped with [`keys::escape_key`].
+    pub key: String,
+    /// What is wrong with it.
+    pub what: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.keyspace, self.key, self.what)
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Entries read over all keyspaces.
+    pub entries: u64,
+    /// Entries per keyspace, in [`Keyspace::ALL`] order.
+    pub keyspaces: Vec<(&'static str, u64)>,
+    /// Every problem found, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// Whether no problem was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "verified {} entries in {} keyspaces: ",
+            self.entries,
+            self.keyspaces.len()
+        )?;
+        if self.is_clean() {
+            return writeln!(f, "clean");
+        }
+        writeln!(f, "{} problem(s)", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems while the checks run.
+#[derive(Default)]
+pub(crate) struct Findings {
+    problems: Vec<Problem>,
+}
+
+impl Findings {
+    /// Records a problem with the entry `key` of `ks`.
+    pub(crate) fn add(&mut self, ks: Keyspace, key: &[u8], what: impl Into<String>) {
+        self.problems.push(Problem {
+            keyspace: ks.name(),
+            key: keys::escape_key(key),
+            what: what.into(),
+        });
+    }
+
+    /// Turns a [`Error::Corrupt`] into a problem; any other error is passed up.
+    pub(crate) fn check(&mut self, res: Result<()>) -> Result<()> {
+        match res {
+            Err(Error::Corrupt {
+                keyspace,
+                key,
+                reason,
+            }) => {
+                self.problems.push(Problem {
+                    keyspace,
+                    key,
+                    what: reason.to_owned(),
+                });
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Reads every entry of every keyspace and reports what is damaged or inconsistent.
+///
+/// ```
+/// let store = jidstore::Store::temporary()?;
+/// let alice = jidstore::BareJid::parse("alice@example.org")?;
+/// store.accounts().create(&alice, "secret")?;
+/// let report = jidstore::verify(&store)?;
+/// assert!(report.is_clean(), "{report}");
+/// # Ok::<(), jidstore::Error>(())
+/// ```
+pub fn verify(store: &Store) -> Result<VerifyReport> {
+    let mut found = Findings::default();
+    let mut report = VerifyReport::default();
+    for ks in Keyspace::ALL {
+        let mut n = 0u64;
+        for entry in store.tree(*ks) {
+            let (key, value) = entry?;
+            n += 1;
+            found.check(check_entry(*ks, &key, &value))?;
+        }
+        report.entries += n;
+        report.keyspaces.push((ks.name(), n));
+    }
+    let archives = live_archives(store)?;
+    ext::mam::verify_links(store, &archives, &mut found)?;
+    ext::pubsub::verify_links(store, &mut found)?;
+    report.problems = found.problems;
+    Ok(report)
+}
+
+/// Archive ids whose records may exist: held by an account, or queued for sweeping.
+pub(crate) struct Archives {
+    /// Held by an account.
+    pub(crate) held: BTreeSet<u64>,
+    /// Queued in `sweep`: their records are being deleted.
+    pub(crate) swept: BTreeSet<u64>,
+}
+
+fn live_archives(store: &Store) -> Result<Archives> {
+    let mut held = BTreeSet::new();
+    for entry in store.tree(Keyspace::Accounts) {
+        let (key, value) = entry?;
+        // A damaged account was reported by the entry pass.
+        if let Ok(a) = codec::decode::<ext::accounts::Account>(Keyspace::Accounts, &key, &value) {
+            held.insert(a.archive);
+        }
+    }
+    let mut swept = BTreeSet::new();
+    for key in store.scan_keys(Keyspace::Sweep, &[]) {
+        if let Ok(a) = sweep_key(&key?) {
+            swept.insert(a);
+        }
+    }
+    Ok(Archives { held, swept })
+}
+
+fn sweep_key(key: &[u8]) -> Result<u64> {
+    let mut r = KeyReader::new(Keyspace::Sweep, key);
+    let archive = r.u64()?;
+    r.end()?;
+    Ok(archive)
+}
+
+/// Checks one entry's key layout and value type. The match has no wildcard arm, so a new
+/// keyspace does not compile until it is checked here.
+fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+    match ks {
+        Keyspace::Meta => check_meta(key, value),
+        Keyspace::Accounts => ext::accounts::verify_entry(key, value),
+        Keyspace::Roster => ext::roster::verify_entry(key, value),
+        Keyspace::Vcard => ext::vcard::verify_entry(key, value),
+        Keyspace::Private => ext::private::verify_entry(key, value),
+        Keyspace::Offline => ext::offline::verify_entry(key, value),
+        Keyspace::Inbox => ext::inbox::verify_entry(key, value),
+        Keyspace::MamPm
+        | Keyspace::MamPmIds
+        | Keyspace::MamMuc
+        | Keyspace::MamMucIds
+        | Keyspace::MamMucBySender => ext::mam::verify_entry(ks, key, value),
+        Keyspace::PubsubNodes
+        | Keyspace::PubsubNodesByOwner
+        | Keyspace::PubsubItems
+        | Keyspace::PubsubItemsByPublisher
+        | Keyspace::PubsubSubs
+        | Keyspace::PubsubSubsBySubscriber
+        | Keyspace::PubsubAffs
+        | Keyspace::PubsubAffsByJid => ext::pubsub::verify_entry(ks, key, value),
+        Keyspace::Last => ext::last::verify_entry(key, value),
+        Keyspace::Privacy => ext::privacy::verify_entry(key, value),
+        Keyspace::Blocklist => ext::blocklist::verify_entry(key, value),
+        Keyspace::Sweep => {
+            sweep_key(key)?;
+            codec::decode::<()>(ks, key, value)
+        }
+    }
+}
+
+fn check_meta(key: &[u8], value: &[u8]) -> Result<()> {
+    if key == keys::META_MAGIC {
+        if value == keys::MAGIC {
+            return Ok(());
+        }
+        return Err(keys::corrupt(Keyspace::Meta, key, "wrong magic bytes"));
+    }
+    if key == keys::META_FORMAT {
+        return keys::read_u64_value(Keyspace::Meta, key, value).map(|_| ());
+    }
+    Err(keys::corrupt(Keyspace::Meta, key, "unknown meta key"))
+}

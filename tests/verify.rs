@@ -1,0 +1,529 @@
+//! Store verification: a clean store is clean; damaged values, unparsable keys, dangling
+//! and missing index entries and orphaned records are each reported by keyspace and key,
+//! through the library and through `jidstore verify`.
+
+use jidstore::ext::inbox::DEFAULT_BOX;
+use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
+use jidstore::ext::privacy::{PrivacyAction, PrivacyItem};
+use jidstore::ext::pubsub::{Affiliation, Node, NodeType, SubState};
+use jidstore::ext::roster::{Ask, RosterItem, Subscription};
+use jidstore::keys::{self, Keyspace};
+use jidstore::{BareJid, Store, Timestamp, VerifyReport};
+
+use crate::util::*;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(secs)
+}
+
+fn node(service: &BareJid, id: &str, owner: &BareJid, kind: NodeType) -> Node {
+    Node {
+        service: service.clone(),
+        node: id.to_owned(),
+        owner: owner.clone(),
+        kind,
+        access_model: "open".into(),
+        config: vec![],
+        created_at: at(1),
+    }
+}
+
+/// Writes at least one entry into every keyspace (the sweep queue through a raw marker,
+/// as an erasure interrupted before its sweep leaves it).
+pub fn populate(store: &Store) -> (BareJid, BareJid) {
+    let alice = user(store, "alice@localhost");
+    let bob = user(store, "bob@localhost");
+    let room = bare("room@muc.localhost");
+    let service = bare("pubsub.localhost");
+    store
+        .roster()
+        .set(
+            &alice,
+            &RosterItem {
+                jid: bob.clone(),
+                name: Some("Bob".into()),
+                subscription: Subscription::Both,
+                ask: Ask::None,
+                groups: vec!["friends".into()],
+                askmessage: None,
+            },
+        )
+        .unwrap();
+    store
+        .vcard()
+        .set(&alice, "<vCard xmlns='vcard-temp'><FN>A</FN></vCard>")
+        .unwrap();
+    store
+        .private()
+        .set(
+            &alice,
+            "storage:bookmarks",
+            "<storage xmlns='storage:bookmarks'/>",
+        )
+        .unwrap();
+    store
+        .offline()
+        .store(
+            &alice,
+            &jidstore::ext::offline::OfflineMessage {
+                from: full("bob@localhost/phone"),
+                to: full("alice@localhost"),
+                timestamp: at(2),
+                expires: None,
+                stanza: "<message><body>hi</body></message>".into(),
+            },
+        )
+        .unwrap();
+    store
+        .inbox()
+        .on_message(&alice, &bob, "<message/>", Some("m1"), at(3), true)
+        .unwrap();
+    assert_eq!(
+        store.inbox().get(&alice, &bob).unwrap().unwrap().mailbox,
+        DEFAULT_BOX
+    );
+    archives(store, &alice, &room);
+    pubsub(store, &alice, &bob, &service);
+    store.last().set(&alice, 100, "away").unwrap();
+    store
+        .privacy()
+        .set_list(
+            &alice,
+            "work",
+            &[PrivacyItem {
+                order: 1,
+                kind: None,
+                value: None,
+                action: PrivacyAction::Allow,
+                message: false,
+                iq: false,
+                presence_in: false,
+                presence_out: false,
+            }],
+        )
+        .unwrap();
+    store.privacy().set_default(&alice, Some("work")).unwrap();
+    store
+        .blocklist()
+        .block(&alice, &[full("spam@evil")])
+        .unwrap();
+    store
+        .raw_tree(Keyspace::Sweep)
+        .insert(keys::archive(u64::MAX), jidstore::codec::marker())
+        .unwrap();
+    (alice, bob)
+}
+
+/// 1-1 and room messages, each with a native and an imported id.
+fn archives(store: &Store, alice: &BareJid, room: &BareJid) {
+    for id in [None, Some("imported-1".to_owned())] {
+        store
+            .mam()
+            .append(
+                alice,
+                &PmMessage {
+                    id,
+                    timestamp: at(4),
+                    from: full("alice@localhost/a"),
+                    to: full("bob@localhost"),
+                    direction: Direction::Outgoing,
+                    origin_id: None,
+                    stanza: "<message><body>x</body></message>".into(),
+                },
+            )
+            .unwrap();
+    }
+    for id in [None, Some("room-imported-1".to_owned())] {
+        store
+            .muc()
+            .append(
+                room,
+                &MucMessage {
+                    id,
+                    timestamp: at(5),
+                    sender: alice.clone(),
+                    nick: "al".into(),
+                    stanza: "<message type='groupchat'/>".into(),
+                },
+            )
+            .unwrap();
+    }
+}
+
+/// A PEP node and a flat node with items, a subscription and an affiliation.
+fn pubsub(store: &Store, alice: &BareJid, bob: &BareJid, service: &BareJid) {
+    let p = store.pubsub();
+    p.create_node(&node(alice, "urn:xmpp:avatar", alice, NodeType::Pep))
+        .unwrap();
+    p.create_node(&node(service, "news", bob, NodeType::Flat))
+        .unwrap();
+    p.publish(alice, "urn:xmpp:avatar", "a1", alice, "<data/>", at(6))
+        .unwrap();
+    p.publish(service, "news", "n1", alice, "<entry/>", at(7))
+        .unwrap();
+    p.subscribe(service, "news", alice, SubState::Subscribed)
+        .unwrap();
+    p.set_affiliation(service, "news", alice, Some(Affiliation::Publisher))
+        .unwrap();
+}
+
+/// The problems naming `ks` and the escaped `key`.
+fn problems_at(report: &VerifyReport, ks: Keyspace, key: &[u8]) -> Vec<String> {
+    let key = keys::escape_key(key);
+    report
+        .problems
+        .iter()
+        .filter(|p| p.keyspace == ks.name() && p.key == key)
+        .map(|p| p.what.clone())
+        .collect()
+}
+
+fn first_entry(store: &Store, ks: Keyspace) -> (sled::IVec, sled::IVec) {
+    store
+        .raw_tree(ks)
+        .iter()
+        .next()
+        .unwrap_or_else(|| panic!("{} is empty", ks.name()))
+        .unwrap()
+}
+
+#[test]
+fn clean_store_is_clean() -> TestResult {
+    let (_dir, store) = store();
+    let empty = jidstore::verify(&store)?;
+    assert!(empty.is_clean(), "{empty}");
+    populate(&store);
+    let report = jidstore::verify(&store)?;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.keyspaces.len(), Keyspace::ALL.len());
+    for (name, n) in &report.keyspaces {
+        assert!(
+            *n > 0,
+            "{name} is empty: populate() must reach every keyspace"
+        );
+    }
+    assert_eq!(
+        report.entries,
+        report.keyspaces.iter().map(|(_, n)| n).sum::<u64>()
+    );
+    assert!(report.to_string().ends_with("clean\n"), "{report}");
+    Ok(())
+}
+
+#[test]
+fn erased_user_leaves_a_clean_store() -> TestResult {
+    let (dir, store) = store();
+    let (alice, bob) = populate(&store);
+    jidstore::gdpr::remove(&store, &alice)?;
+    let report = jidstore::verify(&store)?;
+    assert!(report.is_clean(), "{report}");
+    jidstore::gdpr::remove(&store, &bob)?;
+    let store = reopen(&dir, store);
+    let report = jidstore::verify(&store)?;
+    assert!(report.is_clean(), "{report}");
+    Ok(())
+}
+
+/// Truncating any value, and flipping a byte of any checksummed value, is reported at that
+/// keyspace and key; the rest of the store is still checked (no stop at the first problem).
+#[test]
+fn damaged_value_in_any_keyspace_is_reported() -> TestResult {
+    let (_dir, store) = store();
+    populate(&store);
+    let mut damaged = Vec::new();
+    for ks in Keyspace::ALL {
+        let (key, value) = first_entry(&store, *ks);
+        let mut bad = value.to_vec();
+        bad.pop();
+        store.raw_tree(*ks).insert(&key, bad)?;
+        damaged.push((*ks, key, value));
+    }
+    let report = jidstore::verify(&store)?;
+    for (ks, key, _) in &damaged {
+        assert!(
+            !problems_at(&report, *ks, key).is_empty(),
+            "truncated {} {} not reported:\n{report}",
+            ks.name(),
+            keys::escape_key(key)
+        );
+    }
+    for (ks, key, value) in damaged {
+        store.raw_tree(ks).insert(&key, value)?;
+    }
+    assert!(jidstore::verify(&store)?.is_clean());
+
+    let raw = [
+        Keyspace::Meta,
+        Keyspace::MamPmIds,
+        Keyspace::MamMucIds,
+        Keyspace::Sweep,
+    ];
+    for ks in Keyspace::ALL.iter().filter(|k| !raw.contains(k)) {
+        let (key, value) = first_entry(&store, *ks);
+        let mut bad = value.to_vec();
+        bad[1] ^= 0x40;
+        store.raw_tree(*ks).insert(&key, bad)?;
+        let report = jidstore::verify(&store)?;
+        assert_eq!(
+            problems_at(&report, *ks, &key),
+            vec!["checksum mismatch".to_owned()],
+            "{report}"
+        );
+        store.raw_tree(*ks).insert(&key, value)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn vcard_flip_names_keyspace_and_key() -> TestResult {
+    let (_dir, store) = store();
+    let (alice, _) = populate(&store);
+    let key = keys::owner(&alice);
+    let mut v = store.raw_tree(Keyspace::Vcard).get(&key)?.unwrap().to_vec();
+    let mid = v.len() / 2;
+    v[mid] ^= 1;
+    store.raw_tree(Keyspace::Vcard).insert(&key, v)?;
+    let report = jidstore::verify(&store)?;
+    assert_eq!(report.problems.len(), 1, "{report}");
+    let p = &report.problems[0];
+    assert_eq!(p.keyspace, "vcard");
+    assert_eq!(p.key, "alice@localhost\\x00");
+    assert!(report.to_string().contains("vcard alice@localhost\\x00"));
+    Ok(())
+}
+
+#[test]
+fn unparsable_keys_are_reported() -> TestResult {
+    let (_dir, store) = store();
+    populate(&store);
+    let marker = jidstore::codec::marker();
+    let cases: [(Keyspace, &[u8]); 6] = [
+        (Keyspace::PubsubItems, b"no separators"),
+        (Keyspace::MamPm, b"short"),
+        (Keyspace::Offline, b"alice@localhost\0abc"),
+        (Keyspace::Roster, b"alice@localhost\0Xbob@localhost"),
+        (Keyspace::Meta, b"other"),
+        (Keyspace::Sweep, b"123456789"),
+    ];
+    for (ks, key) in cases {
+        store.raw_tree(ks).insert(key, marker.clone())?;
+    }
+    let report = jidstore::verify(&store)?;
+    for (ks, key) in cases {
+        assert!(
+            !problems_at(&report, ks, key).is_empty(),
+            "{} {:?}: {report}",
+            ks.name(),
+            key
+        );
+    }
+    Ok(())
+}
+
+/// For each record keyspace and its index: deleting the index entry is reported on the
+/// record as a missing index entry, deleting the record on the index entry as dangling.
+#[test]
+fn missing_and_dangling_index_entries_are_reported() -> TestResult {
+    let (_dir, store) = store();
+    let (alice, _) = populate(&store);
+    let service = bare("pubsub.localhost");
+    let s = service.as_str();
+    let a = alice.as_str();
+    let muc_key = first_entry(&store, Keyspace::MamMuc).0;
+    let mut r = keys::KeyReader::new(Keyspace::MamMuc, &muc_key);
+    let room = r.part()?.to_owned();
+    let seq = r.u64()?;
+    let pairs: Vec<(Keyspace, Vec<u8>, Keyspace, Vec<u8>)> = vec![
+        (
+            Keyspace::MamMuc,
+            muc_key.to_vec(),
+            Keyspace::MamMucBySender,
+            keys::sender_room_seq(a, &room, seq),
+        ),
+        (
+            Keyspace::PubsubNodes,
+            keys::pair_tail(s, "news"),
+            Keyspace::PubsubNodesByOwner,
+            keys::triple_tail("bob@localhost", s, "news"),
+        ),
+        (
+            Keyspace::PubsubItems,
+            keys::triple_tail(s, "news", "n1"),
+            Keyspace::PubsubItemsByPublisher,
+            keys::quad_tail(a, s, "news", "n1"),
+        ),
+        (
+            Keyspace::PubsubSubs,
+            keys::triple_tail(s, "news", a),
+            Keyspace::PubsubSubsBySubscriber,
+            keys::triple_tail(a, s, "news"),
+        ),
+        (
+            Keyspace::PubsubAffs,
+            keys::triple_tail(s, "news", a),
+            Keyspace::PubsubAffsByJid,
+            keys::triple_tail(a, s, "news"),
+        ),
+    ];
+    for (rec_ks, rec, idx_ks, idx) in &pairs {
+        let saved = store.raw_tree(*idx_ks).remove(idx)?.expect("index entry");
+        let report = jidstore::verify(&store)?;
+        assert_eq!(
+            problems_at(&report, *rec_ks, rec),
+            vec![format!("missing index entry in {}", idx_ks.name())],
+            "{report}"
+        );
+        assert_eq!(report.problems.len(), 1, "{report}");
+        store.raw_tree(*idx_ks).insert(idx, saved)?;
+
+        let saved = store.raw_tree(*rec_ks).remove(rec)?.expect("record");
+        let report = jidstore::verify(&store)?;
+        assert_eq!(
+            problems_at(&report, *idx_ks, idx),
+            vec![format!(
+                "dangling index entry: no record in {}",
+                rec_ks.name()
+            )],
+            "{report}"
+        );
+        store.raw_tree(*rec_ks).insert(rec, saved)?;
+    }
+    assert!(jidstore::verify(&store)?.is_clean());
+    Ok(())
+}
+
+#[test]
+fn imported_ids_orphans_and_nodeless_records_are_reported() -> TestResult {
+    let (_dir, store) = store();
+    let (alice, _) = populate(&store);
+    // An imported id whose message is gone.
+    for (ids, records) in [
+        (Keyspace::MamPmIds, Keyspace::MamPm),
+        (Keyspace::MamMucIds, Keyspace::MamMuc),
+    ] {
+        let (id_key, seq) = first_entry(&store, ids);
+        let target: Vec<u8> = store
+            .raw_tree(records)
+            .iter()
+            .keys()
+            .map(Result::unwrap)
+            .find(|k| k.ends_with(&seq))
+            .expect("message of the imported id")
+            .to_vec();
+        let saved = store.raw_tree(records).remove(&target)?.unwrap();
+        let report = jidstore::verify(&store)?;
+        assert_eq!(
+            problems_at(&report, ids, &id_key),
+            vec![format!(
+                "dangling index entry: no record in {}",
+                records.name()
+            )],
+            "{report}"
+        );
+        store.raw_tree(records).insert(&target, saved.clone())?;
+        store.raw_tree(ids).remove(&id_key)?;
+        let report = jidstore::verify(&store)?;
+        assert_eq!(
+            problems_at(&report, records, &target),
+            vec![format!("missing index entry in {}", ids.name())],
+            "{report}"
+        );
+        store.raw_tree(ids).insert(&id_key, seq)?;
+    }
+    assert!(jidstore::verify(&store)?.is_clean());
+
+    // A 1-1 message in an archive nobody holds.
+    let (_, value) = first_entry(&store, Keyspace::MamPm);
+    let orphan = keys::archive_seq(u64::MAX - 1, 1);
+    store.raw_tree(Keyspace::MamPm).insert(&orphan, value)?;
+    let report = jidstore::verify(&store)?;
+    assert_eq!(problems_at(&report, Keyspace::MamPm, &orphan).len(), 1);
+    store.raw_tree(Keyspace::MamPm).remove(&orphan)?;
+
+    // Items, subscriptions and affiliations of a node record that is gone.
+    let (srv, a) = ("pubsub.localhost", alice.as_str());
+    store
+        .raw_tree(Keyspace::PubsubNodes)
+        .remove(keys::pair_tail(srv, "news"))?;
+    let report = jidstore::verify(&store)?;
+    for (ks, key, what) in [
+        (
+            Keyspace::PubsubItems,
+            keys::triple_tail(srv, "news", "n1"),
+            "item",
+        ),
+        (
+            Keyspace::PubsubSubs,
+            keys::triple_tail(srv, "news", a),
+            "subscription",
+        ),
+        (
+            Keyspace::PubsubAffs,
+            keys::triple_tail(srv, "news", a),
+            "affiliation",
+        ),
+    ] {
+        assert!(
+            problems_at(&report, ks, &key)
+                .contains(&format!("{what} of a node that does not exist")),
+            "{report}"
+        );
+    }
+    Ok(())
+}
+
+/// Runs the binary, retrying while sled's lock from the dropped store is still held.
+fn run_verify(data: &std::path::Path) -> Run {
+    for _ in 0..100 {
+        let r = jidstore(data, &["verify"]);
+        if !r.stderr.contains("locked") {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    jidstore(data, &["verify"])
+}
+
+#[test]
+fn cli_verify_exit_codes_and_damaged_keys() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let store = jidstore::Config::new(&data).scram_iterations(16).open()?;
+    let (alice, _) = populate(&store);
+    store.flush()?;
+    drop(store);
+    let r = run_verify(&data);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+
+    let store = jidstore::Config::new(&data).scram_iterations(16).open()?;
+    let key = keys::owner(&alice);
+    let mut v = store.raw_tree(Keyspace::Last).get(&key)?.unwrap().to_vec();
+    v[2] ^= 0xff;
+    store.raw_tree(Keyspace::Last).insert(&key, v)?;
+    store
+        .raw_tree(Keyspace::MamMucBySender)
+        .remove(first_entry(&store, Keyspace::MamMucBySender).0)?;
+    store.flush()?;
+    drop(store);
+    let r = run_verify(&data);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("last alice@localhost\\x00: checksum mismatch"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("mam_muc ") && r.stdout.contains("missing index entry"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("2 problem(s)"), "{}", r.stderr);
+
+    let missing = dir.path().join("nowhere");
+    let r = jidstore(&missing, &["verify"]);
+    assert_eq!(r.code, 1);
+    assert!(!missing.exists(), "verify must not create a data dir");
+    Ok(())
+}
