@@ -2,7 +2,7 @@
 //! large archive. After every kill the store must reopen with the subject either wholly
 //! present (export byte-identical to before) or wholly gone (export identical to the kept
 //! data only, and every keyspace's entry count equal to a clean erasure's), and no other
-//! user's export may change.
+//! user's export may change; `verify` must be clean after every reopen.
 //!
 //! `JIDSTORE_CRASH_KILLS` (default 200) sets the number of kills, `JIDSTORE_CRASH_MESSAGES`
 //! (default 20000) the size of the erased archive.
@@ -152,6 +152,10 @@ struct Snapshot {
 
 fn snapshot(path: &Path) -> Res<Snapshot> {
     let store = open(path)?;
+    let report = jidstore::verify(&store)?;
+    if !report.is_clean() {
+        return Err(format!("verify after reopen: {report}").into());
+    }
     Ok(Snapshot {
         alice: export(&store, &bare("alice@localhost"))?,
         bob: export(&store, &bare("bob@localhost"))?,
