@@ -193,7 +193,7 @@ fn owner_of(key: &[u8]) -> Result<BareJid> {
 }
 
 /// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify`].
+/// as its record type. Used by [`crate::verify()`].
 pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
     owner_of(key)?;
     crate::codec::decode::<Account>(Keyspace::Accounts, key, value).map(|_| ())

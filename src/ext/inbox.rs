@@ -196,7 +196,7 @@ impl Inbox<'_> {
 }
 
 /// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify`].
+/// as its record type. Used by [`crate::verify()`].
 pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
     remote_of(key)?;
     crate::codec::decode::<Stored>(Keyspace::Inbox, key, value).map(|_| ())

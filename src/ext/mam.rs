@@ -669,7 +669,7 @@ fn parse_sender_entry(key: &[u8]) -> Result<(&str, &str, u64)> {
 }
 
 /// Checks one stored entry of a mam keyspace: key layout and value type. Used by
-/// [`crate::verify`].
+/// [`crate::verify()`].
 pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
     use crate::codec::decode;
     match ks {

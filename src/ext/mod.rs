@@ -2,7 +2,7 @@
 //!
 //! Each entry claims the keyspaces it owns, names its CSV tables, streams the rows it holds
 //! about a subject, and plans what erasing that subject removes and keeps. Because
-//! [`EXTENSIONS`] is the single list that `gdpr` iterates, and a test checks that every tree
+//! `EXTENSIONS` is the single list that `gdpr` iterates, and a test checks that every tree
 //! the store opens is claimed here, no keyspace can be forgotten by export or erase.
 
 use std::collections::BTreeMap;

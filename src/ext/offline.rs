@@ -146,7 +146,7 @@ impl Offline<'_> {
 }
 
 /// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify`].
+/// as its record type. Used by [`crate::verify()`].
 pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
     let mut r = keys::KeyReader::new(Keyspace::Offline, key);
     r.part()?;

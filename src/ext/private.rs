@@ -88,7 +88,7 @@ impl PrivateXml<'_> {
 }
 
 /// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify`].
+/// as its record type. Used by [`crate::verify()`].
 pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
     if ns_of(key)?.is_empty() {
         return Err(keys::corrupt(Keyspace::Private, key, "empty namespace"));

@@ -650,7 +650,7 @@ fn quad_of(key: &[u8]) -> Result<(String, String, String, String)> {
 }
 
 /// Checks one stored entry of a pubsub keyspace: key layout and value type. Used by
-/// [`crate::verify`].
+/// [`crate::verify()`].
 pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
     use crate::codec::decode;
     match ks {
