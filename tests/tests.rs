@@ -15,6 +15,7 @@ mod inbox;
 mod last;
 mod mam;
 mod offline;
+mod pie;
 mod privacy;
 mod private;
 mod pubsub;

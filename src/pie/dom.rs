@@ -143,7 +143,11 @@ fn write_element(el: &Element, parent_ns: Option<&str>, out: &mut String) {
     out.push('<');
     out.push_str(&el.name);
     if parent_ns.map_or(!el.ns.is_empty(), |p| p != el.ns) {
-        let _ = write!(out, " xmlns='{}'", quick_xml::escape::escape(el.ns.as_str()));
+        let _ = write!(
+            out,
+            " xmlns='{}'",
+            quick_xml::escape::escape(el.ns.as_str())
+        );
     }
     for a in &el.attrs {
         match (&a.prefix, &a.ns) {
@@ -191,7 +195,9 @@ struct Lines<'a> {
 
 impl Lines<'_> {
     fn at(&mut self, pos: u64) -> u32 {
-        let pos = usize::try_from(pos).unwrap_or(usize::MAX).min(self.bytes.len());
+        let pos = usize::try_from(pos)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
         if pos > self.pos {
             let seen = self.bytes.get(self.pos..pos).unwrap_or_default();
             let n = seen.iter().filter(|b| **b == b'\n').count();
@@ -281,7 +287,12 @@ fn open_element(
     Ok(el)
 }
 
-fn push_text(stack: &mut [Element], text: &str, lines: u32, file: &Arc<Path>) -> Result<(), Problem> {
+fn push_text(
+    stack: &mut [Element],
+    text: &str,
+    lines: u32,
+    file: &Arc<Path>,
+) -> Result<(), Problem> {
     match stack.last_mut() {
         Some(top) => {
             if let Some(Child::Text(t)) = top.children.last_mut() {
@@ -355,7 +366,9 @@ pub(crate) fn parse(bytes: &[u8], file: &Arc<Path>) -> Result<Element, Problem> 
             }
             Event::End(_) => {
                 scopes.pop();
-                let el = stack.pop().ok_or_else(|| bad(line, "unbalanced end tag".into()))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| bad(line, "unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(top) => top.children.push(Child::Element(el)),
                     None => root = Some(el),
@@ -434,8 +447,8 @@ fn load_file(
     if chain.len() >= MAX_INCLUDE_DEPTH {
         return Err(located("XInclude chain is too deep".into()));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| located(format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| located(format!("cannot read {}: {e}", path.display())))?;
     let file: Arc<Path> = Arc::from(path);
     let mut root = parse(&bytes, &file)?;
     chain.push(canonical);
@@ -511,7 +524,14 @@ mod tests {
         let el = p("<?xml version='1.0'?>\n<r xmlns='urn:xmpp:pie:0'>\n\n  <u/>\n</r>");
         assert_eq!(el.line, 2);
         assert_eq!(el.elements().next().unwrap().line, 4);
-        for bad in ["<a>", "<a></b>", "<a/><b/>", "<a>&bogus;</a>", "x<a/>", "<p:a/>"] {
+        for bad in [
+            "<a>",
+            "<a></b>",
+            "<a/><b/>",
+            "<a>&bogus;</a>",
+            "x<a/>",
+            "<p:a/>",
+        ] {
             assert!(
                 parse(bad.as_bytes(), &Arc::from(Path::new("t"))).is_err(),
                 "{bad}"

@@ -53,7 +53,8 @@ fn end<S: Write>(w: &mut W<S>, name: &str) -> Result<()> {
 
 fn text_el<S: Write>(w: &mut W<S>, name: &str, text: &str) -> Result<()> {
     start(w, name, &[])?;
-    w.write_event(Event::Text(BytesText::new(text))).map_err(io)?;
+    w.write_event(Event::Text(BytesText::new(text)))
+        .map_err(io)?;
     end(w, name)
 }
 
@@ -164,10 +165,18 @@ pub fn export<S: Write>(store: &Store, user: &BareJid, sink: S) -> Result<Export
 /// A roster item that exists only because of a pending inbound request is written as the
 /// `<presence type='subscribe'/>` alone, as servers export it.
 fn only_pending(i: &RosterItem) -> bool {
-    i.ask == Ask::In && i.subscription == Subscription::None && i.name.is_none() && i.groups.is_empty()
+    i.ask == Ask::In
+        && i.subscription == Subscription::None
+        && i.name.is_none()
+        && i.groups.is_empty()
 }
 
-fn roster<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut ExportCounts) -> Result<()> {
+fn roster<S: Write>(
+    store: &Store,
+    user: &BareJid,
+    w: &mut W<S>,
+    counts: &mut ExportCounts,
+) -> Result<()> {
     let items = store.roster().list(user)?;
     if items.is_empty() {
         return Ok(());
@@ -195,8 +204,15 @@ fn roster<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut Ex
     }
     end(w, "query")?;
     nl(w)?;
-    for i in items.iter().filter(|i| matches!(i.ask, Ask::In | Ask::Both)) {
-        let attrs = [("xmlns", NS_CLIENT), ("type", "subscribe"), ("from", i.jid.as_str())];
+    for i in items
+        .iter()
+        .filter(|i| matches!(i.ask, Ask::In | Ask::Both))
+    {
+        let attrs = [
+            ("xmlns", NS_CLIENT),
+            ("type", "subscribe"),
+            ("from", i.jid.as_str()),
+        ];
         match &i.askmessage {
             Some(m) => {
                 start(w, "presence", &attrs)?;
@@ -211,7 +227,12 @@ fn roster<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut Ex
     Ok(())
 }
 
-fn privacy<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut ExportCounts) -> Result<()> {
+fn privacy<S: Write>(
+    store: &Store,
+    user: &BareJid,
+    w: &mut W<S>,
+    counts: &mut ExportCounts,
+) -> Result<()> {
     let names = store.privacy().list_names(user)?;
     if names.is_empty() {
         return Ok(());
@@ -256,7 +277,12 @@ fn privacy<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut E
     Ok(())
 }
 
-fn pep<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut ExportCounts) -> Result<()> {
+fn pep<S: Write>(
+    store: &Store,
+    user: &BareJid,
+    w: &mut W<S>,
+    counts: &mut ExportCounts,
+) -> Result<()> {
     let nodes: Vec<_> = store
         .pubsub()
         .nodes(user)?
@@ -326,7 +352,12 @@ fn pep<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut Expor
     Ok(())
 }
 
-fn archive<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut ExportCounts) -> Result<()> {
+fn archive<S: Write>(
+    store: &Store,
+    user: &BareJid,
+    w: &mut W<S>,
+    counts: &mut ExportCounts,
+) -> Result<()> {
     let mut n = 0u64;
     for m in store.mam().iter(user)? {
         let m = m?;
@@ -337,7 +368,11 @@ fn archive<S: Write>(store: &Store, user: &BareJid, w: &mut W<S>, counts: &mut E
         n += 1;
         start(w, "result", &[("xmlns", NS_MAM), ("id", &m.id)])?;
         start(w, "forwarded", &[("xmlns", NS_FORWARD)])?;
-        empty(w, "delay", &[("xmlns", NS_DELAY), ("stamp", &m.timestamp.to_rfc3339())])?;
+        empty(
+            w,
+            "delay",
+            &[("xmlns", NS_DELAY), ("stamp", &m.timestamp.to_rfc3339())],
+        )?;
         raw(w, &stanza(&m.stanza, None)?)?;
         end(w, "forwarded")?;
         end(w, "result")?;

@@ -54,7 +54,9 @@ fn run(store: Option<&Store>, doc: Document, options: &ImportOptions) -> Result<
             if c.is_pie("host") {
                 hosts.push(c);
             } else {
-                report.problems.push(c.problem(format!("unknown element {} skipped", c.name)));
+                report
+                    .problems
+                    .push(c.problem(format!("unknown element {} skipped", c.name)));
             }
         }
         hosts
@@ -71,7 +73,9 @@ fn run(store: Option<&Store>, doc: Document, options: &ImportOptions) -> Result<
     let now = Timestamp::now();
     for host in hosts {
         let Some(domain) = host.attr("jid").filter(|d| !d.is_empty()) else {
-            report.problems.push(host.problem("host without a jid attribute skipped"));
+            report
+                .problems
+                .push(host.problem("host without a jid attribute skipped"));
             continue;
         };
         for user in host.elements() {
@@ -112,7 +116,9 @@ fn import_user(
         return;
     };
     let fail = |report: &mut ImportReport, why: String| {
-        report.problems.push(user.problem(format!("user {name} refused: {why}")));
+        report
+            .problems
+            .push(user.problem(format!("user {name} refused: {why}")));
         report.failed.push((name.clone(), why));
     };
     let counts = counts(&u);
@@ -156,7 +162,10 @@ fn counts(u: &UserData) -> BTreeMap<&'static str, u64> {
         ("offline", n(u.offline.len())),
         ("privacy_lists", n(u.privacy.len())),
         ("pubsub_nodes", n(u.pep.len())),
-        ("pubsub_items", n(u.pep.values().map(|p| p.items.len()).sum())),
+        (
+            "pubsub_items",
+            n(u.pep.values().map(|p| p.items.len()).sum()),
+        ),
         ("mam_pm", n(u.mam.len())),
     ])
 }
@@ -166,8 +175,12 @@ fn write_user(store: &Store, u: &UserData, now: Timestamp) -> Result<()> {
     let jid = &u.jid;
     match &u.credentials {
         Credentials::Password(pw) => store.accounts().create(jid, pw)?,
-        Credentials::Scram(v) => store.accounts().create_with_verifiers(jid, v.clone(), now)?,
-        Credentials::None => store.accounts().create_with_verifiers(jid, Vec::new(), now)?,
+        Credentials::Scram(v) => store
+            .accounts()
+            .create_with_verifiers(jid, v.clone(), now)?,
+        Credentials::None => store
+            .accounts()
+            .create_with_verifiers(jid, Vec::new(), now)?,
     }
     for item in u.roster.values() {
         store.roster().set(jid, item)?;

@@ -137,7 +137,10 @@ pub(crate) fn parse_user(user: &Element, domain: &str, ctx: &mut Ctx<'_>) -> Opt
             (NS_SCRAM, "scram-credentials") => {
                 if let Some(v) = scram(el, ctx) {
                     if verifiers.iter().any(|o| o.mechanism == v.mechanism) {
-                        ctx.report(el, "duplicate SCRAM credentials for a mechanism; first kept");
+                        ctx.report(
+                            el,
+                            "duplicate SCRAM credentials for a mechanism; first kept",
+                        );
                     } else {
                         verifiers.push(v);
                     }
@@ -195,7 +198,10 @@ fn b64(el: &Element, name: &str, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
     match BASE64.decode(text.as_bytes()) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            ctx.refuse(el, format!("SCRAM credentials: <{name}/> missing or not base64"));
+            ctx.refuse(
+                el,
+                format!("SCRAM credentials: <{name}/> missing or not base64"),
+            );
             None
         }
     }
@@ -220,7 +226,10 @@ fn scram(el: &Element, ctx: &mut Ctx<'_>) -> Option<Verifier> {
         .and_then(|c| c.text().trim().parse::<u32>().ok())
         .filter(|n| *n > 0);
     let Some(iterations) = iterations else {
-        ctx.refuse(el, "SCRAM credentials: <iter-count/> missing or not a positive integer");
+        ctx.refuse(
+            el,
+            "SCRAM credentials: <iter-count/> missing or not a positive integer",
+        );
         return None;
     };
     let salt = b64(el, "salt", ctx)?;
@@ -232,7 +241,10 @@ fn scram(el: &Element, ctx: &mut Ctx<'_>) -> Option<Verifier> {
         Mechanism::Sha512 => 64,
     };
     if server_key.len() != len || stored_key.len() != len {
-        ctx.refuse(el, format!("SCRAM credentials: {mech} keys must be {len} bytes"));
+        ctx.refuse(
+            el,
+            format!("SCRAM credentials: {mech} keys must be {len} bytes"),
+        );
         return None;
     }
     Some(Verifier {
@@ -248,7 +260,10 @@ fn roster(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     if let Some(v) = q.attr("ver") {
         match v.parse::<u64>() {
             Ok(n) => u.roster_ver = Some(n),
-            Err(_) => ctx.report(q, format!("roster ver '{v}' is not a number; a new version is assigned")),
+            Err(_) => ctx.report(
+                q,
+                format!("roster ver '{v}' is not a number; a new version is assigned"),
+            ),
         }
     }
     for item in q.elements() {
@@ -270,7 +285,10 @@ fn roster(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
             "from" => Subscription::From,
             "both" => Subscription::Both,
             other => {
-                ctx.report(item, format!("roster item {jid}: subscription '{other}'; item skipped"));
+                ctx.report(
+                    item,
+                    format!("roster item {jid}: subscription '{other}'; item skipped"),
+                );
                 continue;
             }
         };
@@ -295,9 +313,15 @@ fn roster(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
                 groups.push(name);
             }
         }
-        let name = item.attr("name").filter(|n| !n.is_empty()).map(str::to_owned);
+        let name = item
+            .attr("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
         if u.roster.contains_key(jid.as_str()) {
-            ctx.report(item, format!("roster item {jid} listed twice; the last one kept"));
+            ctx.report(
+                item,
+                format!("roster item {jid} listed twice; the last one kept"),
+            );
         }
         u.roster.insert(
             jid.as_str().to_owned(),
@@ -356,11 +380,23 @@ fn presence(p: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
 fn private(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     for item in q.elements() {
         if item.ns.is_empty() || item.ns == NS_PRIVATE {
-            ctx.report(item, format!("private XML <{}/> without its own namespace skipped", item.name));
+            ctx.report(
+                item,
+                format!(
+                    "private XML <{}/> without its own namespace skipped",
+                    item.name
+                ),
+            );
             continue;
         }
         if u.private.contains_key(&item.ns) {
-            ctx.report(item, format!("private XML namespace {} given twice; the last one kept", item.ns));
+            ctx.report(
+                item,
+                format!(
+                    "private XML namespace {} given twice; the last one kept",
+                    item.ns
+                ),
+            );
         }
         u.private.insert(item.ns.clone(), item.to_xml());
     }
@@ -381,7 +417,10 @@ fn privacy(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     if let Some(d) = &u.privacy_default
         && !u.privacy.contains_key(d)
     {
-        ctx.report(q, format!("default privacy list '{d}' does not exist; no default set"));
+        ctx.report(
+            q,
+            format!("default privacy list '{d}' does not exist; no default set"),
+        );
         u.privacy_default = None;
     }
 }
@@ -409,7 +448,10 @@ fn privacy_items(list: &Element, ctx: &mut Ctx<'_>) -> Vec<PrivacyItem> {
         };
         let value = it.attr("value").map(str::to_owned);
         let (Some(order), Some(action), Ok(kind)) = (order, action, kind) else {
-            ctx.report(it, "privacy item without a valid order, action or type skipped");
+            ctx.report(
+                it,
+                "privacy item without a valid order, action or type skipped",
+            );
             continue;
         };
         let valid = match (kind, value.as_deref()) {
@@ -420,7 +462,10 @@ fn privacy_items(list: &Element, ctx: &mut Ctx<'_>) -> Vec<PrivacyItem> {
             _ => false,
         };
         if !valid || !orders.insert(order) {
-            ctx.report(it, format!("privacy item {order}: invalid value or duplicate order; skipped"));
+            ctx.report(
+                it,
+                format!("privacy item {order}: invalid value or duplicate order; skipped"),
+            );
             continue;
         }
         let has = |n: &str| it.child(NS_PRIVACY, n).is_some();
@@ -457,7 +502,10 @@ fn pep_config(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
         };
         let n = pep_node(u, node);
         if let Some(x) = c.child(NS_DATA, "x") {
-            for f in x.elements().filter(|f| f.ns == NS_DATA && f.name == "field") {
+            for f in x
+                .elements()
+                .filter(|f| f.ns == NS_DATA && f.name == "field")
+            {
                 let var = f.attr("var").unwrap_or_default();
                 let values = f
                     .elements()
@@ -480,7 +528,8 @@ fn pep_config(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
 fn pep_items(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     for items in ps.elements() {
         let node = items.attr("node").filter(|n| !n.is_empty());
-        let (NS_PUBSUB, "items", Some(node)) = (items.ns.as_str(), items.name.as_str(), node) else {
+        let (NS_PUBSUB, "items", Some(node)) = (items.ns.as_str(), items.name.as_str(), node)
+        else {
             ctx.unknown(items);
             continue;
         };
@@ -491,14 +540,20 @@ fn pep_items(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
                 continue;
             };
             let Some(payload) = item.elements().next() else {
-                ctx.report(item, format!("PEP item {node}/{id} without payload skipped"));
+                ctx.report(
+                    item,
+                    format!("PEP item {node}/{id} without payload skipped"),
+                );
                 continue;
             };
             let publisher = match item.attr("publisher").map(Jid::parse) {
                 None => u.jid.clone(),
                 Some(Ok(j)) => j.to_bare(),
                 Some(Err(e)) => {
-                    ctx.report(item, format!("PEP item {node}/{id}: {e}; owner used as publisher"));
+                    ctx.report(
+                        item,
+                        format!("PEP item {node}/{id}: {e}; owner used as publisher"),
+                    );
                     u.jid.clone()
                 }
             };
@@ -595,13 +650,20 @@ fn archive(a: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
             continue;
         };
         let d = delay(fwd);
-        let Some(timestamp) = ctx.stamp(d.unwrap_or(fwd), d.and_then(|d| d.attr("stamp")), "archived message") else {
+        let Some(timestamp) = ctx.stamp(
+            d.unwrap_or(fwd),
+            d.and_then(|d| d.attr("stamp")),
+            "archived message",
+        ) else {
             continue;
         };
         let id = r.attr("id").filter(|i| !i.is_empty()).map(str::to_owned);
         match &id {
             Some(i) if !ids.insert(i.clone()) => {
-                ctx.report(r, format!("archived message id '{i}' repeated; later copy skipped"));
+                ctx.report(
+                    r,
+                    format!("archived message id '{i}' repeated; later copy skipped"),
+                );
                 continue;
             }
             Some(_) => {}
