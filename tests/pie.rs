@@ -211,6 +211,10 @@ fn openfire_xinclude_imports_what_exists_with_skip_missing_includes() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one fixture, every class checked in turn"
+)]
 fn v11_fixture_scram_pep_mam_privacy() {
     let (_d, store) = crate::util::store();
     let r = pie::import_file(&store, &fixture("v11.xml"), &opts()).unwrap();
@@ -421,6 +425,7 @@ fn malformed_xml_is_an_error_with_line() {
 }
 
 /// A store holding every class the export writes, built through the API (not an import).
+#[expect(clippy::too_many_lines, reason = "one record of every class")]
 fn rich_store() -> (tempfile::TempDir, Store, jidstore::BareJid) {
     let (d, store) = crate::util::store();
     let a = user(&store, "alice@example.org");
@@ -518,10 +523,10 @@ fn rich_store() -> (tempfile::TempDir, Store, jidstore::BareJid) {
             Timestamp::from_secs(2),
         )
         .unwrap();
-    for (i, id) in [Some("imported-1"), None].into_iter().enumerate() {
+    for (i, id) in [(0i64, Some("imported-1")), (1, None)] {
         store.mam().append(&a, &PmMessage {
             id: id.map(str::to_owned),
-            timestamp: Timestamp::from_micros(1_600_000_000_123_456 + i as i64),
+            timestamp: Timestamp::from_micros(1_600_000_000_123_456 + i),
             from: full("alice@example.org/phone"),
             to: full("bob@example.org"),
             direction: Direction::Outgoing,

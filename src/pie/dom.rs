@@ -1,5 +1,5 @@
 //! A small namespace-aware element tree for PIE documents: parsed with quick-xml, each
-//! element knowing its file and line, with XInclude resolution and a canonical serializer
+//! element knowing its file and line, with `XInclude` resolution and a canonical serializer
 //! (serializing a parsed serialization gives the same bytes, which round trips rely on).
 
 use std::fmt::Write as _;
@@ -200,6 +200,10 @@ impl Lines<'_> {
             .min(self.bytes.len());
         if pos > self.pos {
             let seen = self.bytes.get(self.pos..pos).unwrap_or_default();
+            #[expect(
+                clippy::naive_bytecount,
+                reason = "files are small; no extra dependency"
+            )]
             let n = seen.iter().filter(|b| **b == b'\n').count();
             self.line = self
                 .line

@@ -122,16 +122,17 @@ fn import_user(
         report.failed.push((name.clone(), why));
     };
     let counts = counts(&u);
-    match store {
-        Some(store) => match store.accounts().exists(&u.jid) {
+    if let Some(store) = store {
+        match store.accounts().exists(&u.jid) {
             Ok(true) => return fail(report, "an account with that name exists already".into()),
             Ok(false) => {}
             Err(e) => return fail(report, e.to_string()),
-        },
-        None => {}
+        }
     }
-    if let (Some(store), false) = (store, options.dry_run) {
-        if let Err(e) = write_user(store, &u, now) {
+    if let (Some(store), false) = (store, options.dry_run)
+        && let Err(e) = write_user(store, &u, now)
+    {
+        {
             let why = match e {
                 Error::AccountExists(_) => "an account with that name exists already".into(),
                 e => match crate::gdpr::remove(store, &u.jid) {

@@ -2,7 +2,7 @@
 //! export of one user, so operators can migrate from ejabberd, Prosody, Openfire or Tigase
 //! and users can take their data away.
 //!
-//! Import reads `urn:xmpp:pie:0` and the pre-1.0 namespace, resolves XInclude at the
+//! Import reads `urn:xmpp:pie:0` and the pre-1.0 namespace, resolves `XInclude` at the
 //! `server-data` and `host` levels relative to the including file, and imports each user
 //! all-or-nothing: the whole user is parsed and checked in memory first, then written; if a
 //! write fails midway, what was written for that user is erased with [`crate::gdpr::remove`].

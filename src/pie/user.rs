@@ -636,9 +636,9 @@ fn rewrite_delay(stanza: &mut Element, t: Timestamp) {
     }
 }
 
-fn archive(a: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+fn archive(list: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     let mut ids = BTreeSet::new();
-    for r in a.elements() {
+    for r in list.elements() {
         if r.name != "result" {
             ctx.unknown(r);
             continue;

@@ -58,13 +58,13 @@ pub enum Command {
     },
     /// Import a XEP-0227 (PIE) file; each user all-or-nothing. Exit 1 if any user failed.
     Import {
-        /// The XML file (`server-data` or `host` root; XIncludes relative to it).
+        /// The XML file (`server-data` or `host` root; includes resolve relative to it).
         file: PathBuf,
         /// Timestamps that are not XEP-0082: refuse that user, use the import time, or drop
         /// the message.
         #[arg(long, value_enum, default_value = "reject")]
         bad_timestamps: BadTimestampsArg,
-        /// Import what is there when XInclude targets are missing (they are reported and
+        /// Import what is there when include targets are missing (they are reported and
         /// the exit code is 1). Without it a missing target stops the import before any
         /// write.
         #[arg(long)]
