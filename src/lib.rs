@@ -27,6 +27,8 @@ pub mod ext;
 pub mod gdpr;
 mod jid;
 pub mod keys;
+mod output;
+pub mod pie;
 mod stats;
 mod store;
 mod time;

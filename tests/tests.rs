@@ -17,6 +17,7 @@ mod inbox;
 mod last;
 mod mam;
 mod offline;
+mod pie;
 mod privacy;
 mod private;
 mod pubsub;

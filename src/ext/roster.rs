@@ -205,6 +205,14 @@ impl Roster<'_> {
         Ok(items)
     }
 
+    /// Sets the owner's roster version (imports keep the version clients have cached).
+    pub fn set_version(&self, owner: &BareJid, version: u64) -> Result<()> {
+        let _w = self.store.writer();
+        self.store.require_account(owner)?;
+        self.store
+            .put(Keyspace::Roster, &keys::owner_tag(owner, VERSION), &version)
+    }
+
     /// The owner's roster version; 0 when the roster was never written.
     pub fn version(&self, owner: &BareJid) -> Result<u64> {
         Ok(self

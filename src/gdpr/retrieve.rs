@@ -1,6 +1,5 @@
 //! Retrieval: a zip with one CSV per table and a `manifest.json`, streamed row by row.
 
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -11,6 +10,7 @@ use zip::{CompressionMethod, ZipWriter};
 use crate::error::{Error, Result};
 use crate::ext::EXTENSIONS;
 use crate::jid::BareJid;
+use crate::output;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -183,60 +183,6 @@ pub fn retrieve<W: Write + Seek>(
     Ok(summary)
 }
 
-/// Resolves the output path: an existing directory gets `<dir>/<username>.zip`.
-fn resolve_output(subject: &BareJid, path: &Path) -> Result<PathBuf> {
-    if path.as_os_str().is_empty() {
-        return Err(Error::InvalidInput("output path is empty".into()));
-    }
-    let target = if path.is_dir() {
-        path.join(format!(
-            "{}.zip",
-            subject.node().unwrap_or(subject.as_str())
-        ))
-    } else {
-        path.to_path_buf()
-    };
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    match fs::metadata(&parent) {
-        Ok(m) if m.is_dir() => Ok(target),
-        Ok(_) => Err(Error::Path {
-            action: "write into",
-            path: parent,
-            source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
-        }),
-        Err(e) => Err(Error::Path {
-            action: "write into directory",
-            path: parent,
-            source: e,
-        }),
-    }
-}
-
-/// Removes the temporary file unless disarmed.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
-        }
-    }
-}
-
-fn create_private(path: &Path) -> io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).read(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)
-}
-
 /// Writes the export of `subject` to `path` (or `<path>/<username>.zip` when `path` is a
 /// directory) and returns where it went.
 ///
@@ -250,52 +196,10 @@ pub fn retrieve_to_path(
     path: &Path,
     options: &ExportOptions,
 ) -> Result<(PathBuf, ExportSummary)> {
-    let target = resolve_output(subject, path)?;
-    if !options.force && fs::symlink_metadata(&target).is_ok() {
-        return Err(Error::OutputExists(target));
-    }
-    if target.is_dir() {
-        return Err(Error::Path {
-            action: "overwrite",
-            path: target.clone(),
-            source: io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
-        });
-    }
-    let dir = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let name = target
-        .file_name()
-        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
-    let file = create_private(&tmp).map_err(|source| Error::Path {
-        action: "create export file in",
-        path: dir.clone(),
-        source,
+    let name = format!("{}.zip", subject.node().unwrap_or(subject.as_str()));
+    let target = output::resolve(path, &name)?;
+    let summary = output::write_new(&target, options.force, |sink| {
+        retrieve(store, subject, sink, options)
     })?;
-    let mut guard = TempGuard(Some(tmp.clone()));
-    let write_err = |source: io::Error| Error::Path {
-        action: "write export file",
-        path: target.clone(),
-        source,
-    };
-    let summary =
-        retrieve(store, subject, io::BufWriter::new(&file), options).map_err(|e| match e {
-            Error::Io(source) => write_err(source),
-            other => other,
-        })?;
-    file.sync_all().map_err(write_err)?;
-    drop(file);
-    if !options.force && fs::symlink_metadata(&target).is_ok() {
-        return Err(Error::OutputExists(target));
-    }
-    fs::rename(&tmp, &target).map_err(write_err)?;
-    guard.0 = None;
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
     Ok((target, summary))
 }

@@ -56,6 +56,36 @@ pub enum Command {
         /// The domain.
         domain: String,
     },
+    /// Import a XEP-0227 (PIE) file; each user all-or-nothing. Exit 1 if any user failed.
+    Import {
+        /// The XML file (`server-data` or `host` root; includes resolve relative to it).
+        file: PathBuf,
+        /// Timestamps that are not XEP-0082: refuse that user, use the import time, or drop
+        /// the message.
+        #[arg(long, value_enum, default_value = "reject")]
+        bad_timestamps: BadTimestampsArg,
+        /// Import what is there when include targets are missing (they are reported and
+        /// the exit code is 1). Without it a missing target stops the import before any
+        /// write.
+        #[arg(long)]
+        skip_missing_includes: bool,
+        /// Check and report everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write one user's data as a XEP-0227 v1.1 document (SCRAM credentials, never a password).
+    #[command(name = "export-xep0227")]
+    ExportXep0227 {
+        /// The username (localpart).
+        username: String,
+        /// The domain.
+        domain: String,
+        /// The XML file to create, or an existing directory to create `<username>.xml` in.
+        path: std::ffi::OsString,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Build a small deployment in a fresh data dir, export one user, unregister them.
     Demo,
     /// Row counts per table and size on disk.
@@ -63,4 +93,15 @@ pub enum Command {
     /// Check every entry: keys parse, values decode, indexes and records match both ways.
     /// Exits 1 and lists the damaged keys when a problem is found.
     Verify,
+}
+
+/// `--bad-timestamps` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum BadTimestampsArg {
+    /// Refuse the user holding it (nothing written for that user).
+    Reject,
+    /// Use the import time.
+    Now,
+    /// Drop the message holding it.
+    Skip,
 }

@@ -129,6 +129,39 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             writeln!(out, "User {subject} successfully unregistered")?;
             writeln!(out, "{receipt}")?;
         }
+        Command::Import {
+            file,
+            bad_timestamps,
+            skip_missing_includes,
+            dry_run,
+        } => {
+            let store = open(args.data_dir, false)?;
+            return import(
+                &store,
+                &file,
+                bad_timestamps,
+                skip_missing_includes,
+                dry_run,
+            );
+        }
+        Command::ExportXep0227 {
+            username,
+            domain,
+            path,
+            force,
+        } => {
+            let user = BareJid::from_parts(&username, &domain)?;
+            let store = open(args.data_dir, false)?;
+            let (written, counts) =
+                jidstore::pie::export_to_path(&store, &user, &PathBuf::from(path), force)?;
+            let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(
+                out,
+                "XEP-0227 export of {user} written to {} ({})",
+                written.display(),
+                counts.join(", ")
+            )?;
+        }
         Command::Demo => demo::run(args.data_dir, &mut out)?,
         Command::Stats => {
             let store = open(args.data_dir, false)?;
@@ -152,4 +185,41 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `jidstore import`: problems on stderr, the summary on stdout, exit 1 unless complete.
+fn import(
+    store: &Store,
+    file: &std::path::Path,
+    bad: cli::BadTimestampsArg,
+    skip_missing_includes: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    use jidstore::pie::{BadTimestamps, ImportOptions};
+    let bad = match bad {
+        cli::BadTimestampsArg::Reject => BadTimestamps::Reject,
+        cli::BadTimestampsArg::Now => BadTimestamps::Now,
+        cli::BadTimestampsArg::Skip => BadTimestamps::Skip,
+    };
+    let options = ImportOptions::default()
+        .bad_timestamps(bad)
+        .skip_missing_includes(skip_missing_includes)
+        .dry_run(dry_run);
+    let report = jidstore::pie::import_file(store, file, &options)?;
+    store.flush()?;
+    let mut err = io::stderr().lock();
+    for p in &report.problems {
+        writeln!(err, "jidstore: {p}")?;
+    }
+    let mut out = io::stdout().lock();
+    if dry_run {
+        writeln!(out, "dry run: nothing written")?;
+    }
+    writeln!(out, "{report}")?;
+    out.flush()?;
+    Ok(if report.is_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -1,0 +1,706 @@
+//! One `<user>` element parsed and checked into memory, before anything is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::dom::{Child, Element};
+use super::{
+    BadTimestamps, NS_CLIENT, NS_DATA, NS_DELAY, NS_FORWARD, NS_MAM_ARCHIVE, NS_PRIVACY,
+    NS_PRIVATE, NS_PUBSUB, NS_PUBSUB_OWNER, NS_ROSTER, NS_SCRAM, NS_SID, NS_VCARD, Problem,
+};
+use crate::ext::mam::{Direction, PmMessage};
+use crate::ext::offline::OfflineMessage;
+use crate::ext::privacy::{PrivacyAction, PrivacyItem, PrivacyType};
+use crate::ext::roster::{Ask, RosterItem, Subscription};
+use crate::ext::scram::{Mechanism, Verifier};
+use crate::jid::{BareJid, Jid};
+use crate::time::Timestamp;
+
+/// How the account authenticates.
+pub(crate) enum Credentials {
+    Password(String),
+    Scram(Vec<Verifier>),
+    None,
+}
+
+/// A PEP node with its items `(id, publisher, payload)`.
+pub(crate) struct PepNode {
+    pub node: String,
+    pub access_model: String,
+    pub config: Vec<(String, String)>,
+    pub items: Vec<(String, BareJid, String)>,
+}
+
+/// Everything imported for one user.
+pub(crate) struct UserData {
+    pub jid: BareJid,
+    pub credentials: Credentials,
+    pub roster: BTreeMap<String, RosterItem>,
+    pub roster_ver: Option<u64>,
+    pub vcard: Option<String>,
+    pub private: BTreeMap<String, String>,
+    pub offline: Vec<OfflineMessage>,
+    pub privacy: BTreeMap<String, Vec<PrivacyItem>>,
+    pub privacy_default: Option<String>,
+    pub pep: BTreeMap<String, PepNode>,
+    pub mam: Vec<PmMessage>,
+}
+
+/// Parsing state of one user: problems found, and why the user must be refused, if so.
+pub(crate) struct Ctx<'a> {
+    pub problems: &'a mut Vec<Problem>,
+    pub fatal: Option<String>,
+    pub policy: BadTimestamps,
+    pub now: Timestamp,
+}
+
+impl Ctx<'_> {
+    fn report(&mut self, el: &Element, message: impl Into<String>) {
+        self.problems.push(el.problem(message));
+    }
+
+    fn refuse(&mut self, el: &Element, message: impl Into<String>) {
+        let p = el.problem(message);
+        if self.fatal.is_none() {
+            self.fatal = Some(p.to_string());
+        }
+        self.problems.push(p);
+    }
+
+    /// A timestamp under the bad-timestamp policy; `None` drops the element.
+    fn stamp(&mut self, el: &Element, raw: Option<&str>, what: &str) -> Option<Timestamp> {
+        let why = match raw {
+            Some(s) => match Timestamp::parse_rfc3339(s.trim()) {
+                Ok(t) => return Some(t),
+                Err(_) => format!("{what}: timestamp '{s}' is not XEP-0082"),
+            },
+            None => format!("{what}: no timestamp"),
+        };
+        match self.policy {
+            BadTimestamps::Reject => {
+                self.refuse(el, format!("{why}; user refused (--bad-timestamps reject)"));
+                None
+            }
+            BadTimestamps::Now => {
+                self.report(el, format!("{why}; import time used"));
+                Some(self.now)
+            }
+            BadTimestamps::Skip => {
+                self.report(el, format!("{why}; element skipped"));
+                None
+            }
+        }
+    }
+
+    fn unknown(&mut self, el: &Element) {
+        let name = if el.ns.is_empty() {
+            el.name.clone()
+        } else {
+            format!("{{{}}}{}", el.ns, el.name)
+        };
+        self.report(el, format!("unknown element {name} skipped"));
+    }
+}
+
+/// Parses a `<user>` of `domain`.
+pub(crate) fn parse_user(user: &Element, domain: &str, ctx: &mut Ctx<'_>) -> Option<UserData> {
+    let Some(name) = user.attr("name") else {
+        ctx.refuse(user, "user without a name attribute");
+        return None;
+    };
+    let jid = match BareJid::from_parts(name, domain) {
+        Ok(j) => j,
+        Err(e) => {
+            ctx.refuse(user, format!("user '{name}': {e}"));
+            return None;
+        }
+    };
+    let mut u = UserData {
+        jid,
+        credentials: Credentials::None,
+        roster: BTreeMap::new(),
+        roster_ver: None,
+        vcard: None,
+        private: BTreeMap::new(),
+        offline: Vec::new(),
+        privacy: BTreeMap::new(),
+        privacy_default: None,
+        pep: BTreeMap::new(),
+        mam: Vec::new(),
+    };
+    let mut verifiers: Vec<Verifier> = Vec::new();
+    let mut pending: Vec<&Element> = Vec::new();
+    for el in user.elements() {
+        match (el.ns.as_str(), el.name.as_str()) {
+            (NS_SCRAM, "scram-credentials") => {
+                if let Some(v) = scram(el, ctx) {
+                    if verifiers.iter().any(|o| o.mechanism == v.mechanism) {
+                        ctx.report(
+                            el,
+                            "duplicate SCRAM credentials for a mechanism; first kept",
+                        );
+                    } else {
+                        verifiers.push(v);
+                    }
+                }
+            }
+            (NS_ROSTER, "query") => roster(el, &mut u, ctx),
+            (NS_PRIVATE, "query") => private(el, &mut u, ctx),
+            (NS_PRIVACY, "query") => privacy(el, &mut u, ctx),
+            (NS_VCARD, "vCard") => {
+                if u.vcard.is_some() {
+                    ctx.report(el, "second vCard; it replaces the first");
+                }
+                u.vcard = Some(el.to_xml());
+            }
+            (NS_CLIENT, "presence") => pending.push(el),
+            (NS_PUBSUB_OWNER, "pubsub") => pep_config(el, &mut u, ctx),
+            (NS_PUBSUB, "pubsub") => pep_items(el, &mut u, ctx),
+            (NS_MAM_ARCHIVE, "archive") => archive(el, &mut u, ctx),
+            _ if el.is_pie("offline-messages") => offline(el, &mut u, ctx),
+            _ => ctx.unknown(el),
+        }
+    }
+    for p in pending {
+        presence(p, &mut u, ctx);
+    }
+    u.credentials = match user.attr("password") {
+        _ if !verifiers.is_empty() => {
+            if user.attr("password").is_some() {
+                ctx.report(user, "both a password and SCRAM credentials; SCRAM kept");
+            }
+            Credentials::Scram(verifiers)
+        }
+        Some(pw) if !pw.is_empty() => Credentials::Password(pw.to_owned()),
+        _ => {
+            ctx.report(
+                user,
+                format!(
+                    "{}: no password or SCRAM credentials; the account cannot log in until a password is set",
+                    u.jid
+                ),
+            );
+            Credentials::None
+        }
+    };
+    Some(u)
+}
+
+fn b64(el: &Element, name: &str, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
+    let c = el.child(super::NS_SCRAM, name);
+    let text: String = c
+        .map(Element::text)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    match BASE64.decode(text.as_bytes()) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            ctx.refuse(
+                el,
+                format!("SCRAM credentials: <{name}/> missing or not base64"),
+            );
+            None
+        }
+    }
+}
+
+fn scram(el: &Element, ctx: &mut Ctx<'_>) -> Option<Verifier> {
+    let mech = el.attr("mechanism").unwrap_or_default();
+    let mechanism = match mech.strip_suffix("-PLUS").unwrap_or(mech) {
+        "SCRAM-SHA-1" => Mechanism::Sha1,
+        "SCRAM-SHA-256" => Mechanism::Sha256,
+        "SCRAM-SHA-512" => Mechanism::Sha512,
+        other => {
+            ctx.report(
+                el,
+                format!("SCRAM mechanism '{other}' is not supported; credentials skipped"),
+            );
+            return None;
+        }
+    };
+    let iterations = el
+        .child(NS_SCRAM, "iter-count")
+        .and_then(|c| c.text().trim().parse::<u32>().ok())
+        .filter(|n| *n > 0);
+    let Some(iterations) = iterations else {
+        ctx.refuse(
+            el,
+            "SCRAM credentials: <iter-count/> missing or not a positive integer",
+        );
+        return None;
+    };
+    let salt = b64(el, "salt", ctx)?;
+    let server_key = b64(el, "server-key", ctx)?;
+    let stored_key = b64(el, "stored-key", ctx)?;
+    let len = match mechanism {
+        Mechanism::Sha1 => 20,
+        Mechanism::Sha256 => 32,
+        Mechanism::Sha512 => 64,
+    };
+    if server_key.len() != len || stored_key.len() != len {
+        ctx.refuse(
+            el,
+            format!("SCRAM credentials: {mech} keys must be {len} bytes"),
+        );
+        return None;
+    }
+    Some(Verifier {
+        mechanism,
+        salt,
+        iterations,
+        stored_key,
+        server_key,
+    })
+}
+
+fn roster(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    if let Some(v) = q.attr("ver") {
+        match v.parse::<u64>() {
+            Ok(n) => u.roster_ver = Some(n),
+            Err(_) => ctx.report(
+                q,
+                format!("roster ver '{v}' is not a number; a new version is assigned"),
+            ),
+        }
+    }
+    for item in q.elements() {
+        if item.ns != NS_ROSTER || item.name != "item" {
+            ctx.unknown(item);
+            continue;
+        }
+        let raw = item.attr("jid").unwrap_or_default();
+        let jid = match BareJid::parse(raw) {
+            Ok(j) => j,
+            Err(e) => {
+                ctx.report(item, format!("roster item skipped: {e}"));
+                continue;
+            }
+        };
+        let subscription = match item.attr("subscription").unwrap_or("none") {
+            "none" => Subscription::None,
+            "to" => Subscription::To,
+            "from" => Subscription::From,
+            "both" => Subscription::Both,
+            other => {
+                ctx.report(
+                    item,
+                    format!("roster item {jid}: subscription '{other}'; item skipped"),
+                );
+                continue;
+            }
+        };
+        let ask = match item.attr("ask") {
+            None => Ask::None,
+            Some("subscribe") => Ask::Out,
+            Some(other) => {
+                ctx.report(item, format!("roster item {jid}: ask '{other}' ignored"));
+                Ask::None
+            }
+        };
+        let mut groups: Vec<String> = Vec::new();
+        for g in item.elements() {
+            if g.ns != NS_ROSTER || g.name != "group" {
+                ctx.unknown(g);
+                continue;
+            }
+            let name = g.text();
+            if name.is_empty() {
+                ctx.report(g, format!("roster item {jid}: empty <group/> dropped"));
+            } else if !groups.contains(&name) {
+                groups.push(name);
+            }
+        }
+        let name = item
+            .attr("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        if u.roster.contains_key(jid.as_str()) {
+            ctx.report(
+                item,
+                format!("roster item {jid} listed twice; the last one kept"),
+            );
+        }
+        u.roster.insert(
+            jid.as_str().to_owned(),
+            RosterItem {
+                jid,
+                name,
+                subscription,
+                ask,
+                groups,
+                askmessage: None,
+            },
+        );
+    }
+}
+
+fn presence(p: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    if p.attr("type") != Some("subscribe") {
+        ctx.report(p, "presence other than a subscription request skipped");
+        return;
+    }
+    let from = match p.attr("from").map(Jid::parse) {
+        Some(Ok(j)) => j.to_bare(),
+        Some(Err(e)) => {
+            ctx.report(p, format!("subscription request skipped: {e}"));
+            return;
+        }
+        None => {
+            ctx.report(p, "subscription request without from skipped");
+            return;
+        }
+    };
+    let status = p
+        .child(NS_CLIENT, "status")
+        .map(Element::text)
+        .filter(|s| !s.is_empty());
+    let item = u
+        .roster
+        .entry(from.as_str().to_owned())
+        .or_insert_with(|| RosterItem {
+            jid: from.clone(),
+            name: None,
+            subscription: Subscription::None,
+            ask: Ask::None,
+            groups: Vec::new(),
+            askmessage: None,
+        });
+    item.ask = match item.ask {
+        Ask::Out | Ask::Both => Ask::Both,
+        Ask::None | Ask::In => Ask::In,
+    };
+    if status.is_some() {
+        item.askmessage = status;
+    }
+}
+
+fn private(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    for item in q.elements() {
+        if item.ns.is_empty() || item.ns == NS_PRIVATE {
+            ctx.report(
+                item,
+                format!(
+                    "private XML <{}/> without its own namespace skipped",
+                    item.name
+                ),
+            );
+            continue;
+        }
+        if u.private.contains_key(&item.ns) {
+            ctx.report(
+                item,
+                format!(
+                    "private XML namespace {} given twice; the last one kept",
+                    item.ns
+                ),
+            );
+        }
+        u.private.insert(item.ns.clone(), item.to_xml());
+    }
+}
+
+fn privacy(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    for el in q.elements() {
+        match (el.ns.as_str(), el.name.as_str(), el.attr("name")) {
+            (NS_PRIVACY, "default", Some(n)) => u.privacy_default = Some(n.to_owned()),
+            (NS_PRIVACY, "active", _) => {}
+            (NS_PRIVACY, "list", Some(n)) if !n.is_empty() => {
+                let items = privacy_items(el, ctx);
+                u.privacy.insert(n.to_owned(), items);
+            }
+            _ => ctx.unknown(el),
+        }
+    }
+    if let Some(d) = &u.privacy_default
+        && !u.privacy.contains_key(d)
+    {
+        ctx.report(
+            q,
+            format!("default privacy list '{d}' does not exist; no default set"),
+        );
+        u.privacy_default = None;
+    }
+}
+
+fn privacy_items(list: &Element, ctx: &mut Ctx<'_>) -> Vec<PrivacyItem> {
+    let mut out = Vec::new();
+    let mut orders = BTreeSet::new();
+    for it in list.elements() {
+        if it.ns != NS_PRIVACY || it.name != "item" {
+            ctx.unknown(it);
+            continue;
+        }
+        let order = it.attr("order").and_then(|o| o.parse::<u32>().ok());
+        let action = match it.attr("action") {
+            Some("allow") => Some(PrivacyAction::Allow),
+            Some("deny") => Some(PrivacyAction::Deny),
+            _ => None,
+        };
+        let kind = match it.attr("type") {
+            None => Ok(None),
+            Some("jid") => Ok(Some(PrivacyType::Jid)),
+            Some("group") => Ok(Some(PrivacyType::Group)),
+            Some("subscription") => Ok(Some(PrivacyType::Subscription)),
+            Some(_) => Err(()),
+        };
+        let value = it.attr("value").map(str::to_owned);
+        let (Some(order), Some(action), Ok(kind)) = (order, action, kind) else {
+            ctx.report(
+                it,
+                "privacy item without a valid order, action or type skipped",
+            );
+            continue;
+        };
+        let valid = match (kind, value.as_deref()) {
+            (None, None) | (Some(PrivacyType::Jid | PrivacyType::Group), Some(_)) => true,
+            (Some(PrivacyType::Subscription), Some(v)) => {
+                matches!(v, "none" | "to" | "from" | "both")
+            }
+            _ => false,
+        };
+        if !valid || !orders.insert(order) {
+            ctx.report(
+                it,
+                format!("privacy item {order}: invalid value or duplicate order; skipped"),
+            );
+            continue;
+        }
+        let has = |n: &str| it.child(NS_PRIVACY, n).is_some();
+        out.push(PrivacyItem {
+            order,
+            kind,
+            value,
+            action,
+            message: has("message"),
+            iq: has("iq"),
+            presence_in: has("presence-in"),
+            presence_out: has("presence-out"),
+        });
+    }
+    out
+}
+
+fn pep_node<'u>(u: &'u mut UserData, node: &str) -> &'u mut PepNode {
+    u.pep.entry(node.to_owned()).or_insert_with(|| PepNode {
+        node: node.to_owned(),
+        access_model: "presence".into(),
+        config: Vec::new(),
+        items: Vec::new(),
+    })
+}
+
+fn pep_config(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    for c in ps.elements() {
+        let node = c.attr("node").filter(|n| !n.is_empty());
+        let (NS_PUBSUB_OWNER, "configure", Some(node)) = (c.ns.as_str(), c.name.as_str(), node)
+        else {
+            ctx.unknown(c);
+            continue;
+        };
+        let n = pep_node(u, node);
+        if let Some(x) = c.child(NS_DATA, "x") {
+            for f in x
+                .elements()
+                .filter(|f| f.ns == NS_DATA && f.name == "field")
+            {
+                let var = f.attr("var").unwrap_or_default();
+                let values = f
+                    .elements()
+                    .filter(|v| v.ns == NS_DATA && v.name == "value")
+                    .map(Element::text);
+                match var {
+                    "FORM_TYPE" | "" => {}
+                    "pubsub#access_model" => {
+                        if let Some(v) = values.last() {
+                            n.access_model = v;
+                        }
+                    }
+                    _ => n.config.extend(values.map(|v| (var.to_owned(), v))),
+                }
+            }
+        }
+    }
+}
+
+fn pep_items(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    for items in ps.elements() {
+        let node = items.attr("node").filter(|n| !n.is_empty());
+        let (NS_PUBSUB, "items", Some(node)) = (items.ns.as_str(), items.name.as_str(), node)
+        else {
+            ctx.unknown(items);
+            continue;
+        };
+        for item in items.elements() {
+            let id = item.attr("id").filter(|i| !i.is_empty());
+            let (NS_PUBSUB, "item", Some(id)) = (item.ns.as_str(), item.name.as_str(), id) else {
+                ctx.report(item, format!("PEP node {node}: item without an id skipped"));
+                continue;
+            };
+            let Some(payload) = item.elements().next() else {
+                ctx.report(
+                    item,
+                    format!("PEP item {node}/{id} without payload skipped"),
+                );
+                continue;
+            };
+            let publisher = match item.attr("publisher").map(Jid::parse) {
+                None => u.jid.clone(),
+                Some(Ok(j)) => j.to_bare(),
+                Some(Err(e)) => {
+                    ctx.report(
+                        item,
+                        format!("PEP item {node}/{id}: {e}; owner used as publisher"),
+                    );
+                    u.jid.clone()
+                }
+            };
+            let payload = payload.to_xml();
+            let n = pep_node(u, node);
+            n.items.retain(|(i, _, _)| i != id);
+            n.items.push((id.to_owned(), publisher, payload));
+        }
+    }
+}
+
+/// The first `urn:xmpp:delay` child's stamp, with the element for reports.
+fn delay(el: &Element) -> Option<&Element> {
+    el.child(NS_DELAY, "delay")
+}
+
+fn offline(list: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    for m in list.elements() {
+        if m.name != "message" {
+            ctx.unknown(m);
+            continue;
+        }
+        let mut stanza = m.clone();
+        if stanza.ns != NS_CLIENT {
+            stanza.rename_ns(NS_CLIENT);
+        }
+        let timestamp = match delay(m) {
+            None => ctx.now,
+            Some(d) => match d.attr("stamp").map(|s| Timestamp::parse_rfc3339(s.trim())) {
+                Some(Ok(t)) => t,
+                raw => {
+                    let raw = if raw.is_some() { d.attr("stamp") } else { None };
+                    let Some(t) = ctx.stamp(d, raw, "offline message delay") else {
+                        continue;
+                    };
+                    rewrite_delay(&mut stanza, t);
+                    t
+                }
+            },
+        };
+        let from = match m.attr("from").map(Jid::parse) {
+            None => Jid::from(match BareJid::parse(u.jid.domain()) {
+                Ok(d) => d,
+                Err(_) => u.jid.clone(),
+            }),
+            Some(Ok(j)) => j,
+            Some(Err(e)) => {
+                ctx.report(m, format!("offline message skipped: from: {e}"));
+                continue;
+            }
+        };
+        let to = match m.attr("to").map(Jid::parse) {
+            None => Jid::from(u.jid.clone()),
+            Some(Ok(j)) => j,
+            Some(Err(e)) => {
+                ctx.report(m, format!("offline message skipped: to: {e}"));
+                continue;
+            }
+        };
+        u.offline.push(OfflineMessage {
+            from,
+            to,
+            timestamp,
+            expires: None,
+            stanza: stanza.to_xml(),
+        });
+    }
+}
+
+/// Sets the stamp of the message's first delay element.
+fn rewrite_delay(stanza: &mut Element, t: Timestamp) {
+    for c in &mut stanza.children {
+        if let Child::Element(d) = c
+            && d.ns == NS_DELAY
+            && d.name == "delay"
+        {
+            d.set_attr("stamp", &t.to_rfc3339());
+            return;
+        }
+    }
+}
+
+fn archive(list: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    let mut ids = BTreeSet::new();
+    for r in list.elements() {
+        if r.name != "result" {
+            ctx.unknown(r);
+            continue;
+        }
+        let fwd = r.child(NS_FORWARD, "forwarded");
+        let msg = fwd.and_then(|f| f.elements().find(|e| e.name == "message"));
+        let (Some(fwd), Some(msg)) = (fwd, msg) else {
+            ctx.report(r, "archived result without <forwarded><message/> skipped");
+            continue;
+        };
+        let d = delay(fwd);
+        let Some(timestamp) = ctx.stamp(
+            d.unwrap_or(fwd),
+            d.and_then(|d| d.attr("stamp")),
+            "archived message",
+        ) else {
+            continue;
+        };
+        let id = r.attr("id").filter(|i| !i.is_empty()).map(str::to_owned);
+        match &id {
+            Some(i) if !ids.insert(i.clone()) => {
+                ctx.report(
+                    r,
+                    format!("archived message id '{i}' repeated; later copy skipped"),
+                );
+                continue;
+            }
+            Some(_) => {}
+            None => ctx.report(r, "archived message without an id; a new id is assigned"),
+        }
+        let mut stanza = msg.clone();
+        if stanza.ns != NS_CLIENT {
+            stanza.rename_ns(NS_CLIENT);
+        }
+        let parse = |attr: &str| match msg.attr(attr).map(Jid::parse) {
+            None => Ok(Jid::from(u.jid.clone())),
+            Some(r) => r,
+        };
+        let (from, to) = match (parse("from"), parse("to")) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => {
+                ctx.report(r, format!("archived message skipped: {e}"));
+                continue;
+            }
+        };
+        let direction = if from.to_bare() == u.jid {
+            Direction::Outgoing
+        } else {
+            Direction::Incoming
+        };
+        let origin_id = msg
+            .child(NS_SID, "origin-id")
+            .and_then(|o| o.attr("id"))
+            .map(str::to_owned);
+        u.mam.push(PmMessage {
+            id,
+            timestamp,
+            from,
+            to,
+            direction,
+            origin_id,
+            stanza: stanza.to_xml(),
+        });
+    }
+}
