@@ -29,8 +29,13 @@ pub enum Error {
     Storage(sled::Error),
     /// Another process holds the data directory.
     Locked(PathBuf),
-    /// The directory holds something that is not a jidstore store.
-    NotAStore(PathBuf),
+    /// The directory holds something that is not a usable jidstore store.
+    NotAStore {
+        /// The data directory.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
     /// The store was written by a format version this build does not read.
     UnsupportedVersion {
         /// Version found in the `meta` keyspace.
@@ -87,7 +92,11 @@ impl fmt::Display for Error {
                 "data directory {} is locked by another process (is a server or another jidstore running?)",
                 p.display()
             ),
-            Error::NotAStore(p) => write!(f, "{} is not a jidstore data directory", p.display()),
+            Error::NotAStore { path, reason } => write!(
+                f,
+                "{} is not a jidstore data directory: {reason}",
+                path.display()
+            ),
             Error::UnsupportedVersion { found, supported } => write!(
                 f,
                 "store format version {found} is not supported (this build reads version {supported})"

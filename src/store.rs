@@ -70,6 +70,13 @@ fn looks_like_sled_dir(path: &Path) -> io::Result<bool> {
     Ok(empty)
 }
 
+fn not_a_store(path: PathBuf, reason: &str) -> Error {
+    Error::NotAStore {
+        path,
+        reason: reason.to_owned(),
+    }
+}
+
 fn map_open_error(path: &Path, e: sled::Error) -> Error {
     match e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -80,8 +87,12 @@ fn map_open_error(path: &Path, e: sled::Error) -> Error {
             path: path.to_path_buf(),
             source: io,
         },
-        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
-            Error::NotAStore(path.to_path_buf())
+        sled::Error::Corruption { at, .. } => not_a_store(
+            path.to_path_buf(),
+            &format!("sled reports corruption at {at:?}"),
+        ),
+        sled::Error::Unsupported(what) => {
+            not_a_store(path.to_path_buf(), &format!("sled: unsupported: {what}"))
         }
         other => Error::Storage(other),
     }
@@ -111,7 +122,7 @@ impl Store {
         let path = config.path.clone();
         if !config.temporary {
             match std::fs::metadata(&path) {
-                Ok(m) if !m.is_dir() => return Err(Error::NotAStore(path)),
+                Ok(m) if !m.is_dir() => return Err(not_a_store(path, "not a directory")),
                 Ok(_) => {
                     let ours = looks_like_sled_dir(&path).map_err(|source| Error::Path {
                         action: "read data directory",
@@ -119,7 +130,7 @@ impl Store {
                         source,
                     })?;
                     if !ours {
-                        return Err(Error::NotAStore(path));
+                        return Err(not_a_store(path, "it holds files that are not sled's"));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && config.read_only_check => {
@@ -145,7 +156,17 @@ impl Store {
         let db = match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(map_open_error(&path, e)),
-            Err(_) => return Err(Error::NotAStore(path)),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown panic");
+                return Err(not_a_store(
+                    path,
+                    &format!("sled panicked while opening it ({what})"),
+                ));
+            }
         };
         check_meta(&db, &path, config.read_only_check)?;
         let trees = Keyspace::ALL
@@ -372,7 +393,7 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
         Some(magic) if magic.as_ref() == keys::MAGIC => {
             let raw = meta
                 .get(keys::META_FORMAT)?
-                .ok_or_else(|| Error::NotAStore(path.to_path_buf()))?;
+                .ok_or_else(|| not_a_store(path.to_path_buf(), "format version missing"))?;
             let found = keys::read_u64_value(Keyspace::Meta, keys::META_FORMAT, &raw)?;
             let found = u32::try_from(found).unwrap_or(u32::MAX);
             if found != keys::FORMAT_VERSION {
@@ -383,14 +404,20 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
             }
             Ok(())
         }
-        Some(_) => Err(Error::NotAStore(path.to_path_buf())),
+        Some(_) => Err(not_a_store(path.to_path_buf(), "wrong magic bytes")),
         None => {
             // A fresh sled directory has only the default tree (empty) and our meta tree.
             let foreign = db.tree_names().iter().any(|n| {
                 n.as_ref() != b"__sled__default" && n.as_ref() != Keyspace::Meta.name().as_bytes()
             }) || !db.is_empty();
-            if foreign || must_exist {
-                return Err(Error::NotAStore(path.to_path_buf()));
+            if foreign {
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    "a sled database without jidstore's magic (another program's store?)",
+                ));
+            }
+            if must_exist {
+                return Err(not_a_store(path.to_path_buf(), "no store has been created here"));
             }
             meta.insert(keys::META_MAGIC, keys::MAGIC)?;
             meta.insert(

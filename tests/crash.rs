@@ -207,7 +207,20 @@ fn main() -> Res {
         std::thread::sleep(Duration::from_micros(delay));
         let _ = child.kill();
         let _ = child.wait();
-        let now = snapshot(&work)?;
+        let now = match snapshot(&work) {
+            Ok(now) => now,
+            Err(e) => {
+                failed += 1;
+                let keep = std::env::temp_dir().join(format!("jidstore-crash-failure-{i}"));
+                let _ = copy_dir(&work, &keep);
+                eprintln!(
+                    "kill {i} after {delay} us: reopen failed: {e} (copy kept in {})",
+                    keep.display()
+                );
+                std::fs::remove_dir_all(&work)?;
+                continue;
+            }
+        };
         // Bob's export is part of the state: his subscription to alice's PEP node goes with
         // the node, so it must match the same reference as alice's.
         if now == before {
