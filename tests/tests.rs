@@ -14,6 +14,7 @@ mod cli;
 mod inbox;
 mod last;
 mod mam;
+mod mam_query;
 mod offline;
 mod privacy;
 mod private;
