@@ -38,15 +38,20 @@ struct Msg {
 
 fn msgs() -> impl Strategy<Value = Vec<Msg>> {
     proptest::collection::vec(
-        (0i64..8, 0usize..5, any::<bool>(), any::<u8>(), any::<bool>()).prop_map(
-            |(secs, who, incoming, imp, bulk)| Msg {
+        (
+            0i64..8,
+            0usize..5,
+            any::<bool>(),
+            any::<u8>(),
+            any::<bool>(),
+        )
+            .prop_map(|(secs, who, incoming, imp, bulk)| Msg {
                 secs,
                 who,
                 incoming,
                 imported: imp % 5 == 0,
                 bulk,
-            },
-        ),
+            }),
         0..24,
     )
 }
@@ -391,7 +396,12 @@ fn rsm_walk_both_ways() -> TestResult {
             stanza: format!("<message><body>{i}</body></message>"),
         }),
     )?;
-    let all: Vec<String> = store.mam().list(&alice)?.into_iter().map(|m| m.id).collect();
+    let all: Vec<String> = store
+        .mam()
+        .list(&alice)?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     let mut seen = Vec::new();
     let mut page = PageFrom::First;
     loop {
@@ -526,5 +536,138 @@ fn bulk_refuses_duplicate_ids() -> TestResult {
     assert_eq!(store.mam().count(&alice)?, 1);
     assert_eq!(store.mam().append_bulk(&alice, [m("b"), m("c")])?, 2);
     assert!(store.mam().append(&alice, &m("c")).is_err());
+    Ok(())
+}
+
+/// `jidstore mam query`: lines, footer, paging flags, NotFound exit 1, usage exit 2.
+#[test]
+fn cli_mam_query() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let ids: Vec<String> = {
+        let store = jidstore::Config::new(&data).scram_iterations(16).open()?;
+        let alice = user(&store, "alice@x");
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(store.mam().append(
+                &alice,
+                &PmMessage {
+                    id: None,
+                    timestamp: Timestamp::from_secs(1_700_000_000 + i),
+                    from: full(if i % 2 == 0 { "bob@x/a" } else { "carol@x/b" }),
+                    to: full("alice@x/home"),
+                    direction: Direction::Incoming,
+                    origin_id: None,
+                    stanza: format!("<message>\n<body>{i}</body></message>"),
+                },
+            )?);
+        }
+        store.muc().append(
+            &bare(ROOM),
+            &MucMessage {
+                id: Some("r1".into()),
+                timestamp: Timestamp::from_secs(1_700_000_000),
+                sender: bare("bob@x"),
+                nick: "bo".into(),
+                stanza: "<message type='groupchat'/>".into(),
+            },
+        )?;
+        store.flush()?;
+        ids
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let r = jidstore(
+        &data,
+        &[
+            "mam", "query", "alice", "x", "--with", "bob@x", "--max", "2",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(
+        lines[0].starts_with(&format!(
+            "{}\t2023-11-14T22:13:20.000000Z\tbob@x/a\talice@x/home\t<message> <body>0",
+            ids[0]
+        )),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[2],
+        format!("first={} last={} complete=false count=3", ids[0], ids[2])
+    );
+    let r = jidstore(
+        &data,
+        &[
+            "mam",
+            "query",
+            "alice",
+            "x",
+            "--before",
+            "--max",
+            "1",
+            "--flip-page",
+        ],
+    );
+    assert_eq!(
+        r.stdout.lines().last().unwrap(),
+        format!("first={0} last={0} complete=false count=5", ids[4])
+    );
+    let r = jidstore(
+        &data,
+        &[
+            "mam",
+            "query",
+            "alice",
+            "x",
+            "--after",
+            &ids[3],
+            "--end",
+            "2023-11-14T22:13:24Z",
+        ],
+    );
+    assert_eq!(
+        r.stdout.lines().last().unwrap(),
+        format!("first={0} last={0} complete=true count=5", ids[4])
+    );
+    let r = jidstore(
+        &data,
+        &[
+            "mam",
+            "query",
+            "--room",
+            ROOM,
+            "--with",
+            &format!("{ROOM}/bo"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("r1\t"), "{}", r.stdout);
+    let r = jidstore(
+        &data,
+        &[
+            "mam",
+            "query",
+            "alice",
+            "x",
+            "--ids",
+            &format!("{},nope", ids[0]),
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.trim(), "jidstore: message id 'nope' not found");
+    assert!(r.stdout.is_empty());
+    assert_eq!(jidstore(&data, &["mam", "query", "alice"]).code, 2);
+    assert_eq!(
+        jidstore(
+            &data,
+            &[
+                "mam", "query", "alice", "x", "--after", "a", "--before", "b"
+            ]
+        )
+        .code,
+        2
+    );
     Ok(())
 }

@@ -496,7 +496,11 @@ fn pm_entries(
     at: i64,
 ) -> (StoredPm, [IndexEntry; 2]) {
     let with = peer(msg.direction, msg.from.as_str(), msg.to.as_str());
-    let with_key = keys::archive_with_seq(archive, Jid::from_stored(with.clone()).to_bare().as_str(), seq);
+    let with_key = keys::archive_with_seq(
+        archive,
+        Jid::from_stored(with.clone()).to_bare().as_str(),
+        seq,
+    );
     let with_value = codec::encode(&WithEntry { with, at });
     let stored = StoredPm {
         id,

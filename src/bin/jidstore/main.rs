@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod mam;
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("jidstore-data")
 }
 
-fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<Store> {
+pub(crate) fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<Store> {
     let path = data_dir.unwrap_or_else(default_data_dir);
     if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| jidstore::Error::Path {
@@ -130,6 +131,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             writeln!(out, "{receipt}")?;
         }
         Command::Demo => demo::run(args.data_dir, &mut out)?,
+        Command::Mam { command } => mam::run(args.data_dir, command, &mut out)?,
         Command::Stats => {
             let store = open(args.data_dir, false)?;
             let stats = jidstore::stats(&store)?;

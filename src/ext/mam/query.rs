@@ -194,7 +194,11 @@ fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> R
 /// Resolves every id field (unknown ids fail here, before any early return) and builds the
 /// seq interval and the source of the result set. Returns also the paging interval.
 #[expect(clippy::type_complexity, reason = "internal plan tuple, used once")]
-fn plan<A: Archive>(store: &Store, a: &A, q: &Query) -> Result<(Source<A::Stored>, Seqs, Seqs, bool)> {
+fn plan<A: Archive>(
+    store: &Store,
+    a: &A,
+    q: &Query,
+) -> Result<(Source<A::Stored>, Seqs, Seqs, bool)> {
     let mut seqs = Seqs::all();
     if let Some(id) = &q.after_id {
         seqs = seqs.above(seq_of(store, a, id)?);
@@ -397,7 +401,10 @@ where
         None
     };
     Ok(Page {
-        messages: items.into_iter().map(|(seq, s)| to_message(seq, s)).collect(),
+        messages: items
+            .into_iter()
+            .map(|(seq, s)| to_message(seq, s))
+            .collect(),
         first,
         last,
         complete,
