@@ -18,7 +18,10 @@
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_possible_wrap,
-    reason = "a benchmark aborts on setup errors and prints rounded figures"
+    clippy::indexing_slicing,
+    clippy::too_many_lines,
+    clippy::many_single_char_names,
+    reason = "a benchmark: aborts on setup errors, prints rounded figures, one function per phase"
 )]
 
 use std::collections::BTreeMap;
@@ -44,7 +47,7 @@ const BODY: &str = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed
 fn message(user: &str, i: u64) -> PmMessage {
     let peer = Jid::parse(&format!("peer{}@localhost/r{}", i % PEERS, i % 3)).unwrap();
     let me = Jid::parse(&format!("{user}@localhost/phone")).unwrap();
-    let incoming = i % 2 == 0;
+    let incoming = i.is_multiple_of(2);
     let (from, to) = if incoming { (peer, me) } else { (me, peer) };
     PmMessage {
         id: None,
@@ -263,7 +266,7 @@ fn sled_phase(phase: &str, dir: &Path, n: u64, out: &mut Vec<(String, f64)>) {
 }
 
 fn dir_size_file(p: &Path) -> f64 {
-    std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(0.0)
+    std::fs::metadata(p).map_or(0.0, |m| m.len() as f64)
 }
 
 // ---------------------------------------------------------------- SQLite phases
@@ -549,7 +552,7 @@ fn child(engine: &str, phase: &str, dir: &Path, n: u64) -> Vec<(String, f64)> {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 0 {
+    if v.len().is_multiple_of(2) {
         f64::midpoint(v[m - 1], v[m])
     } else {
         v[m]

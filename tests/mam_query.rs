@@ -142,7 +142,7 @@ fn build_query(model: &[Model], q: &Q, with: &[String]) -> Query {
     }
 }
 
-/// The expected answer: ids of the page, first, last, complete, count; or NotFound.
+/// The expected answer: ids of the page, first, last, complete, count; or `NotFound`.
 fn expect(
     model: &[Model],
     q: &Query,
@@ -539,13 +539,11 @@ fn bulk_refuses_duplicate_ids() -> TestResult {
     Ok(())
 }
 
-/// `jidstore mam query`: lines, footer, paging flags, NotFound exit 1, usage exit 2.
-#[test]
-fn cli_mam_query() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let ids: Vec<String> = {
-        let store = jidstore::Config::new(&data).scram_iterations(16).open()?;
+/// `jidstore mam query`: lines, footer, paging flags, `NotFound` exit 1, usage exit 2.
+/// Five messages for alice (bob and carol alternate) and one room message; returns ids.
+fn cli_fixture(data: &std::path::Path) -> jidstore::Result<Vec<String>> {
+    {
+        let store = jidstore::Config::new(data).scram_iterations(16).open()?;
         let alice = user(&store, "alice@x");
         let mut ids = Vec::new();
         for i in 0..5 {
@@ -573,8 +571,15 @@ fn cli_mam_query() -> TestResult {
             },
         )?;
         store.flush()?;
-        ids
-    };
+        Ok(ids)
+    }
+}
+
+#[test]
+fn cli_mam_query() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let ids = cli_fixture(&data)?;
     std::thread::sleep(std::time::Duration::from_millis(200));
     let r = jidstore(
         &data,

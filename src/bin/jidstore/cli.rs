@@ -73,7 +73,7 @@ pub enum Command {
 pub enum MamCommand {
     /// One page of a user's (or with --room, a room's) archive: one line per message
     /// (id, timestamp, from, to or nick, stanza, tab-separated), then a footer.
-    Query(MamQuery),
+    Query(Box<MamQuery>),
 }
 
 /// Arguments of `jidstore mam query`.

@@ -193,7 +193,6 @@ fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> R
 
 /// Resolves every id field (unknown ids fail here, before any early return) and builds the
 /// seq interval and the source of the result set. Returns also the paging interval.
-#[expect(clippy::type_complexity, reason = "internal plan tuple, used once")]
 fn plan<A: Archive>(
     store: &Store,
     a: &A,
