@@ -4,7 +4,7 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,6 +44,9 @@ struct Inner {
     /// Writers of owner data hold the read side; an erasure holds the write side from
     /// collecting keys to commit, so no write can slip in between.
     erase_lock: RwLock<()>,
+    /// Held by archive appends from taking a seq to writing it, so that within one archive
+    /// seq order is write order and archive time is non-decreasing in seq.
+    archive_lock: Mutex<()>,
     path: PathBuf,
     scram_iterations: u32,
 }
@@ -178,6 +181,7 @@ impl Store {
                 db,
                 trees,
                 erase_lock: RwLock::new(()),
+                archive_lock: Mutex::new(()),
                 path,
                 scram_iterations: config.scram_iterations,
             }),
@@ -240,6 +244,14 @@ impl Store {
         self.inner
             .erase_lock
             .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Held by archive appends (1-1 and room) from taking a seq to the write.
+    pub(crate) fn archive_appender(&self) -> MutexGuard<'_, ()> {
+        self.inner
+            .archive_lock
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -362,6 +374,11 @@ impl Tx<'_> {
         }
     }
 
+    /// Reads raw bytes (integers written with `put_raw`).
+    pub(crate) fn get_raw(&self, ks: Keyspace, key: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(self.tree(ks)?.get(key)?)
+    }
+
     /// Whether a key exists.
     pub(crate) fn contains(&self, ks: Keyspace, key: &[u8]) -> TxResult<bool> {
         Ok(self.tree(ks)?.get(key)?.is_some())
@@ -417,7 +434,10 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
                 ));
             }
             if must_exist {
-                return Err(not_a_store(path.to_path_buf(), "no store has been created here"));
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    "no store has been created here",
+                ));
             }
             meta.insert(keys::META_MAGIC, keys::MAGIC)?;
             meta.insert(

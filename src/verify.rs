@@ -136,6 +136,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
     }
     let archives = live_archives(store)?;
     ext::mam::verify_links(store, &archives, &mut found)?;
+    ext::mam_indexes::verify_links(store, &archives, &mut found)?;
     ext::pubsub::verify_links(store, &mut found)?;
     report.problems = found.problems;
     Ok(report)
@@ -190,6 +191,9 @@ fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
         | Keyspace::MamMuc
         | Keyspace::MamMucIds
         | Keyspace::MamMucBySender => ext::mam::verify_entry(ks, key, value),
+        Keyspace::MamPmWith | Keyspace::MamPmTime | Keyspace::MamMucNick | Keyspace::MamMucTime => {
+            ext::mam_indexes::verify_entry(ks, key, value)
+        }
         Keyspace::PubsubNodes
         | Keyspace::PubsubNodesByOwner
         | Keyspace::PubsubItems

@@ -16,6 +16,7 @@ mod gdpr_race;
 mod inbox;
 mod last;
 mod mam;
+mod mam_query;
 mod offline;
 mod pie;
 mod privacy;

@@ -5,15 +5,39 @@
 //! the sequence number followed by 64 random bits kept in the record, so ids sort in archive
 //! order yet cannot be guessed. An imported id is kept as given and mapped to its sequence
 //! number in the `*_ids` keyspace of the archive.
+//!
+//! Every archive has two indexes written with its records: by `with` (1-1: the other party's
+//! bare JID; rooms: the occupant nick, plus the existing by-sender index) and by **archive
+//! time**, the message's timestamp or, if later, the archive time of the message archived
+//! before it. Archive time never decreases in seq order, so a `start`/`end` range is one seq
+//! range, found with two index lookups ([`query`]).
+//!
+//! **Durability.** [`Mam::append`] and [`MucArchive::append`] write the record and its index
+//! entries in one sled transaction: atomic, and durable at the next background flush (every
+//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] applies
+//! one `sled::Batch` per tree for each chunk of [`BULK_CHUNK`] messages, in the order
+//! id map, `with` index, time index, records; it is durable on the same terms. A crash in the
+//! middle of a chunk can leave index entries whose record was never written; readers skip
+//! them (the record is the commit point), and an id mapped to no record counts as absent.
+
+pub mod query;
+
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use sled::IVec;
+
+use crate::codec;
 
 use crate::error::{Error, Result};
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::{Store, abort};
+pub use query::{ArchiveEnd, Metadata, Page, PageFrom, Query};
+
+/// Messages per chunk of [`Mam::append_bulk`]: one `sled::Batch` per tree per chunk.
+pub const BULK_CHUNK: usize = 10_000;
 use crate::time::Timestamp;
 use crate::verify::{Archives, Findings};
 use crate::xml;
@@ -130,23 +154,23 @@ impl StoredId {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredPm {
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct StoredPm {
     id: StoredId,
-    timestamp: Timestamp,
-    from: String,
-    to: String,
-    direction: Direction,
+    pub(super) timestamp: Timestamp,
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) direction: Direction,
     origin_id: Option<String>,
     stanza: String,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredMuc {
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct StoredMuc {
     id: StoredId,
-    timestamp: Timestamp,
+    pub(super) timestamp: Timestamp,
     sender: String,
-    nick: String,
+    pub(super) nick: String,
     stanza: String,
 }
 
@@ -176,14 +200,68 @@ fn corrupt(ks: Keyspace, key: &[u8], reason: &'static str) -> Error {
     }
 }
 
-/// Where the ids of one archive live: record keyspace, id-map keyspace and key builders.
+/// The value of a `mam_pm_with` entry: the other party as archived (full JID when known),
+/// for exact full-JID `with`, and the archive time, to find the time entry on removal.
+#[derive(Serialize, Deserialize)]
+pub(super) struct WithEntry {
+    pub(super) with: String,
+    pub(super) at: i64,
+}
+
+/// Where a `with` filter is answered from.
+enum WithSource {
+    /// Every message matches.
+    All,
+    /// No message can match.
+    Nothing,
+    /// A seq-suffixed index range; with `exact`, only `mam_pm_with` entries naming that
+    /// full JID.
+    Index {
+        keyspace: Keyspace,
+        prefix: Vec<u8>,
+        exact: Option<String>,
+    },
+}
+
+/// Where the records, ids and indexes of one archive live.
 trait Archive {
     type Stored: serde::de::DeserializeOwned;
     const RECORDS: Keyspace;
     const IDS: Keyspace;
+    const TIME: Keyspace;
     fn record_key(&self, seq: u64) -> Vec<u8>;
+    fn records_prefix(&self) -> Vec<u8>;
     fn id_key(&self, id: &str) -> Vec<u8>;
+    /// Prefix of the time index; keys go on with archive time and seq.
+    fn time_prefix(&self) -> Vec<u8>;
+    /// Prefix of the time index at one archive time (micros).
+    fn time_at(&self, micros: i64) -> Vec<u8>;
     fn stored_id(s: &Self::Stored) -> &StoredId;
+    fn timestamp(s: &Self::Stored) -> Timestamp;
+    fn with_source(&self, with: &Jid) -> WithSource;
+    fn matches_with(&self, s: &Self::Stored, with: &Jid) -> bool;
+}
+
+/// The archive time of the newest message of an archive (`None` when empty).
+fn last_archive_time<A: Archive>(store: &Store, a: &A) -> Result<Option<i64>> {
+    let prefix = a.time_prefix();
+    match store.scan_keys(A::TIME, &prefix).next_back() {
+        Some(k) => Ok(Some(keys::time_of(A::TIME, prefix.len(), &k?)?)),
+        None => Ok(None),
+    }
+}
+
+/// Archive time of a message archived after one at `prev`: never earlier than `prev`.
+fn archive_time(prev: Option<i64>, ts: Timestamp) -> i64 {
+    prev.map_or(ts.as_micros(), |p| p.max(ts.as_micros()))
+}
+
+/// The other party of a 1-1 message, as the archive's owner sees it.
+pub(super) fn peer(direction: Direction, from: &str, to: &str) -> String {
+    match direction {
+        Direction::Incoming => from.to_owned(),
+        Direction::Outgoing => to.to_owned(),
+    }
 }
 
 struct Pm(u64);
@@ -193,14 +271,43 @@ impl Archive for Pm {
     type Stored = StoredPm;
     const RECORDS: Keyspace = Keyspace::MamPm;
     const IDS: Keyspace = Keyspace::MamPmIds;
+    const TIME: Keyspace = Keyspace::MamPmTime;
     fn record_key(&self, seq: u64) -> Vec<u8> {
         keys::archive_seq(self.0, seq)
+    }
+    fn records_prefix(&self) -> Vec<u8> {
+        keys::archive(self.0)
     }
     fn id_key(&self, id: &str) -> Vec<u8> {
         keys::archive_foreign_id(self.0, id)
     }
+    fn time_prefix(&self) -> Vec<u8> {
+        keys::archive(self.0)
+    }
+    fn time_at(&self, micros: i64) -> Vec<u8> {
+        keys::archive_time(self.0, micros)
+    }
     fn stored_id(s: &StoredPm) -> &StoredId {
         &s.id
+    }
+    fn timestamp(s: &StoredPm) -> Timestamp {
+        s.timestamp
+    }
+    /// A bare JID matches the other party with any resource; a full JID matches exactly.
+    fn with_source(&self, with: &Jid) -> WithSource {
+        WithSource::Index {
+            keyspace: Keyspace::MamPmWith,
+            prefix: keys::archive_with(self.0, with.to_bare().as_str()),
+            exact: with.resource().map(|_| with.as_str().to_owned()),
+        }
+    }
+    fn matches_with(&self, s: &StoredPm, with: &Jid) -> bool {
+        let p = Jid::from_stored(peer(s.direction, &s.from, &s.to));
+        if with.resource().is_some() {
+            p == *with
+        } else {
+            p.to_bare().as_str() == with.as_str()
+        }
     }
 }
 
@@ -208,14 +315,54 @@ impl Archive for Room<'_> {
     type Stored = StoredMuc;
     const RECORDS: Keyspace = Keyspace::MamMuc;
     const IDS: Keyspace = Keyspace::MamMucIds;
+    const TIME: Keyspace = Keyspace::MamMucTime;
     fn record_key(&self, seq: u64) -> Vec<u8> {
         keys::room_seq(self.0.as_str(), seq)
+    }
+    fn records_prefix(&self) -> Vec<u8> {
+        keys::owner(self.0)
     }
     fn id_key(&self, id: &str) -> Vec<u8> {
         keys::owner_and(self.0, id)
     }
+    fn time_prefix(&self) -> Vec<u8> {
+        keys::owner(self.0)
+    }
+    fn time_at(&self, micros: i64) -> Vec<u8> {
+        keys::room_time(self.0.as_str(), micros)
+    }
     fn stored_id(s: &StoredMuc) -> &StoredId {
         &s.id
+    }
+    fn timestamp(s: &StoredMuc) -> Timestamp {
+        s.timestamp
+    }
+    /// `room@service/nick` matches what that occupant nick sent; the bare room JID matches
+    /// everything; another bare JID matches what that real JID sent (the by-sender index);
+    /// any other full JID matches nothing.
+    fn with_source(&self, with: &Jid) -> WithSource {
+        let bare = with.to_bare();
+        match with.resource() {
+            Some(nick) if bare == *self.0 => WithSource::Index {
+                keyspace: Keyspace::MamMucNick,
+                prefix: keys::room_nick(self.0.as_str(), nick),
+                exact: None,
+            },
+            Some(_) => WithSource::Nothing,
+            None if bare == *self.0 => WithSource::All,
+            None => WithSource::Index {
+                keyspace: Keyspace::MamMucBySender,
+                prefix: keys::pair(bare.as_str(), self.0.as_str()),
+                exact: None,
+            },
+        }
+    }
+    fn matches_with(&self, s: &StoredMuc, with: &Jid) -> bool {
+        let bare = with.to_bare();
+        match with.resource() {
+            Some(nick) => bare == *self.0 && s.nick == nick,
+            None => bare == *self.0 || s.sender == bare.as_str(),
+        }
     }
 }
 
@@ -227,11 +374,10 @@ fn resolve<A: Archive>(store: &Store, a: &A, id: &str) -> Result<Option<(u64, bo
     let id_key = a.id_key(id);
     if let Some(v) = store.tree(A::IDS).get(&id_key)? {
         let seq = keys::read_u64_value(A::IDS, &id_key, &v)?;
-        let key = a.record_key(seq);
-        let stored = store
-            .get::<A::Stored>(A::RECORDS, &key)?
-            .ok_or_else(|| corrupt(A::IDS, &id_key, "imported id maps to no message"))?;
-        return Ok(Some((seq, true, stored)));
+        // An id mapped to no record is left by a bulk import cut short: absent.
+        return Ok(store
+            .get::<A::Stored>(A::RECORDS, &a.record_key(seq))?
+            .map(|stored| (seq, true, stored)));
     }
     let Some((seq, rand)) = parse_native(id) else {
         return Ok(None);
@@ -242,14 +388,21 @@ fn resolve<A: Archive>(store: &Store, a: &A, id: &str) -> Result<Option<(u64, bo
         .map(|s| (seq, false, s)))
 }
 
-/// Writes a record, its imported-id mapping and an optional index marker in one
-/// transaction. Returns the public id.
+/// An index entry to write with a record: keyspace, key, encoded value.
+type IndexEntry = (Keyspace, Vec<u8>, Vec<u8>);
+
+fn duplicate_id() -> Error {
+    Error::InvalidInput("message id already exists in this archive".into())
+}
+
+/// Writes a record, its imported-id mapping and its index entries in one transaction over
+/// only the trees touched. Returns the public id.
 fn insert<A: Archive, T: Serialize>(
     store: &Store,
     a: &A,
     stored: &T,
     id: &StoredId,
-    index: Option<&(Keyspace, Vec<u8>)>,
+    indexes: &[IndexEntry],
     seq: u64,
 ) -> Result<String> {
     let key = a.record_key(seq);
@@ -257,19 +410,12 @@ fn insert<A: Archive, T: Serialize>(
         StoredId::Foreign(f) => Some((a.id_key(f), parse_native(f))),
         StoredId::Native(_) => None,
     };
-    if foreign.is_none() && index.is_none() {
-        // One key: a plain insert is atomic, and several times cheaper than a transaction.
-        store.put(A::RECORDS, &key, stored)?;
-        return Ok(id.public(seq));
-    }
     // Only the trees this write touches: every extra tree costs the transaction time.
     let mut spaces = vec![A::RECORDS];
     if foreign.is_some() {
         spaces.push(A::IDS);
     }
-    if let Some((ks, _)) = index {
-        spaces.push(*ks);
-    }
+    spaces.extend(indexes.iter().map(|(ks, _, _)| *ks));
     store.transaction(&spaces, |tx| {
         if let Some((id_key, native)) = &foreign {
             let taken_native = match native {
@@ -278,16 +424,22 @@ fn insert<A: Archive, T: Serialize>(
                     .is_some_and(|st| matches!(A::stored_id(&st), StoredId::Native(x) if x == r)),
                 None => false,
             };
-            if taken_native || tx.contains(A::IDS, id_key)? {
-                return abort(Error::InvalidInput(
-                    "message id already exists in this archive".into(),
-                ));
+            let mapped = match tx.get_raw(A::IDS, id_key)? {
+                Some(v) => {
+                    let s = keys::read_u64_value(A::IDS, id_key, &v)
+                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                    tx.contains(A::RECORDS, &a.record_key(s))?
+                }
+                None => false,
+            };
+            if taken_native || mapped {
+                return abort(duplicate_id());
             }
             tx.put_raw(A::IDS, id_key, &keys::u64_value(seq))?;
         }
         tx.put(A::RECORDS, &key, stored)?;
-        if let Some((ks, k)) = index {
-            tx.mark(*ks, k)?;
+        for (ks, k, v) in indexes {
+            tx.put_raw(*ks, k, v)?;
         }
         Ok(())
     })?;
@@ -336,6 +488,43 @@ fn pm_message(seq: u64, s: StoredPm) -> ArchivedMessage {
     }
 }
 
+/// The record of a 1-1 message and its two index entries (`with`, time).
+fn pm_entries(
+    archive: u64,
+    msg: &PmMessage,
+    id: StoredId,
+    seq: u64,
+    at: i64,
+) -> (StoredPm, [IndexEntry; 2]) {
+    let with = peer(msg.direction, msg.from.as_str(), msg.to.as_str());
+    let with_key = keys::archive_with_seq(
+        archive,
+        Jid::from_stored(with.clone()).to_bare().as_str(),
+        seq,
+    );
+    let with_value = codec::encode(&WithEntry { with, at });
+    let stored = StoredPm {
+        id,
+        timestamp: msg.timestamp,
+        from: msg.from.as_str().to_owned(),
+        to: msg.to.as_str().to_owned(),
+        direction: msg.direction,
+        origin_id: msg.origin_id.clone(),
+        stanza: msg.stanza.clone(),
+    };
+    (
+        stored,
+        [
+            (Keyspace::MamPmWith, with_key, with_value),
+            (
+                Keyspace::MamPmTime,
+                keys::archive_time_seq(archive, at, seq),
+                codec::marker(),
+            ),
+        ],
+    )
+}
+
 impl Mam<'_> {
     fn archive_of(&self, owner: &BareJid) -> Result<Option<u64>> {
         Ok(self
@@ -353,18 +542,101 @@ impl Mam<'_> {
         }
         let _w = self.store.writer();
         let archive = self.store.require_account(owner)?.archive;
+        let a = Pm(archive);
+        let _order = self.store.archive_appender();
         let seq = self.store.generate_id()?;
+        let at = archive_time(last_archive_time(self.store, &a)?, msg.timestamp);
         let id = StoredId::new(msg.id.as_ref());
-        let stored = StoredPm {
-            id: id.clone(),
-            timestamp: msg.timestamp,
-            from: msg.from.as_str().to_owned(),
-            to: msg.to.as_str().to_owned(),
-            direction: msg.direction,
-            origin_id: msg.origin_id.clone(),
-            stanza: msg.stanza.clone(),
-        };
-        insert(self.store, &Pm(archive), &stored, &id, None, seq)
+        let (stored, indexes) = pm_entries(archive, msg, id.clone(), seq, at);
+        insert(self.store, &a, &stored, &id, &indexes, seq)
+    }
+
+    /// Appends many messages to the owner's archive, for imports; returns how many were
+    /// appended. Messages keep the iterator's order. Each chunk of [`BULK_CHUNK`] messages is
+    /// checked first (stanza, ids, duplicates) and then written with one `sled::Batch` per
+    /// tree, no transaction per message; see the module docs for durability and the order
+    /// that keeps a crashed import consistent. On an error the chunks before the failing one
+    /// stay archived.
+    pub fn append_bulk(
+        &self,
+        owner: &BareJid,
+        messages: impl IntoIterator<Item = PmMessage>,
+    ) -> Result<u64> {
+        let mut messages = messages.into_iter();
+        let mut total = 0u64;
+        loop {
+            let chunk: Vec<PmMessage> = messages.by_ref().take(BULK_CHUNK).collect();
+            if chunk.is_empty() {
+                return Ok(total);
+            }
+            total += self.append_chunk(owner, &chunk)?;
+        }
+    }
+
+    fn append_chunk(&self, owner: &BareJid, chunk: &[PmMessage]) -> Result<u64> {
+        let mut seen = HashSet::new();
+        for msg in chunk {
+            xml::check_element("stanza", &msg.stanza)?;
+            if let Some(id) = &msg.id {
+                check_foreign_id(id)?;
+                if !seen.insert(id.as_str()) {
+                    return Err(duplicate_id());
+                }
+            }
+        }
+        let _w = self.store.writer();
+        let archive = self.store.require_account(owner)?.archive;
+        let a = Pm(archive);
+        for id in &seen {
+            if resolve(self.store, &a, id)?.is_some() {
+                return Err(duplicate_id());
+            }
+        }
+        let _order = self.store.archive_appender();
+        let mut prev = last_archive_time(self.store, &a)?;
+        let (mut ids, mut with, mut time, mut records) = (
+            sled::Batch::default(),
+            sled::Batch::default(),
+            sled::Batch::default(),
+            sled::Batch::default(),
+        );
+        for msg in chunk {
+            let seq = self.store.generate_id()?;
+            let at = archive_time(prev, msg.timestamp);
+            prev = Some(at);
+            let id = StoredId::new(msg.id.as_ref());
+            if let StoredId::Foreign(f) = &id {
+                ids.insert(a.id_key(f), &keys::u64_value(seq));
+            }
+            let (stored, [(_, wk, wv), (_, tk, tv)]) = pm_entries(archive, msg, id, seq, at);
+            with.insert(wk, wv);
+            time.insert(tk, tv);
+            records.insert(a.record_key(seq), codec::encode(&stored));
+        }
+        // Indexes before records: the record is the commit point readers go by.
+        self.store.tree(Keyspace::MamPmIds).apply_batch(ids)?;
+        self.store.tree(Keyspace::MamPmWith).apply_batch(with)?;
+        self.store.tree(Keyspace::MamPmTime).apply_batch(time)?;
+        self.store.tree(Keyspace::MamPm).apply_batch(records)?;
+        Ok(chunk.len() as u64)
+    }
+
+    /// One page of the owner's archive (XEP-0313 query with XEP-0059 paging); see
+    /// [`Query`]. An id in any id field that names no message of this archive is
+    /// [`Error::NotFound`].
+    pub fn query(&self, owner: &BareJid, q: &Query) -> Result<Page<ArchivedMessage>> {
+        let archive = self
+            .archive_of(owner)?
+            .ok_or_else(|| Error::NoAccount(owner.to_string()))?;
+        query::run(self.store, &Pm(archive), q, pm_message)
+    }
+
+    /// First and last message of the owner's archive (XEP-0313 metadata).
+    pub fn metadata(&self, owner: &BareJid) -> Result<Metadata> {
+        let archive = self
+            .archive_of(owner)?
+            .ok_or_else(|| Error::NoAccount(owner.to_string()))?;
+        query::metadata(self.store, &Pm(archive))
     }
 
     /// One message by id.
@@ -440,19 +712,34 @@ impl Mam<'_> {
             return Ok(false);
         };
         let a = Pm(archive);
-        let Some((seq, foreign, _)) = resolve(self.store, &a, id)? else {
+        let Some((seq, foreign, stored)) = resolve(self.store, &a, id)? else {
             return Ok(false);
         };
         let key = a.record_key(seq);
         let id_key = foreign.then(|| a.id_key(id));
-        self.store
-            .transaction(&[Keyspace::MamPm, Keyspace::MamPmIds], |tx| {
-                tx.remove(Keyspace::MamPm, &key)?;
-                if let Some(k) = &id_key {
-                    tx.remove(Keyspace::MamPmIds, k)?;
-                }
-                Ok(())
-            })?;
+        let with = Jid::from_stored(peer(stored.direction, &stored.from, &stored.to));
+        let with_key = keys::archive_with_seq(archive, with.to_bare().as_str(), seq);
+        let time_key = self
+            .store
+            .get::<WithEntry>(Keyspace::MamPmWith, &with_key)?
+            .map(|w| keys::archive_time_seq(archive, w.at, seq));
+        let spaces = [
+            Keyspace::MamPm,
+            Keyspace::MamPmIds,
+            Keyspace::MamPmWith,
+            Keyspace::MamPmTime,
+        ];
+        self.store.transaction(&spaces, |tx| {
+            tx.remove(Keyspace::MamPm, &key)?;
+            tx.remove(Keyspace::MamPmWith, &with_key)?;
+            if let Some(k) = &time_key {
+                tx.remove(Keyspace::MamPmTime, k)?;
+            }
+            if let Some(k) = &id_key {
+                tx.remove(Keyspace::MamPmIds, k)?;
+            }
+            Ok(())
+        })?;
         Ok(true)
     }
 }
@@ -486,8 +773,12 @@ impl MucArchive<'_> {
         if let Some(id) = &msg.id {
             check_foreign_id(id)?;
         }
+        keys::check_component("nick", &msg.nick)?;
         let _w = self.store.writer();
+        let a = Room(room);
+        let _order = self.store.archive_appender();
         let seq = self.store.generate_id()?;
+        let at = archive_time(last_archive_time(self.store, &a)?, msg.timestamp);
         let id = StoredId::new(msg.id.as_ref());
         let stored = StoredMuc {
             id: id.clone(),
@@ -496,15 +787,40 @@ impl MucArchive<'_> {
             nick: msg.nick.clone(),
             stanza: msg.stanza.clone(),
         };
-        let index = keys::sender_room_seq(msg.sender.as_str(), room.as_str(), seq);
-        insert(
-            self.store,
-            &Room(room),
-            &stored,
-            &id,
-            Some(&(Keyspace::MamMucBySender, index)),
-            seq,
-        )
+        let marker = codec::marker();
+        let indexes = [
+            (
+                Keyspace::MamMucBySender,
+                keys::sender_room_seq(msg.sender.as_str(), room.as_str(), seq),
+                marker.clone(),
+            ),
+            (
+                Keyspace::MamMucNick,
+                keys::room_nick_seq(room.as_str(), &msg.nick, seq),
+                marker.clone(),
+            ),
+            (
+                Keyspace::MamMucTime,
+                keys::room_time_seq(room.as_str(), at, seq),
+                marker,
+            ),
+        ];
+        insert(self.store, &a, &stored, &id, &indexes, seq)
+    }
+
+    /// One page of a room's archive; see [`Query`] for the filters. `with` on a room: `room@service/nick` matches what that occupant nick
+    /// sent; the bare room JID matches every message; another bare JID matches what that
+    /// real JID sent (for moderators; the server decides who may ask); any other full JID
+    /// matches nothing.
+    pub fn query(&self, room: &BareJid, q: &Query) -> Result<Page<ArchivedMucMessage>> {
+        query::run(self.store, &Room(room), q, |seq, s| {
+            muc_message(room.clone(), seq, s)
+        })
+    }
+
+    /// First and last message of a room's archive.
+    pub fn metadata(&self, room: &BareJid) -> Result<Metadata> {
+        query::metadata(self.store, &Room(room))
     }
 
     /// One message of a room by id.
@@ -620,7 +936,7 @@ impl MucArchive<'_> {
     }
 }
 
-fn parse_pm_key(key: &[u8]) -> Result<(u64, u64)> {
+pub(super) fn parse_pm_key(key: &[u8]) -> Result<(u64, u64)> {
     let mut r = KeyReader::new(Keyspace::MamPm, key);
     let archive = r.u64()?;
     let seq = r.u64()?;
@@ -628,7 +944,7 @@ fn parse_pm_key(key: &[u8]) -> Result<(u64, u64)> {
     Ok((archive, seq))
 }
 
-fn parse_room_key(key: &[u8]) -> Result<(&str, u64)> {
+pub(super) fn parse_room_key(key: &[u8]) -> Result<(&str, u64)> {
     let mut r = KeyReader::new(Keyspace::MamMuc, key);
     let room = r.part()?;
     let seq = r.u64()?;
@@ -873,6 +1189,10 @@ impl Extension for Class {
             Keyspace::MamMuc,
             Keyspace::MamMucIds,
             Keyspace::MamMucBySender,
+            Keyspace::MamPmWith,
+            Keyspace::MamPmTime,
+            Keyspace::MamMucNick,
+            Keyspace::MamMucTime,
         ]
     }
     fn tables(&self) -> &'static [Table] {

@@ -19,6 +19,7 @@ pub mod blocklist;
 pub mod inbox;
 pub mod last;
 pub mod mam;
+pub(crate) mod mam_indexes;
 pub mod offline;
 pub mod privacy;
 pub mod private;

@@ -79,12 +79,18 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
     Ok(Receipt::new(subject.clone(), plan, started.elapsed()))
 }
 
-/// Deletes every record of an erased 1-1 archive in chunks, then its sweep marker.
-/// Idempotent. Returns the number of messages deleted.
+/// Deletes every record and index entry of an erased 1-1 archive in chunks (all keyed by
+/// archive id first), then its sweep marker. Idempotent. Returns the number of messages
+/// deleted (index entries are not counted).
 fn sweep(store: &Store, archive: u64) -> Result<u64> {
     let prefix = keys::archive(archive);
     let mut messages = 0u64;
-    for ks in [Keyspace::MamPm, Keyspace::MamPmIds] {
+    for ks in [
+        Keyspace::MamPm,
+        Keyspace::MamPmIds,
+        Keyspace::MamPmWith,
+        Keyspace::MamPmTime,
+    ] {
         loop {
             let mut batch = sled::Batch::default();
             let mut n = 0usize;

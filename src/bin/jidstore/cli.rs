@@ -93,6 +93,12 @@ pub enum Command {
     /// Check every entry: keys parse, values decode, indexes and records match both ways.
     /// Exits 1 and lists the damaged keys when a problem is found.
     Verify,
+    /// Message archives (XEP-0313).
+    Mam {
+        /// What to do with the archive.
+        #[command(subcommand)]
+        command: MamCommand,
+    },
 }
 
 /// `--bad-timestamps` values.
@@ -104,4 +110,56 @@ pub enum BadTimestampsArg {
     Now,
     /// Drop the message holding it.
     Skip,
+}
+
+/// `jidstore mam ...`
+#[derive(Subcommand, Debug)]
+pub enum MamCommand {
+    /// One page of a user's (or with --room, a room's) archive: one line per message
+    /// (id, timestamp, from, to or nick, stanza, tab-separated), then a footer.
+    Query(Box<MamQuery>),
+}
+
+/// Arguments of `jidstore mam query`.
+#[derive(clap::Args, Debug)]
+pub struct MamQuery {
+    /// The username (localpart); not with --room.
+    #[arg(required_unless_present = "room", conflicts_with = "room")]
+    pub username: Option<String>,
+    /// The domain; not with --room.
+    #[arg(required_unless_present = "room", conflicts_with = "room")]
+    pub domain: Option<String>,
+    /// Query this room's archive instead of a user's.
+    #[arg(long, value_name = "ROOM_JID")]
+    pub room: Option<String>,
+    /// Only messages with this JID (bare: any resource; full: exactly).
+    #[arg(long, value_name = "JID")]
+    pub with: Option<String>,
+    /// Archive time at or after this (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// Archive time at or before this (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
+    /// Only messages after this id.
+    #[arg(long, value_name = "ID")]
+    pub after_id: Option<String>,
+    /// Only messages before this id.
+    #[arg(long, value_name = "ID")]
+    pub before_id: Option<String>,
+    /// Only these ids.
+    #[arg(long, value_name = "ID,..", value_delimiter = ',')]
+    pub ids: Option<Vec<String>>,
+    /// Page size.
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+    /// The page after this id.
+    #[arg(long, value_name = "ID", conflicts_with = "before")]
+    pub after: Option<String>,
+    /// The page before this id; with no id, the last page.
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    pub before: Option<String>,
+    /// Newest first within the page.
+    #[arg(long)]
+    pub flip_page: bool,
 }

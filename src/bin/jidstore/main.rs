@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod mam;
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("jidstore-data")
 }
 
-fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<Store> {
+pub(crate) fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<Store> {
     let path = data_dir.unwrap_or_else(default_data_dir);
     if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| jidstore::Error::Path {
@@ -86,20 +87,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             user,
             domain,
             password,
-        } => {
-            let password = read_password(password)?;
-            let store = open(args.data_dir, true)?;
-            let jid = match user {
-                Some(name) => {
-                    let jid = BareJid::from_parts(&name, &domain)?;
-                    store.accounts().create(&jid, &password)?;
-                    jid
-                }
-                None => store.accounts().create_random(&domain, &password)?,
-            };
-            store.flush()?;
-            writeln!(out, "User {jid} successfully registered")?;
-        }
+        } => register(args.data_dir, user, &domain, password, &mut out)?,
         Command::RetrievePersonalData {
             username,
             domain,
@@ -163,28 +151,56 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             )?;
         }
         Command::Demo => demo::run(args.data_dir, &mut out)?,
+        Command::Mam { command } => mam::run(args.data_dir, command, &mut out)?,
         Command::Stats => {
             let store = open(args.data_dir, false)?;
             let stats = jidstore::stats(&store)?;
             write!(out, "{stats}")?;
         }
-        Command::Verify => {
-            let store = open(args.data_dir, false)?;
-            let report = jidstore::verify(&store)?;
-            write!(out, "{report}")?;
-            if !report.is_clean() {
-                out.flush()?;
-                eprintln!(
-                    "jidstore: {} problem(s) found in {}",
-                    report.problems.len(),
-                    store.path().display()
-                );
-                return Ok(ExitCode::from(1));
-            }
-        }
+        Command::Verify => return verify(args.data_dir, &mut out),
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `jidstore register`: a chosen or random username.
+fn register(
+    data_dir: Option<PathBuf>,
+    user: Option<String>,
+    domain: &str,
+    password: String,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let password = read_password(password)?;
+    let store = open(data_dir, true)?;
+    let jid = match user {
+        Some(name) => {
+            let jid = BareJid::from_parts(&name, domain)?;
+            store.accounts().create(&jid, &password)?;
+            jid
+        }
+        None => store.accounts().create_random(domain, &password)?,
+    };
+    store.flush()?;
+    writeln!(out, "User {jid} successfully registered")?;
+    Ok(())
+}
+
+/// `jidstore verify`: the report on stdout; exit 1 with a count on stderr when not clean.
+fn verify(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let store = open(data_dir, false)?;
+    let report = jidstore::verify(&store)?;
+    write!(out, "{report}")?;
+    out.flush()?;
+    if report.is_clean() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "jidstore: {} problem(s) found in {}",
+        report.problems.len(),
+        store.path().display()
+    );
+    Ok(ExitCode::from(1))
 }
 
 /// `jidstore import`: problems on stderr, the summary on stdout, exit 1 unless complete.

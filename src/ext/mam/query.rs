@@ -1,0 +1,432 @@
+//! MAM queries (XEP-0313 filters, XEP-0059 paging) over one archive, through its indexes.
+//!
+//! Every filter narrows a seq interval or picks an index: `after-id`/`before-id` and the RSM
+//! `after`/`before` are seq bounds, `start`/`end` become seq bounds through the time index
+//! (archive time never decreases in seq order), `with` picks a seq-suffixed index range, and
+//! `ids` is a set of seqs. A page is then at most `max + 1` entries read from one end of one
+//! key range, so no query form scans the archive. Only `count` reads the whole result set
+//! (keys only), and only when asked for.
+
+use std::collections::BTreeMap;
+
+use sled::IVec;
+
+use super::{Archive, WithEntry, WithSource, resolve};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::jid::Jid;
+use crate::keys::{self, Keyspace};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// Page size when a query gives no `max`.
+pub const DEFAULT_MAX: usize = 50;
+
+/// Where a page starts (XEP-0059).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PageFrom {
+    /// The oldest matching messages.
+    #[default]
+    First,
+    /// The messages right after this id (RSM `<after/>`).
+    After(String),
+    /// The messages right before this id; `None` (an empty `<before/>`) is the last page.
+    Before(Option<String>),
+}
+
+/// A MAM query. Every filter is optional; all given filters must hold.
+///
+/// `start` and `end` (inclusive) compare against the **archive time**: the message's
+/// timestamp, or the archive time of the message archived before it if that is later. With
+/// clocks that never go back the two are equal; with clock skew, a message stamped earlier
+/// than one archived before it is found at the earlier message's time, and results keep
+/// archive order either way.
+///
+/// ```
+/// use jidstore::ext::mam::{PageFrom, Query};
+/// let q = Query {
+///     with: Some(jidstore::Jid::parse("bob@example.org")?),
+///     max: Some(20),
+///     page: PageFrom::Before(None),
+///     ..Query::default()
+/// };
+/// # let _ = q;
+/// # Ok::<(), jidstore::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Query {
+    /// 1-1: the other party; a bare JID matches every resource, a full JID matches exactly.
+    /// Rooms: see [`crate::ext::mam::MucArchive::query`].
+    pub with: Option<Jid>,
+    /// Archive time at or after this.
+    pub start: Option<Timestamp>,
+    /// Archive time at or before this.
+    pub end: Option<Timestamp>,
+    /// Only messages archived after this id (exclusive).
+    pub after_id: Option<String>,
+    /// Only messages archived before this id (exclusive).
+    pub before_id: Option<String>,
+    /// Only these messages (in archive order, whatever the order given).
+    pub ids: Option<Vec<String>>,
+    /// Page size; [`DEFAULT_MAX`] when `None`.
+    pub max: Option<usize>,
+    /// Where the page starts.
+    pub page: PageFrom,
+    /// Return the page newest first (XEP-0313 `flip-page`).
+    pub flip_page: bool,
+    /// Count the whole result set (reads every matching key; off for cheap pages).
+    pub count: bool,
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<M> {
+    /// Oldest to newest, or newest to oldest with `flip_page`.
+    pub messages: Vec<M>,
+    /// Id of the first message as returned (RSM `<first/>`).
+    pub first: Option<String>,
+    /// Id of the last message as returned (RSM `<last/>`).
+    pub last: Option<String>,
+    /// No more results in the paging direction: after this page going forward, before it
+    /// when paging with `before`.
+    pub complete: bool,
+    /// Size of the whole result set, when the query asked for it.
+    pub count: Option<u64>,
+}
+
+/// One end of an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveEnd {
+    /// The message id.
+    pub id: String,
+    /// Its timestamp.
+    pub timestamp: Timestamp,
+}
+
+/// XEP-0313 archive metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// The oldest message, if any.
+    pub first: Option<ArchiveEnd>,
+    /// The newest message, if any.
+    pub last: Option<ArchiveEnd>,
+}
+
+/// An inclusive seq interval, possibly empty.
+#[derive(Clone, Copy)]
+struct Seqs {
+    lo: u64,
+    hi: u64,
+    empty: bool,
+}
+
+impl Seqs {
+    fn all() -> Self {
+        Seqs {
+            lo: 0,
+            hi: u64::MAX,
+            empty: false,
+        }
+    }
+    fn above(mut self, s: u64) -> Self {
+        match s.checked_add(1) {
+            Some(n) => self.lo = self.lo.max(n),
+            None => self.empty = true,
+        }
+        self.fix()
+    }
+    fn below(mut self, s: u64) -> Self {
+        match s.checked_sub(1) {
+            Some(n) => self.hi = self.hi.min(n),
+            None => self.empty = true,
+        }
+        self.fix()
+    }
+    fn fix(mut self) -> Self {
+        self.empty |= self.lo > self.hi;
+        self
+    }
+}
+
+/// The messages a query can return, before paging.
+enum Source<S> {
+    Nothing,
+    Records,
+    Index {
+        keyspace: Keyspace,
+        prefix: Vec<u8>,
+        exact: Option<String>,
+    },
+    Ids(BTreeMap<u64, S>),
+}
+
+fn seq_of<A: Archive>(store: &Store, a: &A, id: &str) -> Result<u64> {
+    resolve(store, a, id)?
+        .map(|(seq, _, _)| seq)
+        .ok_or_else(|| Error::NotFound(format!("message id '{id}'")))
+}
+
+/// The seq interval of archive times in `[start, end]`, from two time-index lookups.
+fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> Result<Seqs> {
+    let tree = store.tree(A::TIME);
+    let prefix = a.time_prefix();
+    if let Some(start) = q.start {
+        let from = a.time_at(start.as_micros());
+        let first = match keys::prefix_end(&prefix) {
+            Some(end) => tree.range(from..end).next(),
+            None => tree.range(from..).next(),
+        };
+        match first {
+            Some(kv) => seqs.lo = seqs.lo.max(keys::trailing_seq(A::TIME, &kv?.0)?),
+            None => seqs.empty = true,
+        }
+    }
+    if let Some(end) = q.end {
+        let to = keys::prefix_seq(&a.time_at(end.as_micros()), u64::MAX);
+        match tree.range(prefix..=to).next_back() {
+            Some(kv) => seqs.hi = seqs.hi.min(keys::trailing_seq(A::TIME, &kv?.0)?),
+            None => seqs.empty = true,
+        }
+    }
+    Ok(seqs.fix())
+}
+
+/// Resolves every id field (unknown ids fail here, before any early return) and builds the
+/// seq interval and the source of the result set. Returns also the paging interval.
+fn plan<A: Archive>(
+    store: &Store,
+    a: &A,
+    q: &Query,
+) -> Result<(Source<A::Stored>, Seqs, Seqs, bool)> {
+    let mut seqs = Seqs::all();
+    if let Some(id) = &q.after_id {
+        seqs = seqs.above(seq_of(store, a, id)?);
+    }
+    if let Some(id) = &q.before_id {
+        seqs = seqs.below(seq_of(store, a, id)?);
+    }
+    let picked = match &q.ids {
+        Some(ids) => {
+            let mut m = BTreeMap::new();
+            for id in ids {
+                let (seq, _, s) = resolve(store, a, id)?
+                    .ok_or_else(|| Error::NotFound(format!("message id '{id}'")))?;
+                m.insert(seq, s);
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let rsm = match &q.page {
+        PageFrom::After(id) | PageFrom::Before(Some(id)) => Some(seq_of(store, a, id)?),
+        PageFrom::First | PageFrom::Before(None) => None,
+    };
+    let seqs = time_bounds(store, a, q, seqs)?;
+    let backward = matches!(q.page, PageFrom::Before(_));
+    let paging = match (rsm, backward) {
+        (None, _) => seqs,
+        (Some(s), false) => seqs.above(s),
+        (Some(s), true) => seqs.below(s),
+    };
+    let source = match (picked, &q.with) {
+        (Some(mut m), with) => {
+            if let Some(w) = with {
+                m.retain(|_, s| a.matches_with(s, w));
+            }
+            Source::Ids(m)
+        }
+        (None, None) => Source::Records,
+        (None, Some(w)) => match a.with_source(w) {
+            WithSource::All => Source::Records,
+            WithSource::Nothing => Source::Nothing,
+            WithSource::Index {
+                keyspace,
+                prefix,
+                exact,
+            } => Source::Index {
+                keyspace,
+                prefix,
+                exact,
+            },
+        },
+    };
+    Ok((source, seqs, paging, backward))
+}
+
+/// Index or record keys `prefix seq` for seq in the interval, in key order.
+fn seq_range(
+    store: &Store,
+    ks: Keyspace,
+    prefix: &[u8],
+    seqs: Seqs,
+) -> impl DoubleEndedIterator<Item = sled::Result<(IVec, IVec)>> + use<> {
+    store
+        .tree(ks)
+        .range(keys::prefix_seq(prefix, seqs.lo)..=keys::prefix_seq(prefix, seqs.hi))
+}
+
+/// Whether a `mam_pm_with` entry names exactly `exact` (no filter when `None`).
+fn exact_match(ks: Keyspace, key: &[u8], value: &[u8], exact: Option<&String>) -> Result<bool> {
+    match exact {
+        None => Ok(true),
+        Some(j) => Ok(codec::decode::<WithEntry>(ks, key, value)?.with == *j),
+    }
+}
+
+/// Up to `take` messages of the result set inside `seqs`, from the low end or the high end.
+fn collect<A: Archive>(
+    store: &Store,
+    a: &A,
+    source: &Source<A::Stored>,
+    seqs: Seqs,
+    backward: bool,
+    take: usize,
+) -> Result<Vec<(u64, A::Stored)>>
+where
+    A::Stored: Clone,
+{
+    let mut out = Vec::new();
+    if seqs.empty || take == 0 {
+        return Ok(out);
+    }
+    match source {
+        Source::Nothing => {}
+        Source::Ids(m) => {
+            let it = m.range(seqs.lo..=seqs.hi).map(|(s, v)| (*s, v.clone()));
+            out = if backward {
+                it.rev().take(take).collect()
+            } else {
+                it.take(take).collect()
+            };
+        }
+        Source::Records => {
+            let it = seq_range(store, A::RECORDS, &a.records_prefix(), seqs);
+            let it: Box<dyn Iterator<Item = _>> = if backward {
+                Box::new(it.rev())
+            } else {
+                Box::new(it)
+            };
+            for kv in it.take(take) {
+                let (k, v) = kv?;
+                let seq = keys::trailing_seq(A::RECORDS, &k)?;
+                out.push((seq, codec::decode(A::RECORDS, &k, &v)?));
+            }
+        }
+        Source::Index {
+            keyspace,
+            prefix,
+            exact,
+        } => {
+            let it = seq_range(store, *keyspace, prefix, seqs);
+            let it: Box<dyn Iterator<Item = _>> = if backward {
+                Box::new(it.rev())
+            } else {
+                Box::new(it)
+            };
+            for kv in it {
+                if out.len() == take {
+                    break;
+                }
+                let (k, v) = kv?;
+                if !exact_match(*keyspace, &k, &v, exact.as_ref())? {
+                    continue;
+                }
+                let seq = keys::trailing_seq(*keyspace, &k)?;
+                // No record: an index entry left by an import cut short; skip it.
+                if let Some(s) = store.get::<A::Stored>(A::RECORDS, &a.record_key(seq))? {
+                    out.push((seq, s));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Size of the result set inside `seqs` (keys only).
+fn count<A: Archive>(store: &Store, a: &A, source: &Source<A::Stored>, seqs: Seqs) -> Result<u64> {
+    if seqs.empty {
+        return Ok(0);
+    }
+    let mut n = 0u64;
+    match source {
+        Source::Nothing => {}
+        Source::Ids(m) => n = m.range(seqs.lo..=seqs.hi).count() as u64,
+        Source::Records => {
+            for kv in seq_range(store, A::RECORDS, &a.records_prefix(), seqs) {
+                kv?;
+                n += 1;
+            }
+        }
+        Source::Index {
+            keyspace,
+            prefix,
+            exact,
+        } => {
+            for kv in seq_range(store, *keyspace, prefix, seqs) {
+                let (k, v) = kv?;
+                if exact_match(*keyspace, &k, &v, exact.as_ref())? {
+                    n += 1;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Runs `q` over archive `a`, turning each record into a message with `to_message`.
+pub(super) fn run<A: Archive, M>(
+    store: &Store,
+    a: &A,
+    q: &Query,
+    to_message: impl Fn(u64, A::Stored) -> M,
+) -> Result<Page<M>>
+where
+    A::Stored: Clone,
+{
+    let (source, seqs, paging, backward) = plan(store, a, q)?;
+    let max = q.max.unwrap_or(DEFAULT_MAX);
+    let mut items = collect(store, a, &source, paging, backward, max.saturating_add(1))?;
+    let complete = items.len() <= max;
+    items.truncate(max);
+    if backward != q.flip_page {
+        items.reverse();
+    }
+    let id = |(seq, s): &(u64, A::Stored)| A::stored_id(s).public(*seq);
+    let first = items.first().map(id);
+    let last = items.last().map(id);
+    let count = if q.count {
+        Some(count(store, a, &source, seqs)?)
+    } else {
+        None
+    };
+    Ok(Page {
+        messages: items
+            .into_iter()
+            .map(|(seq, s)| to_message(seq, s))
+            .collect(),
+        first,
+        last,
+        complete,
+        count,
+    })
+}
+
+/// The first and last record of archive `a`.
+pub(super) fn metadata<A: Archive>(store: &Store, a: &A) -> Result<Metadata> {
+    let end = |kv: Option<sled::Result<(IVec, IVec)>>| -> Result<Option<ArchiveEnd>> {
+        let Some(kv) = kv else { return Ok(None) };
+        let (k, v) = kv?;
+        let seq = keys::trailing_seq(A::RECORDS, &k)?;
+        let s: A::Stored = codec::decode(A::RECORDS, &k, &v)?;
+        Ok(Some(ArchiveEnd {
+            id: A::stored_id(&s).public(seq),
+            timestamp: A::timestamp(&s),
+        }))
+    };
+    let tree = store.tree(A::RECORDS);
+    let prefix = a.records_prefix();
+    Ok(Metadata {
+        first: end(tree.scan_prefix(&prefix).next())?,
+        last: end(tree.scan_prefix(&prefix).next_back())?,
+    })
+}
