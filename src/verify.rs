@@ -91,6 +91,32 @@ impl Findings {
         });
     }
 
+    /// Checks that the record an index entry names exists and, when it decodes, that `agrees`
+    /// holds for it. Reports "dangling index entry: no record in ..." or `mismatch` at the
+    /// index entry. `index` and `record` are (keyspace, key).
+    pub(crate) fn check_target<T: serde::de::DeserializeOwned>(
+        &mut self,
+        store: &Store,
+        index: (Keyspace, &[u8]),
+        record: (Keyspace, &[u8]),
+        agrees: impl FnOnce(&T) -> bool,
+        mismatch: &str,
+    ) -> Result<()> {
+        match store.tree(record.0).get(record.1)? {
+            None => self.add(
+                index.0,
+                index.1,
+                format!("dangling index entry: no record in {}", record.0.name()),
+            ),
+            Some(v) => {
+                if codec::decode::<T>(record.0, record.1, &v).is_ok_and(|r| !agrees(&r)) {
+                    self.add(index.0, index.1, mismatch);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Turns a [`Error::Corrupt`] into a problem; any other error is passed up.
     pub(crate) fn check(&mut self, res: Result<()>) -> Result<()> {
         match res {

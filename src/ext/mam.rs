@@ -1080,25 +1080,13 @@ fn verify_room_links(store: &Store, found: &mut Findings) -> Result<()> {
         let Ok((sender, room, seq)) = parse_sender_entry(&key) else {
             continue;
         };
-        let record = keys::room_seq(room, seq);
-        match store.tree(Keyspace::MamMuc).get(&record)? {
-            None => found.add(
-                Keyspace::MamMucBySender,
-                &key,
-                "dangling index entry: no record in mam_muc",
-            ),
-            Some(v) => {
-                if decode::<StoredMuc>(Keyspace::MamMuc, &record, &v)
-                    .is_ok_and(|s| s.sender != sender)
-                {
-                    found.add(
-                        Keyspace::MamMucBySender,
-                        &key,
-                        "index entry names a message from another sender",
-                    );
-                }
-            }
-        }
+        found.check_target(
+            store,
+            (Keyspace::MamMucBySender, &key),
+            (Keyspace::MamMuc, &keys::room_seq(room, seq)),
+            |s: &StoredMuc| s.sender == sender,
+            "index entry names a message from another sender",
+        )?;
     }
     for entry in muc_ids {
         let (key, value) = entry?;

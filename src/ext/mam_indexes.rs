@@ -120,21 +120,13 @@ fn verify_pm(store: &Store, archives: &Archives, found: &mut Findings) -> Result
                 "archive time goes backwards in archive order",
             );
         }
-        let record = keys::archive_seq(archive, seq);
-        match store.tree(Keyspace::MamPm).get(&record)? {
-            None => found.add(time_ks, &key, "dangling index entry: no record in mam_pm"),
-            Some(v) => {
-                if decode::<StoredPm>(Keyspace::MamPm, &record, &v)
-                    .is_ok_and(|s| s.timestamp.as_micros() > at)
-                {
-                    found.add(
-                        time_ks,
-                        &key,
-                        "archive time earlier than the message's time",
-                    );
-                }
-            }
-        }
+        found.check_target(
+            store,
+            (time_ks, &key),
+            (Keyspace::MamPm, &keys::archive_seq(archive, seq)),
+            |s: &StoredPm| s.timestamp.as_micros() <= at,
+            "archive time earlier than the message's time",
+        )?;
     }
     for entry in store.tree(with_ks) {
         let (key, value) = entry?;
@@ -207,41 +199,26 @@ fn verify_rooms(store: &Store, found: &mut Findings) -> Result<()> {
                 "archive time goes backwards in archive order",
             );
         }
-        let record = keys::room_seq(room, seq);
-        match store.tree(Keyspace::MamMuc).get(&record)? {
-            None => found.add(time_ks, &key, "dangling index entry: no record in mam_muc"),
-            Some(v) => {
-                if decode::<StoredMuc>(Keyspace::MamMuc, &record, &v)
-                    .is_ok_and(|s| s.timestamp.as_micros() > at)
-                {
-                    found.add(
-                        time_ks,
-                        &key,
-                        "archive time earlier than the message's time",
-                    );
-                }
-            }
-        }
+        found.check_target(
+            store,
+            (time_ks, &key),
+            (Keyspace::MamMuc, &keys::room_seq(room, seq)),
+            |s: &StoredMuc| s.timestamp.as_micros() <= at,
+            "archive time earlier than the message's time",
+        )?;
     }
     for key in store.scan_keys(nick_ks, &[]) {
         let key = key?;
         let Ok((room, nick, seq)) = parse_nick_key(&key) else {
             continue;
         };
-        let record = keys::room_seq(room, seq);
-        match store.tree(Keyspace::MamMuc).get(&record)? {
-            None => found.add(nick_ks, &key, "dangling index entry: no record in mam_muc"),
-            Some(v) => {
-                if decode::<StoredMuc>(Keyspace::MamMuc, &record, &v).is_ok_and(|s| s.nick != nick)
-                {
-                    found.add(
-                        nick_ks,
-                        &key,
-                        "nick entry names another nick than its message",
-                    );
-                }
-            }
-        }
+        found.check_target(
+            store,
+            (nick_ks, &key),
+            (Keyspace::MamMuc, &keys::room_seq(room, seq)),
+            |s: &StoredMuc| s.nick == nick,
+            "nick entry names another nick than its message",
+        )?;
     }
     let mut records: BTreeMap<String, u64> = BTreeMap::new();
     for entry in store.tree(Keyspace::MamMuc) {

@@ -719,25 +719,13 @@ fn verify_node_links(store: &Store, found: &mut Findings) -> Result<()> {
         let Ok((owner, service, node)) = triple(Keyspace::PubsubNodesByOwner, &key) else {
             continue;
         };
-        let nkey = keys::pair_tail(&service, &node);
-        match nodes.get(&nkey)? {
-            None => found.add(
-                Keyspace::PubsubNodesByOwner,
-                &key,
-                "dangling index entry: no record in pubsub_nodes",
-            ),
-            Some(v) => {
-                if decode::<StoredNode>(Keyspace::PubsubNodes, &nkey, &v)
-                    .is_ok_and(|n| n.owner != owner)
-                {
-                    found.add(
-                        Keyspace::PubsubNodesByOwner,
-                        &key,
-                        "index entry names a node of another owner",
-                    );
-                }
-            }
-        }
+        found.check_target(
+            store,
+            (Keyspace::PubsubNodesByOwner, &key),
+            (Keyspace::PubsubNodes, &keys::pair_tail(&service, &node)),
+            |n: &StoredNode| n.owner == owner,
+            "index entry names a node of another owner",
+        )?;
     }
     Ok(())
 }
@@ -775,25 +763,16 @@ fn verify_item_links(store: &Store, found: &mut Findings) -> Result<()> {
         let Ok((publisher, service, node, item)) = quad_of(&key) else {
             continue;
         };
-        let ikey = keys::triple_tail(&service, &node, &item);
-        match items.get(&ikey)? {
-            None => found.add(
-                Keyspace::PubsubItemsByPublisher,
-                &key,
-                "dangling index entry: no record in pubsub_items",
+        found.check_target(
+            store,
+            (Keyspace::PubsubItemsByPublisher, &key),
+            (
+                Keyspace::PubsubItems,
+                &keys::triple_tail(&service, &node, &item),
             ),
-            Some(v) => {
-                if decode::<StoredItem>(Keyspace::PubsubItems, &ikey, &v)
-                    .is_ok_and(|st| st.publisher != publisher)
-                {
-                    found.add(
-                        Keyspace::PubsubItemsByPublisher,
-                        &key,
-                        "index entry names an item of another publisher",
-                    );
-                }
-            }
-        }
+            |st: &StoredItem| st.publisher == publisher,
+            "index entry names an item of another publisher",
+        )?;
     }
     Ok(())
 }
