@@ -27,6 +27,7 @@ pub mod ext;
 pub mod gdpr;
 mod jid;
 pub mod keys;
+pub mod maintenance;
 mod output;
 pub mod pie;
 mod stats;

@@ -136,12 +136,23 @@ impl Store {
                         return Err(not_a_store(path, "it holds files that are not sled's"));
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && config.read_only_check => {
-                    return Err(Error::Path {
-                        action: "open data directory",
-                        path,
-                        source: e,
-                    });
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if let Some(old) = crate::maintenance::interrupted_compact(&path) {
+                        let reason = format!(
+                            "it is missing, but {} exists: a `jidstore compact` was interrupted; \
+                             rename that directory (or a complete `.compact-*` sibling) back to \
+                             this path",
+                            old.display()
+                        );
+                        return Err(not_a_store(path, &reason));
+                    }
+                    if config.read_only_check {
+                        return Err(Error::Path {
+                            action: "open data directory",
+                            path,
+                            source: e,
+                        });
+                    }
                 }
                 Err(_) => {}
             }
@@ -234,7 +245,8 @@ impl Store {
         self.tree(ks)
     }
 
-    /// A unique, monotonically increasing id (survives restarts).
+    /// A unique, monotonically increasing id (survives restarts; carried over by
+    /// [`crate::maintenance::copy_into`]).
     pub(crate) fn generate_id(&self) -> Result<u64> {
         Ok(self.inner.db.generate_id()?)
     }

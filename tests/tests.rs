@@ -15,6 +15,7 @@ mod cli;
 mod gdpr_race;
 mod inbox;
 mod last;
+mod maintenance;
 mod mam;
 mod mam_query;
 mod offline;

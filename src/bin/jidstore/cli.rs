@@ -51,10 +51,21 @@ pub enum Command {
     },
     /// Erase an account and all personal data that erasure removes; prints a receipt.
     Unregister {
+        /// Then compact the store, so the erased bytes also leave the data directory's files.
+        #[arg(long)]
+        purge: bool,
         /// The username (localpart).
         username: String,
         /// The domain.
         domain: String,
+    },
+    /// Rewrite the store into a fresh copy holding only live data (erased data stays in
+    /// sled's files until then), verify it and swap it in. No other process may use the store.
+    Compact,
+    /// Write a consistent copy of the store to a new directory (refused if it exists).
+    Backup {
+        /// The directory to create.
+        dest: PathBuf,
     },
     /// Import a XEP-0227 (PIE) file; each user all-or-nothing. Exit 1 if any user failed.
     Import {

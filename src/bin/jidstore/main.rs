@@ -5,12 +5,13 @@ mod demo;
 mod mam;
 
 use std::io::{self, BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use jidstore::gdpr::{self, ExportOptions};
+use jidstore::maintenance;
 use jidstore::{BareJid, Config, Store};
 
 use cli::{Args, Command};
@@ -58,6 +59,10 @@ fn default_data_dir() -> PathBuf {
 
 pub(crate) fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<Store> {
     let path = data_dir.unwrap_or_else(default_data_dir);
+    open_path(&path, create)
+}
+
+fn open_path(path: &Path, create: bool) -> anyhow::Result<Store> {
     if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| jidstore::Error::Path {
             action: "create data directory",
@@ -65,7 +70,7 @@ pub(crate) fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<St
             source,
         })?;
     }
-    Ok(Config::new(&path).must_exist(!create).open()?)
+    Ok(Config::new(path).must_exist(!create).open()?)
 }
 
 fn read_password(arg: String) -> anyhow::Result<String> {
@@ -110,12 +115,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 summary.files.len()
             )?;
         }
-        Command::Unregister { username, domain } => {
-            let subject = BareJid::from_parts(&username, &domain)?;
+        Command::Unregister {
+            purge,
+            username,
+            domain,
+        } => unregister(args.data_dir, &username, &domain, purge, &mut out)?,
+        Command::Compact => {
+            let path = args.data_dir.unwrap_or_else(default_data_dir);
+            let summary = maintenance::compact(&path)?;
+            writeln!(out, "{summary}")?;
+        }
+        Command::Backup { dest } => {
             let store = open(args.data_dir, false)?;
-            let receipt = gdpr::remove(&store, &subject)?;
-            writeln!(out, "User {subject} successfully unregistered")?;
-            writeln!(out, "{receipt}")?;
+            let summary = maintenance::copy_into(&store, &dest)?;
+            writeln!(out, "backup written to {}: {summary}", dest.display())?;
         }
         Command::Import {
             file,
@@ -161,6 +174,32 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `jidstore unregister [--purge]`: erase; with `--purge` then compact (the store handle is
+/// dropped first, as compaction renames the data directory).
+fn unregister(
+    data_dir: Option<PathBuf>,
+    username: &str,
+    domain: &str,
+    purge: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let subject = BareJid::from_parts(username, domain)?;
+    let path = data_dir.unwrap_or_else(default_data_dir);
+    {
+        let store = open_path(&path, false)?;
+        let receipt = gdpr::remove(&store, &subject)?;
+        store.flush()?;
+        writeln!(out, "User {subject} successfully unregistered")?;
+        writeln!(out, "{receipt}")?;
+        out.flush()?;
+    }
+    if purge {
+        let summary = maintenance::compact(&path)?;
+        writeln!(out, "{summary}")?;
+    }
+    Ok(())
 }
 
 /// `jidstore register`: a chosen or random username.

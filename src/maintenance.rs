@@ -1,0 +1,305 @@
+//! Store maintenance: a consistent copy ([`copy_into`], the way to take a backup) and
+//! compaction ([`compact`]), which rewrites the store so that erased data leaves sled's files.
+//!
+//! sled 0.34 does not rewrite its files when keys are removed: measured on 0.34.7, every byte
+//! of a removed value was still in the data directory after `remove` + flush (6.6 % still
+//! after 1.4 M further writes and reopens). A copy into a fresh store holds only live
+//! entries, so erasure followed by [`compact`] removes a person's data from the disk too.
+//! (sled's own `Db::export`/`import` leaves nothing behind either, but holds the whole store
+//! in memory and panics on I/O errors; [`copy_into`] copies in bounded batches.)
+//!
+//! # Crash safety of [`compact`]
+//!
+//! [`compact`] copies into a sibling `<path>.compact-<random>`, verifies the copy, then
+//! renames `<path>` to `<path>.old-<random>`, renames the copy to `<path>`, syncs the parent
+//! directory and deletes the old directory. A crash leaves one of these states:
+//!
+//! 1. during the copy or verification: the old store at `<path>`, plus a stale
+//!    `<path>.compact-*` directory that can be deleted;
+//! 2. between the two renames: nothing at `<path>`, the old store at `<path>.old-*` and the
+//!    verified copy at `<path>.compact-*`. Opening `<path>` then fails with an error naming
+//!    the `.old-*` directory (it never creates an empty store there); rename either directory
+//!    to `<path>` to continue (the `.old-*` one still holds the erased bytes);
+//! 3. after the second rename: the new store at `<path>`, plus a `<path>.old-*` directory
+//!    that still holds the erased bytes and must be deleted.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::keys::Keyspace;
+use crate::store::Store;
+use crate::verify::verify;
+
+/// Entries per `sled::Batch` (and per tree pass) when copying: bounded memory.
+pub const COPY_CHUNK: usize = 10_000;
+
+/// What [`copy_into`] copied from one keyspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyspaceCopy {
+    /// The keyspace (sled tree) name.
+    pub keyspace: &'static str,
+    /// Entries copied.
+    pub entries: u64,
+    /// Key plus value bytes copied.
+    pub bytes: u64,
+}
+
+/// What [`copy_into`] copied, per keyspace in [`Keyspace::ALL`] order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopySummary {
+    /// One entry per keyspace.
+    pub keyspaces: Vec<KeyspaceCopy>,
+}
+
+impl CopySummary {
+    /// Entries copied over all keyspaces.
+    pub fn total_entries(&self) -> u64 {
+        self.keyspaces.iter().map(|k| k.entries).sum()
+    }
+
+    /// Key plus value bytes copied over all keyspaces.
+    pub fn total_bytes(&self) -> u64 {
+        self.keyspaces.iter().map(|k| k.bytes).sum()
+    }
+}
+
+impl std::fmt::Display for CopySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "copied {} entries ({} bytes of keys and values) in {} keyspaces",
+            self.total_entries(),
+            self.total_bytes(),
+            self.keyspaces.len()
+        )
+    }
+}
+
+/// What [`compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactSummary {
+    /// What was copied into the new store.
+    pub copy: CopySummary,
+    /// Bytes of every file under the data directory before compaction.
+    pub size_before: u64,
+    /// Bytes of every file under the data directory after compaction.
+    pub size_after: u64,
+}
+
+impl std::fmt::Display for CompactSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "compacted: {}; size on disk {} -> {} bytes",
+            self.copy, self.size_before, self.size_after
+        )
+    }
+}
+
+fn path_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Path {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Copies every keyspace of `store` into a fresh store created at `dest`, which must not
+/// exist, and flushes it. Keys and values are copied verbatim (no decoding), in batches of
+/// [`COPY_CHUNK`] entries.
+///
+/// The copy is consistent: it holds the store's erase lock exclusively throughout, so no
+/// writer of owner data (nor an erasure) changes anything mid-copy; writers wait until it is
+/// done. Queued archive sweeps are finished first, so erased archives are not carried over.
+/// The new store's id generator is advanced past the source's, so archive ids and message
+/// sequence numbers stay unique and ordered in the copy. On failure the partial copy is
+/// deleted.
+pub fn copy_into(store: &Store, dest: &Path) -> Result<CopySummary> {
+    let (copy, summary) = copy_open(store, dest)?;
+    drop(copy);
+    Ok(summary)
+}
+
+/// [`copy_into`], returning the new store still open.
+fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
+    if dest.as_os_str().is_empty() {
+        return Err(Error::InvalidInput("destination path is empty".into()));
+    }
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(Error::Path {
+            action: "create a copy at",
+            path: dest.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::AlreadyExists, "it already exists"),
+        });
+    }
+    let copy = Config::new(dest).open()?;
+    match copy_entries(store, &copy) {
+        Ok(summary) => Ok((copy, summary)),
+        Err(e) => {
+            drop(copy);
+            let _ = fs::remove_dir_all(dest);
+            Err(e)
+        }
+    }
+}
+
+fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
+    let _exclusive = store.eraser();
+    crate::gdpr::finish_sweeps(store)?;
+    let mut summary = CopySummary::default();
+    for &ks in Keyspace::ALL {
+        let mut entries = 0u64;
+        let mut bytes = 0u64;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0usize;
+        let target = copy.tree(ks);
+        for entry in store.tree(ks) {
+            let (k, v) = entry?;
+            bytes += (k.len() + v.len()) as u64;
+            entries += 1;
+            batch.insert(k, v);
+            in_batch += 1;
+            if in_batch == COPY_CHUNK {
+                target.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        if in_batch > 0 {
+            target.apply_batch(batch)?;
+        }
+        summary.keyspaces.push(KeyspaceCopy {
+            keyspace: ks.name(),
+            entries,
+            bytes,
+        });
+    }
+    // sled's id generator lives outside every tree: carry it over, or a new account could
+    // get an existing archive id and new messages would sort before old ones.
+    let floor = store.generate_id()?;
+    while copy.generate_id()? < floor {}
+    copy.flush()?;
+    Ok(summary)
+}
+
+/// Bytes of every file under `path` (recursively).
+fn dir_size(path: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(path).map_err(path_err("read directory", path))? {
+        let entry = entry.map_err(path_err("read directory", path))?;
+        let meta = entry
+            .metadata()
+            .map_err(path_err("read metadata of", &entry.path()))?;
+        if meta.is_dir() {
+            total += dir_size(&entry.path())?;
+        } else {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
+/// `<parent>/<name><suffix><random hex>`: a sibling on the same filesystem.
+fn sibling(path: &Path, suffix: &str) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{} has no final name", path.display())))?;
+    let mut sib = OsString::from(name);
+    sib.push(format!("{suffix}{:016x}", rand::random::<u64>()));
+    Ok(parent_of(path).join(sib))
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Opens an existing store, waiting up to 5 s while the directory is locked: sled's
+/// background threads can hold the lock for a moment after the last handle of the same
+/// process is dropped (e.g. right after an erasure in `unregister --purge`).
+fn open_existing(path: &Path) -> Result<Store> {
+    for _ in 0..100 {
+        match Config::new(path).must_exist(true).open() {
+            Err(Error::Locked(_)) => std::thread::sleep(Duration::from_millis(50)),
+            other => return other,
+        }
+    }
+    Config::new(path).must_exist(true).open()
+}
+
+/// Rewrites the store at `path` (which must exist) so that its files hold only live data:
+/// [`copy_into`] a sibling `<path>.compact-<random>`, [`verify`] the copy (a copy with any
+/// problem is deleted and compaction refused), then swap the directories (see the module
+/// documentation for what a crash can leave). No other process may have the store open
+/// (sled's lock enforces it).
+pub fn compact(path: &Path) -> Result<CompactSummary> {
+    // Measured before opening: opening writes to sled's files.
+    let size_before = dir_size(path);
+    let store = open_existing(path)?;
+    let size_before = size_before?;
+    let tmp = sibling(path, ".compact-")?;
+    let (copy, summary) = copy_open(&store, &tmp)?;
+    let report = match verify(&copy) {
+        Ok(r) => r,
+        Err(e) => {
+            drop(copy);
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    drop(copy);
+    drop(store);
+    if !report.is_clean() {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(Error::NotAStore {
+            path: tmp,
+            reason: format!(
+                "the compacted copy failed verification ({} problem(s)); the store at {} is \
+                 unchanged (run `jidstore verify` on it)",
+                report.problems.len(),
+                path.display()
+            ),
+        });
+    }
+    let old = sibling(path, ".old-")?;
+    if let Err(e) = fs::rename(path, &old) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(path_err("move aside", path)(e));
+    }
+    fs::rename(&tmp, path).map_err(path_err("move the compacted copy into", path))?;
+    let parent = parent_of(path);
+    fs::File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .map_err(path_err("sync directory", &parent))?;
+    fs::remove_dir_all(&old).map_err(path_err("delete the old store", &old))?;
+    let size_after = dir_size(path)?;
+    Ok(CompactSummary {
+        copy: summary,
+        size_before,
+        size_after,
+    })
+}
+
+/// When `path` is missing: the `<path>.old-*` sibling an interrupted [`compact`] left, if any.
+pub(crate) fn interrupted_compact(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let prefix = format!("{name}.old-");
+    fs::read_dir(parent_of(path))
+        .ok()?
+        .filter_map(std::result::Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .map(|e| e.path())
+}
