@@ -71,6 +71,13 @@ pub enum Error {
     InvalidInput(String),
     /// The output path exists and overwriting was not asked for.
     OutputExists(PathBuf),
+    /// [`crate::maintenance::compact`] refused: the copy of the store failed verification.
+    CompactRefused {
+        /// The data directory (unchanged).
+        path: PathBuf,
+        /// Problems [`crate::verify`] found in the copy.
+        problems: usize,
+    },
     /// Writing CSV failed.
     Csv(csv::Error),
     /// Writing the zip container failed.
@@ -119,6 +126,12 @@ impl fmt::Display for Error {
                 f,
                 "{} already exists (use --force to overwrite)",
                 p.display()
+            ),
+            Error::CompactRefused { path, problems } => write!(
+                f,
+                "compaction of {} refused: its copy failed verification with {problems} \
+                 problem(s); the store is unchanged (run `jidstore verify` on it)",
+                path.display()
             ),
             Error::Csv(e) => write!(f, "CSV error: {e}"),
             Error::Zip(e) => write!(f, "zip error: {e}"),

@@ -121,7 +121,8 @@ fn path_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Erro
 /// done. Queued archive sweeps are finished first, so erased archives are not carried over.
 /// The new store's id generator is advanced past the source's, so archive ids and message
 /// sequence numbers stay unique and ordered in the copy. On failure the partial copy is
-/// deleted.
+/// deleted. Only the keyspaces this build knows ([`Keyspace::ALL`]) are copied (opening a
+/// store never creates others). `dest` may not lie inside the data directory.
 pub fn copy_into(store: &Store, dest: &Path) -> Result<CopySummary> {
     let (copy, summary) = copy_open(store, dest)?;
     drop(copy);
@@ -132,6 +133,13 @@ pub fn copy_into(store: &Store, dest: &Path) -> Result<CopySummary> {
 fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
     if dest.as_os_str().is_empty() {
         return Err(Error::InvalidInput("destination path is empty".into()));
+    }
+    if dest.starts_with(store.path()) {
+        return Err(Error::InvalidInput(format!(
+            "the copy {} cannot be inside the data directory {}",
+            dest.display(),
+            store.path().display()
+        )));
     }
     if fs::symlink_metadata(dest).is_ok() {
         return Err(Error::Path {
@@ -260,14 +268,9 @@ pub fn compact(path: &Path) -> Result<CompactSummary> {
     drop(store);
     if !report.is_clean() {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(Error::NotAStore {
-            path: tmp,
-            reason: format!(
-                "the compacted copy failed verification ({} problem(s)); the store at {} is \
-                 unchanged (run `jidstore verify` on it)",
-                report.problems.len(),
-                path.display()
-            ),
+        return Err(Error::CompactRefused {
+            path: path.to_path_buf(),
+            problems: report.problems.len(),
         });
     }
     let old = sibling(path, ".old-")?;

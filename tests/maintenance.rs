@@ -444,3 +444,42 @@ fn interrupted_compact_is_reported_not_replaced_by_an_empty_store() {
     std::fs::rename(&old, &data).unwrap();
     assert!(jidstore::verify(&open_path(&data)).unwrap().is_clean());
 }
+
+#[test]
+fn compact_refuses_a_store_that_does_not_verify_and_leaves_it_unchanged() {
+    use jidstore::keys::{self, Keyspace};
+    let (dir, store) = store();
+    populate(&store);
+    let bob = bare("bob@localhost");
+    let key = keys::owner(&bob);
+    let mut bad = store
+        .raw_tree(Keyspace::Vcard)
+        .get(&key)
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    bad.pop();
+    store.raw_tree(Keyspace::Vcard).insert(&key, bad).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let data = dir.path().join("data");
+    let r = run_unlocked(&data, &["compact"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("failed verification"), "{}", r.stderr);
+    assert!(leftovers(&data).is_empty(), "{:?}", leftovers(&data));
+    // Still the old store, damage and erased-nothing included.
+    let r = jidstore(&data, &["verify"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("vcard"), "{}", r.stdout);
+}
+
+#[test]
+fn backup_inside_the_data_dir_is_refused() {
+    let (dir, store) = store();
+    populate(&store);
+    let inside = dir.path().join("data").join("copy");
+    let err = maintenance::copy_into(&store, &inside).unwrap_err();
+    assert!(matches!(err, jidstore::Error::InvalidInput(_)), "{err}");
+    assert!(!inside.exists());
+}
