@@ -75,7 +75,7 @@ pub enum Error {
     CompactRefused {
         /// The data directory (unchanged).
         path: PathBuf,
-        /// Problems [`crate::verify`] found in the copy.
+        /// Problems [`crate::verify()`] found in the copy.
         problems: usize,
     },
     /// Writing CSV failed.
