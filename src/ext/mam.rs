@@ -672,23 +672,6 @@ impl Mam<'_> {
         self.iter(owner)?.collect()
     }
 
-    /// Messages with `start <= timestamp <= end` (either bound optional), in archive order.
-    pub fn range(
-        &self,
-        owner: &BareJid,
-        start: Option<Timestamp>,
-        end: Option<Timestamp>,
-    ) -> Result<Vec<ArchivedMessage>> {
-        let mut out = Vec::new();
-        for m in self.iter(owner)? {
-            let m = m?;
-            if start.is_none_or(|s| m.timestamp >= s) && end.is_none_or(|e| m.timestamp <= e) {
-                out.push(m);
-            }
-        }
-        Ok(out)
-    }
-
     /// Number of messages in the owner's archive.
     pub fn count(&self, owner: &BareJid) -> Result<u64> {
         let Some(archive) = self.archive_of(owner)? else {
@@ -879,58 +862,6 @@ impl MucArchive<'_> {
         for k in self.store.scan_keys(Keyspace::MamMuc, &keys::owner(room)) {
             k?;
             n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Checks that every room message has exactly one by-sender index entry and every index
-    /// entry names an existing message from that sender. Returns the number of messages.
-    pub fn check_index(&self) -> Result<u64> {
-        let mut n = 0;
-        for entry in self.store.scan::<StoredMuc>(Keyspace::MamMuc, &[]) {
-            let (k, s) = entry?;
-            let mut r = KeyReader::new(Keyspace::MamMuc, &k);
-            let room = r.part()?;
-            let seq = r.u64()?;
-            r.end()?;
-            let index = keys::sender_room_seq(&s.sender, room, seq);
-            if !self
-                .store
-                .tree(Keyspace::MamMucBySender)
-                .contains_key(&index)?
-            {
-                return Err(corrupt(
-                    Keyspace::MamMuc,
-                    &k,
-                    "message missing from the by-sender index",
-                ));
-            }
-            n += 1;
-        }
-        let mut entries = 0;
-        for key in self.store.scan_keys(Keyspace::MamMucBySender, &[]) {
-            let key = key?;
-            let mut r = KeyReader::new(Keyspace::MamMucBySender, &key);
-            let sender = r.part()?;
-            let (room, seq) = parse_sender_key(&key)?;
-            let s = self
-                .store
-                .get::<StoredMuc>(Keyspace::MamMuc, &keys::room_seq(room.as_str(), seq))?;
-            if s.is_none_or(|s| s.sender != sender) {
-                return Err(corrupt(
-                    Keyspace::MamMucBySender,
-                    &key,
-                    "index entry names no message from this sender",
-                ));
-            }
-            entries += 1;
-        }
-        if entries != n {
-            return Err(corrupt(
-                Keyspace::MamMucBySender,
-                &[],
-                "index and archive sizes differ",
-            ));
         }
         Ok(n)
     }
