@@ -31,6 +31,7 @@ pub struct Config {
     pub(crate) flush_every_ms: Option<u64>,
     pub(crate) scram_iterations: u32,
     pub(crate) read_only_check: bool,
+    pub(crate) lock_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -43,6 +44,7 @@ impl Config {
             flush_every_ms: Some(500),
             scram_iterations: DEFAULT_SCRAM_ITERATIONS,
             read_only_check: false,
+            lock_timeout: std::time::Duration::ZERO,
         }
     }
 
@@ -80,6 +82,16 @@ impl Config {
     #[must_use]
     pub fn must_exist(mut self, yes: bool) -> Self {
         self.read_only_check = yes;
+        self
+    }
+
+    /// How long `open` keeps retrying while the directory is locked (default: not at all, so a
+    /// directory held by another process fails at once). sled releases the lock a moment
+    /// after the last handle of the same process is dropped, when its I/O threads finish, so
+    /// code that closes and reopens a store at once sets a short wait.
+    #[must_use]
+    pub fn lock_timeout(mut self, wait: std::time::Duration) -> Self {
+        self.lock_timeout = wait;
         self
     }
 

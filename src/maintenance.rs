@@ -235,13 +235,10 @@ fn parent_of(path: &Path) -> PathBuf {
 /// background threads can hold the lock for a moment after the last handle of the same
 /// process is dropped (e.g. right after an erasure in `unregister --purge`).
 fn open_existing(path: &Path) -> Result<Store> {
-    for _ in 0..100 {
-        match Config::new(path).must_exist(true).open() {
-            Err(Error::Locked(_)) => std::thread::sleep(Duration::from_millis(50)),
-            other => return other,
-        }
-    }
-    Config::new(path).must_exist(true).open()
+    Config::new(path)
+        .must_exist(true)
+        .lock_timeout(Duration::from_secs(5))
+        .open()
 }
 
 /// Rewrites the store at `path` (which must exist) so that its files hold only live data:

@@ -167,7 +167,20 @@ impl Store {
         };
         // sled panics on some damaged files instead of returning an error; a damaged data
         // directory must give a message, not abort the process.
-        let db = match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
+        let deadline = std::time::Instant::now() + config.lock_timeout;
+        let opened = loop {
+            let res = catch_unwind(AssertUnwindSafe(|| sled_config.open()));
+            match res {
+                Ok(Err(e)) => match map_open_error(&path, e) {
+                    Error::Locked(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    err => return Err(err),
+                },
+                other => break other,
+            }
+        };
+        let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(map_open_error(&path, e)),
             Err(panic) => {

@@ -128,16 +128,11 @@ impl Env {
     /// Opens the store, retrying while a just-closed handle (or the binary) still holds the
     /// directory lock.
     fn open(&self) -> Store {
-        let config = || Config::new(self.data()).scram_iterations(16);
-        for _ in 0..100 {
-            match config().open() {
-                Err(jidstore::Error::Locked(_)) => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => return other.expect("open store"),
-            }
-        }
-        config().open().expect("open store")
+        Config::new(self.data())
+            .scram_iterations(16)
+            .lock_timeout(std::time::Duration::from_secs(5))
+            .open()
+            .expect("open store")
     }
 
     /// Runs the binary, retrying while the data directory is still locked by a store this

@@ -64,3 +64,23 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `lock_timeout`: by default a held directory fails at once; with a wait, the open succeeds
+/// once the holder lets go.
+#[test]
+fn lock_timeout_waits_for_the_holder() -> TestResult {
+    let (dir, store) = store();
+    let path = dir.path().join("data");
+    let err = jidstore::Config::new(&path).open().unwrap_err();
+    assert!(matches!(err, jidstore::Error::Locked(_)), "{err}");
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(store);
+    });
+    let reopened = jidstore::Config::new(&path)
+        .lock_timeout(std::time::Duration::from_secs(10))
+        .open()?;
+    holder.join().unwrap();
+    assert!(reopened.accounts().list("localhost")?.is_empty());
+    Ok(())
+}

@@ -153,19 +153,12 @@ fn leftovers(data: &Path) -> Vec<String> {
 }
 
 fn open_path(path: &Path) -> Store {
-    for _ in 0..100 {
-        match Config::new(path)
-            .scram_iterations(16)
-            .must_exist(true)
-            .open()
-        {
-            Err(jidstore::Error::Locked(_)) => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("{} stayed locked", path.display());
+    Config::new(path)
+        .scram_iterations(16)
+        .must_exist(true)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }
 
 /// Runs the binary, retrying while the directory is still locked by this process's

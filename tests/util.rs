@@ -30,16 +30,11 @@ pub fn open(dir: &TempDir) -> Store {
 pub fn reopen(dir: &TempDir, store: Store) -> Store {
     store.flush().expect("flush");
     drop(store);
-    let config = || Config::new(dir.path().join("data")).scram_iterations(16);
-    for _ in 0..100 {
-        match config().open() {
-            Err(jidstore::Error::Locked(_)) => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return other.expect("reopen store"),
-        }
-    }
-    config().open().expect("reopen store")
+    Config::new(dir.path().join("data"))
+        .scram_iterations(16)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .expect("reopen store")
 }
 
 /// Parses a bare JID.
