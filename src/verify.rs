@@ -91,6 +91,24 @@ impl Findings {
         });
     }
 
+    /// Checks that a record's index entry exists; reports "missing index entry in <index>" at
+    /// the record otherwise. `record` and `index` are (keyspace, key).
+    pub(crate) fn require_index(
+        &mut self,
+        store: &Store,
+        record: (Keyspace, &[u8]),
+        index: (Keyspace, &[u8]),
+    ) -> Result<()> {
+        if !store.tree(index.0).contains_key(index.1)? {
+            self.add(
+                record.0,
+                record.1,
+                format!("missing index entry in {}", index.0.name()),
+            );
+        }
+        Ok(())
+    }
+
     /// Checks that the record an index entry names exists and, when it decodes, that `agrees`
     /// holds for it. Reports "dangling index entry: no record in ..." or `mismatch` at the
     /// index entry. `index` and `record` are (keyspace, key).

@@ -983,7 +983,6 @@ pub(crate) fn verify_links(store: &Store, archives: &Archives, found: &mut Findi
 /// Room messages against their by-sender index and imported ids, both ways.
 fn verify_room_links(store: &Store, found: &mut Findings) -> Result<()> {
     use crate::codec::decode;
-    let by_sender = store.tree(Keyspace::MamMucBySender);
     let muc_ids = store.tree(Keyspace::MamMucIds);
     for entry in store.tree(Keyspace::MamMuc) {
         let (key, value) = entry?;
@@ -993,17 +992,20 @@ fn verify_room_links(store: &Store, found: &mut Findings) -> Result<()> {
         ) else {
             continue;
         };
-        if !by_sender.contains_key(keys::sender_room_seq(&s.sender, room, seq))? {
-            found.add(
-                Keyspace::MamMuc,
-                &key,
-                "missing index entry in mam_muc_by_sender",
-            );
-        }
-        if let StoredId::Foreign(id) = &s.id
-            && !muc_ids.contains_key(keys::pair_tail(room, id))?
-        {
-            found.add(Keyspace::MamMuc, &key, "missing index entry in mam_muc_ids");
+        found.require_index(
+            store,
+            (Keyspace::MamMuc, &key),
+            (
+                Keyspace::MamMucBySender,
+                &keys::sender_room_seq(&s.sender, room, seq),
+            ),
+        )?;
+        if let StoredId::Foreign(id) = &s.id {
+            found.require_index(
+                store,
+                (Keyspace::MamMuc, &key),
+                (Keyspace::MamMucIds, &keys::pair_tail(room, id)),
+            )?;
         }
     }
     for key in store.scan_keys(Keyspace::MamMucBySender, &[]) {
@@ -1053,9 +1055,12 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
         }
         if let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &key, &value)
             && let StoredId::Foreign(id) = &s.id
-            && !pm_ids.contains_key(keys::archive_foreign_id(archive, id))?
         {
-            found.add(Keyspace::MamPm, &key, "missing index entry in mam_pm_ids");
+            found.require_index(
+                store,
+                (Keyspace::MamPm, &key),
+                (Keyspace::MamPmIds, &keys::archive_foreign_id(archive, id)),
+            )?;
         }
     }
     for entry in pm_ids {

@@ -176,9 +176,7 @@ fn verify_pm(store: &Store, archives: &Archives, found: &mut Findings) -> Result
         *records.entry(archive).or_default() += 1;
         let p = Jid::from_stored(peer(s.direction, &s.from, &s.to));
         let with_key = keys::archive_with_seq(archive, p.to_bare().as_str(), seq);
-        if !store.tree(with_ks).contains_key(with_key)? {
-            found.add(Keyspace::MamPm, &key, "missing index entry in mam_pm_with");
-        }
+        found.require_index(store, (Keyspace::MamPm, &key), (with_ks, &with_key))?;
     }
     compare_counts(time_ks, &records, &walks, |a| keys::archive(*a), found);
     Ok(())
@@ -230,16 +228,11 @@ fn verify_rooms(store: &Store, found: &mut Findings) -> Result<()> {
             continue;
         };
         *records.entry(room.to_owned()).or_default() += 1;
-        if !store
-            .tree(nick_ks)
-            .contains_key(keys::room_nick_seq(room, &s.nick, seq))?
-        {
-            found.add(
-                Keyspace::MamMuc,
-                &key,
-                "missing index entry in mam_muc_nick",
-            );
-        }
+        found.require_index(
+            store,
+            (Keyspace::MamMuc, &key),
+            (nick_ks, &keys::room_nick_seq(room, &s.nick, seq)),
+        )?;
     }
     compare_counts(time_ks, &records, &walks, |r| r.as_bytes().to_vec(), found);
     Ok(())

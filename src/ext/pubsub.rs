@@ -697,7 +697,6 @@ pub(crate) fn verify_links(store: &Store, found: &mut Findings) -> Result<()> {
 fn verify_node_links(store: &Store, found: &mut Findings) -> Result<()> {
     use crate::codec::decode;
     let nodes = store.tree(Keyspace::PubsubNodes);
-    let by_owner = store.tree(Keyspace::PubsubNodesByOwner);
     for entry in nodes {
         let (key, value) = entry?;
         let (Ok((service, node)), Ok(n)) = (
@@ -706,13 +705,14 @@ fn verify_node_links(store: &Store, found: &mut Findings) -> Result<()> {
         ) else {
             continue;
         };
-        if !by_owner.contains_key(keys::triple_tail(&n.owner, &service, &node))? {
-            found.add(
-                Keyspace::PubsubNodes,
-                &key,
-                "missing index entry in pubsub_nodes_by_owner",
-            );
-        }
+        found.require_index(
+            store,
+            (Keyspace::PubsubNodes, &key),
+            (
+                Keyspace::PubsubNodesByOwner,
+                &keys::triple_tail(&n.owner, &service, &node),
+            ),
+        )?;
     }
     for key in store.scan_keys(Keyspace::PubsubNodesByOwner, &[]) {
         let key = key?;
@@ -735,7 +735,6 @@ fn verify_item_links(store: &Store, found: &mut Findings) -> Result<()> {
     use crate::codec::decode;
     let nodes = store.tree(Keyspace::PubsubNodes);
     let items = store.tree(Keyspace::PubsubItems);
-    let by_publisher = store.tree(Keyspace::PubsubItemsByPublisher);
     for entry in items {
         let (key, value) = entry?;
         let Ok((service, node, item)) = triple(Keyspace::PubsubItems, &key) else {
@@ -748,14 +747,15 @@ fn verify_item_links(store: &Store, found: &mut Findings) -> Result<()> {
                 "item of a node that does not exist",
             );
         }
-        if let Ok(st) = decode::<StoredItem>(Keyspace::PubsubItems, &key, &value)
-            && !by_publisher.contains_key(keys::quad_tail(&st.publisher, &service, &node, &item))?
-        {
-            found.add(
-                Keyspace::PubsubItems,
-                &key,
-                "missing index entry in pubsub_items_by_publisher",
-            );
+        if let Ok(st) = decode::<StoredItem>(Keyspace::PubsubItems, &key, &value) {
+            found.require_index(
+                store,
+                (Keyspace::PubsubItems, &key),
+                (
+                    Keyspace::PubsubItemsByPublisher,
+                    &keys::quad_tail(&st.publisher, &service, &node, &item),
+                ),
+            )?;
         }
     }
     for key in store.scan_keys(Keyspace::PubsubItemsByPublisher, &[]) {
@@ -800,12 +800,11 @@ fn verify_personal_links(store: &Store, found: &mut Findings) -> Result<()> {
             if !nodes.contains_key(keys::pair_tail(&service, &node))? {
                 found.add(ks, &key, format!("{what} of a node that does not exist"));
             }
-            if !store
-                .tree(index)
-                .contains_key(keys::triple_tail(&jid, &service, &node))?
-            {
-                found.add(ks, &key, format!("missing index entry in {}", index.name()));
-            }
+            found.require_index(
+                store,
+                (ks, &key),
+                (index, &keys::triple_tail(&jid, &service, &node)),
+            )?;
         }
         for key in store.scan_keys(index, &[]) {
             let key = key?;
