@@ -91,7 +91,7 @@ impl Findings {
         });
     }
 
-    /// Checks that a record's index entry exists; reports "missing index entry in <index>" at
+    /// Checks that a record's index entry exists; reports `missing index entry in <index>` at
     /// the record otherwise. `record` and `index` are (keyspace, key).
     pub(crate) fn require_index(
         &mut self,
