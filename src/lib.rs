@@ -20,7 +20,10 @@
 //! # Ok::<(), jidstore::Error>(())
 //! ```
 
+#[cfg(unix)]
+pub mod admin;
 pub mod codec;
+pub mod command;
 mod config;
 mod error;
 pub mod ext;

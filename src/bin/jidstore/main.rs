@@ -1,280 +1,93 @@
-//! The `jidstore` command-line tool.
+//! The `jidstore` command-line tool: parses the arguments and runs the command with
+//! [`jidstore::command::run`]. When another process (a server embedding the store) holds the
+//! data directory, the command goes to that process's admin socket instead
+//! ([`jidstore::admin`]), with the same output and exit code.
 
-mod cli;
-mod demo;
-mod mam;
-
+use std::ffi::OsString;
 use std::io::{self, BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
-use jidstore::gdpr::{self, ExportOptions};
-use jidstore::maintenance;
-use jidstore::{BareJid, Config, Store};
-
-use cli::{Args, Command};
+use jidstore::command::{self, Args, Command, Context, Outcome, Target};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args) {
-        Ok(code) => code,
-        Err(err) => {
-            if is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
-            }
-            // One line: jidstore's errors already name the JID or path involved.
-            eprintln!("jidstore: {}", one_line(&err));
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn one_line(err: &anyhow::Error) -> String {
-    if let Some(e) = err.downcast_ref::<jidstore::Error>() {
-        return e.to_string();
-    }
-    format!("{err:#}")
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
-}
-
-/// The default data directory: `$XDG_DATA_HOME/jidstore`, else `~/.local/share/jidstore`,
-/// else `./jidstore-data`.
-fn default_data_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("jidstore");
-    }
-    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(h).join(".local/share/jidstore");
-    }
-    PathBuf::from("jidstore-data")
-}
-
-pub(crate) fn open(data_dir: Option<PathBuf>, create: bool) -> anyhow::Result<Store> {
-    let path = data_dir.unwrap_or_else(default_data_dir);
-    open_path(&path, create)
-}
-
-fn open_path(path: &Path, create: bool) -> anyhow::Result<Store> {
-    if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| jidstore::Error::Path {
-            action: "create data directory",
-            path: parent.to_path_buf(),
-            source,
-        })?;
-    }
-    Ok(Config::new(path).must_exist(!create).open()?)
-}
-
-fn read_password(arg: String) -> anyhow::Result<String> {
-    if arg != "-" {
-        return Ok(arg);
-    }
-    let mut line = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read password from stdin")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut out = io::stdout().lock();
-    match args.command {
-        Command::Register {
-            user,
-            domain,
-            password,
-        } => register(args.data_dir, user, &domain, password, &mut out)?,
-        Command::RetrievePersonalData {
-            username,
-            domain,
-            path,
-            force,
-        } => {
-            let subject = BareJid::from_parts(&username, &domain)?;
-            let store = open(args.data_dir, false)?;
-            let (written, summary) = gdpr::retrieve_to_path(
-                &store,
-                &subject,
-                &PathBuf::from(path),
-                &ExportOptions::default().force(force),
-            )?;
-            writeln!(
-                out,
-                "Personal data of {subject} written to {} ({} rows in {} files)",
-                written.display(),
-                summary.total_rows(),
-                summary.files.len()
-            )?;
-        }
-        Command::Unregister {
-            purge,
-            username,
-            domain,
-        } => unregister(args.data_dir, &username, &domain, purge, &mut out)?,
-        Command::Compact => {
-            let path = args.data_dir.unwrap_or_else(default_data_dir);
-            let summary = maintenance::compact(&path)?;
-            writeln!(out, "{summary}")?;
-        }
-        Command::Backup { dest } => {
-            let store = open(args.data_dir, false)?;
-            let summary = maintenance::copy_into(&store, &dest)?;
-            writeln!(out, "backup written to {}: {summary}", dest.display())?;
-        }
-        Command::Import {
-            file,
-            bad_timestamps,
-            skip_missing_includes,
-            dry_run,
-        } => {
-            let store = open(args.data_dir, false)?;
-            return import(
-                &store,
-                &file,
-                bad_timestamps,
-                skip_missing_includes,
-                dry_run,
-            );
-        }
-        Command::ExportXep0227 {
-            username,
-            domain,
-            path,
-            force,
-        } => {
-            let user = BareJid::from_parts(&username, &domain)?;
-            let store = open(args.data_dir, false)?;
-            let (written, counts) =
-                jidstore::pie::export_to_path(&store, &user, &PathBuf::from(path), force)?;
-            let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            writeln!(
-                out,
-                "XEP-0227 export of {user} written to {} ({})",
-                written.display(),
-                counts.join(", ")
-            )?;
-        }
-        Command::Demo => demo::run(args.data_dir, &mut out)?,
-        Command::Mam { command } => mam::run(args.data_dir, command, &mut out)?,
-        Command::Stats => {
-            let store = open(args.data_dir, false)?;
-            let stats = jidstore::stats(&store)?;
-            write!(out, "{stats}")?;
-        }
-        Command::Verify => return verify(args.data_dir, &mut out),
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `jidstore unregister [--purge]`: erase; with `--purge` then compact (the store handle is
-/// dropped first, as compaction renames the data directory).
-fn unregister(
-    data_dir: Option<PathBuf>,
-    username: &str,
-    domain: &str,
-    purge: bool,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let subject = BareJid::from_parts(username, domain)?;
-    let path = data_dir.unwrap_or_else(default_data_dir);
-    {
-        let store = open_path(&path, false)?;
-        let receipt = gdpr::remove(&store, &subject)?;
-        store.flush()?;
-        writeln!(out, "User {subject} successfully unregistered")?;
-        writeln!(out, "{receipt}")?;
-        out.flush()?;
-    }
-    if purge {
-        let summary = maintenance::compact(&path)?;
-        writeln!(out, "{summary}")?;
-    }
-    Ok(())
-}
-
-/// `jidstore register`: a chosen or random username.
-fn register(
-    data_dir: Option<PathBuf>,
-    user: Option<String>,
-    domain: &str,
-    password: String,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let password = read_password(password)?;
-    let store = open(data_dir, true)?;
-    let jid = match user {
-        Some(name) => {
-            let jid = BareJid::from_parts(&name, domain)?;
-            store.accounts().create(&jid, &password)?;
-            jid
-        }
-        None => store.accounts().create_random(domain, &password)?,
+    let mut ctx = Context {
+        // Unknown cwd: relative paths still work here, and the admin socket refuses it.
+        cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
+        stdin: Vec::new(),
+        json: args.json,
     };
-    store.flush()?;
-    writeln!(out, "User {jid} successfully registered")?;
-    Ok(())
-}
-
-/// `jidstore verify`: the report on stdout; exit 1 with a count on stderr when not clean.
-fn verify(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let store = open(data_dir, false)?;
-    let report = jidstore::verify(&store)?;
-    write!(out, "{report}")?;
-    out.flush()?;
-    if report.is_clean() {
-        return Ok(ExitCode::SUCCESS);
+    if args.command.reads_stdin() {
+        match read_line() {
+            Ok(line) => ctx.stdin = line,
+            Err(e) => return fail(&format!("cannot read password from stdin: {e}")),
+        }
     }
-    eprintln!(
-        "jidstore: {} problem(s) found in {}",
-        report.problems.len(),
-        store.path().display()
+    let dir = command::data_dir(args.data_dir.as_deref(), &args.command, &ctx);
+    if let Command::ServeAdmin = args.command {
+        return serve_admin(&dir);
+    }
+    let outcome = command::run(
+        Target::Dir(&dir),
+        args.command,
+        &ctx,
+        &mut io::stdout().lock(),
+        &mut io::stderr().lock(),
     );
-    Ok(ExitCode::from(1))
+    match outcome {
+        Outcome::Exit(code) => ExitCode::from(code),
+        Outcome::Locked(path) => forward(&path, &ctx),
+    }
 }
 
-/// `jidstore import`: problems on stderr, the summary on stdout, exit 1 unless complete.
-fn import(
-    store: &Store,
-    file: &std::path::Path,
-    bad: cli::BadTimestampsArg,
-    skip_missing_includes: bool,
-    dry_run: bool,
-) -> anyhow::Result<ExitCode> {
-    use jidstore::pie::{BadTimestamps, ImportOptions};
-    let bad = match bad {
-        cli::BadTimestampsArg::Reject => BadTimestamps::Reject,
-        cli::BadTimestampsArg::Now => BadTimestamps::Now,
-        cli::BadTimestampsArg::Skip => BadTimestamps::Skip,
+/// One line of stdin, the line end kept off (what `register DOMAIN -` reads).
+fn read_line() -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    io::stdin().lock().read_until(b'\n', &mut line)?;
+    Ok(line)
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("jidstore: {message}");
+    ExitCode::from(1)
+}
+
+/// The directory is locked: run the command in the process that holds it, if it serves the
+/// admin socket, and print what it printed.
+fn forward(dir: &Path, ctx: &Context) -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match jidstore::admin::forward(dir, &argv, ctx) {
+        Ok(Some(reply)) => {
+            // A closed stdout (`| head`) is not an error, as for a direct run.
+            let _ = io::stdout().write_all(&reply.stdout);
+            let _ = io::stdout().flush();
+            let _ = io::stderr().write_all(&reply.stderr);
+            ExitCode::from(reply.code)
+        }
+        Ok(None) => fail(&jidstore::Error::Locked(dir.to_path_buf()).to_string()),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// `jidstore serve-admin`: the reference embedding. Opens the store, serves the admin socket,
+/// prints one line when ready, and stops (removing the socket) when stdin closes.
+fn serve_admin(dir: &Path) -> ExitCode {
+    let store = match jidstore::Config::new(dir).must_exist(true).open() {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
     };
-    let options = ImportOptions::default()
-        .bad_timestamps(bad)
-        .skip_missing_includes(skip_missing_includes)
-        .dry_run(dry_run);
-    let report = jidstore::pie::import_file(store, file, &options)?;
-    store.flush()?;
-    let mut err = io::stderr().lock();
-    for p in &report.problems {
-        writeln!(err, "jidstore: {p}")?;
+    let admin = match jidstore::admin::serve(&store) {
+        Ok(a) => a,
+        Err(e) => return fail(&e.to_string()),
+    };
+    println!("serving {}", admin.path().display());
+    let _ = io::stdout().flush();
+    let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+    drop(admin);
+    if let Err(e) = store.flush() {
+        return fail(&e.to_string());
     }
-    let mut out = io::stdout().lock();
-    if dry_run {
-        writeln!(out, "dry run: nothing written")?;
-    }
-    writeln!(out, "{report}")?;
-    out.flush()?;
-    Ok(if report.is_complete() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    ExitCode::SUCCESS
 }

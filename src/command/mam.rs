@@ -1,12 +1,13 @@
 //! `jidstore mam query`: one page of an archive on stdout.
 
+use std::fmt::Write as _;
 use std::io::Write;
-use std::path::PathBuf;
 
-use jidstore::ext::mam::{Page, PageFrom, Query};
-use jidstore::{BareJid, Jid, Timestamp};
+use serde_json::{Value, json};
 
-use crate::cli::{MamCommand, MamQuery};
+use super::{Env, MamCommand, MamQuery};
+use crate::ext::mam::{Page, PageFrom, Query};
+use crate::{BareJid, Jid, Timestamp};
 
 /// Converts the low args into a library [`Query`].
 fn query(a: &MamQuery) -> anyhow::Result<Query> {
@@ -39,9 +40,9 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r', '\t'], " ")
 }
 
-fn footer<M>(out: &mut impl Write, page: &Page<M>) -> std::io::Result<()> {
+fn footer<M>(text: &mut String, page: &Page<M>) -> std::fmt::Result {
     writeln!(
-        out,
+        text,
         "first={} last={} complete={} count={}",
         page.first.as_deref().unwrap_or("-"),
         page.last.as_deref().unwrap_or("-"),
@@ -50,20 +51,29 @@ fn footer<M>(out: &mut impl Write, page: &Page<M>) -> std::io::Result<()> {
     )
 }
 
-pub(crate) fn run(
-    data_dir: Option<PathBuf>,
-    command: MamCommand,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+fn page_json<M>(page: &Page<M>, messages: &[Value]) -> Value {
+    json!({
+        "messages": messages,
+        "first": page.first,
+        "last": page.last,
+        "complete": page.complete,
+        "count": page.count,
+    })
+}
+
+/// `jidstore mam query`: one page, one tab-separated line per message, then the footer.
+pub(super) fn run(env: &Env<'_>, command: MamCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
     let MamCommand::Query(a) = command;
     let q = query(&a)?;
-    let store = crate::open(data_dir, false)?;
-    if let Some(room) = &a.room {
+    let store = env.open(false)?;
+    let mut text = String::new();
+    let doc = if let Some(room) = &a.room {
         let room = BareJid::parse(room)?;
         let page = store.muc().query(&room, &q)?;
+        let mut messages = Vec::new();
         for m in &page.messages {
             writeln!(
-                out,
+                text,
                 "{}\t{}\t{}\t{}\t{}",
                 m.id,
                 m.timestamp,
@@ -71,17 +81,26 @@ pub(crate) fn run(
                 m.nick,
                 one_line(&m.stanza)
             )?;
+            messages.push(json!({
+                "id": m.id,
+                "timestamp": m.timestamp.to_string(),
+                "sender": m.sender.to_string(),
+                "nick": m.nick,
+                "stanza": m.stanza,
+            }));
         }
-        footer(out, &page)?;
+        footer(&mut text, &page)?;
+        page_json(&page, &messages)
     } else {
         let (Some(user), Some(domain)) = (&a.username, &a.domain) else {
             anyhow::bail!("a username and a domain, or --room, are required");
         };
         let owner = BareJid::from_parts(user, domain)?;
         let page = store.mam().query(&owner, &q)?;
+        let mut messages = Vec::new();
         for m in &page.messages {
             writeln!(
-                out,
+                text,
                 "{}\t{}\t{}\t{}\t{}",
                 m.id,
                 m.timestamp,
@@ -89,8 +108,17 @@ pub(crate) fn run(
                 m.to,
                 one_line(&m.stanza)
             )?;
+            messages.push(json!({
+                "id": m.id,
+                "timestamp": m.timestamp.to_string(),
+                "from": m.from.to_string(),
+                "to": m.to.to_string(),
+                "stanza": m.stanza,
+            }));
         }
-        footer(out, &page)?;
-    }
-    Ok(())
+        footer(&mut text, &page)?;
+        page_json(&page, &messages)
+    };
+    env.emit(out, &doc, &text)?;
+    Ok(0)
 }

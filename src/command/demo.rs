@@ -4,28 +4,30 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::ext::inbox::InboxEntry;
+use crate::ext::mam::{Direction, MucMessage, PmMessage};
+use crate::ext::offline::OfflineMessage;
+use crate::ext::privacy::{PrivacyAction, PrivacyItem, PrivacyType};
+use crate::ext::pubsub::{Node, NodeType, SubState};
+use crate::ext::roster::{Ask, RosterItem, Subscription};
+use crate::gdpr::{self, ExportOptions};
+use crate::{BareJid, Config, Jid, Store, Timestamp};
 use anyhow::{Context, bail};
-use jidstore::ext::inbox::InboxEntry;
-use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
-use jidstore::ext::offline::OfflineMessage;
-use jidstore::ext::privacy::{PrivacyAction, PrivacyItem, PrivacyType};
-use jidstore::ext::pubsub::{Node, NodeType, SubState};
-use jidstore::ext::roster::{Ask, RosterItem, Subscription};
-use jidstore::gdpr::{self, ExportOptions};
-use jidstore::{BareJid, Config, Jid, Store, Timestamp};
 
-fn fresh_dir(requested: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = requested {
-        if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-            bail!(
-                "demo needs a fresh data dir, and {} is not empty",
-                dir.display()
-            );
-        }
-        return Ok(dir);
+/// Where `demo` builds its deployment when no `--data-dir` is given: a new directory under
+/// the system temp directory.
+pub(crate) fn default_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("jidstore-demo-{:08x}", rand::random::<u32>()))
+}
+
+fn fresh_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "demo needs a fresh data dir, and {} is not empty",
+            dir.display()
+        );
     }
-    let dir = std::env::temp_dir().join(format!("jidstore-demo-{:08x}", rand::random::<u32>()));
-    Ok(dir)
+    Ok(dir.to_path_buf())
 }
 
 fn msg(from: &Jid, to: &Jid, id: &str, body: &str) -> String {
@@ -35,15 +37,17 @@ fn msg(from: &Jid, to: &Jid, id: &str, body: &str) -> String {
 }
 
 /// Builds the deployment, exports alice, unregisters her, exports what is kept.
-pub fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Result<()> {
-    let dir = fresh_dir(data_dir)?;
+pub(super) fn run(env: &super::Env<'_>, sink: &mut dyn Write) -> anyhow::Result<u8> {
+    let dir = fresh_dir(env.data_dir())?;
+    let mut text = Vec::new();
+    let out = &mut text;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create demo dir {}", dir.display()))?;
     let store = Config::new(dir.join("data")).open()?;
     writeln!(out, "Demo deployment in {}", dir.display())?;
     populate(&store)?;
     store.flush()?;
-    write!(out, "\n{}", jidstore::stats(&store)?)?;
+    write!(out, "\n{}", crate::stats(&store)?)?;
 
     let alice = BareJid::parse("alice@localhost")?;
     let export = dir.join("alice.zip");
@@ -69,10 +73,18 @@ pub fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Result<()
         writeln!(out, "  {:<28} {:>3} rows", f.name, f.rows)?;
     }
     hint(out, &dir)?;
-    Ok(())
+    let doc = serde_json::json!({
+        "dir": dir,
+        "data_dir": dir.join("data"),
+        "export": export,
+        "after_erasure": after,
+        "removed": receipt.total_removed(),
+    });
+    env.emit(sink, &doc, &String::from_utf8_lossy(&text))?;
+    Ok(0)
 }
 
-fn hint(out: &mut impl Write, dir: &Path) -> anyhow::Result<()> {
+fn hint(out: &mut dyn Write, dir: &Path) -> anyhow::Result<()> {
     let data = dir.join("data");
     writeln!(out, "\nTry:")?;
     writeln!(

@@ -1,5 +1,6 @@
-//! Command-line arguments ("low args"): parsing only checks what the user typed; `main`
-//! turns them into typed library inputs.
+//! Command-line arguments ("low args"): parsing only checks what the user typed; the command
+//! modules turn them into typed library inputs. Shared by the `jidstore` binary and the admin
+//! socket, which parses the argv a client forwards.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,10 @@ pub struct Args {
     )]
     #[arg(long, global = true, env = "JIDSTORE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Print one JSON document on stdout instead of text (errors stay on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -110,6 +115,44 @@ pub enum Command {
         #[command(subcommand)]
         command: MamCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `jidstore man > jidstore.1`.
+    Man,
+    /// Open the store, serve the admin socket and wait until stdin closes: the reference
+    /// embedding example, and what the two-process tests run.
+    #[command(name = "serve-admin", hide = true)]
+    ServeAdmin,
+}
+
+impl Command {
+    /// The subcommand's name as typed (for messages).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Register { .. } => "register",
+            Command::RetrievePersonalData { .. } => "retrieve_personal_data",
+            Command::Unregister { .. } => "unregister",
+            Command::Compact => "compact",
+            Command::Backup { .. } => "backup",
+            Command::Import { .. } => "import",
+            Command::ExportXep0227 { .. } => "export-xep0227",
+            Command::Demo => "demo",
+            Command::Stats => "stats",
+            Command::Verify => "verify",
+            Command::Mam { .. } => "mam",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
+            Command::ServeAdmin => "serve-admin",
+        }
+    }
+
+    /// Whether the command reads a line from stdin (`register DOMAIN -`).
+    pub fn reads_stdin(&self) -> bool {
+        matches!(self, Command::Register { password, .. } if password == "-")
+    }
 }
 
 /// `--bad-timestamps` values.

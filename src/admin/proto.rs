@@ -1,0 +1,107 @@
+//! The admin socket's wire format: one request, one response, each a frame of a 4-byte
+//! big-endian length and a JSON body. Byte strings (argv, cwd, stdin, output) travel as
+//! base64 so that non-UTF-8 paths survive.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+/// Protocol version; a server refuses requests of another version.
+pub(crate) const VERSION: u32 = 1;
+
+/// The largest request a server reads (argv and stdin are small).
+pub(crate) const MAX_REQUEST: u32 = 16 << 20;
+
+/// The largest response a client reads.
+pub(crate) const MAX_RESPONSE: u32 = u32::MAX;
+
+/// A command forwarded by a client.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Request {
+    /// [`VERSION`].
+    pub version: u32,
+    /// The client's arguments after the program name, base64.
+    pub argv: Vec<String>,
+    /// The client's working directory, base64.
+    pub cwd: String,
+    /// What the command reads from stdin, base64.
+    pub stdin: String,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// What the command printed and its exit code.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Response {
+    /// The exit code.
+    pub code: u8,
+    /// Standard output, base64.
+    pub stdout: String,
+    /// Standard error, base64.
+    pub stderr: String,
+}
+
+/// Encodes bytes for a frame.
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Decodes bytes from a frame.
+pub(crate) fn unb64(text: &str) -> io::Result<Vec<u8>> {
+    STANDARD
+        .decode(text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// An OS string for a frame.
+pub(crate) fn os_b64(s: &std::ffi::OsStr) -> String {
+    b64(s.as_bytes())
+}
+
+/// An OS string from a frame.
+pub(crate) fn os_unb64(text: &str) -> io::Result<OsString> {
+    Ok(OsString::from_vec(unb64(text)?))
+}
+
+/// Writes one frame.
+pub(crate) fn write_frame<T: Serialize>(w: &mut impl Write, value: &T) -> io::Result<()> {
+    let body = serde_json::to_vec(value)?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "admin frame too large"))?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(&body)?;
+    w.flush()
+}
+
+/// Reads one frame of at most `max` bytes; `Ok(None)` if the peer closed before sending one.
+pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
+    r: &mut impl Read,
+    max: u32,
+) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len);
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("admin frame of {len} bytes is over the limit of {max}"),
+        ));
+    }
+    let mut body = Vec::new();
+    r.take(u64::from(len)).read_to_end(&mut body)?;
+    if body.len() != len as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "admin frame cut short",
+        ));
+    }
+    Ok(Some(serde_json::from_slice(&body)?))
+}

@@ -1,0 +1,130 @@
+//! `register`, `retrieve_personal_data`, `unregister`: the `mongooseimctl` GDPR commands.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::Env;
+use crate::gdpr::{self, ExportOptions};
+use crate::{BareJid, maintenance};
+
+/// The password argument; `-` takes the first line of the caller's stdin.
+fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
+    if arg != "-" {
+        return Ok(arg.to_owned());
+    }
+    let text = std::str::from_utf8(&env.ctx.stdin).context("cannot read password from stdin")?;
+    let line = text.split('\n').next().unwrap_or_default();
+    Ok(line.trim_end_matches('\r').to_owned())
+}
+
+/// `jidstore register`: a chosen or random username.
+pub(super) fn register(
+    env: &Env<'_>,
+    user: Option<String>,
+    domain: &str,
+    password_arg: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let password = password(env, password_arg)?;
+    let store = env.open(true)?;
+    let jid = match user {
+        Some(name) => {
+            let jid = BareJid::from_parts(&name, domain)?;
+            store.accounts().create(&jid, &password)?;
+            jid
+        }
+        None => store.accounts().create_random(domain, &password)?,
+    };
+    store.flush()?;
+    env.emit(
+        out,
+        &json!({ "jid": jid.to_string() }),
+        &format!("User {jid} successfully registered\n"),
+    )?;
+    Ok(0)
+}
+
+/// `jidstore retrieve_personal_data`: the zip, and a one-line summary.
+pub(super) fn retrieve(
+    env: &Env<'_>,
+    username: &str,
+    domain: &str,
+    path: &Path,
+    force: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let subject = BareJid::from_parts(username, domain)?;
+    let store = env.open(false)?;
+    let (written, summary) = gdpr::retrieve_to_path(
+        &store,
+        &subject,
+        &env.ctx.resolve(path),
+        &ExportOptions::default().force(force),
+    )?;
+    let text = format!(
+        "Personal data of {subject} written to {} ({} rows in {} files)\n",
+        written.display(),
+        summary.total_rows(),
+        summary.files.len()
+    );
+    let doc = json!({
+        "subject": subject.to_string(),
+        "path": written,
+        "total_rows": summary.total_rows(),
+        "exported_at": summary.exported_at,
+        "files": summary.files,
+    });
+    env.emit(out, &doc, &text)?;
+    Ok(0)
+}
+
+/// `jidstore unregister [--purge]`: erase; with `--purge` then compact (the store handle is
+/// dropped first, as compaction renames the data directory).
+pub(super) fn unregister(
+    env: &Env<'_>,
+    username: &str,
+    domain: &str,
+    purge: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let subject = BareJid::from_parts(username, domain)?;
+    let receipt = {
+        let store = env.open(false)?;
+        let receipt = gdpr::remove(&store, &subject)?;
+        store.flush()?;
+        receipt
+    };
+    if !env.ctx.json {
+        writeln!(out, "User {subject} successfully unregistered")?;
+        writeln!(out, "{receipt}")?;
+        out.flush()?;
+    }
+    let compacted = if purge {
+        let summary = maintenance::compact(env.data_dir())?;
+        if !env.ctx.json {
+            writeln!(out, "{summary}")?;
+        }
+        Some(summary)
+    } else {
+        None
+    };
+    if env.ctx.json {
+        let kept: Vec<_> = receipt
+            .kept
+            .iter()
+            .map(|k| json!({ "class": k.class, "rows": k.rows, "reason": k.reason }))
+            .collect();
+        let doc = json!({
+            "subject": subject.to_string(),
+            "removed": receipt.removed,
+            "total_removed": receipt.total_removed(),
+            "kept": kept,
+            "purged": compacted.as_ref().map(super::maint::compact_json),
+        });
+        env.emit(out, &doc, "")?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,108 @@
+//! `compact`, `backup`, `stats`, `verify`: whole-store commands.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::Env;
+use crate::maintenance::{self, CompactSummary, CopySummary};
+
+fn copy_json(copy: &CopySummary) -> Value {
+    let keyspaces: Vec<_> = copy
+        .keyspaces
+        .iter()
+        .map(|k| json!({ "keyspace": k.keyspace, "entries": k.entries, "bytes": k.bytes }))
+        .collect();
+    json!({
+        "entries": copy.total_entries(),
+        "bytes": copy.total_bytes(),
+        "keyspaces": keyspaces,
+    })
+}
+
+/// The JSON form of a compaction (also `unregister --purge`'s `purged`).
+pub(super) fn compact_json(summary: &CompactSummary) -> Value {
+    json!({
+        "size_before": summary.size_before,
+        "size_after": summary.size_after,
+        "copied": copy_json(&summary.copy),
+    })
+}
+
+/// `jidstore compact`.
+pub(super) fn compact(env: &Env<'_>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let summary = maintenance::compact(env.data_dir())?;
+    env.emit(out, &compact_json(&summary), &format!("{summary}\n"))?;
+    Ok(0)
+}
+
+/// `jidstore backup <dest>`.
+pub(super) fn backup(env: &Env<'_>, dest: &Path, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let store = env.open(false)?;
+    let dest = env.ctx.resolve(dest);
+    let summary = maintenance::copy_into(&store, &dest)?;
+    let mut doc = copy_json(&summary);
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("dest".into(), json!(dest));
+    }
+    let text = format!("backup written to {}: {summary}\n", dest.display());
+    env.emit(out, &doc, &text)?;
+    Ok(0)
+}
+
+/// `jidstore stats`.
+pub(super) fn stats(env: &Env<'_>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let store = env.open(false)?;
+    let stats = crate::stats(&store)?;
+    let keyspaces: Vec<_> = stats
+        .keyspaces
+        .iter()
+        .map(|(name, s)| json!({ "keyspace": name, "entries": s.entries, "bytes": s.bytes }))
+        .collect();
+    let doc = json!({
+        "accounts": stats.accounts,
+        "keyspaces": keyspaces,
+        "size_on_disk": stats.size_on_disk,
+    });
+    env.emit(out, &doc, &stats.to_string())?;
+    Ok(0)
+}
+
+/// `jidstore verify`: the report on stdout; exit 1 with a count on stderr when not clean.
+pub(super) fn verify(
+    env: &Env<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let store = env.open(false)?;
+    let report = crate::verify(&store)?;
+    let keyspaces: Vec<_> = report
+        .keyspaces
+        .iter()
+        .map(|(name, n)| json!({ "keyspace": name, "entries": n }))
+        .collect();
+    let problems: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| json!({ "keyspace": p.keyspace, "key": p.key, "what": p.what }))
+        .collect();
+    let doc = json!({
+        "clean": report.is_clean(),
+        "entries": report.entries,
+        "keyspaces": keyspaces,
+        "problems": problems,
+    });
+    env.emit(out, &doc, &report.to_string())?;
+    out.flush()?;
+    if report.is_clean() {
+        return Ok(0);
+    }
+    writeln!(
+        err,
+        "jidstore: {} problem(s) found in {}",
+        report.problems.len(),
+        store.path().display()
+    )?;
+    Ok(1)
+}

@@ -1,0 +1,281 @@
+//! Command execution, shared by the `jidstore` binary and the admin socket
+//! ([`crate::admin`]): one [`run`] takes parsed [`Args`]' command, a [`Target`] (a data
+//! directory to open, or the store an embedding server holds), the caller's [`Context`] (cwd,
+//! stdin, output format) and two writers, and returns the exit code. Nothing here touches the
+//! process state (no `chdir`, no reading the real stdin, no `exit`), so a server can run
+//! commands for a client.
+//!
+//! Output contract: data on `out`, one line `jidstore: <message>` per error on `err`; exit 0
+//! on success, 1 on an operational error (usage errors, exit 2, are clap's and never reach
+//! here). With [`Context::json`] every command writes one JSON document on `out` instead of
+//! text; errors stay on `err` as text.
+
+mod args;
+mod demo;
+mod docs;
+mod gdpr;
+mod maint;
+mod mam;
+mod pie;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamQuery};
+
+use crate::{Config, Error, Store};
+
+/// What the caller brings besides the arguments: where relative paths start, what it would
+/// have read from stdin, and the output format.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The caller's working directory: relative paths in arguments resolve against it.
+    pub cwd: PathBuf,
+    /// The caller's stdin as far as the command reads it (one line for `register DOMAIN -`).
+    pub stdin: Vec<u8>,
+    /// One JSON document on stdout instead of text.
+    pub json: bool,
+}
+
+impl Context {
+    /// `path` as the caller means it: relative paths are taken from [`Context::cwd`]. An
+    /// empty path stays empty (commands report it).
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.as_os_str().is_empty() || path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.cwd.join(path)
+        }
+    }
+}
+
+/// Where a command finds its store.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// Open the data directory at this path (absolute, or relative to the process cwd).
+    Dir(&'a Path),
+    /// Use this open store (the admin socket: the embedding server holds it). Commands that
+    /// need the directory to themselves (`compact`, `unregister --purge`, `demo`) refuse.
+    Store(&'a Store),
+}
+
+/// How [`run`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The command ran (or failed and said so on `err`); the process exit code.
+    Exit(u8),
+    /// With [`Target::Dir`]: the directory is locked by another process and nothing was
+    /// written to `out` or `err`. The caller may forward the command to that process's admin
+    /// socket ([`crate::admin::forward`]), or report [`Error::Locked`].
+    Locked(PathBuf),
+}
+
+/// Runs one command. See the module documentation for the output contract.
+pub fn run(
+    target: Target<'_>,
+    command: Command,
+    ctx: &Context,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Outcome {
+    let mut out = Counting { inner: out, n: 0 };
+    let mut err = Counting { inner: err, n: 0 };
+    let result = dispatch(target, command, ctx, &mut out, &mut err);
+    let code = match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            if let (Target::Dir(_), Some(Error::Locked(path))) = (target, e.downcast_ref::<Error>())
+                && out.n == 0
+                && err.n == 0
+            {
+                return Outcome::Locked(path.clone());
+            }
+            // One line: jidstore's errors already name the JID or path involved.
+            let _ = writeln!(err, "jidstore: {}", one_line(&e));
+            1
+        }
+    };
+    let _ = out.flush();
+    let _ = err.flush();
+    Outcome::Exit(code)
+}
+
+fn dispatch(
+    target: Target<'_>,
+    command: Command,
+    ctx: &Context,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    if let Target::Store(_) = target {
+        refuse_in_server(&command)?;
+    }
+    let env = Env { target, ctx };
+    match command {
+        Command::Register {
+            user,
+            domain,
+            password,
+        } => gdpr::register(&env, user, &domain, &password, out),
+        Command::RetrievePersonalData {
+            username,
+            domain,
+            path,
+            force,
+        } => gdpr::retrieve(&env, &username, &domain, Path::new(&path), force, out),
+        Command::Unregister {
+            purge,
+            username,
+            domain,
+        } => gdpr::unregister(&env, &username, &domain, purge, out),
+        Command::Compact => maint::compact(&env, out),
+        Command::Backup { dest } => maint::backup(&env, &dest, out),
+        Command::Stats => maint::stats(&env, out),
+        Command::Verify => maint::verify(&env, out, err),
+        Command::Import {
+            file,
+            bad_timestamps,
+            skip_missing_includes,
+            dry_run,
+        } => pie::import(
+            &env,
+            &file,
+            bad_timestamps,
+            skip_missing_includes,
+            dry_run,
+            out,
+            err,
+        ),
+        Command::ExportXep0227 {
+            username,
+            domain,
+            path,
+            force,
+        } => pie::export(&env, &username, &domain, Path::new(&path), force, out),
+        Command::Mam { command } => mam::run(&env, command, out),
+        Command::Demo => demo::run(&env, out),
+        Command::Completions { shell } => Ok(docs::completions(shell, out)),
+        Command::Man => docs::man(out),
+        Command::ServeAdmin => {
+            anyhow::bail!("serve-admin runs only as its own process (`jidstore serve-admin`)")
+        }
+    }
+}
+
+/// Commands that need the data directory to themselves, refused through the admin socket.
+fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
+    let name = match command {
+        Command::Compact => "compact",
+        Command::Unregister { purge: true, .. } => "unregister --purge",
+        Command::Demo => "demo",
+        Command::ServeAdmin => "serve-admin",
+        _ => return Ok(()),
+    };
+    anyhow::bail!(
+        "{name} cannot run while a server holds the store (it needs the data directory to itself); stop the server and run it again"
+    )
+}
+
+/// What every command gets besides its arguments.
+pub(crate) struct Env<'a> {
+    target: Target<'a>,
+    ctx: &'a Context,
+}
+
+impl Env<'_> {
+    /// The store: the server's, or the data directory opened (created only if `create`).
+    fn open(&self, create: bool) -> crate::Result<Store> {
+        match self.target {
+            Target::Store(store) => Ok(store.clone()),
+            Target::Dir(path) => open_path(path, create),
+        }
+    }
+
+    /// The data directory (only [`Target::Dir`] commands use it without opening).
+    fn data_dir(&self) -> &Path {
+        match self.target {
+            Target::Store(store) => store.path(),
+            Target::Dir(path) => path,
+        }
+    }
+
+    /// Writes `json` (one line) or `text`, as the caller asked.
+    fn emit(&self, out: &mut dyn Write, json: &serde_json::Value, text: &str) -> io::Result<()> {
+        if self.ctx.json {
+            serde_json::to_writer(&mut *out, json)?;
+            out.write_all(b"\n")
+        } else {
+            out.write_all(text.as_bytes())
+        }
+    }
+}
+
+/// Opens a data directory (creating it and its parent only for `create`).
+pub(crate) fn open_path(path: &Path, create: bool) -> crate::Result<Store> {
+    if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Path {
+            action: "create data directory",
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    Config::new(path).must_exist(!create).open()
+}
+
+/// The error as one line (jidstore's own errors carry their context already).
+fn one_line(err: &anyhow::Error) -> String {
+    if let Some(e) = err.downcast_ref::<Error>() {
+        return e.to_string();
+    }
+    format!("{err:#}")
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Counts bytes written, so that [`run`] knows whether a `Locked` error came before any
+/// output.
+struct Counting<'a> {
+    inner: &'a mut dyn Write,
+    n: usize,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The data directory a command uses: `--data-dir` (or `$JIDSTORE_DATA_DIR`, through clap)
+/// resolved against the caller's cwd; else, for `demo`, a new directory under the system temp
+/// directory; else [`default_data_dir`].
+pub fn data_dir(given: Option<&Path>, command: &Command, ctx: &Context) -> PathBuf {
+    match (given, command) {
+        (Some(dir), _) => ctx.resolve(dir),
+        (None, Command::Demo) => demo::default_dir(),
+        (None, _) => ctx.resolve(&default_data_dir()),
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/jidstore`, else `~/.local/share/jidstore`,
+/// else `./jidstore-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("jidstore");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/jidstore");
+    }
+    PathBuf::from("jidstore-data")
+}

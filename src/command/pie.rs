@@ -1,0 +1,88 @@
+//! `import` and `export-xep0227`: XEP-0227 (PIE) files.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{BadTimestampsArg, Env};
+use crate::BareJid;
+use crate::pie::{BadTimestamps, ImportOptions};
+
+/// `jidstore import`: problems on stderr, the summary on stdout, exit 1 unless complete.
+pub(super) fn import(
+    env: &Env<'_>,
+    file: &Path,
+    bad: BadTimestampsArg,
+    skip_missing_includes: bool,
+    dry_run: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let store = env.open(false)?;
+    let bad = match bad {
+        BadTimestampsArg::Reject => BadTimestamps::Reject,
+        BadTimestampsArg::Now => BadTimestamps::Now,
+        BadTimestampsArg::Skip => BadTimestamps::Skip,
+    };
+    let options = ImportOptions::default()
+        .bad_timestamps(bad)
+        .skip_missing_includes(skip_missing_includes)
+        .dry_run(dry_run);
+    let report = crate::pie::import_file(&store, &env.ctx.resolve(file), &options)?;
+    store.flush()?;
+    for p in &report.problems {
+        writeln!(err, "jidstore: {p}")?;
+    }
+    let dry = if dry_run {
+        "dry run: nothing written\n"
+    } else {
+        ""
+    };
+    let text = format!("{dry}{report}\n");
+    let failed: Vec<_> = report
+        .failed
+        .iter()
+        .map(|(user, reason)| json!({ "user": user, "reason": reason }))
+        .collect();
+    let problems: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| json!({ "file": p.file, "line": p.line, "message": p.message }))
+        .collect();
+    let doc = json!({
+        "dry_run": dry_run,
+        "complete": report.is_complete(),
+        "imported": report.imported,
+        "failed": failed,
+        "items": report.items,
+        "problems": problems,
+        "missing_includes": report.missing_includes,
+    });
+    env.emit(out, &doc, &text)?;
+    Ok(u8::from(!report.is_complete()))
+}
+
+/// `jidstore export-xep0227`.
+pub(super) fn export(
+    env: &Env<'_>,
+    username: &str,
+    domain: &str,
+    path: &Path,
+    force: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let user = BareJid::from_parts(username, domain)?;
+    let store = env.open(false)?;
+    let (written, counts) =
+        crate::pie::export_to_path(&store, &user, &env.ctx.resolve(path), force)?;
+    let list: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let text = format!(
+        "XEP-0227 export of {user} written to {} ({})\n",
+        written.display(),
+        list.join(", ")
+    );
+    let doc = json!({ "user": user.to_string(), "path": written, "counts": counts });
+    env.emit(out, &doc, &text)?;
+    Ok(0)
+}
