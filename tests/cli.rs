@@ -335,3 +335,125 @@ fn retrieve_into_unwritable_directory_names_the_path() {
     assert!(r.stderr.contains(locked.to_str().unwrap()), "{}", r.stderr);
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
 }
+
+fn json(r: &Run) -> serde_json::Value {
+    assert_eq!(
+        r.stdout.lines().count(),
+        1,
+        "one JSON document: {}",
+        r.stdout
+    );
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+#[test]
+fn json_output_is_one_document_with_stable_fields() {
+    let (dir, data) = setup();
+    let r = jidstore(
+        &data,
+        &["--json", "register", "--user", "alice", "localhost", "pw"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(json(&r)["jid"], "alice@localhost");
+    let r = jidstore(&data, &["register", "--json", "localhost", "pw"]);
+    assert!(json(&r)["jid"].as_str().unwrap().ends_with("@localhost"));
+
+    let v = json(&jidstore(&data, &["--json", "stats"]));
+    assert_eq!(v["accounts"]["localhost"], 2);
+    let accounts = v["keyspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["keyspace"] == "accounts")
+        .unwrap();
+    assert_eq!(accounts["entries"], 2);
+    assert!(v["size_on_disk"].as_u64().unwrap() > 0);
+
+    let v = json(&jidstore(&data, &["--json", "verify"]));
+    assert_eq!(v["clean"], true);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+
+    let out = dir.path().join("alice.zip");
+    let v = json(&jidstore(
+        &data,
+        &[
+            "--json",
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            out.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(v["subject"], "alice@localhost");
+    assert_eq!(v["path"], out.to_str().unwrap());
+    assert_eq!(v["total_rows"], 1);
+    let files = v["files"].as_array().unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f["name"] == "accounts.csv" && f["rows"] == 1)
+    );
+
+    let v = json(&jidstore(
+        &data,
+        &["--json", "mam", "query", "alice", "localhost"],
+    ));
+    assert_eq!(v["messages"].as_array().unwrap().len(), 0);
+    assert_eq!(v["complete"], true);
+
+    let v = json(&jidstore(
+        &data,
+        &["--json", "unregister", "alice", "localhost"],
+    ));
+    assert_eq!(v["subject"], "alice@localhost");
+    assert_eq!(v["removed"]["accounts"], 1);
+    assert_eq!(v["total_removed"], 1);
+    assert!(v["purged"].is_null());
+
+    // Errors stay text on stderr, stdout empty, same exit code.
+    let r = jidstore(&data, &["--json", "unregister", "alice", "localhost"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr, "jidstore: user alice@localhost does not exist\n");
+}
+
+#[test]
+fn completions_and_man_page_name_every_subcommand() {
+    let (_dir, data) = setup();
+    let subcommands = [
+        "register",
+        "retrieve_personal_data",
+        "unregister",
+        "compact",
+        "backup",
+        "import",
+        "export-xep0227",
+        "stats",
+        "verify",
+        "mam",
+        "completions",
+    ];
+    for shell in ["bash", "zsh", "fish"] {
+        let r = jidstore(&data, &["completions", shell]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        for sub in subcommands {
+            assert!(r.stdout.contains(sub), "{shell} lacks {sub}");
+        }
+    }
+    let r = jidstore(&data, &["man"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.starts_with(".TH"),
+        "{}",
+        &r.stdout[..80]
+    );
+    // roff escapes '-' as '\-'.
+    let page = r.stdout.replace("\\-", "-");
+    for sub in subcommands {
+        assert!(page.contains(sub), "man page lacks {sub}");
+    }
+    assert!(page.contains("--data-dir") && page.contains("--json"));
+    assert_eq!(jidstore(&data, &["completions", "no-such-shell"]).code, 2);
+    // Neither needs nor creates a store.
+    assert!(!data.exists());
+}

@@ -10,6 +10,7 @@ mod util;
 
 mod acceptance;
 mod accounts;
+mod admin;
 mod blocklist;
 mod cli;
 mod gdpr_race;

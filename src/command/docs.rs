@@ -8,10 +8,13 @@ use clap::CommandFactory;
 use super::Args;
 
 /// `jidstore completions <shell>`: the completion script on stdout.
-pub(super) fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> u8 {
+pub(super) fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut cmd = Args::command();
-    clap_complete::generate(shell, &mut cmd, "jidstore", out);
-    0
+    // clap_complete panics on a failed write (`| head`): generate, then write.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "jidstore", &mut script);
+    out.write_all(&script)?;
+    Ok(0)
 }
 
 /// `jidstore man`: the man page (roff) on stdout, subcommands included.

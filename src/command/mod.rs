@@ -155,7 +155,7 @@ fn dispatch(
         } => pie::export(&env, &username, &domain, Path::new(&path), force, out),
         Command::Mam { command } => mam::run(&env, command, out),
         Command::Demo => demo::run(&env, out),
-        Command::Completions { shell } => Ok(docs::completions(shell, out)),
+        Command::Completions { shell } => docs::completions(shell, out),
         Command::Man => docs::man(out),
         Command::ServeAdmin => {
             anyhow::bail!("serve-admin runs only as its own process (`jidstore serve-admin`)")

@@ -74,7 +74,12 @@ fn forward(dir: &Path, ctx: &Context) -> ExitCode {
 /// `jidstore serve-admin`: the reference embedding. Opens the store, serves the admin socket,
 /// prints one line when ready, and stops (removing the socket) when stdin closes.
 fn serve_admin(dir: &Path) -> ExitCode {
-    let store = match jidstore::Config::new(dir).must_exist(true).open() {
+    // A server restarting at once may find its previous process's lock still held.
+    let store = match jidstore::Config::new(dir)
+        .must_exist(true)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+    {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
