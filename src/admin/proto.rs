@@ -105,3 +105,39 @@ pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
     }
     Ok(Some(serde_json::from_slice(&body)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_bad_frames_are_errors() {
+        let req = Request {
+            version: VERSION,
+            argv: vec![os_b64(std::ffi::OsStr::from_bytes(b"caf\xe9"))],
+            cwd: os_b64(std::ffi::OsStr::new("/tmp")),
+            stdin: b64(b"pw\n"),
+            json: true,
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).unwrap();
+        let back: Request = read_frame(&mut buf.as_slice(), MAX_REQUEST)
+            .unwrap()
+            .unwrap();
+        assert_eq!(os_unb64(&back.argv[0]).unwrap().as_bytes(), b"caf\xe9");
+        assert_eq!(unb64(&back.stdin).unwrap(), b"pw\n");
+        // Nothing sent: no request.
+        assert!(
+            read_frame::<Request>(&mut &b""[..], MAX_REQUEST)
+                .unwrap()
+                .is_none()
+        );
+        // Over the limit, cut short, not JSON, bad base64: errors, never panics.
+        let big = (MAX_REQUEST + 1).to_be_bytes();
+        assert!(read_frame::<Request>(&mut &big[..], MAX_REQUEST).is_err());
+        assert!(read_frame::<Request>(&mut &buf[..buf.len() - 1], MAX_REQUEST).is_err());
+        let junk = [0, 0, 0, 2, b'{', b'x'];
+        assert!(read_frame::<Request>(&mut &junk[..], MAX_REQUEST).is_err());
+        assert!(unb64("!!").is_err());
+    }
+}

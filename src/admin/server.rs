@@ -22,6 +22,9 @@ use crate::store::Store;
 /// How long a connected client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client may stall reading its response before the server gives up on it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_mins(1);
+
 /// The running admin endpoint returned by [`super::serve`]. Dropping it stops accepting
 /// connections and removes the socket file (commands already running finish on their own).
 #[derive(Debug)]
@@ -80,7 +83,8 @@ fn bind_private(dir: &Path, path: &Path) -> Result<UnixListener> {
         // Nobody listening: a stale socket left by a process that died.
         Err(_) => fs::remove_file(path).map_err(path_err("remove stale admin socket", path))?,
     }
-    let tmp_dir = dir.join(format!(".admin-{:016x}", rand::random::<u64>()));
+    // Short: a socket path has to fit in about 100 bytes.
+    let tmp_dir = dir.join(format!(".admin-{:08x}", rand::random::<u32>()));
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&tmp_dir)
@@ -165,7 +169,9 @@ fn serve_connection(store: &Store, mut stream: UnixStream) {
     if !peer_allowed(&stream) {
         return;
     }
-    if stream.set_read_timeout(Some(REQUEST_TIMEOUT)).is_err() {
+    if stream.set_read_timeout(Some(REQUEST_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(RESPONSE_TIMEOUT)).is_err()
+    {
         return;
     }
     let Ok(Some(request)) = proto::read_frame::<Request>(&mut stream, proto::MAX_REQUEST) else {

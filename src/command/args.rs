@@ -129,26 +129,6 @@ pub enum Command {
 }
 
 impl Command {
-    /// The subcommand's name as typed (for messages).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Register { .. } => "register",
-            Command::RetrievePersonalData { .. } => "retrieve_personal_data",
-            Command::Unregister { .. } => "unregister",
-            Command::Compact => "compact",
-            Command::Backup { .. } => "backup",
-            Command::Import { .. } => "import",
-            Command::ExportXep0227 { .. } => "export-xep0227",
-            Command::Demo => "demo",
-            Command::Stats => "stats",
-            Command::Verify => "verify",
-            Command::Mam { .. } => "mam",
-            Command::Completions { .. } => "completions",
-            Command::Man => "man",
-            Command::ServeAdmin => "serve-admin",
-        }
-    }
-
     /// Whether the command reads a line from stdin (`register DOMAIN -`).
     pub fn reads_stdin(&self) -> bool {
         matches!(self, Command::Register { password, .. } if password == "-")
