@@ -453,6 +453,9 @@ fn completions_and_man_page_name_every_subcommand() {
         assert!(page.contains(sub), "man page lacks {sub}");
     }
     assert!(page.contains("--data-dir") && page.contains("--json"));
+    // Subcommand options, nested ones included.
+    assert!(page.contains("JIDSTORE MAM QUERY") && page.contains("--flip-page"));
+    assert!(page.contains("--skip-missing-includes"));
     assert_eq!(jidstore(&data, &["completions", "no-such-shell"]).code, 2);
     // Neither needs nor creates a store.
     assert!(!data.exists());

@@ -28,18 +28,33 @@ pub(super) fn man(out: &mut dyn Write) -> anyhow::Result<u8> {
     page.render_options_section(out)?;
     page.render_subcommands_section(out)?;
     page.render_version_section(out)?;
-    // One section per subcommand with its own options, as `git help` pages do.
+    // One section per subcommand (and per nested one, as `mam query`) with its options.
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        writeln!(
-            out,
-            ".SH \"{}\"",
-            sub.get_name().to_uppercase().replace('-', "\\-")
-        )?;
-        let sub_page =
-            clap_mangen::Man::new(sub.clone().bin_name(format!("jidstore {}", sub.get_name())));
-        sub_page.render_synopsis_section(out)?;
-        sub_page.render_description_section(out)?;
-        sub_page.render_options_section(out)?;
+        subcommand_section(out, sub, "jidstore")?;
     }
     Ok(0)
+}
+
+fn subcommand_section(
+    out: &mut dyn Write,
+    sub: &clap::Command,
+    parent: &str,
+) -> anyhow::Result<()> {
+    let name = format!("{parent} {}", sub.get_name());
+    if sub.get_name() == "help" {
+        return Ok(());
+    }
+    writeln!(out, ".SH \"{}\"", name.to_uppercase().replace('-', "\\-"))?;
+    let page = clap_mangen::Man::new(sub.clone().bin_name(name.clone()));
+    let mut text = Vec::new();
+    page.render_synopsis_section(&mut text)?;
+    page.render_description_section(&mut text)?;
+    page.render_options_section(&mut text)?;
+    // Inside this section, clap_mangen's sections become subsections.
+    let text = String::from_utf8_lossy(&text).replace(".SH ", ".SS ");
+    out.write_all(text.as_bytes())?;
+    for nested in sub.get_subcommands().filter(|s| !s.is_hide_set()) {
+        subcommand_section(out, nested, &name)?;
+    }
+    Ok(())
 }
