@@ -97,7 +97,10 @@ fn walk_into(
         } else if kind.is_file() {
             files.push(child);
         } else {
-            return Err(refuse(&full, "it is a special file (socket, FIFO or device)"));
+            return Err(refuse(
+                &full,
+                "it is a special file (socket, FIFO or device)",
+            ));
         }
     }
     Ok(())
@@ -204,7 +207,10 @@ pub(crate) fn difference(before: &[SourceFile], after: &[SourceFile]) -> Option<
         match after.iter().find(|a| a.path == f.path) {
             None => return Some(format!("{} disappeared", f.path)),
             Some(a) if a.bytes != f.bytes => {
-                return Some(format!("{} went from {} to {} bytes", f.path, f.bytes, a.bytes));
+                return Some(format!(
+                    "{} went from {} to {} bytes",
+                    f.path, f.bytes, a.bytes
+                ));
             }
             Some(a) if a.sha256 != f.sha256 => {
                 return Some(format!("{}: SHA-256 changed", f.path));

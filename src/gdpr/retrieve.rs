@@ -189,8 +189,7 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
     }
     let manifest = manifest(&summary)?;
     zip.start_file("manifest.json", file_options)?;
-    let bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(io::Error::other(e)))?;
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(io::Error::other(e)))?;
     zip.write_all(&bytes)?;
     let mut sink = zip.finish()?;
     sink.flush()?;
