@@ -76,7 +76,7 @@ fn populate(store: &Store, messages: usize) {
     for i in 0..messages {
         let m = PmMessage {
             id: None,
-            timestamp: Timestamp::from_secs(1_700_000_000 + i as i64),
+            timestamp: Timestamp::from_secs(1_700_000_000 + i64::try_from(i).unwrap()),
             from: full("alice@localhost/r"),
             to: full("bob@localhost/r"),
             direction: Direction::Outgoing,
@@ -370,11 +370,14 @@ fn refusals_are_one_line_and_leave_nothing() {
     assert!(!b.with_extension("unused-data-dir").exists());
 }
 
+/// A way to damage a copied data dir.
+type Damage = Box<dyn Fn(&Path)>;
+
 #[test]
 fn truncated_and_deleted_files_never_panic() {
     let (dir, data) = idle_store(1000);
     let len = std::fs::metadata(data.join("db")).unwrap().len();
-    let mut cases: Vec<(String, Box<dyn Fn(&Path)>)> = Vec::new();
+    let mut cases: Vec<(String, Damage)> = Vec::new();
     for off in [0, 1, 100, 4096, len / 4, len / 2, len * 3 / 4, len - 1] {
         cases.push((
             format!("db truncated at {off}"),
@@ -442,7 +445,7 @@ fn bit_flipped_copies_never_panic() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let at = (x % bytes.len() as u64) as usize;
+            let at = usize::try_from(x % bytes.len() as u64).unwrap();
             bytes[at] ^= 1 << (x >> 61);
         }
         std::fs::write(copy.join(file), &bytes).unwrap();
@@ -504,14 +507,14 @@ fn writer_child() {
     std::io::stdout().flush().unwrap();
     let alice = bare("alice@localhost");
     // Bounded, in case the test that started it dies without killing it.
-    let stop = std::time::Instant::now() + Duration::from_secs(60);
+    let stop = std::time::Instant::now() + Duration::from_mins(1);
     for i in 0u64.. {
         if std::time::Instant::now() > stop {
             break;
         }
         let m = PmMessage {
             id: None,
-            timestamp: Timestamp::from_secs(1_800_000_000 + i as i64),
+            timestamp: Timestamp::from_secs(1_800_000_000 + i.cast_signed()),
             from: full("alice@localhost/r"),
             to: full("bob@localhost/r"),
             direction: Direction::Outgoing,
