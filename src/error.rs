@@ -78,6 +78,22 @@ pub enum Error {
         /// Problems [`crate::verify()`] found in the copy.
         problems: usize,
     },
+    /// [`crate::forensic::export`]: the copied data directory cannot be read as a store
+    /// (torn or damaged copy; sled failed or panicked on it).
+    UnusableCopy {
+        /// The copied data directory given as the source.
+        path: PathBuf,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// [`crate::forensic::export`]: a file of the source changed, appeared or disappeared
+    /// between hashing and the re-check after the export (no export was written).
+    SourceChanged {
+        /// The copied data directory given as the source.
+        path: PathBuf,
+        /// What changed.
+        what: String,
+    },
     /// Writing CSV failed.
     Csv(csv::Error),
     /// Writing the zip container failed.
@@ -131,6 +147,15 @@ impl fmt::Display for Error {
                 f,
                 "compaction of {} refused: its copy failed verification with {problems} \
                  problem(s); the store is unchanged (run `jidstore verify` on it)",
+                path.display()
+            ),
+            Error::UnusableCopy { path, reason } => {
+                write!(f, "the copy at {} is unusable: {reason}", path.display())
+            }
+            Error::SourceChanged { path, what } => write!(
+                f,
+                "the source {} changed during the forensic export ({what}); no export was \
+                 written (examine a copy nothing writes to, e.g. one made by `jidstore backup`)",
                 path.display()
             ),
             Error::Csv(e) => write!(f, "CSV error: {e}"),

@@ -27,6 +27,7 @@ pub mod command;
 mod config;
 mod error;
 pub mod ext;
+pub mod forensic;
 pub mod gdpr;
 mod jid;
 pub mod keys;

@@ -102,6 +102,28 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Export one user from a copied data directory (--from) without writing a byte into it:
+    /// hashes every file, works on a private copy, refuses a torn or damaged copy with one
+    /// line. --data-dir is not used.
+    #[command(name = "forensic-export")]
+    ForensicExport {
+        /// The copied data directory to examine (never written to).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The username (localpart).
+        username: String,
+        /// The domain.
+        domain: String,
+        /// The zip file to create, or an existing directory to create `<username>.zip` in.
+        path: std::ffi::OsString,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+        /// Create the private working copy under this directory [default: the zip's
+        /// directory]; it needs room for a copy of the source and may not be inside it.
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
     /// Build a small deployment in a fresh data dir, export one user, unregister them.
     Demo,
     /// Row counts per table and size on disk.

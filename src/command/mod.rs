@@ -13,6 +13,7 @@
 mod args;
 mod demo;
 mod docs;
+mod forensic;
 mod gdpr;
 mod maint;
 mod mam;
@@ -153,6 +154,22 @@ fn dispatch(
             path,
             force,
         } => pie::export(&env, &username, &domain, Path::new(&path), force, out),
+        Command::ForensicExport {
+            from,
+            username,
+            domain,
+            path,
+            force,
+            work_dir,
+        } => forensic::export(
+            &env,
+            &from,
+            (&username, &domain),
+            Path::new(&path),
+            force,
+            work_dir.as_deref(),
+            out,
+        ),
         Command::Mam { command } => mam::run(&env, command, out),
         Command::Demo => demo::run(&env, out),
         Command::Completions { shell } => docs::completions(shell, out),

@@ -24,6 +24,7 @@ use crate::keys::{self, Keyspace};
 use crate::store::Store;
 
 pub use receipt::Receipt;
+pub(crate) use retrieve::retrieve_with;
 pub use retrieve::{ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path};
 
 /// Keys deleted per batch when sweeping an erased archive: bounded memory, ~1 MB per batch.

@@ -127,6 +127,19 @@ pub fn retrieve<W: Write + Seek>(
     sink: W,
     options: &ExportOptions,
 ) -> Result<ExportSummary> {
+    retrieve_with(store, subject, sink, options, |summary| Ok(summary.clone()))
+}
+
+/// [`retrieve`] with a say in the manifest: once every CSV is written, `manifest` gets the
+/// summary and returns what is written as `manifest.json` (the summary itself, or a struct
+/// that flattens it and adds fields). An error from it fails the export.
+pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
+    store: &Store,
+    subject: &BareJid,
+    sink: W,
+    options: &ExportOptions,
+    manifest: impl FnOnce(&ExportSummary) -> Result<M>,
+) -> Result<M> {
     let now = options.timestamp.unwrap_or_else(Timestamp::now);
     let file_options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
@@ -174,13 +187,13 @@ pub fn retrieve<W: Write + Seek>(
     if summary.total_rows() == 0 {
         return Err(Error::NoPersonalData(subject.to_string()));
     }
+    let manifest = manifest(&summary)?;
     zip.start_file("manifest.json", file_options)?;
-    let manifest =
-        serde_json::to_vec_pretty(&summary).map_err(|e| Error::Io(io::Error::other(e)))?;
-    zip.write_all(&manifest)?;
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(io::Error::other(e)))?;
+    zip.write_all(&bytes)?;
     let mut sink = zip.finish()?;
     sink.flush()?;
-    Ok(summary)
+    Ok(manifest)
 }
 
 /// Writes the export of `subject` to `path` (or `<path>/<username>.zip` when `path` is a
