@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..n {
         let peer = i % 20;
         let stamp = Timestamp::from_secs(1_600_000_000 + i64::try_from(i)?).to_rfc3339();
-        let (from, to) = if i % 2 == 0 {
+        let (from, to) = if i.is_multiple_of(2) {
             (
                 "alice@example.org/phone".to_owned(),
                 format!("peer{peer}@example.net/laptop"),

@@ -22,7 +22,7 @@ fn id(i: usize) -> String {
 fn result(out: &mut String, i: usize, id: &str, stamp: Option<&str>) {
     let good = Timestamp::from_secs(1_600_000_000 + i64::try_from(i).unwrap()).to_rfc3339();
     let stamp = stamp.unwrap_or(&good);
-    let (from, to) = if i % 2 == 0 {
+    let (from, to) = if i.is_multiple_of(2) {
         ("alice@example.org/phone", "bob@example.net/pc")
     } else {
         ("bob@example.net/pc", "alice@example.org/phone")

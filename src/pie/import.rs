@@ -60,6 +60,10 @@ pub fn validate_bytes(bytes: &[u8], options: &ImportOptions) -> Result<ImportRep
     run(None, &Source::Bytes(bytes), Path::new("<input>"), &options)
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as map_err(xml) on Result<_, Problem>"
+)]
 fn xml(p: Problem) -> Error {
     Error::InvalidInput(p.to_string())
 }

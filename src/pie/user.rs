@@ -677,7 +677,7 @@ fn fingerprint(id: &str) -> u128 {
     for (o, i) in b.iter_mut().zip(d.iter()) {
         *o = *i;
     }
-    u128::from_le_bytes(b)
+    u128::from_be_bytes(b)
 }
 
 fn archived(
