@@ -46,8 +46,8 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// before anything is written. Otherwise every user is imported or refused on its own;
 /// refusals (an existing account, a bad timestamp under [`super::BadTimestamps::Reject`],
 /// an invalid name, a failed write) are in [`ImportReport::failed`]. The input is streamed
-/// twice (check, then write); memory holds one user without its archive, plus 16 bytes per
-/// archived message id of the user being read (to skip repeated ids).
+/// twice (check, then write); memory holds one user without its archive, plus a 16-byte
+/// fingerprint per archived message id of the user being read (to skip repeated ids).
 pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Result<ImportReport> {
     run(Some(store), &Source::Files, path, options)
 }
