@@ -22,6 +22,7 @@ mod mam;
 mod mam_query;
 mod offline;
 mod pie;
+mod pie_stream;
 mod privacy;
 mod private;
 mod pubsub;

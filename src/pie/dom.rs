@@ -1,9 +1,9 @@
 //! A small namespace-aware element tree for PIE documents: parsed with quick-xml, each
-//! element knowing its file and line, with `XInclude` resolution and a canonical serializer
+//! element knowing its file and line, with a canonical serializer
 //! (serializing a parsed serialization gives the same bytes, which round trips rely on).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use quick_xml::events::{BytesStart, Event};
@@ -12,9 +12,6 @@ use quick_xml::{Reader, XmlVersion};
 use super::{NS_PIE, NS_PIE_OLD, Problem};
 
 const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
-const NS_XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
-/// Include chains deeper than this are refused (cycles are caught before that).
-const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// An attribute; `prefix`/`ns` are set for qualified names such as `xml:lang`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,7 +211,8 @@ impl Lines<'_> {
     }
 }
 
-type Scope = Vec<(String, String)>;
+/// Namespace declarations of one element: (prefix, URI), `""` for the default.
+pub(crate) type Scope = Vec<(String, String)>;
 
 fn resolve_prefix(scopes: &[Scope], prefix: &str) -> Option<String> {
     if prefix == "xml" {
@@ -228,7 +226,9 @@ fn resolve_prefix(scopes: &[Scope], prefix: &str) -> Option<String> {
         .map(|(_, uri)| uri.clone())
 }
 
-fn open_element(
+/// Builds an element (without children) from a start tag, pushing its declarations on
+/// `scopes` (the caller pops them at its end).
+pub(crate) fn open_element(
     e: &BytesStart<'_>,
     scopes: &mut Vec<Scope>,
     file: &Arc<Path>,
@@ -399,109 +399,6 @@ pub(crate) fn parse(bytes: &[u8], file: &Arc<Path>) -> Result<Element, Problem> 
         return Err(bad(lines.at(bytes.len() as u64), "unclosed element".into()));
     }
     root.ok_or_else(|| bad(1, "no root element".into()))
-}
-
-/// A document with its includes resolved.
-pub(crate) struct Document {
-    pub root: Element,
-    /// Include targets that do not exist (file and line of the `xi:include`).
-    pub missing: Vec<Problem>,
-}
-
-/// Reads and parses `path`, then resolves `xi:include`s that are children of `server-data`
-/// or `host` (never below `user`, as XEP-0227 requires), relative to the including file.
-/// Malformed XML anywhere is an error; missing targets are collected in `missing`.
-pub(crate) fn load(path: &Path) -> Result<Document, Problem> {
-    let mut missing = Vec::new();
-    let mut chain = Vec::new();
-    let root = load_file(path, None, &mut chain, &mut missing)?;
-    Ok(Document { root, missing })
-}
-
-/// Parses bytes with no file system access: every include is reported missing.
-pub(crate) fn from_bytes(bytes: &[u8], name: &Path) -> Result<Document, Problem> {
-    let file: Arc<Path> = Arc::from(name);
-    let mut root = parse(bytes, &file)?;
-    let mut missing = Vec::new();
-    resolve_includes(&mut root, &mut Vec::new(), &mut missing, false)?;
-    Ok(Document { root, missing })
-}
-
-fn load_file(
-    path: &Path,
-    at: Option<&Element>,
-    chain: &mut Vec<PathBuf>,
-    missing: &mut Vec<Problem>,
-) -> Result<Element, Problem> {
-    let located = |m: String| match at {
-        Some(el) => el.problem(m),
-        None => Problem {
-            file: path.to_path_buf(),
-            line: 0,
-            message: m,
-        },
-    };
-    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if chain.contains(&canonical) {
-        return Err(located(format!(
-            "XInclude cycle: {} includes itself",
-            path.display()
-        )));
-    }
-    if chain.len() >= MAX_INCLUDE_DEPTH {
-        return Err(located("XInclude chain is too deep".into()));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| located(format!("cannot read {}: {e}", path.display())))?;
-    let file: Arc<Path> = Arc::from(path);
-    let mut root = parse(&bytes, &file)?;
-    chain.push(canonical);
-    resolve_includes(&mut root, chain, missing, true)?;
-    chain.pop();
-    Ok(root)
-}
-
-fn resolve_includes(
-    el: &mut Element,
-    chain: &mut Vec<PathBuf>,
-    missing: &mut Vec<Problem>,
-    fs_access: bool,
-) -> Result<(), Problem> {
-    if !(el.is_pie("server-data") || el.is_pie("host")) {
-        return Ok(());
-    }
-    let mut children = std::mem::take(&mut el.children);
-    let mut kept = Vec::with_capacity(children.len());
-    for child in children.drain(..) {
-        let Child::Element(mut c) = child else {
-            kept.push(child);
-            continue;
-        };
-        if c.ns == NS_XINCLUDE && c.name == "include" {
-            let Some(href) = c.attr("href").filter(|h| !h.is_empty()) else {
-                return Err(c.problem("xi:include without href"));
-            };
-            if c.attr("parse").is_some_and(|p| p != "xml") {
-                return Err(c.problem("xi:include with parse other than 'xml' is not supported"));
-            }
-            let base = c.file.parent().unwrap_or(Path::new("."));
-            let target = base.join(href);
-            if !fs_access || !target.is_file() {
-                missing.push(c.problem(format!(
-                    "XInclude target '{href}' ({}) does not exist",
-                    target.display()
-                )));
-                continue;
-            }
-            let included = load_file(&target, Some(&c), chain, missing)?;
-            kept.push(Child::Element(included));
-        } else {
-            resolve_includes(&mut c, chain, missing, fs_access)?;
-            kept.push(Child::Element(c));
-        }
-    }
-    el.children = kept;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,15 +1,43 @@
-//! Import: load the document, parse each user into memory, write it all-or-nothing.
+//! Import in two streaming passes over the input, so memory does not grow with an archive.
+//!
+//! **Check** reads the whole document (includes resolved as they are met), checks that it
+//! is well-formed and parses every user: the children other than `<archive>` into memory,
+//! one at a time, and each archived message alone, checked and dropped. Problems are
+//! reported in document order; nothing is written. A user that passes is recorded with the
+//! byte offset, line and namespace declarations of its `<user>` start tag.
+//!
+//! **Write** (not in a dry run) reopens each accepted user at that offset: it parses the
+//! user again without its archives (their offsets noted), writes the account and the other
+//! classes, then streams each archive again into [`crate::ext::mam::Mam::append_bulk`] in
+//! chunks. The second parse must agree with the first (same user, no new refusal, same
+//! number of archived messages); otherwise the input changed under the import and the user
+//! is refused. A failed write erases what was written for that user with
+//! [`crate::gdpr::remove`].
+//!
+//! Two passes rather than one because the rules need them: malformed XML or a missing
+//! include anywhere stops the import before anything is written, and a bad timestamp in the
+//! last archived message refuses the whole user, so nothing may be written before the end of
+//! the input has been read. Includes are only resolved above `<user>`, so a user lies in
+//! one file and can be reopened directly.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::dom::{self, Document, Element};
-use super::user::{Credentials, Ctx, UserData, parse_user};
-use super::{ImportOptions, ImportReport, Problem};
+use super::dom::Element;
+use super::stream::{At, Ev, Mark, Source, XmlStream};
+use super::user::{Credentials, Ctx, UserData, UserParser};
+use super::{ImportOptions, ImportReport, NS_MAM_ARCHIVE, Problem};
 use crate::error::{Error, Result};
+use crate::ext::mam::{BULK_CHUNK, PmMessage};
 use crate::ext::pubsub::{Node, NodeType};
+use crate::jid::BareJid;
 use crate::store::Store;
 use crate::time::Timestamp;
+
+const NS_XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
+/// Include chains deeper than this are refused (cycles are caught before that).
+const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Imports a XEP-0227 file (`server-data` or `host` root) into `store`.
 ///
@@ -17,140 +45,505 @@ use crate::time::Timestamp;
 /// [`ImportOptions::skip_missing_includes`]) a missing `xi:include` target are errors
 /// before anything is written. Otherwise every user is imported or refused on its own;
 /// refusals (an existing account, a bad timestamp under [`super::BadTimestamps::Reject`],
-/// an invalid name, a failed write) are in [`ImportReport::failed`].
+/// an invalid name, a failed write) are in [`ImportReport::failed`]. The input is streamed
+/// twice (check, then write); memory holds one user without its archive, plus a 16-byte
+/// fingerprint per archived message id of the user being read (to skip repeated ids).
 pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Result<ImportReport> {
-    let doc = dom::load(path).map_err(|p| Error::InvalidInput(p.to_string()))?;
-    run(Some(store), doc, options)
+    run(Some(store), &Source::Files, path, options)
 }
 
 /// Parses and checks a XEP-0227 document from bytes without a store or file system
 /// (includes are reported missing): what [`import_file`] would import, as a dry run.
 /// Never panics on any input (fuzzed).
 pub fn validate_bytes(bytes: &[u8], options: &ImportOptions) -> Result<ImportReport> {
-    let doc = dom::from_bytes(bytes, Path::new("<input>"))
-        .map_err(|p| Error::InvalidInput(p.to_string()))?;
     let options = options.clone().dry_run(true).skip_missing_includes(true);
-    run(None, doc, &options)
+    run(None, &Source::Bytes(bytes), Path::new("<input>"), &options)
 }
 
-fn run(store: Option<&Store>, doc: Document, options: &ImportOptions) -> Result<ImportReport> {
-    let mut report = ImportReport {
-        missing_includes: doc.missing.len(),
-        ..ImportReport::default()
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as map_err(xml) on Result<_, Problem>"
+)]
+fn xml(p: Problem) -> Error {
+    Error::InvalidInput(p.to_string())
+}
+
+/// A user the check pass accepted, to be written by the second pass.
+struct Checked {
+    mark: Mark,
+    domain: String,
+    jid: BareJid,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+/// Where an element sits: what its children may be.
+#[derive(Clone, Copy)]
+enum Level<'d> {
+    /// Children of `server-data`: hosts.
+    ServerData,
+    /// Children of a `host`: users of that domain (`None`: a host without a jid).
+    Host(Option<&'d str>),
+}
+
+struct Check<'a> {
+    store: Option<&'a Store>,
+    source: &'a Source<'a>,
+    options: &'a ImportOptions,
+    now: Timestamp,
+    report: ImportReport,
+    missing: Vec<Problem>,
+    chain: Vec<PathBuf>,
+    /// Users accepted so far, to refuse a second copy of one.
+    seen: HashSet<String>,
+    accepted: Vec<Checked>,
+}
+
+fn run(
+    store: Option<&Store>,
+    source: &Source<'_>,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport> {
+    let mut check = Check {
+        store,
+        source,
+        options,
+        now: Timestamp::now(),
+        report: ImportReport::default(),
+        missing: Vec::new(),
+        chain: Vec::new(),
+        seen: HashSet::new(),
+        accepted: Vec::new(),
     };
-    if !doc.missing.is_empty() && !options.skip_missing_includes {
-        let list: Vec<String> = doc.missing.iter().map(Problem::to_string).collect();
+    check.document(path, None, None)?;
+    let Check {
+        mut report,
+        missing,
+        accepted,
+        now,
+        ..
+    } = check;
+    report.missing_includes = missing.len();
+    if !missing.is_empty() && !options.skip_missing_includes {
+        let list: Vec<String> = missing.iter().map(Problem::to_string).collect();
         return Err(Error::InvalidInput(format!(
             "{} XInclude target(s) missing, nothing imported: {}",
             list.len(),
             list.join("; ")
         )));
     }
-    report.problems.extend(doc.missing);
-    let root = doc.root;
-    let hosts: Vec<&Element> = if root.is_pie("server-data") {
-        let mut hosts = Vec::new();
-        for c in root.elements() {
-            if c.is_pie("host") {
-                hosts.push(c);
-            } else {
-                report
-                    .problems
-                    .push(c.problem(format!("unknown element {} skipped", c.name)));
-            }
-        }
-        hosts
-    } else if root.is_pie("host") {
-        vec![&root]
-    } else {
-        return Err(Error::InvalidInput(format!(
-            "{}: root element {{{}}}{} is not a XEP-0227 server-data or host",
-            root.problem("").file.display(),
-            root.ns,
-            root.name
-        )));
-    };
-    let now = Timestamp::now();
-    for host in hosts {
-        let Some(domain) = host.attr("jid").filter(|d| !d.is_empty()) else {
-            report
-                .problems
-                .push(host.problem("host without a jid attribute skipped"));
-            continue;
-        };
-        for user in host.elements() {
-            if !user.is_pie("user") {
-                report
-                    .problems
-                    .push(user.problem(format!("unknown element {} skipped", user.name)));
-                continue;
-            }
-            import_user(store, user, domain, now, options, &mut report);
-        }
-    }
-    Ok(report)
-}
-
-fn import_user(
-    store: Option<&Store>,
-    user: &Element,
-    domain: &str,
-    now: Timestamp,
-    options: &ImportOptions,
-    report: &mut ImportReport,
-) {
-    let mut ctx = Ctx {
-        problems: &mut report.problems,
-        fatal: None,
-        policy: options.bad_timestamps,
-        now,
-    };
-    let parsed = parse_user(user, domain, &mut ctx);
-    let fatal = ctx.fatal.take();
-    let name = parsed.as_ref().map_or_else(
-        || format!("{}@{domain}", user.attr("name").unwrap_or("?")),
-        |u| u.jid.to_string(),
-    );
-    let (Some(u), None) = (parsed, fatal.clone()) else {
-        report.failed.push((name, fatal.unwrap_or_default()));
-        return;
-    };
-    let fail = |report: &mut ImportReport, why: String| {
-        report
-            .problems
-            .push(user.problem(format!("user {name} refused: {why}")));
-        report.failed.push((name.clone(), why));
-    };
-    let counts = counts(&u);
-    if let Some(store) = store {
-        match store.accounts().exists(&u.jid) {
-            Ok(true) => return fail(report, "an account with that name exists already".into()),
-            Ok(false) => {}
-            Err(e) => return fail(report, e.to_string()),
-        }
-    }
-    if let (Some(store), false) = (store, options.dry_run)
-        && let Err(e) = write_user(store, &u, now)
-    {
+    let mut problems = missing;
+    problems.append(&mut report.problems);
+    report.problems = problems;
+    for c in accepted {
+        if let (Some(store), false) = (store, options.dry_run)
+            && let Err((e, written)) = write_checked(store, source, &c, options, now)
         {
             let why = match e {
                 Error::AccountExists(_) => "an account with that name exists already".into(),
-                e => match crate::gdpr::remove(store, &u.jid) {
+                e if !written => format!("write failed ({e}); nothing was written"),
+                e => match crate::gdpr::remove(store, &c.jid) {
                     Ok(_) => format!("write failed ({e}); what was written was erased"),
                     Err(e2) => format!(
                         "write failed ({e}); erasing the partial import also failed ({e2}): run `jidstore unregister`"
                     ),
                 },
             };
-            return fail(report, why);
+            let name = c.jid.to_string();
+            report.problems.push(Problem {
+                file: c.mark.file.to_path_buf(),
+                line: c.mark.line,
+                message: format!("user {name} refused: {why}"),
+            });
+            report.failed.push((name, why));
+            continue;
+        }
+        for (class, n) in c.counts {
+            if n > 0 {
+                *report.items.entry(class).or_default() += n;
+            }
+        }
+        report.imported.push(c.jid.to_string());
+    }
+    Ok(report)
+}
+
+impl Check<'_> {
+    /// Reads one file: the input (`at` = `None`) or an include target, whose root takes
+    /// the place of the `xi:include` element at `level`.
+    fn document(
+        &mut self,
+        path: &Path,
+        at: Option<&Element>,
+        level: Option<Level<'_>>,
+    ) -> Result<()> {
+        let located = |m: String| match at {
+            Some(el) => el.problem(m),
+            None => Problem {
+                file: path.to_path_buf(),
+                line: 0,
+                message: m,
+            },
+        };
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if self.chain.contains(&canonical) {
+            return Err(xml(located(format!(
+                "XInclude cycle: {} includes itself",
+                path.display()
+            ))));
+        }
+        if self.chain.len() >= MAX_INCLUDE_DEPTH {
+            return Err(xml(located("XInclude chain is too deep".into())));
+        }
+        let file: Arc<Path> = Arc::from(path);
+        let mut s = XmlStream::open(self.source, &file)
+            .map_err(|e| xml(located(format!("cannot read {}: {e}", path.display()))))?;
+        let (root, at, open) = loop {
+            match s.next().map_err(xml)? {
+                Ev::Start(el, at) => break (el, at, true),
+                Ev::Empty(el, at) => break (el, at, false),
+                Ev::Text(t) if t.trim().is_empty() => {}
+                Ev::Text(_) | Ev::End => {
+                    return Err(xml(s.bad(1, "text outside the root element")));
+                }
+                Ev::Eof => return Err(xml(s.bad(1, "no root element"))),
+            }
+        };
+        self.chain.push(canonical);
+        match level {
+            Some(level) => self.element(&mut s, root, at, open, level)?,
+            None if root.is_pie("server-data") => {
+                self.container(&mut s, open, Level::ServerData)?;
+            }
+            None if root.is_pie("host") => self.host(&mut s, &root, open)?,
+            None => {
+                return Err(Error::InvalidInput(format!(
+                    "{}: root element {{{}}}{} is not a XEP-0227 server-data or host",
+                    path.display(),
+                    root.ns,
+                    root.name
+                )));
+            }
+        }
+        self.chain.pop();
+        s.expect_eof().map_err(xml)
+    }
+
+    /// Reads the children of a `server-data` or `host` whose start tag was just read.
+    fn container(&mut self, s: &mut XmlStream<'_>, open: bool, level: Level<'_>) -> Result<()> {
+        if !open {
+            return Ok(());
+        }
+        loop {
+            match s.next().map_err(xml)? {
+                Ev::Start(c, at) => self.element(s, c, at, true, level)?,
+                Ev::Empty(c, at) => self.element(s, c, at, false, level)?,
+                Ev::Text(_) => {}
+                Ev::End => return Ok(()),
+                Ev::Eof => return Err(xml(s.bad_here("unclosed element"))),
+            }
         }
     }
-    for (class, n) in counts {
-        if n > 0 {
-            *report.items.entry(class).or_default() += n;
+
+    fn host(&mut self, s: &mut XmlStream<'_>, el: &Element, open: bool) -> Result<()> {
+        let domain = el.attr("jid").filter(|d| !d.is_empty()).map(str::to_owned);
+        if domain.is_none() {
+            self.report
+                .problems
+                .push(el.problem("host without a jid attribute skipped"));
+        }
+        self.container(s, open, Level::Host(domain.as_deref()))
+    }
+
+    /// One child of a `server-data` or `host` (start tag read; `open` unless it was an
+    /// empty element).
+    fn element(
+        &mut self,
+        s: &mut XmlStream<'_>,
+        mut el: Element,
+        at: At,
+        open: bool,
+        level: Level<'_>,
+    ) -> Result<()> {
+        if el.ns == NS_XINCLUDE && el.name == "include" {
+            if open {
+                s.finish_element(&mut el).map_err(xml)?;
+            }
+            return self.include(&el, level);
+        }
+        match level {
+            Level::ServerData if el.is_pie("host") => self.host(s, &el, open),
+            Level::Host(Some(domain)) if el.is_pie("user") => self.user(s, &el, at, open, domain),
+            Level::Host(None) => {
+                // A host without a jid: read (well-formedness) and skip, already reported.
+                skip_user_or_element(s, &el, open)
+            }
+            _ => {
+                skip_user_or_element(s, &el, open)?;
+                self.report
+                    .problems
+                    .push(el.problem(format!("unknown element {} skipped", el.name)));
+                Ok(())
+            }
         }
     }
-    report.imported.push(u.jid.to_string());
+
+    fn include(&mut self, c: &Element, level: Level<'_>) -> Result<()> {
+        let Some(href) = c.attr("href").filter(|h| !h.is_empty()) else {
+            return Err(xml(c.problem("xi:include without href")));
+        };
+        if c.attr("parse").is_some_and(|p| p != "xml") {
+            return Err(xml(c.problem(
+                "xi:include with parse other than 'xml' is not supported",
+            )));
+        }
+        let base = c.file.parent().unwrap_or(Path::new("."));
+        let target = base.join(href);
+        if !self.source.fs_access() || !target.is_file() {
+            self.missing.push(c.problem(format!(
+                "XInclude target '{href}' ({}) does not exist",
+                target.display()
+            )));
+            return Ok(());
+        }
+        self.document(&target, Some(c), Some(level))
+    }
+
+    /// Checks one user; accepted users are recorded for the write pass.
+    fn user(
+        &mut self,
+        s: &mut XmlStream<'_>,
+        el: &Element,
+        at: At,
+        open: bool,
+        domain: &str,
+    ) -> Result<()> {
+        let mark = s.mark(at, open);
+        let mut ctx = Ctx {
+            problems: &mut self.report.problems,
+            fatal: None,
+            policy: self.options.bad_timestamps,
+            now: self.now,
+        };
+        let mut parser = UserParser::start(el, domain, &mut ctx);
+        if open {
+            read_user(s, parser.as_mut(), &mut ctx, &mut |s, _, p, ctx| {
+                stream_archive(s, &mut |r| {
+                    if let Some(p) = p.as_deref_mut() {
+                        p.archived(&r, ctx);
+                    }
+                    Ok(())
+                })
+            })?;
+        }
+        let parsed = parser.map(|p| (p.archived, p.finish(el, &mut ctx)));
+        let fatal = ctx.fatal.take();
+        let name = parsed.as_ref().map_or_else(
+            || format!("{}@{domain}", el.attr("name").unwrap_or("?")),
+            |(_, u)| u.jid.to_string(),
+        );
+        let (Some((archived, u)), None) = (parsed, fatal.clone()) else {
+            self.report.failed.push((name, fatal.unwrap_or_default()));
+            return Ok(());
+        };
+        let exists = if self.seen.contains(&name) {
+            Ok(true)
+        } else {
+            self.store
+                .map_or(Ok(false), |store| store.accounts().exists(&u.jid))
+        };
+        let why = match exists {
+            Ok(false) => None,
+            Ok(true) => Some("an account with that name exists already".to_owned()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            self.report
+                .problems
+                .push(el.problem(format!("user {name} refused: {why}")));
+            self.report.failed.push((name, why));
+            return Ok(());
+        }
+        self.seen.insert(name);
+        let mut counts = counts(&u);
+        counts.insert("mam_pm", archived);
+        self.accepted.push(Checked {
+            mark,
+            domain: domain.to_owned(),
+            jid: u.jid,
+            counts,
+        });
+        Ok(())
+    }
+}
+
+/// Reads (and drops) an element whose start tag was just read, streaming a `<user>`'s
+/// archive rather than building it in memory.
+fn skip_user_or_element(s: &mut XmlStream<'_>, el: &Element, open: bool) -> Result<()> {
+    if !open {
+        return Ok(());
+    }
+    if el.is_pie("user") {
+        let mut sink = Vec::new();
+        let mut ctx = Ctx {
+            problems: &mut sink,
+            fatal: None,
+            policy: super::BadTimestamps::Skip,
+            now: Timestamp::from_secs(0),
+        };
+        return read_user(s, None, &mut ctx, &mut |s, _, _, _| {
+            stream_archive(s, &mut |_| Ok(()))
+        });
+    }
+    let mut el = el.clone();
+    s.finish_element(&mut el).map_err(xml)
+}
+
+/// What to do with an `<archive>` child of a user (its start tag read, its mark given).
+type OnArchive<'f> = dyn FnMut(&mut XmlStream<'_>, &Mark, &mut Option<&mut UserParser>, &mut Ctx<'_>) -> Result<()>
+    + 'f;
+
+/// Reads the children of a `<user>` (start tag read) up to its end: archives go to
+/// `on_archive`, every other child is parsed whole and given to the parser.
+fn read_user(
+    s: &mut XmlStream<'_>,
+    mut parser: Option<&mut UserParser>,
+    ctx: &mut Ctx<'_>,
+    on_archive: &mut OnArchive<'_>,
+) -> Result<()> {
+    loop {
+        match s.next().map_err(xml)? {
+            Ev::Start(mut c, at) => {
+                if c.ns == NS_MAM_ARCHIVE && c.name == "archive" {
+                    let mark = s.mark(at, true);
+                    on_archive(s, &mark, &mut parser, ctx)?;
+                } else {
+                    s.finish_element(&mut c).map_err(xml)?;
+                    if let Some(p) = parser.as_deref_mut() {
+                        p.child(&c, ctx);
+                    }
+                }
+            }
+            Ev::Empty(c, _) => {
+                if let (Some(p), false) = (
+                    parser.as_deref_mut(),
+                    c.ns == NS_MAM_ARCHIVE && c.name == "archive",
+                ) {
+                    p.child(&c, ctx);
+                }
+            }
+            Ev::Text(_) => {}
+            Ev::End => return Ok(()),
+            Ev::Eof => return Err(xml(s.bad_here("unclosed element"))),
+        }
+    }
+}
+
+/// Reads the children of an `<archive>` (start tag read) one at a time.
+fn stream_archive(
+    s: &mut XmlStream<'_>,
+    each: &mut dyn FnMut(Element) -> Result<()>,
+) -> Result<()> {
+    loop {
+        match s.next().map_err(xml)? {
+            Ev::Start(mut r, _) => {
+                s.finish_element(&mut r).map_err(xml)?;
+                each(r)?;
+            }
+            Ev::Empty(r, _) => each(r)?,
+            Ev::Text(_) => {}
+            Ev::End => return Ok(()),
+            Ev::Eof => return Err(xml(s.bad_here("unclosed element"))),
+        }
+    }
+}
+
+fn changed(jid: &BareJid) -> Error {
+    Error::InvalidInput(format!(
+        "the input changed while {jid} was imported (a second read differs from the first)"
+    ))
+}
+
+/// The write pass for one user; the flag tells whether anything was written.
+fn write_checked(
+    store: &Store,
+    source: &Source<'_>,
+    c: &Checked,
+    options: &ImportOptions,
+    now: Timestamp,
+) -> std::result::Result<(), (Error, bool)> {
+    let before = |e: Error| (e, false);
+    let mut s = XmlStream::open_at(source, &c.mark).map_err(|e| before(e.into()))?;
+    let (el, open) = match s.next().map_err(|p| before(xml(p)))? {
+        Ev::Start(el, _) => (el, true),
+        Ev::Empty(el, _) => (el, false),
+        Ev::End | Ev::Text(_) | Ev::Eof => return Err(before(changed(&c.jid))),
+    };
+    let mut sink = Vec::new();
+    let mut ctx = Ctx {
+        problems: &mut sink,
+        fatal: None,
+        policy: options.bad_timestamps,
+        now,
+    };
+    let Some(mut parser) = UserParser::start(&el, &c.domain, &mut ctx) else {
+        return Err(before(changed(&c.jid)));
+    };
+    let mut archives: Vec<Mark> = Vec::new();
+    if open {
+        read_user(&mut s, Some(&mut parser), &mut ctx, &mut |s, mark, _, _| {
+            archives.push(mark.clone());
+            s.skip_element().map_err(xml)
+        })
+        .map_err(before)?;
+    }
+    let u = parser.finish(&el, &mut ctx);
+    if ctx.fatal.is_some() || u.jid != c.jid {
+        return Err(before(changed(&c.jid)));
+    }
+    write_user(store, &u, now).map_err(|e| {
+        let written = !matches!(e, Error::AccountExists(_));
+        (e, written)
+    })?;
+    let written = |e: Error| (e, true);
+    let chunk_size = if options.archive_chunk == 0 {
+        BULK_CHUNK
+    } else {
+        options.archive_chunk
+    };
+    // A fresh parser: the archive pass repeats the first pass's id and timestamp decisions.
+    let mut ids =
+        UserParser::start(&el, &c.domain, &mut ctx).ok_or_else(|| written(changed(&c.jid)))?;
+    let mut chunk: Vec<PmMessage> = Vec::with_capacity(chunk_size.min(BULK_CHUNK));
+    for mark in &archives {
+        let mut s = XmlStream::open_at(source, mark).map_err(|e| written(e.into()))?;
+        if !matches!(s.next().map_err(|p| written(xml(p)))?, Ev::Start(..)) {
+            return Err(written(changed(&c.jid)));
+        }
+        stream_archive(&mut s, &mut |r| {
+            if let Some(m) = ids.archived(&r, &mut ctx) {
+                chunk.push(m);
+            }
+            if ctx.fatal.is_some() {
+                return Err(changed(&c.jid));
+            }
+            if chunk.len() >= chunk_size {
+                store.mam().append_bulk(&c.jid, chunk.drain(..))?;
+            }
+            Ok(())
+        })
+        .map_err(written)?;
+    }
+    if !chunk.is_empty() {
+        store
+            .mam()
+            .append_bulk(&c.jid, chunk.drain(..))
+            .map_err(written)?;
+    }
+    if Some(&ids.archived) != c.counts.get("mam_pm") {
+        return Err(written(changed(&c.jid)));
+    }
+    Ok(())
 }
 
 fn counts(u: &UserData) -> BTreeMap<&'static str, u64> {
@@ -167,11 +560,11 @@ fn counts(u: &UserData) -> BTreeMap<&'static str, u64> {
             "pubsub_items",
             n(u.pep.values().map(|p| p.items.len()).sum()),
         ),
-        ("mam_pm", n(u.mam.len())),
     ])
 }
 
-/// Writes one parsed user. The account goes first: every other class requires it.
+/// Writes one parsed user except its archive. The account goes first: every other class
+/// requires it.
 fn write_user(store: &Store, u: &UserData, now: Timestamp) -> Result<()> {
     let jid = &u.jid;
     match &u.credentials {
@@ -219,9 +612,6 @@ fn write_user(store: &Store, u: &UserData, now: Timestamp) -> Result<()> {
                 .pubsub()
                 .publish(jid, &n.node, id, publisher, payload, now)?;
         }
-    }
-    for m in &u.mam {
-        store.mam().append(jid, m)?;
     }
     Ok(())
 }

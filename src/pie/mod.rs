@@ -4,8 +4,11 @@
 //!
 //! Import reads `urn:xmpp:pie:0` and the pre-1.0 namespace, resolves `XInclude` at the
 //! `server-data` and `host` levels relative to the including file, and imports each user
-//! all-or-nothing: the whole user is parsed and checked in memory first, then written; if a
-//! write fails midway, what was written for that user is erased with [`crate::gdpr::remove`].
+//! all-or-nothing. The input is streamed twice: a first pass checks everything (each user
+//! parsed child by child, archived messages one at a time, so memory does not grow with an
+//! archive) and writes nothing; a second pass reads each accepted user again and writes it,
+//! the archive in chunks through [`crate::ext::mam::Mam::append_bulk`]. If a write fails
+//! midway, what was written for that user is erased with [`crate::gdpr::remove`].
 //! A crash (power loss, SIGKILL) during a user's writes can leave that user partially
 //! imported: a re-run refuses the existing account, so erase it with `jidstore unregister`
 //! and import again.
@@ -34,6 +37,7 @@ use std::path::PathBuf;
 mod dom;
 mod export;
 mod import;
+mod stream;
 mod user;
 
 pub use export::{export, export_to_path};
@@ -84,6 +88,9 @@ pub struct ImportOptions {
     pub skip_missing_includes: bool,
     /// Parse and check everything, report, write nothing.
     pub dry_run: bool,
+    /// Archived messages per `append_bulk` call (0: `mam::BULK_CHUNK`); for tests.
+    #[doc(hidden)]
+    pub archive_chunk: usize,
 }
 
 impl ImportOptions {
@@ -103,6 +110,13 @@ impl ImportOptions {
     #[must_use]
     pub fn dry_run(mut self, yes: bool) -> Self {
         self.dry_run = yes;
+        self
+    }
+    /// Sets the archive chunk size (tests exercise several chunks with small archives).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn archive_chunk(mut self, n: usize) -> Self {
+        self.archive_chunk = n;
         self
     }
 }

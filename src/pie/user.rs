@@ -1,14 +1,15 @@
-//! One `<user>` element parsed and checked into memory, before anything is written.
+//! One `<user>` element parsed and checked child by child; archived messages one at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use sha2::{Digest, Sha256};
 
 use super::dom::{Child, Element};
 use super::{
-    BadTimestamps, NS_CLIENT, NS_DATA, NS_DELAY, NS_FORWARD, NS_MAM_ARCHIVE, NS_PRIVACY,
-    NS_PRIVATE, NS_PUBSUB, NS_PUBSUB_OWNER, NS_ROSTER, NS_SCRAM, NS_SID, NS_VCARD, Problem,
+    BadTimestamps, NS_CLIENT, NS_DATA, NS_DELAY, NS_FORWARD, NS_PRIVACY, NS_PRIVATE, NS_PUBSUB,
+    NS_PUBSUB_OWNER, NS_ROSTER, NS_SCRAM, NS_SID, NS_VCARD, Problem,
 };
 use crate::ext::mam::{Direction, PmMessage};
 use crate::ext::offline::OfflineMessage;
@@ -45,7 +46,6 @@ pub(crate) struct UserData {
     pub privacy: BTreeMap<String, Vec<PrivacyItem>>,
     pub privacy_default: Option<String>,
     pub pep: BTreeMap<String, PepNode>,
-    pub mam: Vec<PmMessage>,
 }
 
 /// Parsing state of one user: problems found, and why the user must be refused, if so.
@@ -104,88 +104,123 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses a `<user>` of `domain`.
-pub(crate) fn parse_user(user: &Element, domain: &str, ctx: &mut Ctx<'_>) -> Option<UserData> {
-    let Some(name) = user.attr("name") else {
-        ctx.refuse(user, "user without a name attribute");
-        return None;
-    };
-    let jid = match BareJid::from_parts(name, domain) {
-        Ok(j) => j,
-        Err(e) => {
-            ctx.refuse(user, format!("user '{name}': {e}"));
+/// A `<user>` parsed child by child, so the archive can be streamed: [`UserParser::child`]
+/// takes every child except archive results, which go one by one to
+/// [`UserParser::archived`]; [`UserParser::finish`] then settles pending subscription
+/// requests and credentials. Problems are reported in document order.
+pub(crate) struct UserParser {
+    u: UserData,
+    verifiers: Vec<Verifier>,
+    pending: Vec<Element>,
+    /// 128-bit fingerprints (SHA-256 prefix) of the archive ids seen, to skip repeats
+    /// without keeping every id.
+    ids: HashSet<u128>,
+    /// Archived messages accepted so far.
+    pub archived: u64,
+}
+
+impl UserParser {
+    /// Starts a `<user>` of `domain` (only its attributes are read); `None` refuses it.
+    pub fn start(user: &Element, domain: &str, ctx: &mut Ctx<'_>) -> Option<UserParser> {
+        let Some(name) = user.attr("name") else {
+            ctx.refuse(user, "user without a name attribute");
             return None;
-        }
-    };
-    let mut u = UserData {
-        jid,
-        credentials: Credentials::None,
-        roster: BTreeMap::new(),
-        roster_ver: None,
-        vcard: None,
-        private: BTreeMap::new(),
-        offline: Vec::new(),
-        privacy: BTreeMap::new(),
-        privacy_default: None,
-        pep: BTreeMap::new(),
-        mam: Vec::new(),
-    };
-    let mut verifiers: Vec<Verifier> = Vec::new();
-    let mut pending: Vec<&Element> = Vec::new();
-    for el in user.elements() {
+        };
+        let jid = match BareJid::from_parts(name, domain) {
+            Ok(j) => j,
+            Err(e) => {
+                ctx.refuse(user, format!("user '{name}': {e}"));
+                return None;
+            }
+        };
+        Some(UserParser {
+            u: UserData {
+                jid,
+                credentials: Credentials::None,
+                roster: BTreeMap::new(),
+                roster_ver: None,
+                vcard: None,
+                private: BTreeMap::new(),
+                offline: Vec::new(),
+                privacy: BTreeMap::new(),
+                privacy_default: None,
+                pep: BTreeMap::new(),
+            },
+            verifiers: Vec::new(),
+            pending: Vec::new(),
+            ids: HashSet::new(),
+            archived: 0,
+        })
+    }
+
+    /// One child of `<user>` other than `<archive>`.
+    pub fn child(&mut self, el: &Element, ctx: &mut Ctx<'_>) {
+        let u = &mut self.u;
         match (el.ns.as_str(), el.name.as_str()) {
             (NS_SCRAM, "scram-credentials") => {
                 if let Some(v) = scram(el, ctx) {
-                    if verifiers.iter().any(|o| o.mechanism == v.mechanism) {
+                    if self.verifiers.iter().any(|o| o.mechanism == v.mechanism) {
                         ctx.report(
                             el,
                             "duplicate SCRAM credentials for a mechanism; first kept",
                         );
                     } else {
-                        verifiers.push(v);
+                        self.verifiers.push(v);
                     }
                 }
             }
-            (NS_ROSTER, "query") => roster(el, &mut u, ctx),
-            (NS_PRIVATE, "query") => private(el, &mut u, ctx),
-            (NS_PRIVACY, "query") => privacy(el, &mut u, ctx),
+            (NS_ROSTER, "query") => roster(el, u, ctx),
+            (NS_PRIVATE, "query") => private(el, u, ctx),
+            (NS_PRIVACY, "query") => privacy(el, u, ctx),
             (NS_VCARD, "vCard") => {
                 if u.vcard.is_some() {
                     ctx.report(el, "second vCard; it replaces the first");
                 }
                 u.vcard = Some(el.to_xml());
             }
-            (NS_CLIENT, "presence") => pending.push(el),
-            (NS_PUBSUB_OWNER, "pubsub") => pep_config(el, &mut u, ctx),
-            (NS_PUBSUB, "pubsub") => pep_items(el, &mut u, ctx),
-            (NS_MAM_ARCHIVE, "archive") => archive(el, &mut u, ctx),
-            _ if el.is_pie("offline-messages") => offline(el, &mut u, ctx),
+            (NS_CLIENT, "presence") => self.pending.push(el.clone()),
+            (NS_PUBSUB_OWNER, "pubsub") => pep_config(el, u, ctx),
+            (NS_PUBSUB, "pubsub") => pep_items(el, u, ctx),
+            _ if el.is_pie("offline-messages") => offline(el, u, ctx),
             _ => ctx.unknown(el),
         }
     }
-    for p in pending {
-        presence(p, &mut u, ctx);
+
+    /// One child of an `<archive>`: the message to archive, or `None` when it is dropped
+    /// (reported) or refuses the user (see [`Ctx::fatal`]).
+    pub fn archived(&mut self, r: &Element, ctx: &mut Ctx<'_>) -> Option<PmMessage> {
+        let m = archived(r, &self.u.jid, &mut self.ids, ctx)?;
+        self.archived += 1;
+        Some(m)
     }
-    u.credentials = match user.attr("password") {
-        _ if !verifiers.is_empty() => {
-            if user.attr("password").is_some() {
-                ctx.report(user, "both a password and SCRAM credentials; SCRAM kept");
+
+    /// Settles pending subscription requests and credentials.
+    pub fn finish(mut self, user: &Element, ctx: &mut Ctx<'_>) -> UserData {
+        for p in std::mem::take(&mut self.pending) {
+            presence(&p, &mut self.u, ctx);
+        }
+        let mut u = self.u;
+        u.credentials = match user.attr("password") {
+            _ if !self.verifiers.is_empty() => {
+                if user.attr("password").is_some() {
+                    ctx.report(user, "both a password and SCRAM credentials; SCRAM kept");
+                }
+                Credentials::Scram(self.verifiers)
             }
-            Credentials::Scram(verifiers)
-        }
-        Some(pw) if !pw.is_empty() => Credentials::Password(pw.to_owned()),
-        _ => {
-            ctx.report(
-                user,
-                format!(
-                    "{}: no password or SCRAM credentials; the account cannot log in until a password is set",
-                    u.jid
-                ),
-            );
-            Credentials::None
-        }
-    };
-    Some(u)
+            Some(pw) if !pw.is_empty() => Credentials::Password(pw.to_owned()),
+            _ => {
+                ctx.report(
+                    user,
+                    format!(
+                        "{}: no password or SCRAM credentials; the account cannot log in until a password is set",
+                        u.jid
+                    ),
+                );
+                Credentials::None
+            }
+        };
+        u
+    }
 }
 
 fn b64(el: &Element, name: &str, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
@@ -636,71 +671,80 @@ fn rewrite_delay(stanza: &mut Element, t: Timestamp) {
     }
 }
 
-fn archive(list: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
-    let mut ids = BTreeSet::new();
-    for r in list.elements() {
-        if r.name != "result" {
-            ctx.unknown(r);
-            continue;
-        }
-        let fwd = r.child(NS_FORWARD, "forwarded");
-        let msg = fwd.and_then(|f| f.elements().find(|e| e.name == "message"));
-        let (Some(fwd), Some(msg)) = (fwd, msg) else {
-            ctx.report(r, "archived result without <forwarded><message/> skipped");
-            continue;
-        };
-        let d = delay(fwd);
-        let Some(timestamp) = ctx.stamp(
-            d.unwrap_or(fwd),
-            d.and_then(|d| d.attr("stamp")),
-            "archived message",
-        ) else {
-            continue;
-        };
-        let id = r.attr("id").filter(|i| !i.is_empty()).map(str::to_owned);
-        match &id {
-            Some(i) if !ids.insert(i.clone()) => {
-                ctx.report(
-                    r,
-                    format!("archived message id '{i}' repeated; later copy skipped"),
-                );
-                continue;
-            }
-            Some(_) => {}
-            None => ctx.report(r, "archived message without an id; a new id is assigned"),
-        }
-        let mut stanza = msg.clone();
-        if stanza.ns != NS_CLIENT {
-            stanza.rename_ns(NS_CLIENT);
-        }
-        let parse = |attr: &str| match msg.attr(attr).map(Jid::parse) {
-            None => Ok(Jid::from(u.jid.clone())),
-            Some(r) => r,
-        };
-        let (from, to) = match (parse("from"), parse("to")) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(e), _) | (_, Err(e)) => {
-                ctx.report(r, format!("archived message skipped: {e}"));
-                continue;
-            }
-        };
-        let direction = if from.to_bare() == u.jid {
-            Direction::Outgoing
-        } else {
-            Direction::Incoming
-        };
-        let origin_id = msg
-            .child(NS_SID, "origin-id")
-            .and_then(|o| o.attr("id"))
-            .map(str::to_owned);
-        u.mam.push(PmMessage {
-            id,
-            timestamp,
-            from,
-            to,
-            direction,
-            origin_id,
-            stanza: stanza.to_xml(),
-        });
+fn fingerprint(id: &str) -> u128 {
+    let d = Sha256::digest(id.as_bytes());
+    let mut b = [0u8; 16];
+    for (o, i) in b.iter_mut().zip(d.iter()) {
+        *o = *i;
     }
+    u128::from_be_bytes(b)
+}
+
+fn archived(
+    r: &Element,
+    jid: &BareJid,
+    ids: &mut HashSet<u128>,
+    ctx: &mut Ctx<'_>,
+) -> Option<PmMessage> {
+    if r.name != "result" {
+        ctx.unknown(r);
+        return None;
+    }
+    let fwd = r.child(NS_FORWARD, "forwarded");
+    let msg = fwd.and_then(|f| f.elements().find(|e| e.name == "message"));
+    let (Some(fwd), Some(msg)) = (fwd, msg) else {
+        ctx.report(r, "archived result without <forwarded><message/> skipped");
+        return None;
+    };
+    let d = delay(fwd);
+    let timestamp = ctx.stamp(
+        d.unwrap_or(fwd),
+        d.and_then(|d| d.attr("stamp")),
+        "archived message",
+    )?;
+    let id = r.attr("id").filter(|i| !i.is_empty()).map(str::to_owned);
+    match &id {
+        Some(i) if !ids.insert(fingerprint(i)) => {
+            ctx.report(
+                r,
+                format!("archived message id '{i}' repeated; later copy skipped"),
+            );
+            return None;
+        }
+        Some(_) => {}
+        None => ctx.report(r, "archived message without an id; a new id is assigned"),
+    }
+    let mut stanza = msg.clone();
+    if stanza.ns != NS_CLIENT {
+        stanza.rename_ns(NS_CLIENT);
+    }
+    let parse = |attr: &str| match msg.attr(attr).map(Jid::parse) {
+        None => Ok(Jid::from(jid.clone())),
+        Some(r) => r,
+    };
+    let (from, to) = match (parse("from"), parse("to")) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => {
+            ctx.report(r, format!("archived message skipped: {e}"));
+            return None;
+        }
+    };
+    let direction = if from.to_bare() == *jid {
+        Direction::Outgoing
+    } else {
+        Direction::Incoming
+    };
+    let origin_id = msg
+        .child(NS_SID, "origin-id")
+        .and_then(|o| o.attr("id"))
+        .map(str::to_owned);
+    Some(PmMessage {
+        id,
+        timestamp,
+        from,
+        to,
+        direction,
+        origin_id,
+        stanza: stanza.to_xml(),
+    })
 }
