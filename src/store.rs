@@ -153,6 +153,7 @@ impl Store {
                             source: e,
                         });
                     }
+                    create_private_dir(&path)?;
                 }
                 Err(_) => {}
             }
@@ -195,7 +196,13 @@ impl Store {
                 ));
             }
         };
-        check_meta(&db, &path, config.read_only_check)?;
+        if check_meta(&db, &path, config.read_only_check)? && !config.temporary {
+            restrict(&path).map_err(|source| Error::Path {
+                action: "make owner-only the new data directory",
+                path: path.clone(),
+                source,
+            })?;
+        }
         let trees = Keyspace::ALL
             .iter()
             .map(|ks| db.open_tree(ks.name()))
@@ -428,8 +435,48 @@ pub(crate) fn abort<T>(e: Error) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-/// Checks (or, on a fresh directory, writes) the magic and format version.
-fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
+/// Creates a missing data directory (and missing parents) owner-only (0700), before sled
+/// creates its files in it.
+fn create_private_dir(path: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(|source| Error::Path {
+        action: "create data directory",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Makes a data directory that was just turned into a store owner-only: the directory and
+/// its subdirectories 0700, sled's files (created under the umask, usually 0644) 0600. Files
+/// sled creates later inherit nothing, but sit inside the 0700 directory.
+fn restrict(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.is_dir() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(path)? {
+                restrict(&entry?.path())?;
+            }
+        } else if meta.is_file() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Checks (or, on a fresh directory, writes) the magic and format version. Returns whether
+/// it created the store.
+fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<bool> {
     let meta = db.open_tree(Keyspace::Meta.name())?;
     match meta.get(keys::META_MAGIC)? {
         Some(magic) if magic.as_ref() == keys::MAGIC => {
@@ -444,7 +491,7 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
                     supported: keys::FORMAT_VERSION,
                 });
             }
-            Ok(())
+            Ok(false)
         }
         Some(_) => Err(not_a_store(path.to_path_buf(), "wrong magic bytes")),
         None => {
@@ -470,7 +517,7 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
                 &keys::u64_value(u64::from(keys::FORMAT_VERSION)),
             )?;
             meta.flush()?;
-            Ok(())
+            Ok(true)
         }
     }
 }

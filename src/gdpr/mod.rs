@@ -24,7 +24,9 @@ use crate::keys::{self, Keyspace};
 use crate::store::Store;
 
 pub use receipt::Receipt;
-pub use retrieve::{ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path};
+pub use retrieve::{
+    CsvEscaping, ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path,
+};
 
 /// Keys deleted per batch when sweeping an erased archive: bounded memory, ~1 MB per batch.
 pub const SWEEP_CHUNK: usize = 10_000;
