@@ -100,6 +100,15 @@ impl BareJid {
         Self::parse(&format!("{username}@{domain}"))
     }
 
+    /// Parses and normalises a domain alone (a bare JID without localpart), e.g. to check
+    /// the domain of an account before its username is chosen.
+    pub fn domain_only(domain: &str) -> Result<Self> {
+        if domain.contains(['@', '/']) {
+            return Err(invalid(domain, "a domain must not contain '@' or '/'"));
+        }
+        Self::parse(domain)
+    }
+
     /// The normalised text, e.g. `alice@example.org`.
     pub fn as_str(&self) -> &str {
         &self.0

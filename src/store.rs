@@ -135,6 +135,14 @@ impl Store {
                     if !ours {
                         return Err(not_a_store(path, "it holds files that are not sled's"));
                     }
+                    // An empty directory: sled would create its files in it before the check
+                    // below could refuse, so a command that must not create a store stops here.
+                    let empty = std::fs::read_dir(&path)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    if empty && config.read_only_check {
+                        return Err(not_a_store(path, "no store has been created here"));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if let Some(old) = crate::maintenance::interrupted_compact(&path) {

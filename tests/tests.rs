@@ -11,6 +11,7 @@ mod util;
 mod acceptance;
 mod accounts;
 mod admin;
+mod bad_input;
 mod blocklist;
 mod cli;
 mod gdpr_race;

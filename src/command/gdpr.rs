@@ -29,10 +29,17 @@ pub(super) fn register(
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let password = password(env, password_arg)?;
+    // Checked before the store is opened: bad input creates no data directory.
+    let chosen = match &user {
+        Some(name) => Some(BareJid::from_parts(name, domain)?),
+        None => {
+            BareJid::domain_only(domain)?;
+            None
+        }
+    };
     let store = env.open(true)?;
-    let jid = match user {
-        Some(name) => {
-            let jid = BareJid::from_parts(&name, domain)?;
+    let jid = match chosen {
+        Some(jid) => {
             store.accounts().create(&jid, &password)?;
             jid
         }
