@@ -11,6 +11,7 @@ mod util;
 mod acceptance;
 mod accounts;
 mod admin;
+mod at_rest;
 mod bad_input;
 mod blocklist;
 mod cli;
