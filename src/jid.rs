@@ -52,7 +52,7 @@ fn domainpart<'a>(input: &str, domain: &'a str) -> Result<&'a str> {
     {
         return Err(invalid(
             input,
-            format!("domain contains the character {:?}", c),
+            format!("domain contains the character {c:?}"),
         ));
     }
     Ok(domain)

@@ -124,47 +124,7 @@ impl Store {
         }
         let path = config.path.clone();
         if !config.temporary {
-            match std::fs::metadata(&path) {
-                Ok(m) if !m.is_dir() => return Err(not_a_store(path, "not a directory")),
-                Ok(_) => {
-                    let ours = looks_like_sled_dir(&path).map_err(|source| Error::Path {
-                        action: "read data directory",
-                        path: path.clone(),
-                        source,
-                    })?;
-                    if !ours {
-                        return Err(not_a_store(path, "it holds files that are not sled's"));
-                    }
-                    // An empty directory: sled would create its files in it before the check
-                    // below could refuse, so a command that must not create a store stops here.
-                    let empty = std::fs::read_dir(&path)
-                        .map(|mut d| d.next().is_none())
-                        .unwrap_or(false);
-                    if empty && config.read_only_check {
-                        return Err(not_a_store(path, "no store has been created here"));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if let Some(old) = crate::maintenance::interrupted_compact(&path) {
-                        let reason = format!(
-                            "it is missing, but {} exists: a `jidstore compact` was interrupted; \
-                             rename that directory (or a complete `.compact-*` sibling) back to \
-                             this path",
-                            old.display()
-                        );
-                        return Err(not_a_store(path, &reason));
-                    }
-                    if config.read_only_check {
-                        return Err(Error::Path {
-                            action: "open data directory",
-                            path,
-                            source: e,
-                        });
-                    }
-                    create_private_dir(&path)?;
-                }
-                Err(_) => {}
-            }
+            check_dir(&path, config.read_only_check)?;
         }
         let mut sled_config = sled::Config::new()
             .cache_capacity(config.cache_capacity)
@@ -441,6 +401,57 @@ impl Tx<'_> {
 /// Aborts a transaction with a jidstore error.
 pub(crate) fn abort<T>(e: Error) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
+}
+
+/// The checks before sled touches `path`: a directory holding a store or nothing, or (unless
+/// `must_exist`) missing, then created owner-only.
+fn check_dir(path: &Path, must_exist: bool) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => return Err(not_a_store(path.to_path_buf(), "not a directory")),
+        Ok(_) => {
+            let ours = looks_like_sled_dir(path).map_err(|source| Error::Path {
+                action: "read data directory",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            if !ours {
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    "it holds files that are not sled's",
+                ));
+            }
+            // An empty directory: sled would create its files in it before the check
+            // below could refuse, so a command that must not create a store stops here.
+            let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+            if empty && must_exist {
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    "no store has been created here",
+                ));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(old) = crate::maintenance::interrupted_compact(path) {
+                let reason = format!(
+                    "it is missing, but {} exists: a `jidstore compact` was interrupted; \
+                         rename that directory (or a complete `.compact-*` sibling) back to \
+                         this path",
+                    old.display()
+                );
+                return Err(not_a_store(path.to_path_buf(), &reason));
+            }
+            if must_exist {
+                return Err(Error::Path {
+                    action: "open data directory",
+                    path: path.to_path_buf(),
+                    source: e,
+                });
+            }
+            create_private_dir(path)?;
+        }
+        Err(_) => {}
+    }
+    Ok(())
 }
 
 /// Creates a missing data directory (and missing parents) owner-only (0700), before sled

@@ -3,6 +3,11 @@
 //! stored JIDs, passwords and message text never in stderr unless typed on that command
 //! line, and spreadsheet-safe CSV escaping (off by default, exact round trip).
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "one scenario per test, read top to bottom"
+)]
+
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 use std::os::unix::fs::PermissionsExt;

@@ -7,6 +7,11 @@
 //! data directories by their entries) is compared before and after each case, the store's
 //! keyspace counts after each case, and every user's export after the whole matrix.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "the case tables are long lists, read top to bottom"
+)]
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -261,6 +266,7 @@ impl Fixture {
     }
 
     /// `--data-dir <dir>` then `args`.
+    #[expect(clippy::unused_self, reason = "reads like f.cmd(..)")]
     fn with(&self, dir: impl AsRef<OsStr>, args: &[&dyn AsRef<OsStr>]) -> Vec<OsString> {
         let mut v = vec![os("--data-dir"), os(dir)];
         v.extend(args.iter().map(os));

@@ -23,19 +23,18 @@ fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
 /// `jidstore register`: a chosen or random username.
 pub(super) fn register(
     env: &Env<'_>,
-    user: Option<String>,
+    user: Option<&str>,
     domain: &str,
     password_arg: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let password = password(env, password_arg)?;
     // Checked before the store is opened: bad input creates no data directory.
-    let chosen = match &user {
-        Some(name) => Some(BareJid::from_parts(name, domain)?),
-        None => {
-            BareJid::domain_only(domain)?;
-            None
-        }
+    let chosen = if let Some(name) = &user {
+        Some(BareJid::from_parts(name, domain)?)
+    } else {
+        BareJid::domain_only(domain)?;
+        None
     };
     let store = env.open(true)?;
     let jid = match chosen {

@@ -74,7 +74,7 @@ pub(super) fn run(env: &Env<'_>, command: MamCommand, out: &mut dyn Write) -> an
     let store = env.open(false)?;
     let mut text = String::new();
     let doc = if let Some(room) = &room {
-        let page = store.muc().query(&room, &q)?;
+        let page = store.muc().query(room, &q)?;
         let mut messages = Vec::new();
         for m in &page.messages {
             writeln!(

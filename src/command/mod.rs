@@ -117,7 +117,7 @@ fn dispatch(
             user,
             domain,
             password,
-        } => gdpr::register(&env, user, &domain, &password, out),
+        } => gdpr::register(&env, user.as_deref(), &domain, &password, out),
         Command::RetrievePersonalData {
             username,
             domain,

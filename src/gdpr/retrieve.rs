@@ -39,7 +39,7 @@ impl CsvEscaping {
     pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
     /// `cell` as it is written under this escaping.
-    pub fn apply<'a>(self, cell: &'a str) -> std::borrow::Cow<'a, str> {
+    pub fn apply(self, cell: &str) -> std::borrow::Cow<'_, str> {
         match self {
             CsvEscaping::SpreadsheetSafe if cell.starts_with(Self::FORMULA_STARTS) => {
                 format!("'{cell}").into()
