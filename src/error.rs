@@ -132,7 +132,9 @@ impl fmt::Display for Error {
                 f,
                 "corrupt record in keyspace '{keyspace}' at key {key}: {reason}"
             ),
-            Error::InvalidJid { input, reason } => write!(f, "invalid JID '{input}': {reason}"),
+            Error::InvalidJid { input, reason } => {
+                write!(f, "invalid JID '{}': {reason}", Shortened(input))
+            }
             Error::NoAccount(j) => write!(f, "user {j} does not exist"),
             Error::AccountExists(j) => write!(f, "user {j} already exists"),
             Error::NoPersonalData(j) => write!(f, "no personal data held for {j}"),
@@ -160,6 +162,28 @@ impl fmt::Display for Error {
             ),
             Error::Csv(e) => write!(f, "CSV error: {e}"),
             Error::Zip(e) => write!(f, "zip error: {e}"),
+        }
+    }
+}
+
+/// Typed text echoed in a message, cut after [`Shortened::MAX`] characters so that a huge
+/// argument gives a readable line.
+struct Shortened<'a>(&'a str);
+
+impl Shortened<'_> {
+    const MAX: usize = 80;
+}
+
+impl fmt::Display for Shortened<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(Self::MAX) {
+            Some((cut, _)) => write!(
+                f,
+                "{}... ({} bytes)",
+                self.0.get(..cut).unwrap_or_default(),
+                self.0.len()
+            ),
+            None => f.write_str(self.0),
         }
     }
 }

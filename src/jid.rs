@@ -32,12 +32,58 @@ fn check_nul(input: &str) -> Result<()> {
     Ok(())
 }
 
+/// The domainpart as jidstore keeps it: the `jid` crate's IDNA mapping is lenient with ASCII
+/// (it lets `"`, `&`, `'`, `!`, `*`, `=`, `{` and more through), so ASCII is held to host
+/// name letters, digits, `-`, `.` and `_` (used in practice), or an IPv6 literal in
+/// brackets. A final dot is dropped (RFC 7622 section 3.2: `example.org.` is `example.org`).
+fn domainpart<'a>(input: &str, domain: &'a str) -> Result<&'a str> {
+    if domain.is_empty() || domain.ends_with('.') {
+        return Err(invalid(input, "empty domain"));
+    }
+    if let Some(inner) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        if inner.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Ok(domain);
+        }
+        return Err(invalid(input, "domain is not a valid IPv6 literal"));
+    }
+    if let Some(c) = domain
+        .chars()
+        .find(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+    {
+        return Err(invalid(
+            input,
+            format!("domain contains the character {c:?}"),
+        ));
+    }
+    Ok(domain)
+}
+
+/// `input` with one final dot of the domainpart dropped (before the `jid` crate sees it: its
+/// full-JID parser miscounts the resource offset when its IDNA step drops the dot).
+fn without_final_dot(input: &str) -> std::borrow::Cow<'_, str> {
+    let (bare, resource) = match input.split_once('/') {
+        Some((b, r)) => (b, Some(r)),
+        None => (input, None),
+    };
+    match bare.strip_suffix('.') {
+        Some(b) if !b.is_empty() && !b.ends_with(['.', '@']) => match resource {
+            Some(r) => format!("{b}/{r}").into(),
+            None => b.to_owned().into(),
+        },
+        _ => input.into(),
+    }
+}
+
 impl BareJid {
     /// Parses and normalises a bare JID. A JID with a resource is refused.
     pub fn parse(input: &str) -> Result<Self> {
         check_nul(input)?;
-        let jid = jid::BareJid::new(input).map_err(|e| invalid(input, e))?;
-        Ok(BareJid(jid.to_string()))
+        let jid = jid::BareJid::new(&without_final_dot(input)).map_err(|e| invalid(input, e))?;
+        let domain = domainpart(input, jid.domain().as_str())?;
+        Ok(BareJid(match jid.node() {
+            Some(node) => format!("{}@{domain}", node.as_str()),
+            None => domain.to_owned(),
+        }))
     }
 
     /// Builds `username@domain` from its two parts, normalising both.
@@ -52,6 +98,15 @@ impl BareJid {
             ));
         }
         Self::parse(&format!("{username}@{domain}"))
+    }
+
+    /// Parses and normalises a domain alone (a bare JID without localpart), e.g. to check
+    /// the domain of an account before its username is chosen.
+    pub fn domain_only(domain: &str) -> Result<Self> {
+        if domain.contains(['@', '/']) {
+            return Err(invalid(domain, "a domain must not contain '@' or '/'"));
+        }
+        Self::parse(domain)
     }
 
     /// The normalised text, e.g. `alice@example.org`.
@@ -79,8 +134,17 @@ impl Jid {
     /// Parses and normalises a bare or full JID.
     pub fn parse(input: &str) -> Result<Self> {
         check_nul(input)?;
-        let jid = jid::Jid::new(input).map_err(|e| invalid(input, e))?;
-        Ok(Jid(jid.to_string()))
+        let jid = jid::Jid::new(&without_final_dot(input)).map_err(|e| invalid(input, e))?;
+        let domain = domainpart(input, jid.domain().as_str())?;
+        let mut text = match jid.node() {
+            Some(node) => format!("{}@{domain}", node.as_str()),
+            None => domain.to_owned(),
+        };
+        if let Some(res) = jid.resource() {
+            text.push('/');
+            text.push_str(res.as_str());
+        }
+        Ok(Jid(text))
     }
 
     /// The normalised text.
@@ -174,6 +238,14 @@ mod tests {
             "alice@example.org/res",
             "al\0ice@x",
             "a lice@x",
+            "a@b\"c",
+            "a@b&c",
+            "a@b'c",
+            "a@b!c",
+            "a@b=c",
+            "a@[::1",
+            "a@[nope]",
+            "a@.",
         ] {
             assert!(BareJid::parse(bad).is_err(), "{bad:?} accepted");
         }
@@ -188,6 +260,19 @@ mod tests {
         assert_eq!(j.as_str(), "bob@localhost/Res1");
         assert_eq!(j.resource(), Some("Res1"));
         assert_eq!(j.to_bare().as_str(), "bob@localhost");
+    }
+
+    #[test]
+    fn final_dot_and_ip_literals() {
+        assert_eq!(
+            BareJid::parse("a@Example.ORG.").unwrap().as_str(),
+            "a@example.org"
+        );
+        assert_eq!(Jid::parse("a@x./r").unwrap().as_str(), "a@x/r");
+        assert_eq!(BareJid::parse("a@[::1]").unwrap().as_str(), "a@[::1]");
+        assert_eq!(BareJid::parse("a@1.2.3.4").unwrap().as_str(), "a@1.2.3.4");
+        assert_eq!(BareJid::parse("a@a_b").unwrap().as_str(), "a@a_b");
+        assert!(Jid::parse("a@b\"c/r").is_err());
     }
 
     #[test]

@@ -122,7 +122,8 @@ fn path_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Erro
 /// The new store's id generator is advanced past the source's, so archive ids and message
 /// sequence numbers stay unique and ordered in the copy. On failure the partial copy is
 /// deleted. Only the keyspaces this build knows ([`Keyspace::ALL`]) are copied (opening a
-/// store never creates others). `dest` may not lie inside the data directory.
+/// store never creates others). `dest`'s parent must exist, and `dest` may not lie inside
+/// the data directory. The copy is created owner-only, as every new store is.
 pub fn copy_into(store: &Store, dest: &Path) -> Result<CopySummary> {
     let (copy, summary) = copy_open(store, dest)?;
     drop(copy);
@@ -134,13 +135,6 @@ fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
     if dest.as_os_str().is_empty() {
         return Err(Error::InvalidInput("destination path is empty".into()));
     }
-    if dest.starts_with(store.path()) {
-        return Err(Error::InvalidInput(format!(
-            "the copy {} cannot be inside the data directory {}",
-            dest.display(),
-            store.path().display()
-        )));
-    }
     if fs::symlink_metadata(dest).is_ok() {
         return Err(Error::Path {
             action: "create a copy at",
@@ -148,7 +142,36 @@ fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
             source: io::Error::new(io::ErrorKind::AlreadyExists, "it already exists"),
         });
     }
-    let copy = Config::new(dest).open()?;
+    // The parent must exist (nothing else is created), and the copy may not land inside the
+    // store, however the path is spelt (`..`, symlinks): compare the resolved paths.
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{} has no final name", dest.display())))?;
+    let parent = parent_of(dest);
+    let real_parent = fs::canonicalize(&parent).map_err(path_err("create a copy in", &parent))?;
+    if !real_parent.is_dir() {
+        return Err(Error::Path {
+            action: "create a copy in",
+            path: parent,
+            source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    let real_store = fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_path_buf());
+    if real_parent.join(name).starts_with(&real_store) {
+        return Err(Error::InvalidInput(format!(
+            "the copy {} cannot be inside the data directory {}",
+            dest.display(),
+            store.path().display()
+        )));
+    }
+    let copy = match Config::new(dest).open() {
+        Ok(copy) => copy,
+        Err(e) => {
+            // It did not exist a moment ago: whatever is there now is this attempt's.
+            let _ = fs::remove_dir_all(dest);
+            return Err(e);
+        }
+    };
     match copy_entries(store, &copy) {
         Ok(summary) => Ok((copy, summary)),
         Err(e) => {
@@ -245,8 +268,13 @@ fn open_existing(path: &Path) -> Result<Store> {
 /// [`copy_into`] a sibling `<path>.compact-<random>`, [`verify`] the copy (a copy with any
 /// problem is deleted and compaction refused), then swap the directories (see the module
 /// documentation for what a crash can leave). No other process may have the store open
-/// (sled's lock enforces it).
+/// (sled's lock enforces it). A symlinked `path` is resolved first: the directory it points
+/// to is compacted and the link is kept.
 pub fn compact(path: &Path) -> Result<CompactSummary> {
+    // Through a symlink, the renames would replace the link and leave the real directory,
+    // erased bytes and all, where it is: work on the directory the link points to.
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = real.as_path();
     // Measured before opening: opening writes to sled's files.
     let size_before = dir_size(path);
     let store = open_existing(path)?;

@@ -124,38 +124,7 @@ impl Store {
         }
         let path = config.path.clone();
         if !config.temporary {
-            match std::fs::metadata(&path) {
-                Ok(m) if !m.is_dir() => return Err(not_a_store(path, "not a directory")),
-                Ok(_) => {
-                    let ours = looks_like_sled_dir(&path).map_err(|source| Error::Path {
-                        action: "read data directory",
-                        path: path.clone(),
-                        source,
-                    })?;
-                    if !ours {
-                        return Err(not_a_store(path, "it holds files that are not sled's"));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if let Some(old) = crate::maintenance::interrupted_compact(&path) {
-                        let reason = format!(
-                            "it is missing, but {} exists: a `jidstore compact` was interrupted; \
-                             rename that directory (or a complete `.compact-*` sibling) back to \
-                             this path",
-                            old.display()
-                        );
-                        return Err(not_a_store(path, &reason));
-                    }
-                    if config.read_only_check {
-                        return Err(Error::Path {
-                            action: "open data directory",
-                            path,
-                            source: e,
-                        });
-                    }
-                }
-                Err(_) => {}
-            }
+            check_dir(&path, config.read_only_check)?;
         }
         let mut sled_config = sled::Config::new()
             .cache_capacity(config.cache_capacity)
@@ -195,7 +164,13 @@ impl Store {
                 ));
             }
         };
-        check_meta(&db, &path, config.read_only_check)?;
+        if check_meta(&db, &path, config.read_only_check)? && !config.temporary {
+            restrict(&path).map_err(|source| Error::Path {
+                action: "make owner-only the new data directory",
+                path: path.clone(),
+                source,
+            })?;
+        }
         let trees = Keyspace::ALL
             .iter()
             .map(|ks| db.open_tree(ks.name()))
@@ -428,8 +403,99 @@ pub(crate) fn abort<T>(e: Error) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-/// Checks (or, on a fresh directory, writes) the magic and format version.
-fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
+/// The checks before sled touches `path`: a directory holding a store or nothing, or (unless
+/// `must_exist`) missing, then created owner-only.
+fn check_dir(path: &Path, must_exist: bool) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => return Err(not_a_store(path.to_path_buf(), "not a directory")),
+        Ok(_) => {
+            let ours = looks_like_sled_dir(path).map_err(|source| Error::Path {
+                action: "read data directory",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            if !ours {
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    "it holds files that are not sled's",
+                ));
+            }
+            // An empty directory: sled would create its files in it before the check
+            // below could refuse, so a command that must not create a store stops here.
+            let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+            if empty && must_exist {
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    "no store has been created here",
+                ));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(old) = crate::maintenance::interrupted_compact(path) {
+                let reason = format!(
+                    "it is missing, but {} exists: a `jidstore compact` was interrupted; \
+                         rename that directory (or a complete `.compact-*` sibling) back to \
+                         this path",
+                    old.display()
+                );
+                return Err(not_a_store(path.to_path_buf(), &reason));
+            }
+            if must_exist {
+                return Err(Error::Path {
+                    action: "open data directory",
+                    path: path.to_path_buf(),
+                    source: e,
+                });
+            }
+            create_private_dir(path)?;
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Creates a missing data directory (and missing parents) owner-only (0700), before sled
+/// creates its files in it.
+fn create_private_dir(path: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(|source| Error::Path {
+        action: "create data directory",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Makes a data directory that was just turned into a store owner-only: the directory and
+/// its subdirectories 0700, sled's files (created under the umask, usually 0644) 0600. Files
+/// sled creates later inherit nothing, but sit inside the 0700 directory.
+fn restrict(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.is_dir() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(path)? {
+                restrict(&entry?.path())?;
+            }
+        } else if meta.is_file() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Checks (or, on a fresh directory, writes) the magic and format version. Returns whether
+/// it created the store.
+fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<bool> {
     let meta = db.open_tree(Keyspace::Meta.name())?;
     match meta.get(keys::META_MAGIC)? {
         Some(magic) if magic.as_ref() == keys::MAGIC => {
@@ -444,7 +510,7 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
                     supported: keys::FORMAT_VERSION,
                 });
             }
-            Ok(())
+            Ok(false)
         }
         Some(_) => Err(not_a_store(path.to_path_buf(), "wrong magic bytes")),
         None => {
@@ -470,7 +536,7 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<()> {
                 &keys::u64_value(u64::from(keys::FORMAT_VERSION)),
             )?;
             meta.flush()?;
-            Ok(())
+            Ok(true)
         }
     }
 }

@@ -11,6 +11,8 @@ mod util;
 mod acceptance;
 mod accounts;
 mod admin;
+mod at_rest;
+mod bad_input;
 mod blocklist;
 mod cli;
 mod forensic;

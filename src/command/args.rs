@@ -53,6 +53,10 @@ pub enum Command {
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// Prefix cells starting with = + - @ tab or CR with ' so a spreadsheet shows them
+        /// as text, not formulas (the manifest says so). Default: cells exactly as stored.
+        #[arg(long)]
+        spreadsheet_safe: bool,
     },
     /// Erase an account and all personal data that erasure removes; prints a receipt.
     Unregister {

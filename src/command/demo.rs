@@ -74,10 +74,10 @@ pub(super) fn run(env: &super::Env<'_>, sink: &mut dyn Write) -> anyhow::Result<
     }
     hint(out, &dir)?;
     let doc = serde_json::json!({
-        "dir": dir,
-        "data_dir": dir.join("data"),
-        "export": export,
-        "after_erasure": after,
+        "dir": super::path_json(&dir),
+        "data_dir": super::path_json(&dir.join("data")),
+        "export": super::path_json(&export),
+        "after_erasure": super::path_json(&after),
         "removed": receipt.total_removed(),
     });
     env.emit(sink, &doc, &String::from_utf8_lossy(&text))?;

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::Env;
-use crate::gdpr::{self, ExportOptions};
+use crate::gdpr::{self, CsvEscaping, ExportOptions};
 use crate::{BareJid, maintenance};
 
 /// The password argument; `-` takes the first line of the caller's stdin.
@@ -23,16 +23,22 @@ fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
 /// `jidstore register`: a chosen or random username.
 pub(super) fn register(
     env: &Env<'_>,
-    user: Option<String>,
+    user: Option<&str>,
     domain: &str,
     password_arg: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let password = password(env, password_arg)?;
+    // Checked before the store is opened: bad input creates no data directory.
+    let chosen = if let Some(name) = &user {
+        Some(BareJid::from_parts(name, domain)?)
+    } else {
+        BareJid::domain_only(domain)?;
+        None
+    };
     let store = env.open(true)?;
-    let jid = match user {
-        Some(name) => {
-            let jid = BareJid::from_parts(&name, domain)?;
+    let jid = match chosen {
+        Some(jid) => {
             store.accounts().create(&jid, &password)?;
             jid
         }
@@ -47,22 +53,28 @@ pub(super) fn register(
     Ok(0)
 }
 
-/// `jidstore retrieve_personal_data`: the zip, and a one-line summary.
+/// `jidstore retrieve_personal_data`: the zip, and a one-line summary. `flags` is
+/// (`--force`, `--spreadsheet-safe`).
 pub(super) fn retrieve(
     env: &Env<'_>,
     username: &str,
     domain: &str,
     path: &Path,
-    force: bool,
+    (force, spreadsheet_safe): (bool, bool),
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
+    let escaping = if spreadsheet_safe {
+        CsvEscaping::SpreadsheetSafe
+    } else {
+        CsvEscaping::None
+    };
     let subject = BareJid::from_parts(username, domain)?;
     let store = env.open(false)?;
     let (written, summary) = gdpr::retrieve_to_path(
         &store,
         &subject,
         &env.ctx.resolve(path),
-        &ExportOptions::default().force(force),
+        &ExportOptions::default().force(force).csv_escaping(escaping),
     )?;
     let text = format!(
         "Personal data of {subject} written to {} ({} rows in {} files)\n",
@@ -72,9 +84,10 @@ pub(super) fn retrieve(
     );
     let doc = json!({
         "subject": subject.to_string(),
-        "path": written,
+        "path": super::path_json(&written),
         "total_rows": summary.total_rows(),
         "exported_at": summary.exported_at,
+        "csv_escaping": summary.csv_escaping,
         "files": summary.files,
     });
     env.emit(out, &doc, &text)?;

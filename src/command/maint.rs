@@ -44,7 +44,7 @@ pub(super) fn backup(env: &Env<'_>, dest: &Path, out: &mut dyn Write) -> anyhow:
     let summary = maintenance::copy_into(&store, &dest)?;
     let mut doc = copy_json(&summary);
     if let Some(map) = doc.as_object_mut() {
-        map.insert("dest".into(), json!(dest));
+        map.insert("dest".into(), super::path_json(&dest));
     }
     let text = format!("backup written to {}: {summary}\n", dest.display());
     env.emit(out, &doc, &text)?;

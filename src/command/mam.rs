@@ -65,11 +65,16 @@ fn page_json<M>(page: &Page<M>, messages: &[Value]) -> Value {
 pub(super) fn run(env: &Env<'_>, command: MamCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
     let MamCommand::Query(a) = command;
     let q = query(&a)?;
+    // Every argument is checked before the store is opened.
+    let room = a.room.as_deref().map(BareJid::parse).transpose()?;
+    let owner = match (&a.username, &a.domain) {
+        (Some(user), Some(domain)) => Some(BareJid::from_parts(user, domain)?),
+        _ => None,
+    };
     let store = env.open(false)?;
     let mut text = String::new();
-    let doc = if let Some(room) = &a.room {
-        let room = BareJid::parse(room)?;
-        let page = store.muc().query(&room, &q)?;
+    let doc = if let Some(room) = &room {
+        let page = store.muc().query(room, &q)?;
         let mut messages = Vec::new();
         for m in &page.messages {
             writeln!(
@@ -92,10 +97,9 @@ pub(super) fn run(env: &Env<'_>, command: MamCommand, out: &mut dyn Write) -> an
         footer(&mut text, &page)?;
         page_json(&page, &messages)
     } else {
-        let (Some(user), Some(domain)) = (&a.username, &a.domain) else {
+        let Some(owner) = owner else {
             anyhow::bail!("a username and a domain, or --room, are required");
         };
-        let owner = BareJid::from_parts(user, domain)?;
         let page = store.mam().query(&owner, &q)?;
         let mut messages = Vec::new();
         for m in &page.messages {

@@ -93,7 +93,7 @@ pub fn run(
                 return Outcome::Locked(path.clone());
             }
             // One line: jidstore's errors already name the JID or path involved.
-            let _ = writeln!(err, "jidstore: {}", one_line(&e));
+            let _ = writeln!(err, "jidstore: {}", error_line(&one_line(&e)));
             1
         }
     };
@@ -118,13 +118,21 @@ fn dispatch(
             user,
             domain,
             password,
-        } => gdpr::register(&env, user, &domain, &password, out),
+        } => gdpr::register(&env, user.as_deref(), &domain, &password, out),
         Command::RetrievePersonalData {
             username,
             domain,
             path,
             force,
-        } => gdpr::retrieve(&env, &username, &domain, Path::new(&path), force, out),
+            spreadsheet_safe,
+        } => gdpr::retrieve(
+            &env,
+            &username,
+            &domain,
+            Path::new(&path),
+            (force, spreadsheet_safe),
+            out,
+        ),
         Command::Unregister {
             purge,
             username,
@@ -246,6 +254,26 @@ fn one_line(err: &anyhow::Error) -> String {
         return e.to_string();
     }
     format!("{err:#}")
+}
+
+/// `message` made safe for one line of a terminal: control characters (a newline or an
+/// escape sequence in a typed argument, a path or an imported file) are shown escaped, as
+/// Rust's `escape_default` writes them, so an error is always exactly one line.
+pub fn error_line(message: &str) -> String {
+    let mut line = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
+/// A path as a JSON string (lossy: a path that is not UTF-8 gets U+FFFD, never a panic).
+pub(crate) fn path_json(path: &Path) -> serde_json::Value {
+    serde_json::Value::String(path.to_string_lossy().into_owned())
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -32,7 +32,7 @@ pub(super) fn import(
     let report = crate::pie::import_file(&store, &env.ctx.resolve(file), &options)?;
     store.flush()?;
     for p in &report.problems {
-        writeln!(err, "jidstore: {p}")?;
+        writeln!(err, "jidstore: {}", super::error_line(&p.to_string()))?;
     }
     let dry = if dry_run {
         "dry run: nothing written\n"
@@ -82,7 +82,8 @@ pub(super) fn export(
         written.display(),
         list.join(", ")
     );
-    let doc = json!({ "user": user.to_string(), "path": written, "counts": counts });
+    let doc =
+        json!({ "user": user.to_string(), "path": super::path_json(&written), "counts": counts });
     env.emit(out, &doc, &text)?;
     Ok(0)
 }

@@ -25,7 +25,9 @@ use crate::store::Store;
 
 pub use receipt::Receipt;
 pub(crate) use retrieve::retrieve_with;
-pub use retrieve::{ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path};
+pub use retrieve::{
+    CsvEscaping, ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path,
+};
 
 /// Keys deleted per batch when sweeping an erased archive: bounded memory, ~1 MB per batch.
 pub const SWEEP_CHUNK: usize = 10_000;

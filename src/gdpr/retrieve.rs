@@ -14,6 +14,49 @@ use crate::output;
 use crate::store::Store;
 use crate::time::Timestamp;
 
+/// How CSV cells are written.
+///
+/// A cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is read as a formula
+/// by spreadsheet programs (CSV or formula injection; OWASP). [`CsvEscaping::None`] writes
+/// every cell exactly as stored (the default: the export is the subject's exact record, its
+/// row counts and CRC-32s describe it, and tools parse it); [`CsvEscaping::SpreadsheetSafe`]
+/// prefixes such cells with `'`, which spreadsheets show as text, for an export a person will
+/// open by double-clicking. `manifest.json` says which was used (`csv_escaping`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum CsvEscaping {
+    /// Every cell exactly as stored (`"none"` in the manifest).
+    #[default]
+    None,
+    /// Cells starting with `=`, `+`, `-`, `@`, tab or CR get a leading `'`
+    /// (`"spreadsheet-safe"` in the manifest).
+    SpreadsheetSafe,
+}
+
+impl CsvEscaping {
+    /// The first characters that make a spreadsheet cell a formula.
+    pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+    /// `cell` as it is written under this escaping.
+    pub fn apply(self, cell: &str) -> std::borrow::Cow<'_, str> {
+        match self {
+            CsvEscaping::SpreadsheetSafe if cell.starts_with(Self::FORMULA_STARTS) => {
+                format!("'{cell}").into()
+            }
+            _ => cell.into(),
+        }
+    }
+
+    /// The manifest's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CsvEscaping::None => "none",
+            CsvEscaping::SpreadsheetSafe => "spreadsheet-safe",
+        }
+    }
+}
+
 /// How an export is written.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -25,6 +68,8 @@ pub struct ExportOptions {
     pub compression_level: i64,
     /// Overwrite an existing output file ([`retrieve_to_path`] only).
     pub force: bool,
+    /// How CSV cells are escaped (none by default; see [`CsvEscaping`]).
+    pub csv_escaping: CsvEscaping,
 }
 
 impl Default for ExportOptions {
@@ -33,6 +78,7 @@ impl Default for ExportOptions {
             timestamp: None,
             compression_level: 1,
             force: false,
+            csv_escaping: CsvEscaping::None,
         }
     }
 }
@@ -48,6 +94,12 @@ impl ExportOptions {
     #[must_use]
     pub fn force(mut self, yes: bool) -> Self {
         self.force = yes;
+        self
+    }
+    /// Sets [`ExportOptions::csv_escaping`].
+    #[must_use]
+    pub fn csv_escaping(mut self, escaping: CsvEscaping) -> Self {
+        self.csv_escaping = escaping;
         self
     }
 }
@@ -76,6 +128,8 @@ pub struct ExportSummary {
     pub subject: String,
     /// When it was written (RFC 3339).
     pub exported_at: String,
+    /// How CSV cells were escaped: `none` (exactly as stored) or `spreadsheet-safe`.
+    pub csv_escaping: CsvEscaping,
     /// Every CSV file, in zip order.
     pub files: Vec<FileSummary>,
 }
@@ -162,9 +216,14 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
                 .from_writer(tally);
             csv.write_record(table.header)?;
             let mut rows = 0u64;
+            let escaping = options.csv_escaping;
             ext.rows(store, subject, i, &mut |row| {
                 rows += 1;
-                csv.write_record(&row)?;
+                if escaping == CsvEscaping::None {
+                    csv.write_record(&row)?;
+                } else {
+                    csv.write_record(row.iter().map(|c| escaping.apply(c.as_ref()).into_owned()))?;
+                }
                 Ok(())
             })?;
             csv.flush()?;
@@ -182,6 +241,7 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
         jidstore_version: env!("CARGO_PKG_VERSION"),
         subject: subject.to_string(),
         exported_at: now.to_rfc3339(),
+        csv_escaping: options.csv_escaping,
         files,
     };
     if summary.total_rows() == 0 {

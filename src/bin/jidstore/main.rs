@@ -50,7 +50,7 @@ fn read_line() -> io::Result<Vec<u8>> {
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("jidstore: {message}");
+    eprintln!("jidstore: {}", command::error_line(message));
     ExitCode::from(1)
 }
 
