@@ -35,6 +35,8 @@ mod output;
 pub mod pie;
 mod stats;
 mod store;
+#[cfg(feature = "proptest")]
+pub mod testing;
 mod time;
 pub mod verify;
 pub mod xml;

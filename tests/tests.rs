@@ -13,6 +13,7 @@ mod accounts;
 mod admin;
 mod blocklist;
 mod cli;
+mod gdpr_checker;
 mod gdpr_race;
 mod inbox;
 mod last;
