@@ -33,6 +33,7 @@ pub mod keys;
 pub mod maintenance;
 mod output;
 pub mod pie;
+pub mod progress;
 mod stats;
 mod store;
 #[cfg(feature = "proptest")]

@@ -24,6 +24,7 @@ mod offline;
 mod pie;
 mod privacy;
 mod private;
+mod progress;
 mod pubsub;
 mod roster;
 mod vcard;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::ext::EXTENSIONS;
 use crate::jid::BareJid;
 use crate::output;
+use crate::progress;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -136,6 +137,7 @@ pub fn retrieve<W: Write + Seek>(
         .large_file(true);
     let mut zip = ZipWriter::new(sink);
     let mut files = Vec::new();
+    let _progress = progress::Phase::start("export", "rows", None);
     for ext in EXTENSIONS {
         for (i, table) in ext.tables().iter().enumerate() {
             zip.start_file(table.file, file_options)?;
@@ -151,6 +153,7 @@ pub fn retrieve<W: Write + Seek>(
             let mut rows = 0u64;
             ext.rows(store, subject, i, &mut |row| {
                 rows += 1;
+                progress::advance(1);
                 csv.write_record(&row)?;
                 Ok(())
             })?;

@@ -71,6 +71,12 @@ fn run(store: Option<&Store>, doc: Document, options: &ImportOptions) -> Result<
         )));
     };
     let now = Timestamp::now();
+    let users = hosts
+        .iter()
+        .flat_map(|h| h.elements())
+        .filter(|u| u.is_pie("user"))
+        .count();
+    let _progress = crate::progress::Phase::start("import", "users", Some(users as u64));
     for host in hosts {
         let Some(domain) = host.attr("jid").filter(|d| !d.is_empty()) else {
             report
@@ -86,6 +92,7 @@ fn run(store: Option<&Store>, doc: Document, options: &ImportOptions) -> Result<
                 continue;
             }
             import_user(store, user, domain, now, options, &mut report);
+            crate::progress::advance(1);
         }
     }
     Ok(report)
