@@ -68,8 +68,10 @@ proptest! {
         prop_assert!(
             matches!(
                 &r,
-                Err(Violation::LeftBehind { file: "accounts.csv", rows: 1, .. })
-                    | Err(Violation::Verify { phase: Phase::After, .. })
+                Err(
+                    Violation::LeftBehind { file: "accounts.csv", rows: 1, .. }
+                        | Violation::Verify { phase: Phase::After, .. }
+                )
             ),
             "left-behind account not reported: {r:?}"
         );
