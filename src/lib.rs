@@ -34,8 +34,11 @@ pub mod keys;
 pub mod maintenance;
 mod output;
 pub mod pie;
+pub mod progress;
 mod stats;
 mod store;
+#[cfg(feature = "proptest")]
+pub mod testing;
 mod time;
 pub mod verify;
 pub mod xml;

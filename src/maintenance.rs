@@ -186,6 +186,7 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
     let _exclusive = store.eraser();
     crate::gdpr::finish_sweeps(store)?;
     let mut summary = CopySummary::default();
+    let _progress = crate::progress::Phase::start("copy", "entries", None);
     for &ks in Keyspace::ALL {
         let mut entries = 0u64;
         let mut bytes = 0u64;
@@ -200,11 +201,13 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
             in_batch += 1;
             if in_batch == COPY_CHUNK {
                 target.apply_batch(std::mem::take(&mut batch))?;
+                crate::progress::advance(in_batch as u64);
                 in_batch = 0;
             }
         }
         if in_batch > 0 {
             target.apply_batch(batch)?;
+            crate::progress::advance(in_batch as u64);
         }
         summary.keyspaces.push(KeyspaceCopy {
             keyspace: ks.name(),

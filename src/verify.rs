@@ -168,11 +168,13 @@ impl Findings {
 pub fn verify(store: &Store) -> Result<VerifyReport> {
     let mut found = Findings::default();
     let mut report = VerifyReport::default();
+    let _progress = crate::progress::Phase::start("verify", "entries", None);
     for ks in Keyspace::ALL {
         let mut n = 0u64;
         for entry in store.tree(*ks) {
             let (key, value) = entry?;
             n += 1;
+            crate::progress::advance(1);
             found.check(check_entry(*ks, &key, &value))?;
         }
         report.entries += n;

@@ -9,7 +9,12 @@
 //! user's export is byte-identical to before, except users the model says are touched
 //! (they subscribed or published on the subject's PEP and push nodes, which go).
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 256, about 5 s in release).
+//! The users are `jidstore::testing::LOOKALIKES` and the stanzas and vCards carry
+//! `testing::TRICKY_PIECES`, the strategies the `proptest` feature exports; a second property
+//! runs `testing::check_gdpr` on generated whole deployments (`testing::deployment`).
+//!
+//! `PROPTEST_CASES` sets the number of cases (default 256, about 5 s in release; the
+//! deployment property runs a quarter as many).
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -29,23 +34,19 @@ use jidstore::ext::privacy::{PrivacyAction, PrivacyItem};
 use jidstore::ext::pubsub::{Affiliation, Node, NodeType, SubState};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
 use jidstore::gdpr::{self, ExportOptions};
+use jidstore::testing::{self, LOOKALIKES, TRICKY_PIECES};
 use jidstore::{BareJid, Error, Jid, Store, Timestamp};
 use proptest::prelude::*;
 use tempfile::TempDir;
 
 /// Share prefixes (`a@h` / `a@h.org` / `ab@h` / `a@hh`) and differ in case (`A@h.org`).
-const USERS: [&str; 5] = ["a@h", "A@h.org", "ab@h", "a@hh", "b@h"];
+const USERS: [&str; 5] = LOOKALIKES;
 const N: usize = USERS.len();
 /// Service index of the shared pubsub service; lower indexes are the users' PEP services.
 const PUBSUB: usize = N;
 const ROOM: &str = "r@muc.h";
 /// Tables erasure keeps (DESIGN.md section 2): every other table is empty afterwards.
-const KEPT: [&str; 4] = [
-    "mam_muc.csv",
-    "pubsub_nodes.csv",
-    "pubsub_items.csv",
-    "pubsub_affiliations.csv",
-];
+const KEPT: [&str; 4] = testing::KEPT_FILES;
 
 fn jid(u: usize) -> BareJid {
     BareJid::parse(USERS[u]).unwrap()
@@ -63,8 +64,16 @@ fn at() -> Timestamp {
     Timestamp::from_secs(1_700_000_000)
 }
 
+/// Distinct per `v`, with CSV- and XML-hostile text in it.
+fn tricky(v: u8) -> String {
+    format!(
+        "{}{v}",
+        TRICKY_PIECES[usize::from(v) * 7 % TRICKY_PIECES.len()]
+    )
+}
+
 fn stanza(v: u8) -> String {
-    format!("<message><body>{v}</body></message>")
+    testing::message_stanza("x@h/r", "y@h", &tricky(v))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -543,7 +552,10 @@ fn check(store: &Store, m: &Model) {
 }
 
 fn vcard(v: u8) -> String {
-    format!("<vCard xmlns='vcard-temp'><FN>{v}</FN></vCard>")
+    format!(
+        "<vCard xmlns='vcard-temp'><FN>{}</FN></vCard>",
+        testing::xml_escape(&tricky(v))
+    )
 }
 
 fn private_xml(ns: u8, v: u8) -> String {
@@ -891,5 +903,24 @@ proptest! {
             run.apply(op);
         }
         check(run.store(), &run.m);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases((config().cases / 4).max(1)))]
+
+    /// Whole generated deployments: apply, reopen, then `testing::check_gdpr` (exports
+    /// match the deployment; after erasure only kept classes remain for the subject, others
+    /// unchanged except documented cross-user effects; `verify` clean throughout).
+    #[test]
+    fn deployments_keep_gdpr_invariants((d, subject) in testing::deployment_and_subject()) {
+        let (dir, store) = util::store();
+        d.apply(&store).unwrap();
+        let store = util::reopen(&dir, store);
+        let check = testing::check_gdpr(&store, &d, &subject);
+        prop_assert!(check.is_ok(), "{}", check.unwrap_err());
+        let check = check.unwrap();
+        prop_assert_eq!(check.before["accounts.csv"], 1);
+        prop_assert_eq!(check.after.get("accounts.csv").copied().unwrap_or(0), 0);
     }
 }

@@ -41,6 +41,8 @@ pub const SWEEP_CHUNK: usize = 10_000;
 pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let mut receipt = commit(store, subject)?;
     let started = Instant::now();
+    let _progress = (!receipt.pending_sweeps.is_empty())
+        .then(|| crate::progress::Phase::start("archive sweep", "entries", None));
     for archive in std::mem::take(&mut receipt.pending_sweeps) {
         let n = sweep(store, archive)?;
         *receipt.removed.entry("mam_pm").or_default() += n;
@@ -105,6 +107,7 @@ fn sweep(store: &Store, archive: u64) -> Result<u64> {
                 break;
             }
             store.tree(ks).apply_batch(batch)?;
+            crate::progress::advance(n as u64);
             if ks == Keyspace::MamPm {
                 messages += n as u64;
             }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::ext::EXTENSIONS;
 use crate::jid::BareJid;
 use crate::output;
+use crate::progress;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -203,6 +204,7 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
         .large_file(true);
     let mut zip = ZipWriter::new(sink);
     let mut files = Vec::new();
+    let _progress = progress::Phase::start("export", "rows", None);
     for ext in EXTENSIONS {
         for (i, table) in ext.tables().iter().enumerate() {
             zip.start_file(table.file, file_options)?;
@@ -219,6 +221,7 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
             let escaping = options.csv_escaping;
             ext.rows(store, subject, i, &mut |row| {
                 rows += 1;
+                progress::advance(1);
                 if escaping == CsvEscaping::None {
                     csv.write_record(&row)?;
                 } else {

@@ -97,6 +97,7 @@ pub fn export<S: Write>(store: &Store, user: &BareJid, sink: S) -> Result<Export
         return Err(Error::NoAccount(user.to_string()));
     }
     let mut counts = ExportCounts::new();
+    let _progress = crate::progress::Phase::start("export-xep0227", "archived messages", None);
     let mut w = Writer::new(sink);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
         .map_err(io)?;
@@ -366,6 +367,7 @@ fn archive<S: Write>(
             nl(w)?;
         }
         n += 1;
+        crate::progress::advance(1);
         start(w, "result", &[("xmlns", NS_MAM), ("id", &m.id)])?;
         start(w, "forwarded", &[("xmlns", NS_FORWARD)])?;
         empty(

@@ -135,7 +135,9 @@ fn run(
     let mut problems = missing;
     problems.append(&mut report.problems);
     report.problems = problems;
+    let _progress = crate::progress::Phase::start("import", "users", Some(accepted.len() as u64));
     for c in accepted {
+        crate::progress::advance(1);
         if let (Some(store), false) = (store, options.dry_run)
             && let Err((e, written)) = write_checked(store, source, &c, options, now)
         {

@@ -4,12 +4,14 @@
 //! ([`jidstore::admin`]), with the same output and exit code.
 
 use std::ffi::OsString;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::rc::Rc;
 
 use clap::Parser;
 use jidstore::command::{self, Args, Command, Context, Outcome, Target};
+use jidstore::progress::{self, Progress};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -29,16 +31,40 @@ fn main() -> ExitCode {
     if let Command::ServeAdmin = args.command {
         return serve_admin(&dir);
     }
-    let outcome = command::run(
-        Target::Dir(&dir),
-        args.command,
-        &ctx,
-        &mut io::stdout().lock(),
-        &mut io::stderr().lock(),
-    );
+    let run = || {
+        command::run(
+            Target::Dir(&dir),
+            args.command,
+            &ctx,
+            &mut io::stdout().lock(),
+            &mut io::stderr().lock(),
+        )
+    };
+    // Progress lines go to this process's stderr only: never with --json, and never for a
+    // forwarded command (the server runs it without a renderer, so forwarded output stays
+    // byte-identical to a direct run's without progress).
+    let outcome = if show_progress(args.json) {
+        let term: Rc<dyn Progress> = Rc::new(progress::Terminal::new(io::stderr()));
+        progress::with(term, run)
+    } else {
+        run()
+    };
     match outcome {
         Outcome::Exit(code) => ExitCode::from(code),
         Outcome::Locked(path) => forward(&path, &ctx),
+    }
+}
+
+/// Whether to draw progress: `JIDSTORE_PROGRESS=always` or `never`, else only when stderr
+/// is a terminal; never with `--json`.
+fn show_progress(json: bool) -> bool {
+    if json {
+        return false;
+    }
+    match std::env::var("JIDSTORE_PROGRESS").as_deref() {
+        Ok("always") => true,
+        Ok("never") => false,
+        _ => io::stderr().is_terminal(),
     }
 }
 

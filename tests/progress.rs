@@ -1,0 +1,166 @@
+//! Progress lines: none when stderr is piped (the default), none with `--json`, and with
+//! `JIDSTORE_PROGRESS=always` a final count matching what the command reports.
+
+use std::path::Path;
+
+use jidstore::ext::mam::{Direction, PmMessage};
+use jidstore::{Config, Timestamp};
+
+use crate::util::{bare, full};
+
+/// Runs the binary with `JIDSTORE_PROGRESS` set to `progress` (or unset).
+fn run(data: &Path, progress: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"));
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("JIDSTORE_DATA_DIR")
+        .env_remove("JIDSTORE_PROGRESS")
+        .stdin(std::process::Stdio::null());
+    if let Some(p) = progress {
+        cmd.env("JIDSTORE_PROGRESS", p);
+    }
+    let out = cmd.output().expect("run jidstore");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("utf-8"),
+        String::from_utf8(out.stderr).expect("utf-8"),
+    )
+}
+
+/// A store with one user and a 1-1 archive of `n` messages.
+fn fill(dir: &Path, n: u32) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let store = Config::new(&data).scram_iterations(16).open().unwrap();
+    let alice = bare("alice@localhost");
+    store.accounts().create(&alice, "pw").unwrap();
+    store
+        .mam()
+        .append_bulk(
+            &alice,
+            (0..n).map(|i| PmMessage {
+                id: None,
+                timestamp: Timestamp::from_secs(1_700_000_000 + i64::from(i)),
+                from: full("alice@localhost/a"),
+                to: full("bob@localhost"),
+                direction: Direction::Outgoing,
+                origin_id: None,
+                stanza: format!("<message><body>secret text {i}</body></message>"),
+            }),
+        )
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    data
+}
+
+fn last_line(stderr: &str) -> &str {
+    stderr
+        .rsplit('\r')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\n')
+}
+
+fn no_personal_data(stderr: &str) {
+    assert!(!stderr.contains("alice"), "{stderr:?}");
+    assert!(!stderr.contains("localhost"), "{stderr:?}");
+    assert!(!stderr.contains("secret"), "{stderr:?}");
+}
+
+#[test]
+fn piped_and_json_runs_print_no_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fill(dir.path(), 50);
+    let (code, _, err) = run(&data, None, &["verify"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, _, err) = run(&data, Some("always"), &["--json", "verify"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let zip = dir.path().join("a.zip");
+    let (code, _, err) = run(
+        &data,
+        Some("never"),
+        &[
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+}
+
+#[test]
+fn forced_progress_reports_the_final_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2_500;
+    let data = fill(dir.path(), n);
+
+    // verify counts every entry it reads: the total its JSON report gives.
+    let (_, out, _) = run(&data, None, &["--json", "verify"]);
+    let entries = serde_json::from_str::<serde_json::Value>(&out).unwrap()["entries"]
+        .as_u64()
+        .unwrap();
+    let (code, _, err) = run(&data, Some("always"), &["verify"]);
+    assert_eq!(code, 0);
+    assert_eq!(last_line(&err), format!("verify: {entries} entries"));
+    assert!(err.ends_with('\n'), "{err:?}");
+
+    // export counts rows: one account and n archived messages.
+    let zip = dir.path().join("a.zip");
+    let (code, _, err) = run(
+        &data,
+        Some("always"),
+        &[
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(last_line(&err), format!("export: {} rows", n + 1));
+    no_personal_data(&err);
+
+    // XEP-0227 export counts archived messages.
+    let xml = dir.path().join("a.xml");
+    let (code, _, err) = run(
+        &data,
+        Some("always"),
+        &[
+            "export-xep0227",
+            "alice",
+            "localhost",
+            xml.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        last_line(&err),
+        format!("export-xep0227: {n} archived messages")
+    );
+
+    // unregister sweeps the archive: records and their index entries (with, time).
+    let (code, _, err) = run(&data, Some("always"), &["unregister", "alice", "localhost"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(last_line(&err), format!("archive sweep: {} entries", 3 * n));
+    no_personal_data(&err);
+
+    // compact copies, then verifies the copy.
+    let (code, _, err) = run(&data, Some("always"), &["compact"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("copy: "), "{err:?}");
+    assert!(last_line(&err).starts_with("verify: "), "{err:?}");
+
+    // import counts users, total known.
+    let fresh = dir.path().join("fresh");
+    let (code, _, err) = run(
+        &fresh,
+        None,
+        &["register", "--user", "x", "localhost", "pw"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&fresh, Some("always"), &["import", xml.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(last_line(&err), "import: 1 of 1 users (100%)");
+}
