@@ -14,15 +14,13 @@
 //! | `private` | owner `\0` namespace | private XML |
 //! | `offline` | owner `\0` seq:u64 | offline message |
 //! | `inbox` | owner `\0` remote | inbox entry |
-//! | `mam_pm` | archive:u64 seq:u64 | archived 1-1 message |
+//! | `mam_pm` | archive:u64 seq:u64 | archived 1-1 message, with its archive time |
 //! | `mam_pm_ids` | archive:u64 foreign-id | seq (imported ids only) |
-//! | `mam_pm_with` | archive:u64 with-bare `\0` seq:u64 | with (full JID) and archive time |
-//! | `mam_pm_time` | archive:u64 archive-time:u64 seq:u64 | index marker |
-//! | `mam_muc` | room `\0` seq:u64 | archived group-chat message |
+//! | `mam_pm_with` | archive:u64 with-bare `\0` seq:u64 | with (full JID) |
+//! | `mam_muc` | room `\0` seq:u64 | archived group-chat message, with its archive time |
 //! | `mam_muc_ids` | room `\0` foreign-id | seq (imported ids only) |
 //! | `mam_muc_by_sender` | sender `\0` room `\0` seq:u64 | index marker |
 //! | `mam_muc_nick` | room `\0` nick `\0` seq:u64 | index marker |
-//! | `mam_muc_time` | room `\0` archive-time:u64 seq:u64 | index marker |
 //! | `pubsub_nodes` | service `\0` node | node |
 //! | `pubsub_nodes_by_owner` | owner `\0` service `\0` node | index marker |
 //! | `pubsub_items` | service `\0` node `\0` item | item |
@@ -36,10 +34,10 @@
 //! | `blocklist` | owner `\0` blocked | marker |
 //! | `sweep` | archive:u64 | marker: archive left to delete after an erasure |
 //!
-//! Archive time is a timestamp in microseconds (i64) stored with its sign bit flipped, so
-//! that byte order is numeric order for negative times too. The `mam_*_with`, `mam_*_nick`,
-//! `mam_*_time` and `mam_muc_by_sender` keys all end in the seq, so a seq range inside one
-//! index prefix is one contiguous key range.
+//! Archive time is kept in the message record, not in a key: it never decreases in seq order
+//! within an archive, so a time bound is found by binary search over the records. The
+//! `mam_pm_with`, `mam_muc_nick` and `mam_muc_by_sender` keys all end in the seq, so a seq
+//! range inside one index prefix is one contiguous key range.
 
 use crate::error::{Error, Result};
 use crate::jid::BareJid;
@@ -104,12 +102,8 @@ keyspaces! {
     MamMucBySender => "mam_muc_by_sender",
     /// 1-1 messages by the bare JID of the other party (MAM `with`).
     MamPmWith => "mam_pm_with",
-    /// 1-1 messages by archive time (MAM `start`/`end`).
-    MamPmTime => "mam_pm_time",
     /// Group-chat messages by occupant nick (MAM `with` on a room).
     MamMucNick => "mam_muc_nick",
-    /// Group-chat messages by archive time.
-    MamMucTime => "mam_muc_time",
     /// Pubsub nodes.
     PubsubNodes => "pubsub_nodes",
     /// Pubsub nodes by owner.
@@ -353,11 +347,6 @@ pub fn sender_room_seq(sender: &str, room: &str, seq: u64) -> Vec<u8> {
     KeyBuf::default().part(sender).part(room).u64(seq).done()
 }
 
-/// Archive time as a key component: sign bit flipped, big-endian, so byte order is time order.
-fn time_bits(micros: i64) -> u64 {
-    micros.cast_unsigned() ^ (1 << 63)
-}
-
 /// `archive with \0`: the prefix of one `with` (bare JID) inside a 1-1 archive's index.
 pub fn archive_with(archive: u64, with: &str) -> Vec<u8> {
     KeyBuf::with(9 + with.len()).u64(archive).part(with).done()
@@ -372,20 +361,6 @@ pub fn archive_with_seq(archive: u64, with: &str, seq: u64) -> Vec<u8> {
         .done()
 }
 
-/// `archive time`: the prefix of a 1-1 archive's time index at one archive time.
-pub fn archive_time(archive: u64, micros: i64) -> Vec<u8> {
-    KeyBuf::with(16).u64(archive).u64(time_bits(micros)).done()
-}
-
-/// `archive time seq`: one `mam_pm_time` entry.
-pub fn archive_time_seq(archive: u64, micros: i64, seq: u64) -> Vec<u8> {
-    KeyBuf::with(24)
-        .u64(archive)
-        .u64(time_bits(micros))
-        .u64(seq)
-        .done()
-}
-
 /// `room \0 nick \0`: the prefix of one occupant nick inside a room's nick index.
 pub fn room_nick(room: &str, nick: &str) -> Vec<u8> {
     KeyBuf::default().part(room).part(nick).done()
@@ -394,20 +369,6 @@ pub fn room_nick(room: &str, nick: &str) -> Vec<u8> {
 /// `room \0 nick \0 seq`: one `mam_muc_nick` entry.
 pub fn room_nick_seq(room: &str, nick: &str, seq: u64) -> Vec<u8> {
     KeyBuf::default().part(room).part(nick).u64(seq).done()
-}
-
-/// `room \0 time`: the prefix of a room's time index at one archive time.
-pub fn room_time(room: &str, micros: i64) -> Vec<u8> {
-    KeyBuf::default().part(room).u64(time_bits(micros)).done()
-}
-
-/// `room \0 time seq`: one `mam_muc_time` entry.
-pub fn room_time_seq(room: &str, micros: i64, seq: u64) -> Vec<u8> {
-    KeyBuf::default()
-        .part(room)
-        .u64(time_bits(micros))
-        .u64(seq)
-        .done()
 }
 
 /// `prefix seq`: a key of any seq-suffixed layout, given its prefix (record ranges, index
@@ -427,17 +388,6 @@ pub fn trailing_seq(keyspace: Keyspace, key: &[u8]) -> Result<u64> {
         key: escape_key(key),
         reason: "key too short",
     })
-}
-
-/// The archive time held in a time-index key, given the length of its prefix.
-pub fn time_of(keyspace: Keyspace, prefix_len: usize, key: &[u8]) -> Result<i64> {
-    let mut r = KeyReader::new(keyspace, key.get(prefix_len..).unwrap_or_default());
-    let bits = r.u64().map_err(|_| Error::Corrupt {
-        keyspace: keyspace.name(),
-        key: escape_key(key),
-        reason: "key too short",
-    })?;
-    Ok((bits ^ (1 << 63)).cast_signed())
 }
 
 /// Big-endian bytes of a u64 (stored as a value, e.g. the seq an imported id maps to).
@@ -511,16 +461,6 @@ mod tests {
         #[test]
         fn archive_seq_order_is_numeric(a in any::<u64>(), s1 in any::<u64>(), s2 in any::<u64>()) {
             prop_assert_eq!(archive_seq(a, s1).cmp(&archive_seq(a, s2)), s1.cmp(&s2));
-        }
-
-        #[test]
-        fn time_order_is_numeric(a in any::<u64>(), t1 in any::<i64>(), t2 in any::<i64>(), s1 in any::<u64>(), s2 in any::<u64>()) {
-            let (k1, k2) = (archive_time_seq(a, t1, s1), archive_time_seq(a, t2, s2));
-            prop_assert_eq!(k1.cmp(&k2), (t1, s1).cmp(&(t2, s2)));
-            prop_assert_eq!(time_of(Keyspace::MamPmTime, 8, &k1).unwrap(), t1);
-            prop_assert_eq!(trailing_seq(Keyspace::MamPmTime, &k1).unwrap(), s1);
-            let r = room_time_seq("r@m", t1, s1);
-            prop_assert_eq!(time_of(Keyspace::MamMucTime, 4, &r).unwrap(), t1);
         }
 
         #[test]

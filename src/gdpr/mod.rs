@@ -85,12 +85,7 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
 fn sweep(store: &Store, archive: u64) -> Result<u64> {
     let prefix = keys::archive(archive);
     let mut messages = 0u64;
-    for ks in [
-        Keyspace::MamPm,
-        Keyspace::MamPmIds,
-        Keyspace::MamPmWith,
-        Keyspace::MamPmTime,
-    ] {
+    for ks in [Keyspace::MamPm, Keyspace::MamPmIds, Keyspace::MamPmWith] {
         loop {
             let mut batch = sled::Batch::default();
             let mut n = 0usize;
