@@ -14,9 +14,9 @@
 //! | `private` | owner `\0` namespace | private XML |
 //! | `offline` | owner `\0` seq:u64 | offline message |
 //! | `inbox` | owner `\0` remote | inbox entry |
-//! | `mam_pm` | archive:u64 seq:u64 | archived 1-1 message, with its archive time |
+//! | `mam_pm` | archive:u64 `m` seq:u64 | archived 1-1 message, with its archive time |
+//! | `mam_pm` | archive:u64 `w` with-bare `\0` seq:u64 | `with` index entry: with (full JID) |
 //! | `mam_pm_ids` | archive:u64 foreign-id | seq (imported ids only) |
-//! | `mam_pm_with` | archive:u64 with-bare `\0` seq:u64 | with (full JID) |
 //! | `mam_muc` | room `\0` seq:u64 | archived group-chat message, with its archive time |
 //! | `mam_muc_ids` | room `\0` foreign-id | seq (imported ids only) |
 //! | `mam_muc_by_sender` | sender `\0` room `\0` seq:u64 | index marker |
@@ -36,8 +36,10 @@
 //!
 //! Archive time is kept in the message record, not in a key: it never decreases in seq order
 //! within an archive, so a time bound is found by binary search over the records. The
-//! `mam_pm_with`, `mam_muc_nick` and `mam_muc_by_sender` keys all end in the seq, so a seq
-//! range inside one index prefix is one contiguous key range.
+//! `with` entries of `mam_pm`, `mam_muc_nick` and `mam_muc_by_sender` keys all end in the
+//! seq, so a seq range inside one index prefix is one contiguous key range. A 1-1 archive's
+//! records (tag `m`) and its `with` index (tag `w`) share one tree and the archive prefix, so
+//! that a live append is one single-tree atomic batch and a sweep is one key range.
 
 use crate::error::{Error, Result};
 use crate::jid::BareJid;
@@ -100,8 +102,6 @@ keyspaces! {
     MamMucIds => "mam_muc_ids",
     /// Group-chat messages by sender's real bare JID.
     MamMucBySender => "mam_muc_by_sender",
-    /// 1-1 messages by the bare JID of the other party (MAM `with`).
-    MamPmWith => "mam_pm_with",
     /// Group-chat messages by occupant nick (MAM `with` on a room).
     MamMucNick => "mam_muc_nick",
     /// Pubsub nodes.
@@ -307,9 +307,23 @@ pub fn archive(archive: u64) -> Vec<u8> {
     KeyBuf::with(8).u64(archive).done()
 }
 
-/// `archive seq`: one message of a 1-1 archive.
+/// Tag of a message record in `mam_pm`, after the archive id.
+pub const PM_RECORD: u8 = b'm';
+/// Tag of a `with` index entry in `mam_pm`, after the archive id.
+pub const PM_WITH: u8 = b'w';
+
+/// `archive m`: the prefix of the message records of a 1-1 archive.
+pub fn archive_records(archive: u64) -> Vec<u8> {
+    KeyBuf::with(9).u64(archive).byte(PM_RECORD).done()
+}
+
+/// `archive m seq`: one message of a 1-1 archive.
 pub fn archive_seq(archive: u64, seq: u64) -> Vec<u8> {
-    KeyBuf::with(16).u64(archive).u64(seq).done()
+    KeyBuf::with(17)
+        .u64(archive)
+        .byte(PM_RECORD)
+        .u64(seq)
+        .done()
 }
 
 /// `archive foreign-id`: an imported message id of a 1-1 archive.
@@ -347,15 +361,20 @@ pub fn sender_room_seq(sender: &str, room: &str, seq: u64) -> Vec<u8> {
     KeyBuf::default().part(sender).part(room).u64(seq).done()
 }
 
-/// `archive with \0`: the prefix of one `with` (bare JID) inside a 1-1 archive's index.
+/// `archive w with \0`: the prefix of one `with` (bare JID) inside a 1-1 archive's index.
 pub fn archive_with(archive: u64, with: &str) -> Vec<u8> {
-    KeyBuf::with(9 + with.len()).u64(archive).part(with).done()
+    KeyBuf::with(10 + with.len())
+        .u64(archive)
+        .byte(PM_WITH)
+        .part(with)
+        .done()
 }
 
-/// `archive with \0 seq`: one `mam_pm_with` entry.
+/// `archive w with \0 seq`: one `with` entry of a 1-1 archive (in `mam_pm`).
 pub fn archive_with_seq(archive: u64, with: &str, seq: u64) -> Vec<u8> {
-    KeyBuf::with(17 + with.len())
+    KeyBuf::with(18 + with.len())
         .u64(archive)
+        .byte(PM_WITH)
         .part(with)
         .u64(seq)
         .done()
@@ -461,6 +480,14 @@ mod tests {
         #[test]
         fn archive_seq_order_is_numeric(a in any::<u64>(), s1 in any::<u64>(), s2 in any::<u64>()) {
             prop_assert_eq!(archive_seq(a, s1).cmp(&archive_seq(a, s2)), s1.cmp(&s2));
+        }
+
+        #[test]
+        fn records_and_with_entries_do_not_mix(a in any::<u64>(), s in any::<u64>(), w in "[a-z@.]{0,12}") {
+            let (r, e) = (archive_seq(a, s), archive_with_seq(a, &w, s));
+            prop_assert!(r.starts_with(&archive_records(a)) && r.starts_with(&archive(a)));
+            prop_assert!(!e.starts_with(&archive_records(a)) && e.starts_with(&archive(a)));
+            prop_assert!(r < e);
         }
 
         #[test]

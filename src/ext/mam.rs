@@ -13,13 +13,17 @@
 //! range is one seq range, found by binary search over the records ([`query`]): no time
 //! index, two keys per 1-1 message.
 //!
-//! **Durability.** [`Mam::append`] and [`MucArchive::append`] write the record and its index
-//! entries in one sled transaction: atomic, and durable at the next background flush (every
-//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] applies
-//! one `sled::Batch` per tree for each chunk of [`BULK_CHUNK`] messages, in the order
-//! id map, `with` index, records; it is durable on the same terms. A crash in the
-//! middle of a chunk can leave index entries whose record was never written; readers skip
-//! them (the record is the commit point), and an id mapped to no record counts as absent.
+//! A 1-1 archive's `with` entries live in the records tree (`mam_pm`, tag `w` after the
+//! archive id, records tag `m`), so a message and its index entry are one single-tree batch.
+//!
+//! **Durability.** [`Mam::append`] writes the record and its `with` entry in one atomic
+//! `sled::Batch` (one tree; with an imported id, a transaction that also checks and maps the
+//! id); [`MucArchive::append`] writes the record and its index entries in one sled
+//! transaction. Both are atomic, and durable at the next background flush (every
+//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] applies,
+//! for each chunk of [`BULK_CHUNK`] messages, one batch to the id map and then one atomic
+//! batch of records and `with` entries; it is durable on the same terms. A crash between the
+//! two can leave imported ids mapped to no record; such an id counts as absent.
 
 pub mod query;
 
@@ -208,7 +212,7 @@ fn corrupt(ks: Keyspace, key: &[u8], reason: &'static str) -> Error {
     }
 }
 
-/// The value of a `mam_pm_with` entry: the other party as archived (full JID when known),
+/// The value of a `with` entry of `mam_pm`: the other party as archived (full JID when known),
 /// for exact full-JID `with`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct WithEntry {
@@ -221,7 +225,7 @@ enum WithSource {
     All,
     /// No message can match.
     Nothing,
-    /// A seq-suffixed index range; with `exact`, only `mam_pm_with` entries naming that
+    /// A seq-suffixed index range; with `exact`, only `with` entries naming that
     /// full JID.
     Index {
         keyspace: Keyspace,
@@ -295,7 +299,7 @@ impl Archive for Pm {
         keys::archive_seq(self.0, seq)
     }
     fn records_prefix(&self) -> Vec<u8> {
-        keys::archive(self.0)
+        keys::archive_records(self.0)
     }
     fn id_key(&self, id: &str) -> Vec<u8> {
         keys::archive_foreign_id(self.0, id)
@@ -312,7 +316,7 @@ impl Archive for Pm {
     /// A bare JID matches the other party with any resource; a full JID matches exactly.
     fn with_source(&self, with: &Jid) -> WithSource {
         WithSource::Index {
-            keyspace: Keyspace::MamPmWith,
+            keyspace: Keyspace::MamPm,
             prefix: keys::archive_with(self.0, with.to_bare().as_str()),
             exact: with.resource().map(|_| with.as_str().to_owned()),
         }
@@ -428,6 +432,8 @@ fn insert<A: Archive, T: Serialize>(
         spaces.push(A::IDS);
     }
     spaces.extend(indexes.iter().map(|(ks, _, _)| *ks));
+    spaces.sort();
+    spaces.dedup();
     store.transaction(&spaces, |tx| {
         if let Some((id_key, native)) = &foreign {
             let taken_native = match native {
@@ -481,10 +487,7 @@ impl Store {
 }
 
 fn pm_from_entry(key: &[u8], s: StoredPm) -> Result<ArchivedMessage> {
-    let mut r = KeyReader::new(Keyspace::MamPm, key);
-    r.u64()?;
-    let seq = r.u64()?;
-    r.end()?;
+    let (_, seq) = parse_pm_key(key)?;
     Ok(pm_message(seq, s))
 }
 
@@ -525,7 +528,7 @@ fn pm_entries(
         origin_id: msg.origin_id.clone(),
         stanza: msg.stanza.clone(),
     };
-    (stored, (Keyspace::MamPmWith, with_key, with_value))
+    (stored, (Keyspace::MamPm, with_key, with_value))
 }
 
 impl Mam<'_> {
@@ -553,7 +556,18 @@ impl Mam<'_> {
         let at = archive_time(last_archive_time(self.store, &a, &tails)?, msg.timestamp);
         let id = StoredId::new(msg.id.as_ref());
         let (stored, index) = pm_entries(archive, msg, id.clone(), seq, at);
-        let public = insert(self.store, &a, &stored, &id, &[index], seq)?;
+        let public = if let StoredId::Native(_) = id {
+            // Record and `with` entry share the tree: one atomic batch, no transaction (a
+            // native id needs no duplicate check).
+            let (_, with_key, with_value) = index;
+            let mut batch = sled::Batch::default();
+            batch.insert(with_key, with_value);
+            batch.insert(a.record_key(seq), codec::encode(&stored));
+            self.store.tree(Keyspace::MamPm).apply_batch(batch)?;
+            id.public(seq)
+        } else {
+            insert(self.store, &a, &stored, &id, &[index], seq)?
+        };
         tails.set(A_PM, a.records_prefix(), Some(at));
         Ok(public)
     }
@@ -601,11 +615,7 @@ impl Mam<'_> {
         }
         let mut tails = self.store.archive_appender();
         let mut prev = last_archive_time(self.store, &a, &tails)?;
-        let (mut ids, mut with, mut records) = (
-            sled::Batch::default(),
-            sled::Batch::default(),
-            sled::Batch::default(),
-        );
+        let (mut ids, mut records) = (sled::Batch::default(), sled::Batch::default());
         for msg in chunk {
             let seq = self.store.generate_id()?;
             let at = archive_time(prev, msg.timestamp);
@@ -615,15 +625,14 @@ impl Mam<'_> {
                 ids.insert(a.id_key(f), &keys::u64_value(seq));
             }
             let (stored, (_, wk, wv)) = pm_entries(archive, msg, id, seq, at);
-            with.insert(wk, wv);
+            records.insert(wk, wv);
             records.insert(a.record_key(seq), codec::encode(&stored));
         }
-        // Indexes before records: the record is the commit point readers go by. The cached
-        // tail is forgotten first: should a batch fail half-applied, the next append reads
-        // the newest record again.
+        // Id map before records and their `with` entries (one atomic batch): the record is the
+        // commit point readers go by. The cached tail is forgotten first: should a batch fail,
+        // the next append reads the newest record again.
         tails.forget(A_PM, &a.records_prefix());
         self.store.tree(Keyspace::MamPmIds).apply_batch(ids)?;
-        self.store.tree(Keyspace::MamPmWith).apply_batch(with)?;
         self.store.tree(Keyspace::MamPm).apply_batch(records)?;
         tails.set(A_PM, a.records_prefix(), prev);
         Ok(chunk.len() as u64)
@@ -667,7 +676,7 @@ impl Mam<'_> {
         let archive = self.archive_of(owner)?;
         let scan = archive.map(|a| {
             self.store
-                .scan::<StoredPm>(Keyspace::MamPm, &keys::archive(a))
+                .scan::<StoredPm>(Keyspace::MamPm, &keys::archive_records(a))
         });
         Ok(scan
             .into_iter()
@@ -688,7 +697,7 @@ impl Mam<'_> {
         let mut n = 0;
         for k in self
             .store
-            .scan_keys(Keyspace::MamPm, &keys::archive(archive))
+            .scan_keys(Keyspace::MamPm, &keys::archive_records(archive))
         {
             k?;
             n += 1;
@@ -710,13 +719,13 @@ impl Mam<'_> {
         let id_key = foreign.then(|| a.id_key(id));
         let with = Jid::from_stored(peer(stored.direction, &stored.from, &stored.to));
         let with_key = keys::archive_with_seq(archive, with.to_bare().as_str(), seq);
-        let spaces = [Keyspace::MamPm, Keyspace::MamPmIds, Keyspace::MamPmWith];
+        let spaces = [Keyspace::MamPm, Keyspace::MamPmIds];
         // The newest archive time may change: forget it, under the appenders' lock.
         let mut tails = self.store.archive_appender();
         tails.forget(A_PM, &a.records_prefix());
         self.store.transaction(&spaces, |tx| {
             tx.remove(Keyspace::MamPm, &key)?;
-            tx.remove(Keyspace::MamPmWith, &with_key)?;
+            tx.remove(Keyspace::MamPm, &with_key)?;
             if let Some(k) = &id_key {
                 tx.remove(Keyspace::MamPmIds, k)?;
             }
@@ -864,12 +873,26 @@ impl MucArchive<'_> {
     }
 }
 
+/// Reads `archive m seq` (a record of `mam_pm`) back.
 pub(super) fn parse_pm_key(key: &[u8]) -> Result<(u64, u64)> {
     let mut r = KeyReader::new(Keyspace::MamPm, key);
     let archive = r.u64()?;
+    if r.byte()? != keys::PM_RECORD {
+        return Err(corrupt(Keyspace::MamPm, key, "not a message record"));
+    }
     let seq = r.u64()?;
     r.end()?;
     Ok((archive, seq))
+}
+
+/// The archive id and tag (record or `with` entry) that start a `mam_pm` key.
+pub(super) fn pm_key_kind(key: &[u8]) -> Result<(u64, u8)> {
+    let mut r = KeyReader::new(Keyspace::MamPm, key);
+    let archive = r.u64()?;
+    match r.byte()? {
+        t @ (keys::PM_RECORD | keys::PM_WITH) => Ok((archive, t)),
+        _ => Err(corrupt(Keyspace::MamPm, key, "unknown entry tag")),
+    }
 }
 
 pub(super) fn parse_room_key(key: &[u8]) -> Result<(&str, u64)> {
@@ -918,6 +941,9 @@ pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>
     use crate::codec::decode;
     match ks {
         Keyspace::MamPm => {
+            if pm_key_kind(key)?.1 == keys::PM_WITH {
+                return crate::ext::mam_indexes::verify_with_entry(key, value);
+            }
             parse_pm_key(key)?;
             decode::<StoredPm>(ks, key, value).map(drop)
         }
@@ -1040,7 +1066,7 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
     let live = |a: &u64| archives.held.contains(a) || archives.swept.contains(a);
     for entry in store.tree(Keyspace::MamPm) {
         let (key, value) = entry?;
-        let Ok((archive, _)) = parse_pm_key(&key) else {
+        let Ok((archive, tag)) = pm_key_kind(&key) else {
             continue;
         };
         if !live(&archive) {
@@ -1050,7 +1076,8 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
                 "message of an archive that no account holds and no sweep is queued for",
             );
         }
-        if let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &key, &value)
+        if tag == keys::PM_RECORD
+            && let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &key, &value)
             && let StoredId::Foreign(id) = &s.id
         {
             found.require_index(
@@ -1110,7 +1137,6 @@ impl Extension for Class {
             Keyspace::MamMuc,
             Keyspace::MamMucIds,
             Keyspace::MamMucBySender,
-            Keyspace::MamPmWith,
             Keyspace::MamMucNick,
         ]
     }

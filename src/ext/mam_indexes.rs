@@ -1,4 +1,5 @@
-//! Verification of the archive query indexes (`mam_pm_with`, `mam_muc_nick`) and of the
+//! Verification of the archive query indexes (the `with` entries of `mam_pm`, `mam_muc_nick`)
+//! and of the
 //! archive times kept in the records: every key parses, every value decodes, and index and
 //! records agree both ways. Used by [`crate::verify()`].
 //!
@@ -10,19 +11,31 @@
 
 use crate::codec::decode;
 use crate::error::Result;
-use crate::ext::mam::{StoredMuc, StoredPm, WithEntry, parse_pm_key, parse_room_key, peer};
+use crate::ext::mam::{
+    StoredMuc, StoredPm, WithEntry, parse_pm_key, parse_room_key, peer, pm_key_kind,
+};
 use crate::jid::Jid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::verify::{Archives, Findings};
 
-/// `archive with \0 seq`.
+/// `archive w with \0 seq` (a `with` entry of `mam_pm`).
 fn parse_with_key(key: &[u8]) -> Result<(u64, &str, u64)> {
-    let mut r = KeyReader::new(Keyspace::MamPmWith, key);
-    let (archive, with, seq) = (r.u64()?, r.part()?, r.u64()?);
+    let mut r = KeyReader::new(Keyspace::MamPm, key);
+    let archive = r.u64()?;
+    if r.byte()? != keys::PM_WITH {
+        return Err(keys::corrupt(Keyspace::MamPm, key, "not a with entry"));
+    }
+    let (with, seq) = (r.part()?, r.u64()?);
     r.end()?;
     Ok((archive, with, seq))
+}
+
+/// Checks a `with` entry of `mam_pm`: key layout and value type.
+pub(crate) fn verify_with_entry(key: &[u8], value: &[u8]) -> Result<()> {
+    parse_with_key(key)?;
+    decode::<WithEntry>(Keyspace::MamPm, key, value).map(drop)
 }
 
 /// `room \0 nick \0 seq`.
@@ -33,15 +46,10 @@ fn parse_nick_key(key: &[u8]) -> Result<(&str, &str, u64)> {
     Ok((room, nick, seq))
 }
 
-/// Checks one entry's key layout and value type.
+/// Checks one `mam_muc_nick` entry's key layout and value type.
 pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
-    if ks == Keyspace::MamPmWith {
-        parse_with_key(key)?;
-        decode::<WithEntry>(ks, key, value).map(drop)
-    } else {
-        parse_nick_key(key)?;
-        decode::<()>(ks, key, value)
-    }
+    parse_nick_key(key)?;
+    decode::<()>(ks, key, value)
 }
 
 /// Archive times along one keyspace of records, in key (archive, then seq) order.
@@ -83,50 +91,51 @@ pub(crate) fn verify_links(store: &Store, archives: &Archives, found: &mut Findi
 }
 
 fn verify_pm(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
-    let with_ks = Keyspace::MamPmWith;
-    for entry in store.tree(with_ks) {
-        let (key, value) = entry?;
-        let (Ok((archive, with, seq)), Ok(w)) = (
-            parse_with_key(&key),
-            decode::<WithEntry>(with_ks, &key, &value),
-        ) else {
-            continue;
-        };
-        if archives.swept.contains(&archive) {
-            continue;
-        }
-        let record = keys::archive_seq(archive, seq);
-        let Some(v) = store.tree(Keyspace::MamPm).get(&record)? else {
-            found.add(with_ks, &key, "dangling index entry: no record in mam_pm");
-            continue;
-        };
-        if let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &record, &v) {
-            let p = peer(s.direction, &s.from, &s.to);
-            if p != w.with || Jid::from_stored(p).to_bare().as_str() != with {
-                found.add(
-                    with_ks,
-                    &key,
-                    "with entry names another peer than its message",
-                );
-            }
-        }
-    }
+    let ks = Keyspace::MamPm;
     let mut walk = TimeWalk::default();
-    for entry in store.tree(Keyspace::MamPm) {
+    for entry in store.tree(ks) {
         let (key, value) = entry?;
-        let (Ok((archive, seq)), Ok(s)) = (
-            parse_pm_key(&key),
-            decode::<StoredPm>(Keyspace::MamPm, &key, &value),
-        ) else {
+        let Ok((archive, tag)) = pm_key_kind(&key) else {
             continue;
         };
         if archives.swept.contains(&archive) {
             continue;
         }
-        walk.step(Keyspace::MamPm, &key, archive, s.at, s.timestamp, found);
+        if tag == keys::PM_WITH {
+            verify_with_target(store, &key, &value, found)?;
+            continue;
+        }
+        let (Ok((archive, seq)), Ok(s)) =
+            (parse_pm_key(&key), decode::<StoredPm>(ks, &key, &value))
+        else {
+            continue;
+        };
+        walk.step(ks, &key, archive, s.at, s.timestamp, found);
         let p = Jid::from_stored(peer(s.direction, &s.from, &s.to));
         let with_key = keys::archive_with_seq(archive, p.to_bare().as_str(), seq);
-        found.require_index(store, (Keyspace::MamPm, &key), (with_ks, &with_key))?;
+        found.require_index(store, (ks, &key), (ks, &with_key))?;
+    }
+    Ok(())
+}
+
+/// A `with` entry names an existing record whose peer it names.
+fn verify_with_target(store: &Store, key: &[u8], value: &[u8], found: &mut Findings) -> Result<()> {
+    let ks = Keyspace::MamPm;
+    let (Ok((archive, with, seq)), Ok(w)) =
+        (parse_with_key(key), decode::<WithEntry>(ks, key, value))
+    else {
+        return Ok(());
+    };
+    let record = keys::archive_seq(archive, seq);
+    let Some(v) = store.tree(ks).get(&record)? else {
+        found.add(ks, key, "dangling with entry: no record in mam_pm");
+        return Ok(());
+    };
+    if let Ok(s) = decode::<StoredPm>(ks, &record, &v) {
+        let p = peer(s.direction, &s.from, &s.to);
+        if p != w.with || Jid::from_stored(p).to_bare().as_str() != with {
+            found.add(ks, key, "with entry names another peer than its message");
+        }
     }
     Ok(())
 }

@@ -334,7 +334,7 @@ fn seq_range(
         .range(keys::prefix_seq(prefix, seqs.lo)..=keys::prefix_seq(prefix, seqs.hi))
 }
 
-/// Whether a `mam_pm_with` entry names exactly `exact` (no filter when `None`).
+/// Whether a `with` entry of `mam_pm` names exactly `exact` (no filter when `None`).
 fn exact_match(ks: Keyspace, key: &[u8], value: &[u8], exact: Option<&String>) -> Result<bool> {
     match exact {
         None => Ok(true),
