@@ -33,6 +33,10 @@ pub(crate) struct ArchiveTails(HashMap<(Keyspace, Vec<u8>), Option<i64>>);
 
 impl ArchiveTails {
     /// The cached newest archive time of an archive, if cached.
+    #[expect(
+        clippy::option_option,
+        reason = "not cached / cached as empty / cached time"
+    )]
     pub(crate) fn get(&self, ks: Keyspace, prefix: &[u8]) -> Option<Option<i64>> {
         self.0.get(&(ks, prefix.to_vec())).copied()
     }

@@ -404,8 +404,7 @@ fn r12_d10_pm_export_and_erase() -> TestResult {
     // mam_pm holds records (tag `m` after the archive id) and their `with` entries (`w`).
     let pm = db.open_tree("mam_pm")?;
     let tags: Vec<u8> = pm.iter().keys().map(|k| k.unwrap()[8]).collect();
-    assert_eq!(tags.iter().filter(|t| **t == b'm').count(), 3);
-    assert_eq!(tags.len(), 6);
+    assert_eq!(tags, b"mmmwww", "bob's 3 records, then their with entries");
     assert_eq!(db.open_tree("mam_pm_ids")?.len(), 0);
     assert_eq!(db.open_tree("sweep")?.len(), 0);
     Ok(())
