@@ -5,6 +5,7 @@
 //! cargo run --release --example fill -- /tmp/big 1000000
 //! /usr/bin/time -v target/release/jidstore --data-dir /tmp/big retrieve_personal_data alice localhost /tmp/alice.zip
 //! /usr/bin/time -v target/release/jidstore --data-dir /tmp/big unregister alice localhost
+//! cargo run --release --example fill -- /tmp/big 1000000 bulk   # Mam::append_bulk instead
 //! ```
 
 use std::time::Instant;
@@ -19,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: fill <data-dir> <messages>")?
         .parse()?;
+    let bulk = args.next().as_deref() == Some("bulk");
     let store = Config::new(&dir).open()?;
     let alice = BareJid::parse("alice@localhost")?;
     store.accounts().create(&alice, "pw")?;
@@ -31,23 +33,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Jid::parse("bob@localhost/laptop")?,
     );
     let body = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco.";
-    let started = Instant::now();
-    for i in 0..n {
-        let stanza = format!(
+    let message = |i: u64| PmMessage {
+        id: None,
+        timestamp: Timestamp::from_secs(1_600_000_000 + i64::try_from(i).unwrap_or(i64::MAX)),
+        from: a.clone(),
+        to: b.clone(),
+        direction: Direction::Outgoing,
+        origin_id: None,
+        stanza: format!(
             "<message xmlns='jabber:client' from='{a}' to='{b}' id='{i:016x}' type='chat'><body>{body}</body></message>"
-        );
-        store.mam().append(
-            &alice,
-            &PmMessage {
-                id: None,
-                timestamp: Timestamp::from_secs(1_600_000_000 + i64::try_from(i)?),
-                from: a.clone(),
-                to: b.clone(),
-                direction: Direction::Outgoing,
-                origin_id: None,
-                stanza,
-            },
-        )?;
+        ),
+    };
+    let started = Instant::now();
+    if bulk {
+        store.mam().append_bulk(&alice, (0..n).map(message))?;
+    } else {
+        for i in 0..n {
+            store.mam().append(&alice, &message(i))?;
+        }
     }
     store.flush()?;
     let secs = started.elapsed().as_secs_f64();

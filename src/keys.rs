@@ -14,15 +14,13 @@
 //! | `private` | owner `\0` namespace | private XML |
 //! | `offline` | owner `\0` seq:u64 | offline message |
 //! | `inbox` | owner `\0` remote | inbox entry |
-//! | `mam_pm` | archive:u64 seq:u64 | archived 1-1 message |
+//! | `mam_pm` | archive:u64 `m` seq:u64 | archived 1-1 message, with its archive time |
+//! | `mam_pm` | archive:u64 `w` with-bare `\0` seq:u64 | `with` index entry: with (full JID) |
 //! | `mam_pm_ids` | archive:u64 foreign-id | seq (imported ids only) |
-//! | `mam_pm_with` | archive:u64 with-bare `\0` seq:u64 | with (full JID) and archive time |
-//! | `mam_pm_time` | archive:u64 archive-time:u64 seq:u64 | index marker |
-//! | `mam_muc` | room `\0` seq:u64 | archived group-chat message |
+//! | `mam_muc` | room `\0` seq:u64 | archived group-chat message, with its archive time |
 //! | `mam_muc_ids` | room `\0` foreign-id | seq (imported ids only) |
 //! | `mam_muc_by_sender` | sender `\0` room `\0` seq:u64 | index marker |
 //! | `mam_muc_nick` | room `\0` nick `\0` seq:u64 | index marker |
-//! | `mam_muc_time` | room `\0` archive-time:u64 seq:u64 | index marker |
 //! | `pubsub_nodes` | service `\0` node | node |
 //! | `pubsub_nodes_by_owner` | owner `\0` service `\0` node | index marker |
 //! | `pubsub_items` | service `\0` node `\0` item | item |
@@ -36,10 +34,12 @@
 //! | `blocklist` | owner `\0` blocked | marker |
 //! | `sweep` | archive:u64 | marker: archive left to delete after an erasure |
 //!
-//! Archive time is a timestamp in microseconds (i64) stored with its sign bit flipped, so
-//! that byte order is numeric order for negative times too. The `mam_*_with`, `mam_*_nick`,
-//! `mam_*_time` and `mam_muc_by_sender` keys all end in the seq, so a seq range inside one
-//! index prefix is one contiguous key range.
+//! Archive time is kept in the message record, not in a key: it never decreases in seq order
+//! within an archive, so a time bound is found by binary search over the records. The
+//! `with` entries of `mam_pm`, `mam_muc_nick` and `mam_muc_by_sender` keys all end in the
+//! seq, so a seq range inside one index prefix is one contiguous key range. A 1-1 archive's
+//! records (tag `m`) and its `with` index (tag `w`) share one tree and the archive prefix, so
+//! that a live append is one single-tree atomic batch and a sweep is one key range.
 
 use crate::error::{Error, Result};
 use crate::jid::BareJid;
@@ -102,14 +102,8 @@ keyspaces! {
     MamMucIds => "mam_muc_ids",
     /// Group-chat messages by sender's real bare JID.
     MamMucBySender => "mam_muc_by_sender",
-    /// 1-1 messages by the bare JID of the other party (MAM `with`).
-    MamPmWith => "mam_pm_with",
-    /// 1-1 messages by archive time (MAM `start`/`end`).
-    MamPmTime => "mam_pm_time",
     /// Group-chat messages by occupant nick (MAM `with` on a room).
     MamMucNick => "mam_muc_nick",
-    /// Group-chat messages by archive time.
-    MamMucTime => "mam_muc_time",
     /// Pubsub nodes.
     PubsubNodes => "pubsub_nodes",
     /// Pubsub nodes by owner.
@@ -313,9 +307,23 @@ pub fn archive(archive: u64) -> Vec<u8> {
     KeyBuf::with(8).u64(archive).done()
 }
 
-/// `archive seq`: one message of a 1-1 archive.
+/// Tag of a message record in `mam_pm`, after the archive id.
+pub const PM_RECORD: u8 = b'm';
+/// Tag of a `with` index entry in `mam_pm`, after the archive id.
+pub const PM_WITH: u8 = b'w';
+
+/// `archive m`: the prefix of the message records of a 1-1 archive.
+pub fn archive_records(archive: u64) -> Vec<u8> {
+    KeyBuf::with(9).u64(archive).byte(PM_RECORD).done()
+}
+
+/// `archive m seq`: one message of a 1-1 archive.
 pub fn archive_seq(archive: u64, seq: u64) -> Vec<u8> {
-    KeyBuf::with(16).u64(archive).u64(seq).done()
+    KeyBuf::with(17)
+        .u64(archive)
+        .byte(PM_RECORD)
+        .u64(seq)
+        .done()
 }
 
 /// `archive foreign-id`: an imported message id of a 1-1 archive.
@@ -353,35 +361,21 @@ pub fn sender_room_seq(sender: &str, room: &str, seq: u64) -> Vec<u8> {
     KeyBuf::default().part(sender).part(room).u64(seq).done()
 }
 
-/// Archive time as a key component: sign bit flipped, big-endian, so byte order is time order.
-fn time_bits(micros: i64) -> u64 {
-    micros.cast_unsigned() ^ (1 << 63)
-}
-
-/// `archive with \0`: the prefix of one `with` (bare JID) inside a 1-1 archive's index.
+/// `archive w with \0`: the prefix of one `with` (bare JID) inside a 1-1 archive's index.
 pub fn archive_with(archive: u64, with: &str) -> Vec<u8> {
-    KeyBuf::with(9 + with.len()).u64(archive).part(with).done()
-}
-
-/// `archive with \0 seq`: one `mam_pm_with` entry.
-pub fn archive_with_seq(archive: u64, with: &str, seq: u64) -> Vec<u8> {
-    KeyBuf::with(17 + with.len())
+    KeyBuf::with(10 + with.len())
         .u64(archive)
+        .byte(PM_WITH)
         .part(with)
-        .u64(seq)
         .done()
 }
 
-/// `archive time`: the prefix of a 1-1 archive's time index at one archive time.
-pub fn archive_time(archive: u64, micros: i64) -> Vec<u8> {
-    KeyBuf::with(16).u64(archive).u64(time_bits(micros)).done()
-}
-
-/// `archive time seq`: one `mam_pm_time` entry.
-pub fn archive_time_seq(archive: u64, micros: i64, seq: u64) -> Vec<u8> {
-    KeyBuf::with(24)
+/// `archive w with \0 seq`: one `with` entry of a 1-1 archive (in `mam_pm`).
+pub fn archive_with_seq(archive: u64, with: &str, seq: u64) -> Vec<u8> {
+    KeyBuf::with(18 + with.len())
         .u64(archive)
-        .u64(time_bits(micros))
+        .byte(PM_WITH)
+        .part(with)
         .u64(seq)
         .done()
 }
@@ -394,20 +388,6 @@ pub fn room_nick(room: &str, nick: &str) -> Vec<u8> {
 /// `room \0 nick \0 seq`: one `mam_muc_nick` entry.
 pub fn room_nick_seq(room: &str, nick: &str, seq: u64) -> Vec<u8> {
     KeyBuf::default().part(room).part(nick).u64(seq).done()
-}
-
-/// `room \0 time`: the prefix of a room's time index at one archive time.
-pub fn room_time(room: &str, micros: i64) -> Vec<u8> {
-    KeyBuf::default().part(room).u64(time_bits(micros)).done()
-}
-
-/// `room \0 time seq`: one `mam_muc_time` entry.
-pub fn room_time_seq(room: &str, micros: i64, seq: u64) -> Vec<u8> {
-    KeyBuf::default()
-        .part(room)
-        .u64(time_bits(micros))
-        .u64(seq)
-        .done()
 }
 
 /// `prefix seq`: a key of any seq-suffixed layout, given its prefix (record ranges, index
@@ -427,17 +407,6 @@ pub fn trailing_seq(keyspace: Keyspace, key: &[u8]) -> Result<u64> {
         key: escape_key(key),
         reason: "key too short",
     })
-}
-
-/// The archive time held in a time-index key, given the length of its prefix.
-pub fn time_of(keyspace: Keyspace, prefix_len: usize, key: &[u8]) -> Result<i64> {
-    let mut r = KeyReader::new(keyspace, key.get(prefix_len..).unwrap_or_default());
-    let bits = r.u64().map_err(|_| Error::Corrupt {
-        keyspace: keyspace.name(),
-        key: escape_key(key),
-        reason: "key too short",
-    })?;
-    Ok((bits ^ (1 << 63)).cast_signed())
 }
 
 /// Big-endian bytes of a u64 (stored as a value, e.g. the seq an imported id maps to).
@@ -514,13 +483,11 @@ mod tests {
         }
 
         #[test]
-        fn time_order_is_numeric(a in any::<u64>(), t1 in any::<i64>(), t2 in any::<i64>(), s1 in any::<u64>(), s2 in any::<u64>()) {
-            let (k1, k2) = (archive_time_seq(a, t1, s1), archive_time_seq(a, t2, s2));
-            prop_assert_eq!(k1.cmp(&k2), (t1, s1).cmp(&(t2, s2)));
-            prop_assert_eq!(time_of(Keyspace::MamPmTime, 8, &k1).unwrap(), t1);
-            prop_assert_eq!(trailing_seq(Keyspace::MamPmTime, &k1).unwrap(), s1);
-            let r = room_time_seq("r@m", t1, s1);
-            prop_assert_eq!(time_of(Keyspace::MamMucTime, 4, &r).unwrap(), t1);
+        fn records_and_with_entries_do_not_mix(a in any::<u64>(), s in any::<u64>(), w in "[a-z@.]{0,12}") {
+            let (r, e) = (archive_seq(a, s), archive_with_seq(a, &w, s));
+            prop_assert!(r.starts_with(&archive_records(a)) && r.starts_with(&archive(a)));
+            prop_assert!(!e.starts_with(&archive_records(a)) && e.starts_with(&archive(a)));
+            prop_assert!(r < e);
         }
 
         #[test]

@@ -1,6 +1,7 @@
 //! The [`Store`] handle: opens sled and every keyspace, checks the format, and guards writes
 //! against a concurrent erasure.
 
+use std::collections::HashMap;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,39 @@ use crate::error::{Error, Result};
 use crate::ext;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
+
+/// Archive ids cached at most (one small entry per account appending).
+const ARCHIVE_ID_CACHE: usize = 100_000;
+
+/// The archive time of the newest message of each archive appended to since open (`None`:
+/// empty), keyed by records keyspace and record-key prefix. Only archive appends and removals
+/// (under [`Store::archive_appender`]) read or change it.
+#[derive(Default)]
+pub(crate) struct ArchiveTails(HashMap<(Keyspace, Vec<u8>), Option<i64>>);
+
+impl ArchiveTails {
+    /// The cached newest archive time of an archive, if cached.
+    #[expect(
+        clippy::option_option,
+        reason = "not cached / cached as empty / cached time"
+    )]
+    pub(crate) fn get(&self, ks: Keyspace, prefix: &[u8]) -> Option<Option<i64>> {
+        self.0.get(&(ks, prefix.to_vec())).copied()
+    }
+
+    /// Records the newest archive time of an archive after a write.
+    pub(crate) fn set(&mut self, ks: Keyspace, prefix: Vec<u8>, at: Option<i64>) {
+        if self.0.len() >= ARCHIVE_ID_CACHE {
+            self.0.clear();
+        }
+        self.0.insert((ks, prefix), at);
+    }
+
+    /// Forgets an archive (after a removal of one of its messages).
+    pub(crate) fn forget(&mut self, ks: Keyspace, prefix: &[u8]) {
+        self.0.remove(&(ks, prefix.to_vec()));
+    }
+}
 
 /// A handle on an open store. Cheap to clone; all clones share one sled database.
 ///
@@ -45,8 +79,14 @@ struct Inner {
     /// collecting keys to commit, so no write can slip in between.
     erase_lock: RwLock<()>,
     /// Held by archive appends from taking a seq to writing it, so that within one archive
-    /// seq order is write order and archive time is non-decreasing in seq.
-    archive_lock: Mutex<()>,
+    /// seq order is write order and archive time is non-decreasing in seq. Holds the archive
+    /// time of the newest message of each archive appended to since open.
+    archive_lock: Mutex<ArchiveTails>,
+    /// Archive id of each account an archive append has looked up, so that appends do not
+    /// decode the account (its SCRAM verifiers) every time. Filled only by holders of
+    /// [`Store::writer`] and emptied by [`Store::eraser`], so an erased account's archive id
+    /// never outlives the erasure.
+    archive_ids: Mutex<HashMap<BareJid, u64>>,
     path: PathBuf,
     scram_iterations: u32,
 }
@@ -180,7 +220,8 @@ impl Store {
                 db,
                 trees,
                 erase_lock: RwLock::new(()),
-                archive_lock: Mutex::new(()),
+                archive_lock: Mutex::new(ArchiveTails::default()),
+                archive_ids: Mutex::new(HashMap::new()),
                 path,
                 scram_iterations: config.scram_iterations,
             }),
@@ -247,20 +288,48 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Held by archive appends (1-1 and room) from taking a seq to the write.
-    pub(crate) fn archive_appender(&self) -> MutexGuard<'_, ()> {
+    /// Held by archive appends (1-1 and room) from taking a seq to the write; gives the
+    /// cached newest archive time of each archive.
+    pub(crate) fn archive_appender(&self) -> MutexGuard<'_, ArchiveTails> {
         self.inner
             .archive_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Held by an erasure from key collection to commit.
+    /// Held by an erasure from key collection to commit. Forgets every cached archive id:
+    /// no writer runs while this is held, so none can be cached again before the commit.
     pub(crate) fn eraser(&self) -> RwLockWriteGuard<'_, ()> {
-        self.inner
+        let guard = self
+            .inner
             .erase_lock
             .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.archive_ids().clear();
+        guard
+    }
+
+    fn archive_ids(&self) -> MutexGuard<'_, HashMap<BareJid, u64>> {
+        self.inner
+            .archive_ids
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The archive id of `owner`'s account, or [`Error::NoAccount`]. Call with
+    /// [`Store::writer`] held (the cache relies on it).
+    pub(crate) fn require_archive(&self, owner: &BareJid) -> Result<u64> {
+        if let Some(id) = self.archive_ids().get(owner) {
+            return Ok(*id);
+        }
+        let id = self.require_account(owner)?.archive;
+        let mut ids = self.archive_ids();
+        // A bound on memory for servers with many accounts: start over.
+        if ids.len() >= ARCHIVE_ID_CACHE {
+            ids.clear();
+        }
+        ids.insert(owner.clone(), id);
+        Ok(id)
     }
 
     /// Reads and decodes one value.

@@ -237,9 +237,7 @@ fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
         | Keyspace::MamMuc
         | Keyspace::MamMucIds
         | Keyspace::MamMucBySender => ext::mam::verify_entry(ks, key, value),
-        Keyspace::MamPmWith | Keyspace::MamPmTime | Keyspace::MamMucNick | Keyspace::MamMucTime => {
-            ext::mam_indexes::verify_entry(ks, key, value)
-        }
+        Keyspace::MamMucNick => ext::mam_indexes::verify_entry(ks, key, value),
         Keyspace::PubsubNodes
         | Keyspace::PubsubNodesByOwner
         | Keyspace::PubsubItems

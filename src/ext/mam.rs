@@ -6,19 +6,24 @@
 //! order yet cannot be guessed. An imported id is kept as given and mapped to its sequence
 //! number in the `*_ids` keyspace of the archive.
 //!
-//! Every archive has two indexes written with its records: by `with` (1-1: the other party's
-//! bare JID; rooms: the occupant nick, plus the existing by-sender index) and by **archive
-//! time**, the message's timestamp or, if later, the archive time of the message archived
-//! before it. Archive time never decreases in seq order, so a `start`/`end` range is one seq
-//! range, found with two index lookups ([`query`]).
+//! Every archive has an index written with its records: by `with` (1-1: the other party's
+//! bare JID; rooms: the occupant nick, plus the existing by-sender index). Each record also
+//! holds its **archive time**, the message's timestamp or, if later, the archive time of the
+//! message archived before it. Archive time never decreases in seq order, so a `start`/`end`
+//! range is one seq range, found by binary search over the records ([`query`]): no time
+//! index, two keys per 1-1 message.
 //!
-//! **Durability.** [`Mam::append`] and [`MucArchive::append`] write the record and its index
-//! entries in one sled transaction: atomic, and durable at the next background flush (every
-//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] applies
-//! one `sled::Batch` per tree for each chunk of [`BULK_CHUNK`] messages, in the order
-//! id map, `with` index, time index, records; it is durable on the same terms. A crash in the
-//! middle of a chunk can leave index entries whose record was never written; readers skip
-//! them (the record is the commit point), and an id mapped to no record counts as absent.
+//! A 1-1 archive's `with` entries live in the records tree (`mam_pm`, tag `w` after the
+//! archive id, records tag `m`), so a message and its index entry are one single-tree batch.
+//!
+//! **Durability.** [`Mam::append`] writes the record and its `with` entry in one atomic
+//! `sled::Batch` (one tree; with an imported id, a transaction that also checks and maps the
+//! id); [`MucArchive::append`] writes the record and its index entries in one sled
+//! transaction. Both are atomic, and durable at the next background flush (every
+//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] applies,
+//! for each chunk of [`BULK_CHUNK`] messages, one batch to the id map and then one atomic
+//! batch of records and `with` entries; it is durable on the same terms. A crash between the
+//! two can leave imported ids mapped to no record; such an id counts as absent.
 
 pub mod query;
 
@@ -33,11 +38,14 @@ use crate::error::{Error, Result};
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, KeyReader, Keyspace};
-use crate::store::{Store, abort};
+use crate::store::{ArchiveTails, Store, abort};
 pub use query::{ArchiveEnd, Metadata, Page, PageFrom, Query};
 
 /// Messages per chunk of [`Mam::append_bulk`]: one `sled::Batch` per tree per chunk.
 pub const BULK_CHUNK: usize = 10_000;
+
+/// The records keyspace of 1-1 archives (the key of their cached tails).
+const A_PM: Keyspace = Keyspace::MamPm;
 use crate::time::Timestamp;
 use crate::verify::{Archives, Findings};
 use crate::xml;
@@ -158,6 +166,8 @@ impl StoredId {
 pub(super) struct StoredPm {
     id: StoredId,
     pub(super) timestamp: Timestamp,
+    /// Archive time (micros): never before `timestamp` nor before the previous message's.
+    pub(super) at: i64,
     pub(super) from: String,
     pub(super) to: String,
     pub(super) direction: Direction,
@@ -169,6 +179,8 @@ pub(super) struct StoredPm {
 pub(super) struct StoredMuc {
     id: StoredId,
     pub(super) timestamp: Timestamp,
+    /// Archive time (micros), as in [`StoredPm`].
+    pub(super) at: i64,
     sender: String,
     pub(super) nick: String,
     stanza: String,
@@ -200,12 +212,11 @@ fn corrupt(ks: Keyspace, key: &[u8], reason: &'static str) -> Error {
     }
 }
 
-/// The value of a `mam_pm_with` entry: the other party as archived (full JID when known),
-/// for exact full-JID `with`, and the archive time, to find the time entry on removal.
+/// The value of a `with` entry of `mam_pm`: the other party as archived (full JID when known),
+/// for exact full-JID `with`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct WithEntry {
     pub(super) with: String,
-    pub(super) at: i64,
 }
 
 /// Where a `with` filter is answered from.
@@ -214,7 +225,7 @@ enum WithSource {
     All,
     /// No message can match.
     Nothing,
-    /// A seq-suffixed index range; with `exact`, only `mam_pm_with` entries naming that
+    /// A seq-suffixed index range; with `exact`, only `with` entries naming that
     /// full JID.
     Index {
         keyspace: Keyspace,
@@ -228,25 +239,38 @@ trait Archive {
     type Stored: serde::de::DeserializeOwned;
     const RECORDS: Keyspace;
     const IDS: Keyspace;
-    const TIME: Keyspace;
     fn record_key(&self, seq: u64) -> Vec<u8>;
+    /// Prefix of the records; keys go on with the seq.
     fn records_prefix(&self) -> Vec<u8>;
     fn id_key(&self, id: &str) -> Vec<u8>;
-    /// Prefix of the time index; keys go on with archive time and seq.
-    fn time_prefix(&self) -> Vec<u8>;
-    /// Prefix of the time index at one archive time (micros).
-    fn time_at(&self, micros: i64) -> Vec<u8>;
     fn stored_id(s: &Self::Stored) -> &StoredId;
     fn timestamp(s: &Self::Stored) -> Timestamp;
+    /// Archive time (micros) of a record.
+    fn archive_time(s: &Self::Stored) -> i64;
     fn with_source(&self, with: &Jid) -> WithSource;
     fn matches_with(&self, s: &Self::Stored, with: &Jid) -> bool;
 }
 
-/// The archive time of the newest message of an archive (`None` when empty).
-fn last_archive_time<A: Archive>(store: &Store, a: &A) -> Result<Option<i64>> {
-    let prefix = a.time_prefix();
-    match store.scan_keys(A::TIME, &prefix).next_back() {
-        Some(k) => Ok(Some(keys::time_of(A::TIME, prefix.len(), &k?)?)),
+/// The archive time of the newest message of an archive (`None` when empty): cached in
+/// `tails` (held from [`Store::archive_appender`]), else read from the last record.
+fn last_archive_time<A: Archive>(
+    store: &Store,
+    a: &A,
+    tails: &ArchiveTails,
+) -> Result<Option<i64>> {
+    let prefix = a.records_prefix();
+    if let Some(at) = tails.get(A::RECORDS, &prefix) {
+        return Ok(at);
+    }
+    match store.tree(A::RECORDS).scan_prefix(&prefix).next_back() {
+        Some(kv) => {
+            let (k, v) = kv?;
+            Ok(Some(A::archive_time(&codec::decode::<A::Stored>(
+                A::RECORDS,
+                &k,
+                &v,
+            )?)))
+        }
         None => Ok(None),
     }
 }
@@ -271,21 +295,14 @@ impl Archive for Pm {
     type Stored = StoredPm;
     const RECORDS: Keyspace = Keyspace::MamPm;
     const IDS: Keyspace = Keyspace::MamPmIds;
-    const TIME: Keyspace = Keyspace::MamPmTime;
     fn record_key(&self, seq: u64) -> Vec<u8> {
         keys::archive_seq(self.0, seq)
     }
     fn records_prefix(&self) -> Vec<u8> {
-        keys::archive(self.0)
+        keys::archive_records(self.0)
     }
     fn id_key(&self, id: &str) -> Vec<u8> {
         keys::archive_foreign_id(self.0, id)
-    }
-    fn time_prefix(&self) -> Vec<u8> {
-        keys::archive(self.0)
-    }
-    fn time_at(&self, micros: i64) -> Vec<u8> {
-        keys::archive_time(self.0, micros)
     }
     fn stored_id(s: &StoredPm) -> &StoredId {
         &s.id
@@ -293,10 +310,13 @@ impl Archive for Pm {
     fn timestamp(s: &StoredPm) -> Timestamp {
         s.timestamp
     }
+    fn archive_time(s: &StoredPm) -> i64 {
+        s.at
+    }
     /// A bare JID matches the other party with any resource; a full JID matches exactly.
     fn with_source(&self, with: &Jid) -> WithSource {
         WithSource::Index {
-            keyspace: Keyspace::MamPmWith,
+            keyspace: Keyspace::MamPm,
             prefix: keys::archive_with(self.0, with.to_bare().as_str()),
             exact: with.resource().map(|_| with.as_str().to_owned()),
         }
@@ -315,7 +335,6 @@ impl Archive for Room<'_> {
     type Stored = StoredMuc;
     const RECORDS: Keyspace = Keyspace::MamMuc;
     const IDS: Keyspace = Keyspace::MamMucIds;
-    const TIME: Keyspace = Keyspace::MamMucTime;
     fn record_key(&self, seq: u64) -> Vec<u8> {
         keys::room_seq(self.0.as_str(), seq)
     }
@@ -325,17 +344,14 @@ impl Archive for Room<'_> {
     fn id_key(&self, id: &str) -> Vec<u8> {
         keys::owner_and(self.0, id)
     }
-    fn time_prefix(&self) -> Vec<u8> {
-        keys::owner(self.0)
-    }
-    fn time_at(&self, micros: i64) -> Vec<u8> {
-        keys::room_time(self.0.as_str(), micros)
-    }
     fn stored_id(s: &StoredMuc) -> &StoredId {
         &s.id
     }
     fn timestamp(s: &StoredMuc) -> Timestamp {
         s.timestamp
+    }
+    fn archive_time(s: &StoredMuc) -> i64 {
+        s.at
     }
     /// `room@service/nick` matches what that occupant nick sent; the bare room JID matches
     /// everything; another bare JID matches what that real JID sent (the by-sender index);
@@ -416,6 +432,8 @@ fn insert<A: Archive, T: Serialize>(
         spaces.push(A::IDS);
     }
     spaces.extend(indexes.iter().map(|(ks, _, _)| *ks));
+    spaces.sort();
+    spaces.dedup();
     store.transaction(&spaces, |tx| {
         if let Some((id_key, native)) = &foreign {
             let taken_native = match native {
@@ -469,10 +487,7 @@ impl Store {
 }
 
 fn pm_from_entry(key: &[u8], s: StoredPm) -> Result<ArchivedMessage> {
-    let mut r = KeyReader::new(Keyspace::MamPm, key);
-    r.u64()?;
-    let seq = r.u64()?;
-    r.end()?;
+    let (_, seq) = parse_pm_key(key)?;
     Ok(pm_message(seq, s))
 }
 
@@ -488,44 +503,37 @@ fn pm_message(seq: u64, s: StoredPm) -> ArchivedMessage {
     }
 }
 
-/// The record of a 1-1 message and its two index entries (`with`, time).
+/// The record of a 1-1 message and its `with` index entry.
 fn pm_entries(
     archive: u64,
     msg: &PmMessage,
     id: StoredId,
     seq: u64,
     at: i64,
-) -> (StoredPm, [IndexEntry; 2]) {
+) -> (StoredPm, IndexEntry) {
     let with = peer(msg.direction, msg.from.as_str(), msg.to.as_str());
     let with_key = keys::archive_with_seq(
         archive,
         Jid::from_stored(with.clone()).to_bare().as_str(),
         seq,
     );
-    let with_value = codec::encode(&WithEntry { with, at });
+    let with_value = codec::encode(&WithEntry { with });
     let stored = StoredPm {
         id,
         timestamp: msg.timestamp,
+        at,
         from: msg.from.as_str().to_owned(),
         to: msg.to.as_str().to_owned(),
         direction: msg.direction,
         origin_id: msg.origin_id.clone(),
         stanza: msg.stanza.clone(),
     };
-    (
-        stored,
-        [
-            (Keyspace::MamPmWith, with_key, with_value),
-            (
-                Keyspace::MamPmTime,
-                keys::archive_time_seq(archive, at, seq),
-                codec::marker(),
-            ),
-        ],
-    )
+    (stored, (Keyspace::MamPm, with_key, with_value))
 }
 
 impl Mam<'_> {
+    /// The owner's archive id, read from the account (no cache: readers do not hold the
+    /// writer lock the cache relies on).
     fn archive_of(&self, owner: &BareJid) -> Result<Option<u64>> {
         Ok(self
             .store
@@ -541,14 +549,27 @@ impl Mam<'_> {
             check_foreign_id(id)?;
         }
         let _w = self.store.writer();
-        let archive = self.store.require_account(owner)?.archive;
+        let archive = self.store.require_archive(owner)?;
         let a = Pm(archive);
-        let _order = self.store.archive_appender();
+        let mut tails = self.store.archive_appender();
         let seq = self.store.generate_id()?;
-        let at = archive_time(last_archive_time(self.store, &a)?, msg.timestamp);
+        let at = archive_time(last_archive_time(self.store, &a, &tails)?, msg.timestamp);
         let id = StoredId::new(msg.id.as_ref());
-        let (stored, indexes) = pm_entries(archive, msg, id.clone(), seq, at);
-        insert(self.store, &a, &stored, &id, &indexes, seq)
+        let (stored, index) = pm_entries(archive, msg, id.clone(), seq, at);
+        let public = if let StoredId::Native(_) = id {
+            // Record and `with` entry share the tree: one atomic batch, no transaction (a
+            // native id needs no duplicate check).
+            let (_, with_key, with_value) = index;
+            let mut batch = sled::Batch::default();
+            batch.insert(with_key, with_value);
+            batch.insert(a.record_key(seq), codec::encode(&stored));
+            self.store.tree(Keyspace::MamPm).apply_batch(batch)?;
+            id.public(seq)
+        } else {
+            insert(self.store, &a, &stored, &id, &[index], seq)?
+        };
+        tails.set(A_PM, a.records_prefix(), Some(at));
+        Ok(public)
     }
 
     /// Appends many messages to the owner's archive, for imports; returns how many were
@@ -585,21 +606,16 @@ impl Mam<'_> {
             }
         }
         let _w = self.store.writer();
-        let archive = self.store.require_account(owner)?.archive;
+        let archive = self.store.require_archive(owner)?;
         let a = Pm(archive);
         for id in &seen {
             if resolve(self.store, &a, id)?.is_some() {
                 return Err(duplicate_id());
             }
         }
-        let _order = self.store.archive_appender();
-        let mut prev = last_archive_time(self.store, &a)?;
-        let (mut ids, mut with, mut time, mut records) = (
-            sled::Batch::default(),
-            sled::Batch::default(),
-            sled::Batch::default(),
-            sled::Batch::default(),
-        );
+        let mut tails = self.store.archive_appender();
+        let mut prev = last_archive_time(self.store, &a, &tails)?;
+        let (mut ids, mut records) = (sled::Batch::default(), sled::Batch::default());
         for msg in chunk {
             let seq = self.store.generate_id()?;
             let at = archive_time(prev, msg.timestamp);
@@ -608,16 +624,17 @@ impl Mam<'_> {
             if let StoredId::Foreign(f) = &id {
                 ids.insert(a.id_key(f), &keys::u64_value(seq));
             }
-            let (stored, [(_, wk, wv), (_, tk, tv)]) = pm_entries(archive, msg, id, seq, at);
-            with.insert(wk, wv);
-            time.insert(tk, tv);
+            let (stored, (_, wk, wv)) = pm_entries(archive, msg, id, seq, at);
+            records.insert(wk, wv);
             records.insert(a.record_key(seq), codec::encode(&stored));
         }
-        // Indexes before records: the record is the commit point readers go by.
+        // Id map before records and their `with` entries (one atomic batch): the record is the
+        // commit point readers go by. The cached tail is forgotten first: should a batch fail,
+        // the next append reads the newest record again.
+        tails.forget(A_PM, &a.records_prefix());
         self.store.tree(Keyspace::MamPmIds).apply_batch(ids)?;
-        self.store.tree(Keyspace::MamPmWith).apply_batch(with)?;
-        self.store.tree(Keyspace::MamPmTime).apply_batch(time)?;
         self.store.tree(Keyspace::MamPm).apply_batch(records)?;
+        tails.set(A_PM, a.records_prefix(), prev);
         Ok(chunk.len() as u64)
     }
 
@@ -659,7 +676,7 @@ impl Mam<'_> {
         let archive = self.archive_of(owner)?;
         let scan = archive.map(|a| {
             self.store
-                .scan::<StoredPm>(Keyspace::MamPm, &keys::archive(a))
+                .scan::<StoredPm>(Keyspace::MamPm, &keys::archive_records(a))
         });
         Ok(scan
             .into_iter()
@@ -680,7 +697,7 @@ impl Mam<'_> {
         let mut n = 0;
         for k in self
             .store
-            .scan_keys(Keyspace::MamPm, &keys::archive(archive))
+            .scan_keys(Keyspace::MamPm, &keys::archive_records(archive))
         {
             k?;
             n += 1;
@@ -702,22 +719,13 @@ impl Mam<'_> {
         let id_key = foreign.then(|| a.id_key(id));
         let with = Jid::from_stored(peer(stored.direction, &stored.from, &stored.to));
         let with_key = keys::archive_with_seq(archive, with.to_bare().as_str(), seq);
-        let time_key = self
-            .store
-            .get::<WithEntry>(Keyspace::MamPmWith, &with_key)?
-            .map(|w| keys::archive_time_seq(archive, w.at, seq));
-        let spaces = [
-            Keyspace::MamPm,
-            Keyspace::MamPmIds,
-            Keyspace::MamPmWith,
-            Keyspace::MamPmTime,
-        ];
+        let spaces = [Keyspace::MamPm, Keyspace::MamPmIds];
+        // The newest archive time may change: forget it, under the appenders' lock.
+        let mut tails = self.store.archive_appender();
+        tails.forget(A_PM, &a.records_prefix());
         self.store.transaction(&spaces, |tx| {
             tx.remove(Keyspace::MamPm, &key)?;
-            tx.remove(Keyspace::MamPmWith, &with_key)?;
-            if let Some(k) = &time_key {
-                tx.remove(Keyspace::MamPmTime, k)?;
-            }
+            tx.remove(Keyspace::MamPm, &with_key)?;
             if let Some(k) = &id_key {
                 tx.remove(Keyspace::MamPmIds, k)?;
             }
@@ -759,13 +767,14 @@ impl MucArchive<'_> {
         keys::check_component("nick", &msg.nick)?;
         let _w = self.store.writer();
         let a = Room(room);
-        let _order = self.store.archive_appender();
+        let mut tails = self.store.archive_appender();
         let seq = self.store.generate_id()?;
-        let at = archive_time(last_archive_time(self.store, &a)?, msg.timestamp);
+        let at = archive_time(last_archive_time(self.store, &a, &tails)?, msg.timestamp);
         let id = StoredId::new(msg.id.as_ref());
         let stored = StoredMuc {
             id: id.clone(),
             timestamp: msg.timestamp,
+            at,
             sender: msg.sender.as_str().to_owned(),
             nick: msg.nick.clone(),
             stanza: msg.stanza.clone(),
@@ -780,15 +789,12 @@ impl MucArchive<'_> {
             (
                 Keyspace::MamMucNick,
                 keys::room_nick_seq(room.as_str(), &msg.nick, seq),
-                marker.clone(),
-            ),
-            (
-                Keyspace::MamMucTime,
-                keys::room_time_seq(room.as_str(), at, seq),
                 marker,
             ),
         ];
-        insert(self.store, &a, &stored, &id, &indexes, seq)
+        let public = insert(self.store, &a, &stored, &id, &indexes, seq)?;
+        tails.set(Keyspace::MamMuc, a.records_prefix(), Some(at));
+        Ok(public)
     }
 
     /// One page of a room's archive; see [`Query`] for the filters. `with` on a room: `room@service/nick` matches what that occupant nick
@@ -867,12 +873,26 @@ impl MucArchive<'_> {
     }
 }
 
+/// Reads `archive m seq` (a record of `mam_pm`) back.
 pub(super) fn parse_pm_key(key: &[u8]) -> Result<(u64, u64)> {
     let mut r = KeyReader::new(Keyspace::MamPm, key);
     let archive = r.u64()?;
+    if r.byte()? != keys::PM_RECORD {
+        return Err(corrupt(Keyspace::MamPm, key, "not a message record"));
+    }
     let seq = r.u64()?;
     r.end()?;
     Ok((archive, seq))
+}
+
+/// The archive id and tag (record or `with` entry) that start a `mam_pm` key.
+pub(super) fn pm_key_kind(key: &[u8]) -> Result<(u64, u8)> {
+    let mut r = KeyReader::new(Keyspace::MamPm, key);
+    let archive = r.u64()?;
+    match r.byte()? {
+        t @ (keys::PM_RECORD | keys::PM_WITH) => Ok((archive, t)),
+        _ => Err(corrupt(Keyspace::MamPm, key, "unknown entry tag")),
+    }
 }
 
 pub(super) fn parse_room_key(key: &[u8]) -> Result<(&str, u64)> {
@@ -921,6 +941,9 @@ pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>
     use crate::codec::decode;
     match ks {
         Keyspace::MamPm => {
+            if pm_key_kind(key)?.1 == keys::PM_WITH {
+                return crate::ext::mam_indexes::verify_with_entry(key, value);
+            }
             parse_pm_key(key)?;
             decode::<StoredPm>(ks, key, value).map(drop)
         }
@@ -1043,7 +1066,7 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
     let live = |a: &u64| archives.held.contains(a) || archives.swept.contains(a);
     for entry in store.tree(Keyspace::MamPm) {
         let (key, value) = entry?;
-        let Ok((archive, _)) = parse_pm_key(&key) else {
+        let Ok((archive, tag)) = pm_key_kind(&key) else {
             continue;
         };
         if !live(&archive) {
@@ -1053,7 +1076,8 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
                 "message of an archive that no account holds and no sweep is queued for",
             );
         }
-        if let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &key, &value)
+        if tag == keys::PM_RECORD
+            && let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &key, &value)
             && let StoredId::Foreign(id) = &s.id
         {
             found.require_index(
@@ -1113,10 +1137,7 @@ impl Extension for Class {
             Keyspace::MamMuc,
             Keyspace::MamMucIds,
             Keyspace::MamMucBySender,
-            Keyspace::MamPmWith,
-            Keyspace::MamPmTime,
             Keyspace::MamMucNick,
-            Keyspace::MamMucTime,
         ]
     }
     fn tables(&self) -> &'static [Table] {

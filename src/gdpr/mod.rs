@@ -90,17 +90,17 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
 fn sweep(store: &Store, archive: u64) -> Result<u64> {
     let prefix = keys::archive(archive);
     let mut messages = 0u64;
-    for ks in [
-        Keyspace::MamPm,
-        Keyspace::MamPmIds,
-        Keyspace::MamPmWith,
-        Keyspace::MamPmTime,
-    ] {
+    for ks in [Keyspace::MamPm, Keyspace::MamPmIds] {
         loop {
             let mut batch = sled::Batch::default();
             let mut n = 0usize;
             for key in store.scan_keys(ks, &prefix).take(SWEEP_CHUNK) {
-                batch.remove(key?);
+                let key = key?;
+                // `mam_pm` holds the records and their `with` entries: count records only.
+                if ks == Keyspace::MamPm && key.get(8) == Some(&keys::PM_RECORD) {
+                    messages += 1;
+                }
+                batch.remove(key);
                 n += 1;
             }
             if n == 0 {
@@ -108,9 +108,6 @@ fn sweep(store: &Store, archive: u64) -> Result<u64> {
             }
             store.tree(ks).apply_batch(batch)?;
             crate::progress::advance(n as u64);
-            if ks == Keyspace::MamPm {
-                messages += n as u64;
-            }
         }
     }
     store.tree(Keyspace::Sweep).remove(prefix)?;

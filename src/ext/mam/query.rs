@@ -1,8 +1,9 @@
 //! MAM queries (XEP-0313 filters, XEP-0059 paging) over one archive, through its indexes.
 //!
 //! Every filter narrows a seq interval or picks an index: `after-id`/`before-id` and the RSM
-//! `after`/`before` are seq bounds, `start`/`end` become seq bounds through the time index
-//! (archive time never decreases in seq order), `with` picks a seq-suffixed index range, and
+//! `after`/`before` are seq bounds, `start`/`end` become seq bounds by binary search over the
+//! records (archive time, kept in each record, never decreases in seq order: O(log n) range
+//! lookups of one record each), `with` picks a seq-suffixed index range, and
 //! `ids` is a set of seqs. A page is then at most `max + 1` entries read from one end of one
 //! key range, so no query form scans the archive. Only `count` reads the whole result set
 //! (keys only), and only when asked for.
@@ -166,26 +167,94 @@ fn seq_of<A: Archive>(store: &Store, a: &A, id: &str) -> Result<u64> {
         .ok_or_else(|| Error::NotFound(format!("message id '{id}'")))
 }
 
-/// The seq interval of archive times in `[start, end]`, from two time-index lookups.
+/// The smallest seq inside `seqs` whose record's archive time satisfies `past` (which must
+/// be monotone: false, then true, in seq order), by binary search over the seq space. Each
+/// probe is one range lookup of the first record at or after a seq, so it costs O(log of
+/// the seq span) lookups whatever the archive size, and reads no index.
+fn first_seq_where<A: Archive>(
+    store: &Store,
+    a: &A,
+    seqs: Seqs,
+    past: impl Fn(i64) -> bool,
+) -> Result<Option<u64>> {
+    let tree = store.tree(A::RECORDS);
+    let prefix = a.records_prefix();
+    // The first record at or after `from`, up to `hi`: (seq, archive time).
+    let probe = |from: u64, hi: u64| -> Result<Option<(u64, i64)>> {
+        let range = keys::prefix_seq(&prefix, from)..=keys::prefix_seq(&prefix, hi);
+        match tree.range(range).next() {
+            Some(kv) => {
+                let (k, v) = kv?;
+                let s: A::Stored = codec::decode(A::RECORDS, &k, &v)?;
+                Ok(Some((
+                    keys::trailing_seq(A::RECORDS, &k)?,
+                    A::archive_time(&s),
+                )))
+            }
+            None => Ok(None),
+        }
+    };
+    if seqs.empty {
+        return Ok(None);
+    }
+    let (mut lo, mut hi) = (seqs.lo, seqs.hi);
+    let mut found = None;
+    // Invariant: every record below `lo` fails `past`; `found` (if any) passes and every
+    // record above `hi` is at or after it.
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        match probe(mid, hi)? {
+            Some((s, t)) if past(t) => {
+                found = Some(s);
+                match mid.checked_sub(1) {
+                    Some(m) => hi = m,
+                    None => break,
+                }
+            }
+            Some((s, _)) => match s.checked_add(1) {
+                Some(n) => lo = n,
+                None => break,
+            },
+            None => match mid.checked_sub(1) {
+                Some(m) => hi = m,
+                None => break,
+            },
+        }
+    }
+    Ok(found)
+}
+
+/// Narrows `seqs` to archive times in `[start, end]`, by binary search over the records.
 fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> Result<Seqs> {
-    let tree = store.tree(A::TIME);
-    let prefix = a.time_prefix();
+    if q.start.is_none() && q.end.is_none() {
+        return Ok(seqs);
+    }
+    // Start the search from the seqs the archive really holds (two lookups), not from the
+    // whole u64 space: a few probes less.
+    let tree = store.tree(A::RECORDS);
+    let prefix = a.records_prefix();
+    let range = keys::prefix_seq(&prefix, seqs.lo)..=keys::prefix_seq(&prefix, seqs.hi);
+    let ends = (
+        tree.range(range.clone()).next(),
+        tree.range(range).next_back(),
+    );
+    let (Some(first), Some(last)) = ends else {
+        seqs.empty = true;
+        return Ok(seqs);
+    };
+    seqs.lo = keys::trailing_seq(A::RECORDS, &first?.0)?;
+    seqs.hi = keys::trailing_seq(A::RECORDS, &last?.0)?;
     if let Some(start) = q.start {
-        let from = a.time_at(start.as_micros());
-        let first = match keys::prefix_end(&prefix) {
-            Some(end) => tree.range(from..end).next(),
-            None => tree.range(from..).next(),
-        };
-        match first {
-            Some(kv) => seqs.lo = seqs.lo.max(keys::trailing_seq(A::TIME, &kv?.0)?),
+        let start = start.as_micros();
+        match first_seq_where(store, a, seqs, |t| t >= start)? {
+            Some(s) => seqs.lo = s,
             None => seqs.empty = true,
         }
     }
     if let Some(end) = q.end {
-        let to = keys::prefix_seq(&a.time_at(end.as_micros()), u64::MAX);
-        match tree.range(prefix..=to).next_back() {
-            Some(kv) => seqs.hi = seqs.hi.min(keys::trailing_seq(A::TIME, &kv?.0)?),
-            None => seqs.empty = true,
+        let end = end.as_micros();
+        if let Some(s) = first_seq_where(store, a, seqs.fix(), |t| t > end)? {
+            seqs = seqs.below(s);
         }
     }
     Ok(seqs.fix())
@@ -265,7 +334,7 @@ fn seq_range(
         .range(keys::prefix_seq(prefix, seqs.lo)..=keys::prefix_seq(prefix, seqs.hi))
 }
 
-/// Whether a `mam_pm_with` entry names exactly `exact` (no filter when `None`).
+/// Whether a `with` entry of `mam_pm` names exactly `exact` (no filter when `None`).
 fn exact_match(ks: Keyspace, key: &[u8], value: &[u8], exact: Option<&String>) -> Result<bool> {
     match exact {
         None => Ok(true),
