@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] fns fail the test on setup errors"
 )]
 
+mod bounded;
 mod util;
 
 mod acceptance;
@@ -13,6 +14,9 @@ mod accounts;
 mod admin;
 mod blocklist;
 mod cli;
+mod concurrency;
+mod corruption;
+mod disk_full;
 mod gdpr_race;
 mod inbox;
 mod last;

@@ -137,6 +137,7 @@ fn import_user(
                 Error::AccountExists(_) => "an account with that name exists already".into(),
                 e => match crate::gdpr::remove(store, &u.jid) {
                     Ok(_) => format!("write failed ({e}); what was written was erased"),
+                    Err(Error::NoAccount(_)) => format!("write failed ({e}); nothing was written"),
                     Err(e2) => format!(
                         "write failed ({e}); erasing the partial import also failed ({e2}): run `jidstore unregister`"
                     ),
