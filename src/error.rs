@@ -98,6 +98,13 @@ pub enum Error {
     Csv(csv::Error),
     /// Writing the zip container failed.
     Zip(zip::result::ZipError),
+    /// The filesystem holding the data directory is full (or over quota). sled stops
+    /// accepting writes from this process after the first failed write; free space and open
+    /// the store again.
+    StorageFull {
+        /// The data directory, when known where the error was raised.
+        path: Option<PathBuf>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -109,6 +116,18 @@ impl fmt::Display for Error {
                 path,
                 source,
             } => write!(f, "cannot {action} {}: {source}", path.display()),
+            Error::Storage(sled::Error::Corruption { at, .. }) => {
+                write!(f, "storage error: sled found damaged data in its files")?;
+                if let Some(at) = at {
+                    write!(f, " (at {at})")?;
+                }
+                write!(f, "; restore a backup")
+            }
+            Error::Storage(sled::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => write!(
+                f,
+                "storage error: a file of the store is missing (sled keeps large values in \
+                 blobs/): {e}; restore a backup"
+            ),
             Error::Storage(e) => write!(f, "storage error: {e}"),
             Error::Locked(p) => write!(
                 f,
@@ -162,6 +181,17 @@ impl fmt::Display for Error {
             ),
             Error::Csv(e) => write!(f, "CSV error: {e}"),
             Error::Zip(e) => write!(f, "zip error: {e}"),
+            Error::StorageFull { path } => {
+                write!(f, "no space left on device")?;
+                if let Some(p) = path {
+                    write!(f, " for data directory {}", p.display())?;
+                }
+                write!(
+                    f,
+                    ": the write failed and the store accepts no more writes from this process; \
+                     free space, then run the command again"
+                )
+            }
         }
     }
 }
@@ -206,9 +236,23 @@ impl From<io::Error> for Error {
     }
 }
 
+/// Whether an I/O error means the filesystem is full or the quota is used up (sled wraps
+/// the OS error in one of its own, keeping the kind).
+pub(crate) fn is_storage_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28 | 122))
+}
+
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         match e {
+            sled::Error::Io(io) if is_storage_full(&io) => Error::StorageFull { path: None },
+            // After open, the files sled opens are blobs: a missing one is damage.
+            sled::Error::Io(io) if io.kind() == io::ErrorKind::NotFound => {
+                Error::Storage(sled::Error::Io(io))
+            }
             sled::Error::Io(io) => Error::Io(io),
             other => Error::Storage(other),
         }

@@ -120,20 +120,42 @@ fn not_a_store(path: PathBuf, reason: &str) -> Error {
     }
 }
 
+/// Below this many free bytes the filesystem counts as full when sled fails to open a store:
+/// sled writes (a segment tail, a snapshot) while it recovers, and reports a failed write
+/// there as corruption or an I/O error.
+const FULL_BELOW: u64 = 512 * 1024;
+
+/// Whether the filesystem holding `path` has (almost) no space left for an unprivileged
+/// writer.
+fn filesystem_full(path: &Path) -> bool {
+    rustix::fs::statvfs(path).is_ok_and(|s| s.f_bavail.saturating_mul(s.f_frsize) < FULL_BELOW)
+}
+
 fn map_open_error(path: &Path, e: sled::Error) -> Error {
     match e {
+        sled::Error::Io(_) | sled::Error::Corruption { .. } if filesystem_full(path) => {
+            Error::StorageFull {
+                path: Some(path.to_path_buf()),
+            }
+        }
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             Error::Locked(path.to_path_buf())
         }
+        sled::Error::Io(io) if crate::error::is_storage_full(&io) => Error::StorageFull {
+            path: Some(path.to_path_buf()),
+        },
         sled::Error::Io(io) => Error::Path {
             action: "open data directory",
             path: path.to_path_buf(),
             source: io,
         },
-        sled::Error::Corruption { at, .. } => not_a_store(
-            path.to_path_buf(),
-            &format!("sled reports corruption at {at:?}"),
-        ),
+        sled::Error::Corruption { at, .. } => {
+            let whereabouts = at.map_or_else(String::new, |at| format!(" (at {at})"));
+            not_a_store(
+                path.to_path_buf(),
+                &format!("sled found damaged data in its files{whereabouts}; restore a backup"),
+            )
+        }
         sled::Error::Unsupported(what) => {
             not_a_store(path.to_path_buf(), &format!("sled: unsupported: {what}"))
         }

@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] fns fail the test on setup errors"
 )]
 
+mod bounded;
 mod util;
 
 mod acceptance;
@@ -15,6 +16,9 @@ mod at_rest;
 mod bad_input;
 mod blocklist;
 mod cli;
+mod concurrency;
+mod corruption;
+mod disk_full;
 mod forensic;
 mod gdpr_checker;
 mod gdpr_race;

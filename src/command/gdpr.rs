@@ -102,18 +102,47 @@ pub(super) fn unregister(
     domain: &str,
     purge: bool,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let subject = BareJid::from_parts(username, domain)?;
     let receipt = {
         let store = env.open(false)?;
-        let receipt = gdpr::remove(&store, &subject)?;
-        store.flush()?;
+        let not_committed = |e: crate::Error| match e {
+            crate::Error::StorageFull { .. } => anyhow::anyhow!(
+                "no space left on device for data directory {}: the erasure of {subject} may \
+                 not have been committed; free space, then run `unregister` again (if it says \
+                 the user does not exist, the erasure was committed)",
+                store.path().display()
+            ),
+            other => other.into(),
+        };
+        let receipt = gdpr::remove(&store, &subject).map_err(not_committed)?;
+        if receipt.sweep_error.is_none() {
+            store.flush()?;
+        }
         receipt
     };
     if !env.ctx.json {
         writeln!(out, "User {subject} successfully unregistered")?;
         writeln!(out, "{receipt}")?;
         out.flush()?;
+    }
+    if let Some(e) = &receipt.sweep_error {
+        if env.ctx.json {
+            let doc = json!({
+                "subject": subject.to_string(),
+                "removed": receipt.removed,
+                "total_removed": receipt.total_removed(),
+                "sweep_error": e,
+            });
+            env.emit(out, &doc, "")?;
+        }
+        writeln!(
+            err,
+            "jidstore: {subject} is erased (committed), but deleting its archive records failed \
+             ({e}); the deletion resumes when the store is next opened"
+        )?;
+        return Ok(1);
     }
     let compacted = if purge {
         let summary = maintenance::compact(env.data_dir())?;

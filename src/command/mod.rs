@@ -93,7 +93,14 @@ pub fn run(
                 return Outcome::Locked(path.clone());
             }
             // One line: jidstore's errors already name the JID or path involved.
-            let _ = writeln!(err, "jidstore: {}", error_line(&one_line(&e)));
+            let line = match (target, e.downcast_ref::<Error>()) {
+                (Target::Dir(dir), Some(Error::StorageFull { path: None })) => Error::StorageFull {
+                    path: Some(dir.to_path_buf()),
+                }
+                .to_string(),
+                _ => one_line(&e),
+            };
+            let _ = writeln!(err, "jidstore: {}", error_line(&line));
             1
         }
     };
@@ -137,7 +144,7 @@ fn dispatch(
             purge,
             username,
             domain,
-        } => gdpr::unregister(&env, &username, &domain, purge, out),
+        } => gdpr::unregister(&env, &username, &domain, purge, out, err),
         Command::Compact => maint::compact(&env, out),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),

@@ -30,10 +30,13 @@ pub(super) fn import(
         .skip_missing_includes(skip_missing_includes)
         .dry_run(dry_run);
     let report = crate::pie::import_file(&store, &env.ctx.resolve(file), &options)?;
-    store.flush()?;
+    let flushed = store.flush();
     for p in &report.problems {
         writeln!(err, "jidstore: {}", super::error_line(&p.to_string()))?;
     }
+    // A failed flush (a full disk) is the command's error: the problems above say which
+    // user it hit; no summary is printed, as nothing is known to be durable.
+    flushed?;
     let dry = if dry_run {
         "dry run: nothing written\n"
     } else {

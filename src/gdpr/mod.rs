@@ -37,15 +37,27 @@ pub const SWEEP_CHUNK: usize = 10_000;
 ///
 /// Durable and atomic: when this returns, the erasure is on disk; after a crash at any point
 /// the subject is wholly present or wholly gone. Fails with [`Error::NoAccount`] when the store
-/// holds nothing about `subject` at all.
+/// holds nothing about `subject` at all. If the commit succeeded but deleting the archive
+/// records after it failed (a full disk), returns the receipt with
+/// [`Receipt::sweep_error`] set: the subject is erased, and the deletion resumes on the
+/// next open. An error means the commit may not have been made durable.
 pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let mut receipt = commit(store, subject)?;
     let started = Instant::now();
     let _progress = (!receipt.pending_sweeps.is_empty())
         .then(|| crate::progress::Phase::start("archive sweep", "entries", None));
-    for archive in std::mem::take(&mut receipt.pending_sweeps) {
-        let n = sweep(store, archive)?;
-        *receipt.removed.entry("mam_pm").or_default() += n;
+    let mut pending = std::mem::take(&mut receipt.pending_sweeps).into_iter();
+    while let Some(archive) = pending.next() {
+        match sweep(store, archive) {
+            Ok(n) => *receipt.removed.entry("mam_pm").or_default() += n,
+            Err(e) => {
+                // Committed and durable: the subject is erased; only the sweep is left.
+                receipt.sweep_error = Some(e.to_string());
+                receipt.pending_sweeps.push(archive);
+                receipt.pending_sweeps.extend(pending);
+                break;
+            }
+        }
     }
     receipt.sweep_time = started.elapsed();
     Ok(receipt)

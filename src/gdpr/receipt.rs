@@ -21,6 +21,10 @@ pub struct Receipt {
     pub commit_time: Duration,
     /// Time spent deleting the erased 1-1 archive after the commit.
     pub sweep_time: Duration,
+    /// Set when the erasure committed but deleting the archive records afterwards failed
+    /// (e.g. a full disk): the subject is erased for every read, and the deletion resumes
+    /// when the store is next opened.
+    pub sweep_error: Option<String>,
     pub(crate) pending_sweeps: Vec<u64>,
 }
 
@@ -41,6 +45,7 @@ impl Receipt {
             kept: plan.kept,
             commit_time,
             sweep_time: Duration::ZERO,
+            sweep_error: None,
             pending_sweeps: plan.sweeps,
         }
     }
@@ -69,6 +74,14 @@ impl fmt::Display for Receipt {
             }
         }
         writeln!(f, "  {OTHERS_NOTE}")?;
+        if let Some(e) = &self.sweep_error {
+            return write!(
+                f,
+                "Committed in {:.1} ms; deleting the archive records failed ({e}): it resumes \
+                 when the store is next opened",
+                self.commit_time.as_secs_f64() * 1e3
+            );
+        }
         write!(
             f,
             "Committed in {:.1} ms, archive deleted in {:.1} ms",

@@ -162,6 +162,61 @@ impl<W: Write> Write for Tally<W> {
     }
 }
 
+/// The zip's sink. `ZipWriter` finalizes the archive when dropped and prints to stderr if
+/// that fails (as it does when the disk is full); after a failed export the sink is switched
+/// to discarding (as it is by its first failed write), so the drop finalizes into nothing,
+/// quietly, and writes no more to the real sink.
+struct Sink<W> {
+    inner: W,
+    discard: std::rc::Rc<std::cell::Cell<bool>>,
+    pos: u64,
+}
+
+impl<W> Sink<W> {
+    /// Switches to discarding after the first error of the real sink.
+    fn latch<T>(&self, res: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &res
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            self.discard.set(true);
+        }
+        res
+    }
+}
+
+impl<W: Write> Write for Sink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.discard.get() {
+            self.pos += buf.len() as u64;
+            return Ok(buf.len());
+        }
+        let res = self.inner.write(buf);
+        self.latch(res)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.discard.get() {
+            return Ok(());
+        }
+        let res = self.inner.flush();
+        self.latch(res)
+    }
+}
+
+impl<W: Seek> Seek for Sink<W> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        if !self.discard.get() {
+            let res = self.inner.seek(to);
+            self.pos = self.latch(res)?;
+            return Ok(self.pos);
+        }
+        self.pos = match to {
+            io::SeekFrom::Start(n) => n,
+            io::SeekFrom::Current(d) | io::SeekFrom::End(d) => self.pos.saturating_add_signed(d),
+        };
+        Ok(self.pos)
+    }
+}
+
 fn zip_time(t: Timestamp) -> zip::DateTime {
     let secs = t.as_secs();
     time::OffsetDateTime::from_unix_timestamp(secs)
@@ -202,14 +257,43 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
         .last_modified_time(zip_time(now))
         .unix_permissions(0o600)
         .large_file(true);
+    let discard = std::rc::Rc::new(std::cell::Cell::new(false));
+    let sink = Sink {
+        inner: sink,
+        discard: discard.clone(),
+        pos: 0,
+    };
     let mut zip = ZipWriter::new(sink);
+    let res = write_zip(store, subject, &mut zip, file_options, now, options, manifest);
+    match res {
+        Ok(manifest) => {
+            let mut sink = zip.finish()?;
+            sink.flush()?;
+            Ok(manifest)
+        }
+        Err(e) => {
+            discard.set(true);
+            Err(e)
+        }
+    }
+}
+
+fn write_zip<W: Write + Seek, M: Serialize>(
+    store: &Store,
+    subject: &BareJid,
+    zip: &mut ZipWriter<W>,
+    file_options: SimpleFileOptions,
+    now: Timestamp,
+    options: &ExportOptions,
+    manifest: impl FnOnce(&ExportSummary) -> Result<M>,
+) -> Result<M> {
     let mut files = Vec::new();
     let _progress = progress::Phase::start("export", "rows", None);
     for ext in EXTENSIONS {
         for (i, table) in ext.tables().iter().enumerate() {
             zip.start_file(table.file, file_options)?;
             let tally = Tally {
-                inner: &mut zip,
+                inner: &mut *zip,
                 crc: crc32fast::Hasher::new(),
                 bytes: 0,
             };
@@ -254,8 +338,6 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
     zip.start_file("manifest.json", file_options)?;
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(io::Error::other(e)))?;
     zip.write_all(&bytes)?;
-    let mut sink = zip.finish()?;
-    sink.flush()?;
     Ok(manifest)
 }
 

@@ -146,6 +146,7 @@ fn run(
                 e if !written => format!("write failed ({e}); nothing was written"),
                 e => match crate::gdpr::remove(store, &c.jid) {
                     Ok(_) => format!("write failed ({e}); what was written was erased"),
+                    Err(Error::NoAccount(_)) => format!("write failed ({e}); nothing was written"),
                     Err(e2) => format!(
                         "write failed ({e}); erasing the partial import also failed ({e2}): run `jidstore unregister`"
                     ),
