@@ -485,11 +485,13 @@ fn apply(store: &Store, m: &mut Model, op: &Op) {
                 .map(|x| x.id.as_str())
                 .collect();
             let mut seen = BTreeSet::new();
-            let duplicate = msgs
-                .iter()
-                .any(|x| existing.contains(x.id.as_str()) || !seen.insert(x.id.as_str()));
+            // A duplicate inside the call is refused before the account is looked up.
+            let repeated = msgs.iter().any(|x| !seen.insert(x.id.as_str()));
+            let duplicate = repeated || msgs.iter().any(|x| existing.contains(x.id.as_str()));
             if msgs.is_empty() {
                 assert_eq!(r.expect("empty bulk"), 0);
+            } else if repeated {
+                assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
             } else if !m.has(p) {
                 assert!(matches!(r, Err(Error::NoAccount(_))), "{r:?}");
             } else if duplicate {

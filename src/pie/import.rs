@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::dom::{self, Document, Element};
 use super::user::{Credentials, Ctx, UserData, parse_user};
@@ -19,8 +20,69 @@ use crate::time::Timestamp;
 /// refusals (an existing account, a bad timestamp under [`super::BadTimestamps::Reject`],
 /// an invalid name, a failed write) are in [`ImportReport::failed`].
 pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Result<ImportReport> {
+    import_file_with_progress(store, path, options, &mut |_| {})
+}
+
+/// How long imported users may wait for the flush that makes them durable (and reported to
+/// [`import_file_with_progress`]'s callback): one flush per this interval, not per user.
+pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// [`import_file`], calling `durable` with each imported user's bare JID, in document order,
+/// once everything written for that user is durable (flushed to disk). Users are flushed at
+/// most [`PROGRESS_FLUSH_INTERVAL`] after they are written, and all of them before this
+/// returns. A user reported here survives a crash whole; one written but not yet reported
+/// may be partly imported after a crash (see the module documentation). Not called in a dry
+/// run.
+pub fn import_file_with_progress(
+    store: &Store,
+    path: &Path,
+    options: &ImportOptions,
+    durable: &mut dyn FnMut(&str),
+) -> Result<ImportReport> {
     let doc = dom::load(path).map_err(|p| Error::InvalidInput(p.to_string()))?;
-    run(Some(store), doc, options)
+    let mut progress = Progress {
+        store,
+        pending: 0,
+        last_flush: Instant::now(),
+        durable,
+    };
+    let report = run(Some(store), doc, options, Some(&mut progress))?;
+    progress.flush(&report)?;
+    Ok(report)
+}
+
+/// Users written but not yet flushed, and whom to tell once they are.
+struct Progress<'a> {
+    store: &'a Store,
+    /// How many of the report's `imported` users (from the end) are not yet flushed.
+    pending: usize,
+    last_flush: Instant,
+    durable: &'a mut dyn FnMut(&str),
+}
+
+impl Progress<'_> {
+    /// A user was written: flush if the interval has passed.
+    fn written(&mut self, report: &ImportReport) -> Result<()> {
+        self.pending += 1;
+        if self.last_flush.elapsed() >= PROGRESS_FLUSH_INTERVAL {
+            self.flush(report)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, report: &ImportReport) -> Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        self.store.flush()?;
+        self.last_flush = Instant::now();
+        let from = report.imported.len().saturating_sub(self.pending);
+        for user in report.imported.iter().skip(from) {
+            (self.durable)(user);
+        }
+        self.pending = 0;
+        Ok(())
+    }
 }
 
 /// Parses and checks a XEP-0227 document from bytes without a store or file system
@@ -30,10 +92,15 @@ pub fn validate_bytes(bytes: &[u8], options: &ImportOptions) -> Result<ImportRep
     let doc = dom::from_bytes(bytes, Path::new("<input>"))
         .map_err(|p| Error::InvalidInput(p.to_string()))?;
     let options = options.clone().dry_run(true).skip_missing_includes(true);
-    run(None, doc, &options)
+    run(None, doc, &options, None)
 }
 
-fn run(store: Option<&Store>, doc: Document, options: &ImportOptions) -> Result<ImportReport> {
+fn run(
+    store: Option<&Store>,
+    doc: Document,
+    options: &ImportOptions,
+    mut progress: Option<&mut Progress<'_>>,
+) -> Result<ImportReport> {
     let mut report = ImportReport {
         missing_includes: doc.missing.len(),
         ..ImportReport::default()
@@ -85,7 +152,14 @@ fn run(store: Option<&Store>, doc: Document, options: &ImportOptions) -> Result<
                     .push(user.problem(format!("unknown element {} skipped", user.name)));
                 continue;
             }
+            let before = report.imported.len();
             import_user(store, user, domain, now, options, &mut report);
+            if report.imported.len() > before
+                && !options.dry_run
+                && let Some(p) = progress.as_deref_mut()
+            {
+                p.written(&report)?;
+            }
         }
     }
     Ok(report)
