@@ -14,11 +14,11 @@
 //!
 //! **Durability.** [`Mam::append`] and [`MucArchive::append`] write the record and its index
 //! entries in one sled transaction: atomic, and durable at the next background flush (every
-//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] applies
-//! one `sled::Batch` per tree for each chunk of [`BULK_CHUNK`] messages, in the order
-//! id map, `with` index, time index, records; it is durable on the same terms. A crash in the
-//! middle of a chunk can leave index entries whose record was never written; readers skip
-//! them (the record is the commit point), and an id mapped to no record counts as absent.
+//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] writes
+//! each chunk of [`BULK_CHUNK`] messages (id map, `with` index, time index and records, one
+//! `sled::Batch` per tree) in one transaction over the four trees: durable on the same
+//! terms, and a crash leaves whole chunks only. Readers still skip an index entry without
+//! its record, and an id mapped to no record counts as absent.
 
 pub mod query;
 
@@ -554,9 +554,9 @@ impl Mam<'_> {
     /// Appends many messages to the owner's archive, for imports; returns how many were
     /// appended. Messages keep the iterator's order. Each chunk of [`BULK_CHUNK`] messages is
     /// checked first (stanza, ids, duplicates) and then written with one `sled::Batch` per
-    /// tree, no transaction per message; see the module docs for durability and the order
-    /// that keeps a crashed import consistent. On an error the chunks before the failing one
-    /// stay archived.
+    /// tree, all four in one transaction (no transaction per message): a crash leaves whole
+    /// chunks only; see the module docs for durability. On an error the chunks before the
+    /// failing one stay archived.
     pub fn append_bulk(
         &self,
         owner: &BareJid,
@@ -613,11 +613,22 @@ impl Mam<'_> {
             time.insert(tk, tv);
             records.insert(a.record_key(seq), codec::encode(&stored));
         }
-        // Indexes before records: the record is the commit point readers go by.
-        self.store.tree(Keyspace::MamPmIds).apply_batch(ids)?;
-        self.store.tree(Keyspace::MamPmWith).apply_batch(with)?;
-        self.store.tree(Keyspace::MamPmTime).apply_batch(time)?;
-        self.store.tree(Keyspace::MamPm).apply_batch(records)?;
+        // One transaction over the four trees: a crash leaves the whole chunk or none of it
+        // (four separate batches could leave index entries without records, which `verify`
+        // reports; found by the bulk-ingest crash test).
+        let spaces = [
+            Keyspace::MamPmIds,
+            Keyspace::MamPmWith,
+            Keyspace::MamPmTime,
+            Keyspace::MamPm,
+        ];
+        self.store.transaction(&spaces, |tx| {
+            tx.apply_batch(Keyspace::MamPmIds, &ids)?;
+            tx.apply_batch(Keyspace::MamPmWith, &with)?;
+            tx.apply_batch(Keyspace::MamPmTime, &time)?;
+            tx.apply_batch(Keyspace::MamPm, &records)?;
+            Ok(())
+        })?;
         Ok(chunk.len() as u64)
     }
 
