@@ -77,7 +77,10 @@ pub fn export_csvs(store: &Store, who: &BareJid) -> Res<Option<Vec<(String, Stri
     for i in 0..zip.len() {
         let mut f = zip.by_index(i)?;
         let name = f.name()?.into_owned();
-        if name.ends_with(".csv") {
+        if std::path::Path::new(&name)
+            .extension()
+            .is_some_and(|e| e == "csv")
+        {
             let mut text = String::new();
             f.read_to_string(&mut text)?;
             files.push((name, text));
