@@ -74,11 +74,34 @@ fn without_final_dot(input: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Applies `prep` until its output stops changing. Stringprep is not idempotent for a few
+/// characters (U+03F9 GREEK CAPITAL LUNATE SIGMA maps to a capital sigma that only a second
+/// pass lower-cases; found by fuzzing), so one pass could give a JID that parses to another
+/// one: the person typing the printed JID would not find their own data.
+fn settled(
+    input: &str,
+    prep: impl Fn(&str) -> std::result::Result<String, jid::Error>,
+) -> Result<String> {
+    let mut current = prep(input).map_err(|e| invalid(input, e))?;
+    for _ in 0..4 {
+        let next = prep(&current).map_err(|e| invalid(input, e))?;
+        if next == current {
+            return Ok(current);
+        }
+        current = next;
+    }
+    Err(invalid(input, "normalisation does not settle"))
+}
+
 impl BareJid {
-    /// Parses and normalises a bare JID. A JID with a resource is refused.
+    /// Parses and normalises a bare JID. A JID with a resource is refused. Parsing a
+    /// normalised JID gives it back unchanged.
     pub fn parse(input: &str) -> Result<Self> {
         check_nul(input)?;
-        let jid = jid::BareJid::new(&without_final_dot(input)).map_err(|e| invalid(input, e))?;
+        let norm = settled(&without_final_dot(input), |s| {
+            jid::BareJid::new(s).map(|j| j.to_string())
+        })?;
+        let jid = jid::BareJid::new(&norm).map_err(|e| invalid(input, e))?;
         let domain = domainpart(input, jid.domain().as_str())?;
         Ok(BareJid(match jid.node() {
             Some(node) => format!("{}@{domain}", node.as_str()),
@@ -131,10 +154,14 @@ impl BareJid {
 }
 
 impl Jid {
-    /// Parses and normalises a bare or full JID.
+    /// Parses and normalises a bare or full JID. Parsing a normalised JID gives it back
+    /// unchanged.
     pub fn parse(input: &str) -> Result<Self> {
         check_nul(input)?;
-        let jid = jid::Jid::new(&without_final_dot(input)).map_err(|e| invalid(input, e))?;
+        let norm = settled(&without_final_dot(input), |s| {
+            jid::Jid::new(s).map(|j| j.to_string())
+        })?;
+        let jid = jid::Jid::new(&norm).map_err(|e| invalid(input, e))?;
         let domain = domainpart(input, jid.domain().as_str())?;
         let mut text = match jid.node() {
             Some(node) => format!("{}@{domain}", node.as_str()),
@@ -273,6 +300,20 @@ mod tests {
         assert_eq!(BareJid::parse("a@1.2.3.4").unwrap().as_str(), "a@1.2.3.4");
         assert_eq!(BareJid::parse("a@a_b").unwrap().as_str(), "a@a_b");
         assert!(Jid::parse("a@b\"c/r").is_err());
+    }
+
+    #[test]
+    fn normalisation_is_idempotent_for_lunate_sigma() {
+        // Found by the jid_parse fuzz target: one stringprep pass turns U+03F9 into a
+        // capital sigma, which a second pass lower-cases.
+        for input in ["\u{3f9}\u{1d9}", "a@\u{3f9}x", "\u{3f9}@x/\u{3f9}"] {
+            let once = Jid::parse(input).unwrap();
+            assert_eq!(Jid::parse(once.as_str()).unwrap(), once, "{input:?}");
+            if let Ok(bare) = BareJid::parse(input) {
+                assert_eq!(BareJid::parse(bare.as_str()).unwrap(), bare, "{input:?}");
+                assert!(!bare.as_str().contains('\u{3a3}'), "{bare:?}");
+            }
+        }
     }
 
     #[test]

@@ -475,6 +475,12 @@ impl Tx<'_> {
         Ok(self.tree(ks)?.get(key)?.is_some())
     }
 
+    /// Applies a batch to one keyspace, inside the transaction.
+    pub(crate) fn apply_batch(&self, ks: Keyspace, batch: &sled::Batch) -> TxResult<()> {
+        self.tree(ks)?.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Removes a key.
     pub(crate) fn remove(&self, ks: Keyspace, key: &[u8]) -> TxResult<()> {
         self.tree(ks)?.remove(key)?;

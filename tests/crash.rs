@@ -9,46 +9,17 @@
 
 #![allow(clippy::expect_used, reason = "test setup fails the test")]
 
-use std::io::Cursor;
+#[path = "crash_util.rs"]
+mod crash_util;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crash_util::{Res, bare, copy_dir, entry_counts, env_usize, export, open, rand_below};
 use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
 use jidstore::ext::pubsub::{Node, NodeType, SubState};
-use jidstore::gdpr::{self, ExportOptions};
-use jidstore::{BareJid, Config, Jid, Store, Timestamp};
-
-type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn open(path: &Path) -> Res<Store> {
-    Ok(Config::new(path).scram_iterations(16).open()?)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Res {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
-fn bare(s: &str) -> BareJid {
-    BareJid::parse(s).expect("jid")
-}
+use jidstore::{Jid, Store, Timestamp};
 
 fn populate(store: &Store, messages: usize) -> Res {
     let (alice, bob) = (bare("alice@localhost"), bare("bob@localhost"));
@@ -121,26 +92,6 @@ fn populate(store: &Store, messages: usize) -> Res {
     )?;
     store.flush()?;
     Ok(())
-}
-
-/// The export as bytes (fixed time, so identical data gives identical bytes), or `None` when
-/// nothing is held.
-fn export(store: &Store, who: &BareJid) -> Res<Option<Vec<u8>>> {
-    let opts = ExportOptions::default().timestamp(Timestamp::from_secs(1_800_000_000));
-    let mut sink = Cursor::new(Vec::new());
-    match gdpr::retrieve(store, who, &mut sink, &opts) {
-        Ok(_) => Ok(Some(sink.into_inner())),
-        Err(jidstore::Error::NoPersonalData(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn entry_counts(store: &Store) -> Res<Vec<(&'static str, u64)>> {
-    Ok(jidstore::stats(store)?
-        .keyspaces
-        .into_iter()
-        .map(|(name, s)| (name, s.entries))
-        .collect())
 }
 
 #[derive(PartialEq, Eq)]
@@ -251,11 +202,4 @@ fn main() -> Res {
         return Err(format!("{failed} kills left a torn state").into());
     }
     Ok(())
-}
-
-/// A uniform-enough random number below `n` (no RNG crate needed for test timing).
-fn rand_below(n: u128) -> u128 {
-    let seed = std::collections::hash_map::RandomState::new();
-    let h = std::hash::BuildHasher::hash_one(&seed, Instant::now());
-    u128::from(h) % n
 }

@@ -29,7 +29,23 @@ pub(super) fn import(
         .bad_timestamps(bad)
         .skip_missing_includes(skip_missing_includes)
         .dry_run(dry_run);
-    let report = crate::pie::import_file(&store, &env.ctx.resolve(file), &options)?;
+    // One line per user once it is durable: after a crash, the users named here are whole.
+    let mut progress_error = None;
+    let report = crate::pie::import_file_with_progress(
+        &store,
+        &env.ctx.resolve(file),
+        &options,
+        &mut |user| {
+            if progress_error.is_none()
+                && let Err(e) = writeln!(err, "jidstore: imported {user} (durable)")
+            {
+                progress_error = Some(e);
+            }
+        },
+    )?;
+    if let Some(e) = progress_error {
+        return Err(e.into());
+    }
     let flushed = store.flush();
     for p in &report.problems {
         writeln!(err, "jidstore: {}", super::error_line(&p.to_string()))?;

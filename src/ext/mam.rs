@@ -20,10 +20,10 @@
 //! `sled::Batch` (one tree; with an imported id, a transaction that also checks and maps the
 //! id); [`MucArchive::append`] writes the record and its index entries in one sled
 //! transaction. Both are atomic, and durable at the next background flush (every
-//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] applies,
-//! for each chunk of [`BULK_CHUNK`] messages, one batch to the id map and then one atomic
-//! batch of records and `with` entries; it is durable on the same terms. A crash between the
-//! two can leave imported ids mapped to no record; such an id counts as absent.
+//! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] writes
+//! each chunk of [`BULK_CHUNK`] messages (the id map batch and the batch of records and
+//! `with` entries) in one transaction over the two trees: durable on the same terms, and a
+//! crash leaves whole chunks only.
 
 pub mod query;
 
@@ -575,9 +575,9 @@ impl Mam<'_> {
     /// Appends many messages to the owner's archive, for imports; returns how many were
     /// appended. Messages keep the iterator's order. Each chunk of [`BULK_CHUNK`] messages is
     /// checked first (stanza, ids, duplicates) and then written with one `sled::Batch` per
-    /// tree, no transaction per message; see the module docs for durability and the order
-    /// that keeps a crashed import consistent. On an error the chunks before the failing one
-    /// stay archived.
+    /// tree, all four in one transaction (no transaction per message): a crash leaves whole
+    /// chunks only; see the module docs for durability. On an error the chunks before the
+    /// failing one stay archived.
     pub fn append_bulk(
         &self,
         owner: &BareJid,
@@ -628,12 +628,17 @@ impl Mam<'_> {
             records.insert(wk, wv);
             records.insert(a.record_key(seq), codec::encode(&stored));
         }
-        // Id map before records and their `with` entries (one atomic batch): the record is the
-        // commit point readers go by. The cached tail is forgotten first: should a batch fail,
-        // the next append reads the newest record again.
+        // One transaction over both trees: a crash leaves the whole chunk or none of it
+        // (separate batches could leave ids mapped to no record, which `verify` reports;
+        // found by the bulk-ingest crash test). The cached tail is forgotten first: should
+        // the transaction fail, the next append reads the newest record again.
         tails.forget(A_PM, &a.records_prefix());
-        self.store.tree(Keyspace::MamPmIds).apply_batch(ids)?;
-        self.store.tree(Keyspace::MamPm).apply_batch(records)?;
+        self.store
+            .transaction(&[Keyspace::MamPmIds, Keyspace::MamPm], |tx| {
+                tx.apply_batch(Keyspace::MamPmIds, &ids)?;
+                tx.apply_batch(Keyspace::MamPm, &records)?;
+                Ok(())
+            })?;
         tails.set(A_PM, a.records_prefix(), prev);
         Ok(chunk.len() as u64)
     }

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::dom::Element;
 use super::stream::{At, Ev, Mark, Source, XmlStream};
@@ -49,7 +50,73 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// twice (check, then write); memory holds one user without its archive, plus a 16-byte
 /// fingerprint per archived message id of the user being read (to skip repeated ids).
 pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Result<ImportReport> {
-    run(Some(store), &Source::Files, path, options)
+    import_file_with_progress(store, path, options, &mut |_| {})
+}
+
+/// How long imported users may wait for the flush that makes them durable (and reported to
+/// [`import_file_with_progress`]'s callback): one flush per this interval, not per user.
+pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// [`import_file`], calling `durable` with each imported user's bare JID, in document order,
+/// once everything written for that user is durable (flushed to disk). Users are flushed at
+/// most [`PROGRESS_FLUSH_INTERVAL`] after they are written, and all of them before this
+/// returns. A user reported here survives a crash whole; one written but not yet reported
+/// may be partly imported after a crash (see the module documentation). Not called in a dry
+/// run. A failed flush stops the reports (the caller's own [`Store::flush`] then fails with
+/// the error, after it has shown the report's problems).
+pub fn import_file_with_progress(
+    store: &Store,
+    path: &Path,
+    options: &ImportOptions,
+    durable: &mut dyn FnMut(&str),
+) -> Result<ImportReport> {
+    let mut progress = Progress {
+        store,
+        pending: 0,
+        last_flush: Instant::now(),
+        failed: false,
+        durable,
+    };
+    let report = run(Some(store), &Source::Files, path, options, Some(&mut progress))?;
+    progress.flush(&report);
+    Ok(report)
+}
+
+/// Users written but not yet flushed, and whom to tell once they are.
+struct Progress<'a> {
+    store: &'a Store,
+    /// How many of the report's `imported` users (from the end) are not yet flushed.
+    pending: usize,
+    last_flush: Instant,
+    /// A flush failed: nothing more is reported as durable.
+    failed: bool,
+    durable: &'a mut dyn FnMut(&str),
+}
+
+impl Progress<'_> {
+    /// A user was written: flush if the interval has passed.
+    fn written(&mut self, report: &ImportReport) {
+        self.pending += 1;
+        if self.last_flush.elapsed() >= PROGRESS_FLUSH_INTERVAL {
+            self.flush(report);
+        }
+    }
+
+    fn flush(&mut self, report: &ImportReport) {
+        if self.pending == 0 || self.failed {
+            return;
+        }
+        if self.store.flush().is_err() {
+            self.failed = true;
+            return;
+        }
+        self.last_flush = Instant::now();
+        let from = report.imported.len().saturating_sub(self.pending);
+        for user in report.imported.iter().skip(from) {
+            (self.durable)(user);
+        }
+        self.pending = 0;
+    }
 }
 
 /// Parses and checks a XEP-0227 document from bytes without a store or file system
@@ -57,7 +124,7 @@ pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Resul
 /// Never panics on any input (fuzzed).
 pub fn validate_bytes(bytes: &[u8], options: &ImportOptions) -> Result<ImportReport> {
     let options = options.clone().dry_run(true).skip_missing_includes(true);
-    run(None, &Source::Bytes(bytes), Path::new("<input>"), &options)
+    run(None, &Source::Bytes(bytes), Path::new("<input>"), &options, None)
 }
 
 #[expect(
@@ -103,6 +170,7 @@ fn run(
     source: &Source<'_>,
     path: &Path,
     options: &ImportOptions,
+    mut progress: Option<&mut Progress<'_>>,
 ) -> Result<ImportReport> {
     let mut check = Check {
         store,
@@ -167,6 +235,9 @@ fn run(
             }
         }
         report.imported.push(c.jid.to_string());
+        if let (Some(p), false) = (progress.as_deref_mut(), options.dry_run) {
+            p.written(&report);
+        }
     }
     Ok(report)
 }

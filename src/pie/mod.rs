@@ -41,7 +41,7 @@ mod stream;
 mod user;
 
 pub use export::{export, export_to_path};
-pub use import::{import_file, validate_bytes};
+pub use import::{PROGRESS_FLUSH_INTERVAL, import_file, import_file_with_progress, validate_bytes};
 
 /// The XEP-0227 namespace.
 pub const NS_PIE: &str = "urn:xmpp:pie:0";
