@@ -264,7 +264,15 @@ pub(crate) fn retrieve_with<W: Write + Seek, M: Serialize>(
         pos: 0,
     };
     let mut zip = ZipWriter::new(sink);
-    let res = write_zip(store, subject, &mut zip, file_options, now, options, manifest);
+    let res = write_zip(
+        store,
+        subject,
+        &mut zip,
+        file_options,
+        now,
+        options,
+        manifest,
+    );
     match res {
         Ok(manifest) => {
             let mut sink = zip.finish()?;

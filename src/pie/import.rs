@@ -77,7 +77,13 @@ pub fn import_file_with_progress(
         failed: false,
         durable,
     };
-    let report = run(Some(store), &Source::Files, path, options, Some(&mut progress))?;
+    let report = run(
+        Some(store),
+        &Source::Files,
+        path,
+        options,
+        Some(&mut progress),
+    )?;
     progress.flush(&report);
     Ok(report)
 }
@@ -124,7 +130,13 @@ impl Progress<'_> {
 /// Never panics on any input (fuzzed).
 pub fn validate_bytes(bytes: &[u8], options: &ImportOptions) -> Result<ImportReport> {
     let options = options.clone().dry_run(true).skip_missing_includes(true);
-    run(None, &Source::Bytes(bytes), Path::new("<input>"), &options, None)
+    run(
+        None,
+        &Source::Bytes(bytes),
+        Path::new("<input>"),
+        &options,
+        None,
+    )
 }
 
 #[expect(
