@@ -628,17 +628,22 @@ impl Mam<'_> {
             records.insert(wk, wv);
             records.insert(a.record_key(seq), codec::encode(&stored));
         }
-        // One transaction over both trees: a crash leaves the whole chunk or none of it
+        // A crash leaves the whole chunk or none of it: without imported ids the chunk is one
+        // single-tree batch (atomic on its own), with them one transaction over both trees
         // (separate batches could leave ids mapped to no record, which `verify` reports;
         // found by the bulk-ingest crash test). The cached tail is forgotten first: should
-        // the transaction fail, the next append reads the newest record again.
+        // the write fail, the next append reads the newest record again.
         tails.forget(A_PM, &a.records_prefix());
-        self.store
-            .transaction(&[Keyspace::MamPmIds, Keyspace::MamPm], |tx| {
-                tx.apply_batch(Keyspace::MamPmIds, &ids)?;
-                tx.apply_batch(Keyspace::MamPm, &records)?;
-                Ok(())
-            })?;
+        if seen.is_empty() {
+            self.store.tree(Keyspace::MamPm).apply_batch(records)?;
+        } else {
+            self.store
+                .transaction(&[Keyspace::MamPmIds, Keyspace::MamPm], |tx| {
+                    tx.apply_batch(Keyspace::MamPmIds, &ids)?;
+                    tx.apply_batch(Keyspace::MamPm, &records)?;
+                    Ok(())
+                })?;
+        }
         tails.set(A_PM, a.records_prefix(), prev);
         Ok(chunk.len() as u64)
     }
