@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The result type used throughout jidstore.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -214,6 +214,19 @@ impl fmt::Display for Shortened<'_> {
                 self.0.len()
             ),
             None => f.write_str(self.0),
+        }
+    }
+}
+
+impl Error {
+    /// Maps an I/O error on `path` to [`Error::Path`], for `map_err`: one constructor for
+    /// every module that names the path it failed on.
+    pub(crate) fn on_path(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
+        let path = path.to_path_buf();
+        move |source| Error::Path {
+            action,
+            path,
+            source,
         }
     }
 }

@@ -103,15 +103,6 @@ impl std::fmt::Display for CompactSummary {
     }
 }
 
-fn path_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Path {
-        action,
-        path,
-        source,
-    }
-}
-
 /// Copies every keyspace of `store` into a fresh store created at `dest`, which must not
 /// exist, and flushes it. Keys and values are copied verbatim (no decoding), in batches of
 /// [`COPY_CHUNK`] entries.
@@ -148,7 +139,8 @@ fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
         .file_name()
         .ok_or_else(|| Error::InvalidInput(format!("{} has no final name", dest.display())))?;
     let parent = parent_of(dest);
-    let real_parent = fs::canonicalize(&parent).map_err(path_err("create a copy in", &parent))?;
+    let real_parent =
+        fs::canonicalize(&parent).map_err(Error::on_path("create a copy in", &parent))?;
     if !real_parent.is_dir() {
         return Err(Error::Path {
             action: "create a copy in",
@@ -226,11 +218,11 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
 /// Bytes of every file under `path` (recursively).
 fn dir_size(path: &Path) -> Result<u64> {
     let mut total = 0;
-    for entry in fs::read_dir(path).map_err(path_err("read directory", path))? {
-        let entry = entry.map_err(path_err("read directory", path))?;
+    for entry in fs::read_dir(path).map_err(Error::on_path("read directory", path))? {
+        let entry = entry.map_err(Error::on_path("read directory", path))?;
         let meta = entry
             .metadata()
-            .map_err(path_err("read metadata of", &entry.path()))?;
+            .map_err(Error::on_path("read metadata of", &entry.path()))?;
         if meta.is_dir() {
             total += dir_size(&entry.path())?;
         } else {
@@ -304,14 +296,14 @@ pub fn compact(path: &Path) -> Result<CompactSummary> {
     let old = sibling(path, ".old-")?;
     if let Err(e) = fs::rename(path, &old) {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(path_err("move aside", path)(e));
+        return Err(Error::on_path("move aside", path)(e));
     }
-    fs::rename(&tmp, path).map_err(path_err("move the compacted copy into", path))?;
+    fs::rename(&tmp, path).map_err(Error::on_path("move the compacted copy into", path))?;
     let parent = parent_of(path);
     fs::File::open(&parent)
         .and_then(|d| d.sync_all())
-        .map_err(path_err("sync directory", &parent))?;
-    fs::remove_dir_all(&old).map_err(path_err("delete the old store", &old))?;
+        .map_err(Error::on_path("sync directory", &parent))?;
+    fs::remove_dir_all(&old).map_err(Error::on_path("delete the old store", &old))?;
     let size_after = dir_size(path)?;
     Ok(CompactSummary {
         copy: summary,

@@ -60,15 +60,6 @@ impl Drop for AdminHandle {
     }
 }
 
-fn path_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Path {
-        action,
-        path,
-        source,
-    }
-}
-
 /// Creates the socket owner-only and atomically: bound inside a fresh 0700 directory, set to
 /// 0600, then renamed into place, so it is never reachable by others with a wider mode.
 fn bind_private(dir: &Path, path: &Path) -> Result<UnixListener> {
@@ -81,21 +72,23 @@ fn bind_private(dir: &Path, path: &Path) -> Result<UnixListener> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         // Nobody listening: a stale socket left by a process that died.
-        Err(_) => fs::remove_file(path).map_err(path_err("remove stale admin socket", path))?,
+        Err(_) => {
+            fs::remove_file(path).map_err(Error::on_path("remove stale admin socket", path))?;
+        }
     }
     // Short: a socket path has to fit in about 100 bytes.
     let tmp_dir = dir.join(format!(".admin-{:08x}", rand::random::<u32>()));
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&tmp_dir)
-        .map_err(path_err("create admin socket directory", &tmp_dir))?;
+        .map_err(Error::on_path("create admin socket directory", &tmp_dir))?;
     let tmp = tmp_dir.join(super::SOCKET_NAME);
     let bound = UnixListener::bind(&tmp)
-        .map_err(path_err("bind admin socket", &tmp))
+        .map_err(Error::on_path("bind admin socket", &tmp))
         .and_then(|l| {
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-                .map_err(path_err("set the mode of admin socket", &tmp))?;
-            fs::rename(&tmp, path).map_err(path_err("create admin socket", path))?;
+                .map_err(Error::on_path("set the mode of admin socket", &tmp))?;
+            fs::rename(&tmp, path).map_err(Error::on_path("create admin socket", path))?;
             Ok(l)
         });
     let _ = fs::remove_file(&tmp);
@@ -108,7 +101,7 @@ pub(super) fn start(store: &Store) -> Result<AdminHandle> {
     let dir = store.path();
     let path = dir.join(super::SOCKET_NAME);
     let listener = Arc::new(bind_private(dir, &path)?);
-    let meta = fs::metadata(&path).map_err(path_err("read admin socket", &path))?;
+    let meta = fs::metadata(&path).map_err(Error::on_path("read admin socket", &path))?;
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let (listener, stop, store) = (Arc::clone(&listener), Arc::clone(&stop), store.clone());

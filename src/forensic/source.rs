@@ -29,15 +29,6 @@ pub struct SourceFile {
     pub sha256: String,
 }
 
-fn path_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Path {
-        action,
-        path,
-        source,
-    }
-}
-
 fn refuse(path: &Path, why: &str) -> Error {
     Error::Path {
         action: "examine source file",
@@ -71,9 +62,9 @@ fn walk_into(
         root.join(rel)
     };
     let mut entries = fs::read_dir(&dir)
-        .map_err(path_err("read source directory", &dir))?
+        .map_err(Error::on_path("read source directory", &dir))?
         .collect::<io::Result<Vec<_>>>()
-        .map_err(path_err("read source directory", &dir))?;
+        .map_err(Error::on_path("read source directory", &dir))?;
     entries.sort_by_key(fs::DirEntry::file_name);
     for entry in entries {
         let full = entry.path();
@@ -87,7 +78,7 @@ fn walk_into(
             format!("{rel}/{name}")
         };
         let kind = fs::symlink_metadata(&full)
-            .map_err(path_err("examine source file", &full))?
+            .map_err(Error::on_path("examine source file", &full))?
             .file_type();
         if kind.is_symlink() {
             return Err(refuse(&full, "it is a symbolic link"));
@@ -116,10 +107,10 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Hashes one file, writing every byte read to `copy` as well when given.
 fn hash_file(path: &Path, mut copy: Option<&mut dyn Write>, rel: &str) -> Result<SourceFile> {
-    let mut file = File::open(path).map_err(path_err("read source file", path))?;
+    let mut file = File::open(path).map_err(Error::on_path("read source file", path))?;
     if !file
         .metadata()
-        .map_err(path_err("read source file", path))?
+        .map_err(Error::on_path("read source file", path))?
         .is_file()
     {
         return Err(refuse(path, "it is no longer a regular file"));
@@ -132,7 +123,7 @@ fn hash_file(path: &Path, mut copy: Option<&mut dyn Write>, rel: &str) -> Result
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(path_err("read source file", path)(e)),
+            Err(e) => return Err(Error::on_path("read source file", path)(e)),
         };
         let chunk = buf.get(..n).unwrap_or_default();
         hasher.update(chunk);
@@ -162,10 +153,10 @@ fn create_private_dir(path: &Path) -> io::Result<()> {
 /// is copied; returns the hashes in path order.
 pub(crate) fn copy_hashed(root: &Path, dest: &Path) -> Result<Vec<SourceFile>> {
     let (files, dirs) = walk(root)?;
-    create_private_dir(dest).map_err(path_err("create working copy", dest))?;
+    create_private_dir(dest).map_err(Error::on_path("create working copy", dest))?;
     for d in &dirs {
         let p = dest.join(d);
-        create_private_dir(&p).map_err(path_err("create working copy", &p))?;
+        create_private_dir(&p).map_err(Error::on_path("create working copy", &p))?;
     }
     let mut out = Vec::with_capacity(files.len());
     for rel in &files {
@@ -179,12 +170,12 @@ pub(crate) fn copy_hashed(root: &Path, dest: &Path) -> Result<Vec<SourceFile>> {
         }
         let file = o
             .open(&target)
-            .map_err(path_err("create working copy", &target))?;
+            .map_err(Error::on_path("create working copy", &target))?;
         let mut w = io::BufWriter::with_capacity(CHUNK, file);
         let record = hash_file(&root.join(rel), Some(&mut w), rel)
             .and_then(|r| w.flush().map(|()| r).map_err(Error::Io))
             .map_err(|e| match e {
-                Error::Io(source) => path_err("write working copy", &target)(source),
+                Error::Io(source) => Error::on_path("write working copy", &target)(source),
                 other => other,
             })?;
         out.push(record);
@@ -226,7 +217,7 @@ pub(crate) fn difference(before: &[SourceFile], after: &[SourceFile]) -> Option<
 
 /// `path` made absolute and with symbolic links resolved, for comparing locations.
 pub(crate) fn canonical(path: &Path, action: &'static str) -> Result<PathBuf> {
-    fs::canonicalize(path).map_err(path_err(action, path))
+    fs::canonicalize(path).map_err(Error::on_path(action, path))
 }
 
 #[cfg(test)]
