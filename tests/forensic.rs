@@ -638,3 +638,38 @@ fn copies_taken_mid_write_export_or_are_refused() {
         live.stderr.trim()
     );
 }
+
+#[test]
+fn admin_socket_in_a_copy_is_skipped_other_special_files_are_not() {
+    let (dir, data) = idle_store(20);
+    let copy = dir.path().join("copy");
+    copy_dir(&data, &copy);
+    // What `cp -a` of a live data dir brings along: the admin socket (no data in it).
+    let _listener = std::os::unix::net::UnixListener::bind(copy.join("admin.sock")).unwrap();
+    let out = dir.path().join("f.zip");
+    let run = forensic(&copy, &out, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let m: serde_json::Value = serde_json::from_str(&unzip(&out)["manifest.json"]).unwrap();
+    let rows: u64 = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows, 20 + 4);
+    let listed: Vec<&str> = m["source"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(!listed.contains(&"admin.sock"), "{listed:?}");
+    assert!(copy.join("admin.sock").exists());
+    // A socket under another name is still refused.
+    let _other = std::os::unix::net::UnixListener::bind(copy.join("other.sock")).unwrap();
+    let out2 = dir.path().join("g.zip");
+    let run = forensic(&copy, &out2, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("special file"), "{}", run.stderr);
+    assert!(!out2.exists());
+}

@@ -41,13 +41,32 @@ fn refuse(path: &Path, why: &str) -> Error {
 }
 
 /// The regular files under `root` (relative paths, sorted) and its subdirectories (relative,
-/// parents first). Symbolic links, sockets, FIFOs, devices and non-UTF-8 names are refused.
+/// parents first). Symbolic links, sockets, FIFOs, devices and non-UTF-8 names are refused,
+/// except the admin socket at the top (`admin.sock`), which holds no data and is skipped.
 pub(crate) fn walk(root: &Path) -> Result<(Vec<String>, Vec<String>)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     walk_into(root, "", &mut files, &mut dirs)?;
     files.sort();
     Ok((files, dirs))
+}
+
+/// The admin socket's name, skipped in a copy.
+#[cfg(unix)]
+const ADMIN_SOCKET: &str = crate::admin::SOCKET_NAME;
+
+/// Whether `kind` is the admin socket (`name`, at the top of the copy).
+fn is_admin_socket(rel: &str, name: &str, kind: fs::FileType) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        rel.is_empty() && name == ADMIN_SOCKET && kind.is_socket()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (rel, name, kind);
+        false
+    }
 }
 
 fn walk_into(
@@ -87,6 +106,8 @@ fn walk_into(
             walk_into(root, &child, files, dirs)?;
         } else if kind.is_file() {
             files.push(child);
+        } else if is_admin_socket(rel, &child, kind) {
+            // What `cp -a` copies from a live data dir: an endpoint, no data. Not listed.
         } else {
             return Err(refuse(
                 &full,
