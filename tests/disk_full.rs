@@ -21,6 +21,15 @@ use crate::bounded::{self, Tmpfs, assert_clean_failure, assert_no_panic, files_u
 use crate::util::*;
 
 /// Incompressible text (so exports and stores grow as fast as the data does).
+/// The tests here fill filesystems and time child processes against them: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn noise(seed: u64, len: usize) -> String {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
@@ -192,6 +201,7 @@ fn ingest(data: &Path) -> Acked {
 
 #[test]
 fn library_ingest_until_full_keeps_acknowledged_writes() {
+    let _serial = serial();
     let Some(fs) = Tmpfs::mount_or_skip(16, "disk_full::library_ingest_until_full") else {
         return;
     };
@@ -388,6 +398,7 @@ fn pie_document(users: u64, messages: u64) -> String {
 
 #[test]
 fn cli_import_until_full() {
+    let _serial = serial();
     let Some(fs) = Tmpfs::mount_or_skip(8, "disk_full::cli_import_until_full") else {
         return;
     };
@@ -453,6 +464,7 @@ fn roomy_store_with_big_user(messages: u64) -> (tempfile::TempDir, std::path::Pa
 
 #[test]
 fn cli_export_to_a_full_filesystem_leaves_nothing() {
+    let _serial = serial();
     let Some(fs) = Tmpfs::mount_or_skip(2, "disk_full::cli_export_to_a_full_filesystem") else {
         return;
     };
@@ -512,6 +524,7 @@ fn cli_export_to_a_full_filesystem_leaves_nothing() {
 
 #[test]
 fn cli_unregister_on_a_full_disk_is_all_or_nothing() {
+    let _serial = serial();
     let Some(fs) = Tmpfs::mount_or_skip(12, "disk_full::cli_unregister_on_a_full_disk") else {
         return;
     };

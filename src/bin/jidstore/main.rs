@@ -8,6 +8,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use jidstore::command::{self, Args, Command, Context, Outcome, Target};
@@ -31,29 +32,50 @@ fn main() -> ExitCode {
     if let Command::ServeAdmin = args.command {
         return serve_admin(&dir);
     }
-    let run = || {
-        command::run(
-            Target::Dir(&dir),
-            args.command,
-            &ctx,
-            &mut io::stdout().lock(),
-            &mut io::stderr().lock(),
-        )
-    };
-    // Progress lines go to this process's stderr only: never with --json, and never for a
-    // forwarded command (the server runs it without a renderer, so forwarded output stays
-    // byte-identical to a direct run's without progress).
-    let outcome = if show_progress(args.json) {
-        let term: Rc<dyn Progress> = Rc::new(progress::Terminal::new(io::stderr()));
-        progress::with(term, run)
-    } else {
-        run()
-    };
-    match outcome {
-        Outcome::Exit(code) => ExitCode::from(code),
-        Outcome::Locked(path) => forward(&path, &ctx),
+    // A process that has just let go of the directory (a server stopping, a command that has
+    // just finished) holds sled's lock a few milliseconds longer while its threads end: wait
+    // that out, briefly, before calling the directory locked.
+    let deadline = Instant::now() + LOCK_GRACE;
+    let mut command = Some(args.command);
+    loop {
+        // The command is consumed by a run; a retry after `Locked` parses it again.
+        let cmd = command.take().unwrap_or_else(|| Args::parse().command);
+        let run = || {
+            command::run(
+                Target::Dir(&dir),
+                cmd,
+                &ctx,
+                &mut io::stdout().lock(),
+                &mut io::stderr().lock(),
+            )
+        };
+        // Progress lines go to this process's stderr only: never with --json, and never for
+        // a forwarded command (the server runs it without a renderer, so forwarded output
+        // stays byte-identical to a direct run's without progress).
+        let outcome = if show_progress(args.json) {
+            let term: Rc<dyn Progress> = Rc::new(progress::Terminal::new(io::stderr()));
+            progress::with(term, run)
+        } else {
+            run()
+        };
+        match outcome {
+            Outcome::Exit(code) => return ExitCode::from(code),
+            Outcome::Locked(path) => {
+                if let Some(code) = forward(&path, &ctx) {
+                    return code;
+                }
+                if Instant::now() >= deadline {
+                    return fail(&jidstore::Error::Locked(path).to_string());
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }
     }
 }
+
+/// How long a locked data directory without an admin socket is retried before the command
+/// fails with "locked by another process".
+const LOCK_GRACE: Duration = Duration::from_millis(1500);
 
 /// Whether to draw progress: `JIDSTORE_PROGRESS=always` or `never`, else only when stderr
 /// is a terminal; never with `--json`.
@@ -81,8 +103,8 @@ fn fail(message: &str) -> ExitCode {
 }
 
 /// The directory is locked: run the command in the process that holds it, if it serves the
-/// admin socket, and print what it printed.
-fn forward(dir: &Path, ctx: &Context) -> ExitCode {
+/// admin socket, and print what it printed. `None`: no admin socket answers.
+fn forward(dir: &Path, ctx: &Context) -> Option<ExitCode> {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     match jidstore::admin::forward(dir, &argv, ctx) {
         Ok(Some(reply)) => {
@@ -90,10 +112,10 @@ fn forward(dir: &Path, ctx: &Context) -> ExitCode {
             let _ = io::stdout().write_all(&reply.stdout);
             let _ = io::stdout().flush();
             let _ = io::stderr().write_all(&reply.stderr);
-            ExitCode::from(reply.code)
+            Some(ExitCode::from(reply.code))
         }
-        Ok(None) => fail(&jidstore::Error::Locked(dir.to_path_buf()).to_string()),
-        Err(e) => fail(&e.to_string()),
+        Ok(None) => None,
+        Err(e) => Some(fail(&e.to_string())),
     }
 }
 
