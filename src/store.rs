@@ -362,6 +362,11 @@ impl Store {
         }
     }
 
+    /// Whether `key` exists in `ks`.
+    pub(crate) fn contains(&self, ks: Keyspace, key: &[u8]) -> Result<bool> {
+        Ok(self.tree(ks).contains_key(key)?)
+    }
+
     /// Encodes and writes one value (no index: callers with an index use [`Store::transaction`]).
     pub(crate) fn put<T: Serialize>(&self, ks: Keyspace, key: &[u8], value: &T) -> Result<()> {
         self.tree(ks).insert(key, codec::encode(value))?;

@@ -202,6 +202,18 @@ fn missing(ks: Keyspace, key: &[u8]) -> Error {
     }
 }
 
+/// An index entry's record was not found. Index entry and record are removed in one
+/// transaction, but a reader scans the index and reads the record separately: if the index
+/// entry is gone too, both went in between (a concurrent `delete_node` or erasure) and the
+/// reader skips it (`Ok`); if it is still there, the store is damaged.
+fn gone_or_missing(store: &Store, index: Keyspace, key: &[u8]) -> Result<()> {
+    if store.contains(index, key)? {
+        Err(missing(index, key))
+    } else {
+        Ok(())
+    }
+}
+
 /// A key in a keyspace, scheduled for removal.
 type KeyRef = (Keyspace, IVec);
 
@@ -562,9 +574,10 @@ impl Pubsub<'_> {
         {
             let key = key?;
             let (service, node) = indexed_node(Keyspace::PubsubNodesByOwner, &key)?;
-            let n = self
-                .get_node(&service, &node)?
-                .ok_or_else(|| missing(Keyspace::PubsubNodesByOwner, &key))?;
+            let Some(n) = self.get_node(&service, &node)? else {
+                gone_or_missing(self.store, Keyspace::PubsubNodesByOwner, &key)?;
+                continue;
+            };
             out.push(n);
         }
         Ok(out)
@@ -596,12 +609,14 @@ impl Pubsub<'_> {
         let mut out = Vec::with_capacity(found.len());
         for (service, node, id) in found {
             let service = BareJid::from_stored(service);
-            let item = self.get_item(&service, &node, &id)?.ok_or_else(|| {
-                missing(
+            let Some(item) = self.get_item(&service, &node, &id)? else {
+                gone_or_missing(
+                    self.store,
                     Keyspace::PubsubItemsByPublisher,
                     &keys::quad_tail(subject.as_str(), service.as_str(), &node, &id),
-                )
-            })?;
+                )?;
+                continue;
+            };
             out.push(item);
         }
         Ok(out)
@@ -867,9 +882,10 @@ fn by_jid<T: serde::de::DeserializeOwned>(
         let key = key?;
         let (service, node) = indexed_node(index, &key)?;
         let rec_key = keys::triple_tail(service.as_str(), &node, subject.as_str());
-        let v = store
-            .get::<T>(ks, &rec_key)?
-            .ok_or_else(|| missing(index, &key))?;
+        let Some(v) = store.get::<T>(ks, &rec_key)? else {
+            gone_or_missing(store, index, &key)?;
+            continue;
+        };
         out.push((service, node, v, key));
     }
     Ok(out)
