@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) scram_iterations: u32,
     pub(crate) read_only_check: bool,
     pub(crate) lock_timeout: std::time::Duration,
+    pub(crate) min_free: Option<u64>,
 }
 
 impl Config {
@@ -45,6 +46,7 @@ impl Config {
             scram_iterations: DEFAULT_SCRAM_ITERATIONS,
             read_only_check: false,
             lock_timeout: std::time::Duration::ZERO,
+            min_free: None,
         }
     }
 
@@ -92,6 +94,19 @@ impl Config {
     #[must_use]
     pub fn lock_timeout(mut self, wait: std::time::Duration) -> Self {
         self.lock_timeout = wait;
+        self
+    }
+
+    /// Free space to keep on the data directory's filesystem. Writes that add data (every
+    /// `set`, `store`, `append`, `publish`, import, ...) fail with
+    /// [`Error::LowSpace`](crate::Error::LowSpace) while less than this is free; removals,
+    /// GDPR erasure and the archive sweep still run, and so do sled's own log writes and
+    /// its recovery at the next open, which is what the reserve is for: sled 0.34 can refuse
+    /// to reopen a store whose log ran out of space. Default: 5 % of the filesystem, at least
+    /// 4 MiB and at most 64 MiB. `0` turns the reserve off.
+    #[must_use]
+    pub fn min_free(mut self, bytes: u64) -> Self {
+        self.min_free = Some(bytes);
         self
     }
 

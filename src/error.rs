@@ -105,9 +105,43 @@ pub enum Error {
         /// The data directory, when known where the error was raised.
         path: Option<PathBuf>,
     },
+    /// sled recovered the store to an earlier state than the newest flush recorded in its
+    /// flush witness (see [`crate::witness`]): its log was damaged and sled dropped writes
+    /// made durable after the damage, possibly acknowledged messages or a GDPR erasure.
+    EarlierState {
+        /// The data directory.
+        path: PathBuf,
+        /// The newest flush generation the witness recorded.
+        recorded: u64,
+        /// The flush generation sled recovered.
+        found: u64,
+    },
+    /// The filesystem holding the data directory is down to the free-space reserve
+    /// ([`Config::min_free`](crate::Config::min_free)): the write was refused before
+    /// anything was written. Removals and erasure still work; the store needs no repair.
+    LowSpace {
+        /// The data directory.
+        path: PathBuf,
+        /// Free bytes when the write was refused.
+        free: u64,
+        /// The reserve.
+        reserve: u64,
+    },
+}
+
+impl Error {
+    /// Whether this is a full filesystem: [`Error::StorageFull`] (a write failed) or
+    /// [`Error::LowSpace`] (a write was refused to keep the reserve).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Error::StorageFull { .. } | Error::LowSpace { .. })
+    }
 }
 
 impl fmt::Display for Error {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one message per variant, read as one table"
+    )]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
@@ -192,6 +226,34 @@ impl fmt::Display for Error {
                      free space, then run the command again"
                 )
             }
+            Error::EarlierState {
+                path,
+                recorded,
+                found,
+            } => write!(
+                f,
+                "the data directory {} holds an earlier state than its last recorded flush \
+                 (flush {found} of {recorded}): sled's log is damaged and writes made durable \
+                 after the damage were dropped (acknowledged messages, or an erasure, may be \
+                 missing); restore a backup, or move {} out of the directory to open what is \
+                 left",
+                path.display(),
+                crate::witness::FILE_NAME
+            ),
+            Error::LowSpace {
+                path,
+                free,
+                reserve,
+            } => write!(
+                f,
+                "no space left on device for data directory {}: {} free, below the {} \
+                 jidstore keeps free so that erasure and recovery can still write; nothing was \
+                 written and the store is intact; free space (or lower the reserve, JIDSTORE_MIN_FREE \
+                 for the command line), then run the command again",
+                path.display(),
+                mib(*free),
+                mib(*reserve)
+            ),
         }
     }
 }
@@ -247,6 +309,13 @@ impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io(e)
     }
+}
+
+/// Bytes as MiB with one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "a rounded figure for a message")]
+    let m = bytes as f64 / f64::from(1u32 << 20);
+    format!("{m:.2} MiB")
 }
 
 /// Whether an I/O error means the filesystem is full or the quota is used up (sled wraps

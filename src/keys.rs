@@ -50,6 +50,8 @@ pub const MAGIC: &[u8] = b"jidstore";
 pub const META_MAGIC: &[u8] = b"magic";
 /// Key of the format version in `meta`.
 pub const META_FORMAT: &[u8] = b"format";
+/// Key of the newest flush generation in `meta` (see [`crate::witness`]).
+pub const META_FLUSHED: &[u8] = b"flushed";
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 

@@ -41,6 +41,7 @@ mod store;
 pub mod testing;
 mod time;
 pub mod verify;
+pub mod witness;
 pub mod xml;
 
 /// Compiles and runs the README's examples as doctests.

@@ -35,7 +35,7 @@ use crate::keys::Keyspace;
 use crate::store::Store;
 use crate::verify::verify;
 
-/// Entries per `sled::Batch` (and per tree pass) when copying: bounded memory.
+/// Entries per batch (and per tree pass) when copying: bounded memory.
 pub const COPY_CHUNK: usize = 10_000;
 
 /// What [`copy_into`] copied from one keyspace.
@@ -182,23 +182,26 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
     for &ks in Keyspace::ALL {
         let mut entries = 0u64;
         let mut bytes = 0u64;
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::store::Batch::default();
         let mut in_batch = 0usize;
-        let target = copy.tree(ks);
+        let mut batch_bytes = 0u64;
         for entry in store.tree(ks) {
             let (k, v) = entry?;
             bytes += (k.len() + v.len()) as u64;
             entries += 1;
+            batch_bytes += (k.len() + v.len()) as u64;
             batch.insert(k, v);
             in_batch += 1;
             if in_batch == COPY_CHUNK {
-                target.apply_batch(std::mem::take(&mut batch))?;
+                copy.check_space_for(batch_bytes)?;
+                batch_bytes = 0;
+                copy.apply_batch(ks, std::mem::take(&mut batch))?;
                 crate::progress::advance(in_batch as u64);
                 in_batch = 0;
             }
         }
         if in_batch > 0 {
-            target.apply_batch(batch)?;
+            copy.apply_batch(ks, batch)?;
             crate::progress::advance(in_batch as u64);
         }
         summary.keyspaces.push(KeyspaceCopy {

@@ -221,9 +221,11 @@ fn sweep_key(key: &[u8]) -> Result<u64> {
     Ok(archive)
 }
 
-/// Checks one entry's key layout and value type. The match has no wildcard arm, so a new
-/// keyspace does not compile until it is checked here.
-fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+/// Checks one entry's key layout and value type (decoding the value as the record type its
+/// keyspace holds). The match has no wildcard arm, so a new keyspace does not compile until
+/// it is checked here. Public for the `value_decode` fuzz target only.
+#[doc(hidden)]
+pub fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
     match ks {
         Keyspace::Meta => check_meta(key, value),
         Keyspace::Accounts => ext::accounts::verify_entry(key, value),
@@ -263,7 +265,7 @@ fn check_meta(key: &[u8], value: &[u8]) -> Result<()> {
         }
         return Err(keys::corrupt(Keyspace::Meta, key, "wrong magic bytes"));
     }
-    if key == keys::META_FORMAT {
+    if key == keys::META_FORMAT || key == keys::META_FLUSHED {
         return keys::read_u64_value(Keyspace::Meta, key, value).map(|_| ());
     }
     Err(keys::corrupt(Keyspace::Meta, key, "unknown meta key"))

@@ -194,6 +194,26 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Waits until no process (or sled thread of this one) holds the store in `data`: sled's
+/// I/O threads keep the `db` file, and its lock, for a moment after the last handle drops,
+/// and may still delete an old snapshot, changing the free space. Panics after 20 s.
+pub fn wait_until_released(data: &Path) {
+    let db = std::fs::File::open(data.join("db")).expect("open db file");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match db.try_lock() {
+            Ok(()) => {
+                db.unlock().expect("unlock db file");
+                return;
+            }
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{} stays locked: {e}", data.display()),
+        }
+    }
+}
+
 /// Files (recursively, relative names) under `dir`.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -252,7 +252,35 @@ pub(crate) fn open_path(path: &Path, create: bool) -> crate::Result<Store> {
             source,
         })?;
     }
-    Config::new(path).must_exist(!create).open()
+    let mut config = Config::new(path).must_exist(!create);
+    if let Some(bytes) = min_free_from_env()? {
+        config = config.min_free(bytes);
+    }
+    config.open()
+}
+
+/// `JIDSTORE_MIN_FREE`: the free-space reserve ([`Config::min_free`]) as bytes, or with a
+/// `K`, `M` or `G` suffix (powers of 1024); `0` turns it off. Unset: the default.
+pub fn min_free_from_env() -> crate::Result<Option<u64>> {
+    let Some(raw) = std::env::var_os("JIDSTORE_MIN_FREE") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::InvalidInput(format!(
+            "JIDSTORE_MIN_FREE must be a number of bytes, optionally with K, M or G (e.g. 64M), \
+             not {:?}",
+            raw.to_string_lossy()
+        ))
+    };
+    let text = raw.to_str().ok_or_else(bad)?.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).map(Some).ok_or_else(bad)
 }
 
 /// The error as one line (jidstore's own errors carry their context already).

@@ -74,7 +74,7 @@ impl Accounts<'_> {
                 reason: "an account needs a username".into(),
             });
         }
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         let account = Account {
             created_at,
             verifiers,
@@ -165,7 +165,7 @@ impl Accounts<'_> {
         if password.is_empty() {
             return Err(Error::InvalidInput("password must not be empty".into()));
         }
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         let mut account = self.store.require_account(jid)?;
         let iterations = self.store.scram_iterations();
         account.verifiers = Mechanism::ALL

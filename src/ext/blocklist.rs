@@ -32,7 +32,7 @@ impl Blocklist<'_> {
         if jids.is_empty() {
             return Err(Error::InvalidInput("nothing to block".into()));
         }
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         let keys: Vec<Vec<u8>> = jids
             .iter()
@@ -48,7 +48,7 @@ impl Blocklist<'_> {
 
     /// Unblocks every JID in `jids`, in one transaction; JIDs not blocked are ignored.
     pub fn unblock(&self, owner: &BareJid, jids: &[Jid]) -> Result<()> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         let keys: Vec<Vec<u8>> = jids
             .iter()
             .map(|j| keys::owner_and(owner, j.as_str()))
@@ -63,7 +63,7 @@ impl Blocklist<'_> {
 
     /// Unblocks everything the owner blocked; returns how many JIDs were unblocked.
     pub fn unblock_all(&self, owner: &BareJid) -> Result<u64> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         let found: Vec<_> = self
             .store
             .scan_keys(Keyspace::Blocklist, &keys::owner(owner))

@@ -92,7 +92,7 @@ impl Inbox<'_> {
         incoming: bool,
     ) -> Result<()> {
         xml::check_element("stanza", stanza)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         let key = keys::owner_and(owner, remote.as_str());
         self.store.transaction(&[Keyspace::Inbox], |tx| {
@@ -163,7 +163,7 @@ impl Inbox<'_> {
 
     /// Removes the conversation; returns whether there was one.
     pub fn remove(&self, owner: &BareJid, remote: &BareJid) -> Result<bool> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         Ok(self
             .store
             .tree(Keyspace::Inbox)
@@ -178,7 +178,7 @@ impl Inbox<'_> {
         remote: &BareJid,
         change: impl Fn(&mut Stored),
     ) -> Result<bool> {
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         let key = keys::owner_and(owner, remote.as_str());
         self.store.transaction(

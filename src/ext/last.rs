@@ -32,7 +32,7 @@ impl Store {
 impl Last<'_> {
     /// Records the owner's last activity, replacing the previous record.
     pub fn set(&self, owner: &BareJid, seconds: i64, status: &str) -> Result<()> {
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         self.store.put(
             Keyspace::Last,
@@ -51,7 +51,7 @@ impl Last<'_> {
 
     /// Removes the owner's last activity; returns whether there was one.
     pub fn remove(&self, owner: &BareJid) -> Result<bool> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         Ok(self
             .store
             .tree(Keyspace::Last)

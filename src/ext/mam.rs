@@ -17,7 +17,7 @@
 //! archive id, records tag `m`), so a message and its index entry are one single-tree batch.
 //!
 //! **Durability.** [`Mam::append`] writes the record and its `with` entry in one atomic
-//! `sled::Batch` (one tree; with an imported id, a transaction that also checks and maps the
+//! batch (one tree; with an imported id, a transaction that also checks and maps the
 //! id); [`MucArchive::append`] writes the record and its index entries in one sled
 //! transaction. Both are atomic, and durable at the next background flush (every
 //! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] writes
@@ -38,10 +38,10 @@ use crate::error::{Error, Result};
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, KeyReader, Keyspace};
-use crate::store::{ArchiveTails, Store, abort};
+use crate::store::{ArchiveTails, Batch, Store, abort};
 pub use query::{ArchiveEnd, Metadata, Page, PageFrom, Query};
 
-/// Messages per chunk of [`Mam::append_bulk`]: one `sled::Batch` per tree per chunk.
+/// Messages per chunk of [`Mam::append_bulk`]: one atomic batch (or transaction) per chunk.
 pub const BULK_CHUNK: usize = 10_000;
 
 /// The records keyspace of 1-1 archives (the key of their cached tails).
@@ -548,7 +548,7 @@ impl Mam<'_> {
         if let Some(id) = &msg.id {
             check_foreign_id(id)?;
         }
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         let archive = self.store.require_archive(owner)?;
         let a = Pm(archive);
         let mut tails = self.store.archive_appender();
@@ -560,10 +560,10 @@ impl Mam<'_> {
             // Record and `with` entry share the tree: one atomic batch, no transaction (a
             // native id needs no duplicate check).
             let (_, with_key, with_value) = index;
-            let mut batch = sled::Batch::default();
+            let mut batch = Batch::default();
             batch.insert(with_key, with_value);
             batch.insert(a.record_key(seq), codec::encode(&stored));
-            self.store.tree(Keyspace::MamPm).apply_batch(batch)?;
+            self.store.apply_batch(Keyspace::MamPm, batch)?;
             id.public(seq)
         } else {
             insert(self.store, &a, &stored, &id, &[index], seq)?
@@ -574,10 +574,11 @@ impl Mam<'_> {
 
     /// Appends many messages to the owner's archive, for imports; returns how many were
     /// appended. Messages keep the iterator's order. Each chunk of [`BULK_CHUNK`] messages is
-    /// checked first (stanza, ids, duplicates) and then written with one `sled::Batch` per
-    /// tree, all four in one transaction (no transaction per message): a crash leaves whole
-    /// chunks only; see the module docs for durability. On an error the chunks before the
-    /// failing one stay archived.
+    /// checked first (stanza, ids, duplicates) and then written as one atomic batch (a
+    /// transaction over records and id map when the chunk carries imported ids; no
+    /// transaction per message): a crash leaves whole chunks only; see the module docs for
+    /// durability. Each chunk checks the free-space reserve ([`Error::LowSpace`]). On an
+    /// error the chunks before the failing one stay archived.
     pub fn append_bulk(
         &self,
         owner: &BareJid,
@@ -605,7 +606,9 @@ impl Mam<'_> {
                 }
             }
         }
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
+        let logical: usize = chunk.iter().map(|m| m.stanza.len() + 256).sum();
+        self.store.check_space_for(logical as u64)?;
         let archive = self.store.require_archive(owner)?;
         let a = Pm(archive);
         for id in &seen {
@@ -615,7 +618,7 @@ impl Mam<'_> {
         }
         let mut tails = self.store.archive_appender();
         let mut prev = last_archive_time(self.store, &a, &tails)?;
-        let (mut ids, mut records) = (sled::Batch::default(), sled::Batch::default());
+        let (mut ids, mut records) = (Batch::default(), Batch::default());
         for msg in chunk {
             let seq = self.store.generate_id()?;
             let at = archive_time(prev, msg.timestamp);
@@ -635,7 +638,7 @@ impl Mam<'_> {
         // the write fail, the next append reads the newest record again.
         tails.forget(A_PM, &a.records_prefix());
         if seen.is_empty() {
-            self.store.tree(Keyspace::MamPm).apply_batch(records)?;
+            self.store.apply_batch(Keyspace::MamPm, records)?;
         } else {
             self.store
                 .transaction(&[Keyspace::MamPmIds, Keyspace::MamPm], |tx| {
@@ -717,7 +720,7 @@ impl Mam<'_> {
 
     /// Removes one message; returns whether it was there.
     pub fn remove(&self, owner: &BareJid, id: &str) -> Result<bool> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         let Some(archive) = self.archive_of(owner)? else {
             return Ok(false);
         };
@@ -775,7 +778,7 @@ impl MucArchive<'_> {
             check_foreign_id(id)?;
         }
         keys::check_component("nick", &msg.nick)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         let a = Room(room);
         let mut tails = self.store.archive_appender();
         let seq = self.store.generate_id()?;

@@ -69,7 +69,7 @@ impl Offline<'_> {
     /// Stores a message for `owner`, after every message stored before it.
     pub fn store(&self, owner: &BareJid, message: &OfflineMessage) -> Result<()> {
         xml::check_element("stanza", &message.stanza)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         let key = keys::owner_seq(owner, self.store.generate_id()?);
         self.store.put(
@@ -107,7 +107,7 @@ impl Offline<'_> {
     /// order. The deletion is one transaction that removes only keys still present, so two
     /// concurrent pops never deliver the same message twice.
     pub fn pop_all(&self, owner: &BareJid, now: Timestamp) -> Result<Vec<OfflineMessage>> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         let found: Vec<_> = self
             .store
             .scan_keys(Keyspace::Offline, &keys::owner(owner))
@@ -131,7 +131,7 @@ impl Offline<'_> {
 
     /// Deletes every owner's messages expired at `now`; returns how many were deleted.
     pub fn expire(&self, now: Timestamp) -> Result<u64> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         let tree = self.store.tree(Keyspace::Offline);
         let mut n = 0;
         for entry in self.store.scan::<Stored>(Keyspace::Offline, &[]) {

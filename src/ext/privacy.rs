@@ -181,7 +181,7 @@ impl Privacy<'_> {
     pub fn set_list(&self, owner: &BareJid, name: &str, items: &[PrivacyItem]) -> Result<()> {
         let key = list_key(owner, name)?;
         let items = checked(items)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         self.store.put(Keyspace::Privacy, &key, &items)
     }
@@ -204,7 +204,7 @@ impl Privacy<'_> {
     pub fn remove_list(&self, owner: &BareJid, name: &str) -> Result<bool> {
         let key = list_key(owner, name)?;
         let default_key = keys::owner_tag(owner, DEFAULT);
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         self.store.transaction(&[Keyspace::Privacy], |tx| {
             if !tx.contains(Keyspace::Privacy, &key)? {
                 return Ok(false);
@@ -223,7 +223,7 @@ impl Privacy<'_> {
     pub fn set_default(&self, owner: &BareJid, name: Option<&str>) -> Result<()> {
         let list = name.map(|n| list_key(owner, n)).transpose()?;
         let default_key = keys::owner_tag(owner, DEFAULT);
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         self.store.transaction(&[Keyspace::Privacy], |tx| {
             match (name, &list) {

@@ -49,7 +49,7 @@ impl PrivateXml<'_> {
     pub fn set(&self, owner: &BareJid, ns: &str, xml: &str) -> Result<()> {
         let key = ns_key(owner, ns)?;
         xml::check_element("private XML", xml)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         self.store.put(
             Keyspace::Private,
@@ -82,7 +82,7 @@ impl PrivateXml<'_> {
     /// Removes the XML under `ns`; returns whether there was any.
     pub fn remove(&self, owner: &BareJid, ns: &str) -> Result<bool> {
         let key = ns_key(owner, ns)?;
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         Ok(self.store.tree(Keyspace::Private).remove(key)?.is_some())
     }
 }

@@ -269,7 +269,7 @@ impl Pubsub<'_> {
                 "a PEP node must live on its owner's JID".into(),
             ));
         }
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(&n.owner)?;
         let (s, o) = (n.service.as_str(), n.owner.as_str());
         let key = node_key(&n.service, &n.node);
@@ -368,7 +368,7 @@ impl Pubsub<'_> {
         check_id("node id", node)?;
         check_id("item id", item_id)?;
         xml::check_element("payload", payload_xml)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         let s = service.as_str();
         let nkey = node_key(service, node);
         let ikey = keys::triple_tail(s, node, item_id);
@@ -406,7 +406,7 @@ impl Pubsub<'_> {
 
     /// Retracts an item; returns whether it was there.
     pub fn retract(&self, service: &BareJid, node: &str, item_id: &str) -> Result<bool> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         let s = service.as_str();
         let ikey = keys::triple_tail(s, node, item_id);
         self.store.transaction(
@@ -543,7 +543,7 @@ impl Pubsub<'_> {
         value: Option<&T>,
     ) -> Result<bool> {
         check_id("node id", node)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         let (s, j) = (service.as_str(), jid.as_str());
         let nkey = node_key(service, node);
         let key = keys::triple_tail(s, node, j);

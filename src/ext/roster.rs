@@ -151,7 +151,7 @@ impl Roster<'_> {
     /// Adds or replaces the item for `item.jid` and returns the new roster version. The item
     /// and the version are written in one transaction.
     pub fn set(&self, owner: &BareJid, item: &RosterItem) -> Result<u64> {
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         let stored = Stored::from_item(item);
         let item_key = keys::owner_tag_and(owner, ITEM, item.jid.as_str());
@@ -174,7 +174,7 @@ impl Roster<'_> {
     /// Removes the item for `contact`, bumping the roster version; returns whether there was
     /// one (the version is left alone when there was not).
     pub fn remove(&self, owner: &BareJid, contact: &BareJid) -> Result<bool> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         let item_key = keys::owner_tag_and(owner, ITEM, contact.as_str());
         let version_key = keys::owner_tag(owner, VERSION);
         self.store.transaction(&[Keyspace::Roster], |tx| {
@@ -207,7 +207,7 @@ impl Roster<'_> {
 
     /// Sets the owner's roster version (imports keep the version clients have cached).
     pub fn set_version(&self, owner: &BareJid, version: u64) -> Result<()> {
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         self.store
             .put(Keyspace::Roster, &keys::owner_tag(owner, VERSION), &version)

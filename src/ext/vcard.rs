@@ -30,7 +30,7 @@ impl Vcards<'_> {
     /// Sets the owner's vCard (well-formed XML; the owner must have an account).
     pub fn set(&self, owner: &BareJid, vcard_xml: &str) -> Result<()> {
         xml::check_element("vCard", vcard_xml)?;
-        let _w = self.store.writer();
+        let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         self.store.put(
             Keyspace::Vcard,
@@ -51,7 +51,7 @@ impl Vcards<'_> {
 
     /// Removes the owner's vCard; returns whether there was one.
     pub fn remove(&self, owner: &BareJid) -> Result<bool> {
-        let _w = self.store.writer();
+        let _w = self.store.remover();
         Ok(self
             .store
             .tree(Keyspace::Vcard)

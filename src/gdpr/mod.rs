@@ -83,14 +83,13 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
     spaces.push(Keyspace::Sweep);
     spaces.sort();
     spaces.dedup();
-    store.transaction(&spaces, |tx| {
+    store.recorded_transaction(&spaces, |tx| {
         for (ks, key) in &plan.removes {
             tx.remove(*ks, key)?;
         }
         for archive in &plan.sweeps {
             tx.mark(Keyspace::Sweep, &keys::archive(*archive))?;
         }
-        tx.flush();
         Ok(())
     })?;
     Ok(Receipt::new(subject.clone(), plan, started.elapsed()))
@@ -104,7 +103,7 @@ fn sweep(store: &Store, archive: u64) -> Result<u64> {
     let mut messages = 0u64;
     for ks in [Keyspace::MamPm, Keyspace::MamPmIds] {
         loop {
-            let mut batch = sled::Batch::default();
+            let mut batch = crate::store::Batch::default();
             let mut n = 0usize;
             for key in store.scan_keys(ks, &prefix).take(SWEEP_CHUNK) {
                 let key = key?;
@@ -118,7 +117,7 @@ fn sweep(store: &Store, archive: u64) -> Result<u64> {
             if n == 0 {
                 break;
             }
-            store.tree(ks).apply_batch(batch)?;
+            store.apply_batch(ks, batch)?;
             crate::progress::advance(n as u64);
         }
     }

@@ -123,11 +123,15 @@ fn forward(dir: &Path, ctx: &Context) -> Option<ExitCode> {
 /// prints one line when ready, and stops (removing the socket) when stdin closes.
 fn serve_admin(dir: &Path) -> ExitCode {
     // A server restarting at once may find its previous process's lock still held.
-    let store = match jidstore::Config::new(dir)
+    let config = jidstore::Config::new(dir)
         .must_exist(true)
-        .lock_timeout(std::time::Duration::from_secs(5))
-        .open()
-    {
+        .lock_timeout(std::time::Duration::from_secs(5));
+    let config = match command::min_free_from_env() {
+        Ok(None) => config,
+        Ok(Some(bytes)) => config.min_free(bytes),
+        Err(e) => return fail(&e.to_string()),
+    };
+    let store = match config.open() {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
