@@ -39,6 +39,13 @@ pub trait Progress {
     }
     /// The phase ended.
     fn finish(&self) {}
+    /// Prints one line of the command's own output (`line`, without a newline) so that it
+    /// does not tear the progress line; `false` if this receiver prints nothing, and the
+    /// caller prints the line itself.
+    fn note(&self, line: &str) -> bool {
+        let _ = line;
+        false
+    }
 }
 
 thread_local! {
@@ -83,6 +90,14 @@ pub(crate) fn advance(n: u64) {
 )]
 pub(crate) fn finish() {
     report(|p| p.finish());
+}
+
+/// Prints `line` through the current receiver ([`Progress::note`]); `false` when there is
+/// none or it does not print, and the caller prints the line itself.
+pub(crate) fn note(line: &str) -> bool {
+    let mut printed = false;
+    report(|p| printed = p.note(line));
+    printed
 }
 
 /// The no-op [`Progress`].
@@ -212,6 +227,31 @@ impl<W: Write> Progress for Terminal<W> {
             self.draw(&mut bar, true);
         }
     }
+
+    fn note(&self, line: &str) -> bool {
+        let mut guard = self
+            .bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut out = self
+                .out
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Clear the drawn progress line, print the note on its own line.
+            if let Some(bar) = guard.as_mut().filter(|b| b.width > 0) {
+                let _ = write!(out, "\r{:w$}\r", "", w = bar.width);
+                bar.width = 0;
+            }
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        // Then the progress line again, below it.
+        if let Some(bar) = guard.as_mut().filter(|b| b.count > 0) {
+            self.draw(bar, false);
+        }
+        true
+    }
 }
 
 /// Reports a phase of `what` counting `unit` for as long as it lives; ends it when dropped
@@ -235,6 +275,27 @@ impl Drop for Phase {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a failed expectation is a failed test")]
     use super::*;
+
+    #[test]
+    fn a_note_clears_the_progress_line_and_redraws_it_below() {
+        let term = Terminal::new(Vec::new());
+        term.start("import", "users", Some(3));
+        term.advance(1);
+        assert!(term.note("jidstore: imported a@h (durable)"));
+        term.finish();
+        let out = String::from_utf8(term.into_inner()).unwrap();
+        let bar = "import: 1 of 3 users (33%)";
+        let clear = format!("\r{:w$}\r", "", w = bar.len());
+        assert_eq!(
+            out,
+            format!("\r{bar}{clear}jidstore: imported a@h (durable)\n\r{bar}\r{bar}\n")
+        );
+        // Without a phase, the note is just a line.
+        let term = Terminal::new(Vec::new());
+        assert!(term.note("x"));
+        assert_eq!(term.into_inner(), b"x\n");
+        assert!(!NoProgress.note("x"), "the no-op receiver prints nothing");
+    }
 
     #[test]
     fn throttle_allows_one_drawing_per_period() {

@@ -36,8 +36,12 @@ pub(super) fn import(
         &env.ctx.resolve(file),
         &options,
         &mut |user| {
+            // Through the progress renderer when one draws (so the line does not land in
+            // the middle of the progress line), else straight to stderr.
+            let line = format!("jidstore: imported {user} (durable)");
             if progress_error.is_none()
-                && let Err(e) = writeln!(err, "jidstore: imported {user} (durable)")
+                && !crate::progress::note(&line)
+                && let Err(e) = writeln!(err, "{line}")
             {
                 progress_error = Some(e);
             }
