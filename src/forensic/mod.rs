@@ -277,6 +277,14 @@ fn unusable(source: &Path, e: &Error) -> Error {
     let reason = match e {
         Error::NotAStore { reason, .. } => reason.clone(),
         Error::Path { source: io, .. } => io.to_string(),
+        Error::EarlierState {
+            recorded, found, ..
+        } => Error::EarlierState {
+            path: source.to_path_buf(),
+            recorded: *recorded,
+            found: *found,
+        }
+        .to_string(),
         other => other.to_string(),
     };
     Error::UnusableCopy {
