@@ -164,7 +164,8 @@ fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
             return Err(e);
         }
     };
-    match copy_entries(store, &copy) {
+    // sled created the copy's blob files with the process umask: owner-only, as at open.
+    match copy_entries(store, &copy).inspect(|_| copy.restrict_files()) {
         Ok(summary) => Ok((copy, summary)),
         Err(e) => {
             drop(copy);

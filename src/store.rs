@@ -348,6 +348,9 @@ impl Store {
                 source,
             })?;
         }
+        if !config.temporary {
+            restrict_sled_files(&path);
+        }
         let witness = if config.temporary {
             Witness::none()
         } else {
@@ -388,6 +391,11 @@ impl Store {
             .dirty
             .store(false, std::sync::atomic::Ordering::Relaxed);
         flush_recorded(&self.inner.db, &self.inner.witness)
+    }
+
+    /// Makes sled's snapshot and blob files owner-only (see [`restrict_sled_files`]).
+    pub(crate) fn restrict_files(&self) {
+        restrict_sled_files(&self.inner.path);
     }
 
     /// Bytes the store occupies on disk, as sled reports it.
@@ -793,18 +801,55 @@ fn restrict(path: &Path) -> io::Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::symlink_metadata(path)?;
+        let mode = meta.permissions().mode() & 0o7777;
         if meta.is_dir() {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            if mode != 0o700 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            }
             for entry in std::fs::read_dir(path)? {
                 restrict(&entry?.path())?;
             }
-        } else if meta.is_file() {
+        } else if meta.is_file() && mode != 0o600 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         }
     }
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
+}
+
+/// sled creates its snapshots (`snap.*`, written while it opens a store) and blob files with
+/// the process umask (0666 under umask 0), unlike the `db` file: take the group and other
+/// bits off them. Done at every open and after a copy; best effort (a file owned by someone
+/// else stays as it is), and the directory's own mode, the operator's choice, is left alone.
+fn restrict_sled_files(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let fix = |p: &Path| {
+            if let Ok(meta) = std::fs::symlink_metadata(p) {
+                let mode = meta.permissions().mode();
+                if meta.is_file() && mode & 0o077 != 0 {
+                    let _ =
+                        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o700));
+                }
+            }
+        };
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("snap.") {
+                fix(&entry.path());
+            }
+        }
+        for entry in std::fs::read_dir(path.join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            fix(&entry.path());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Removes the snapshots sled had not finished writing (`snap.<lsn>.generating`) when its

@@ -86,6 +86,31 @@ fn data_dirs_and_outputs_are_owner_only_whatever_the_umask() {
     let r = run_umask0(&data, &["register", "--user", "alice", "localhost", "pw"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_owner_only(&data);
+    // Reopening a written store makes sled write a snapshot, with the umask's mode (0666
+    // here) unless jidstore restricts it; a large value goes to a blob file the same way.
+    let big = format!("<q xmlns='big'>{}</q>", "x".repeat(200_000));
+    {
+        let store = Config::new(&data)
+            .lock_timeout(std::time::Duration::from_secs(5))
+            .open()
+            .unwrap();
+        let alice = jidstore::BareJid::parse("alice@localhost").unwrap();
+        store.private().set(&alice, "big", &big).unwrap();
+        store.flush().unwrap();
+    }
+    for _ in 0..2 {
+        let r = run_umask0(&data, &["stats"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert!(
+        std::fs::read_dir(&data).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("snap.")),
+        "no snapshot was written"
+    );
+    assert_owner_only(&data);
     let backup = dir.path().join("copy");
     let r = run_umask0(&data, &["backup", backup.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
