@@ -4,6 +4,12 @@
 //! The payload is bincode 2 (serde, standard config, length limit). Swapping bincode for
 //! postcard is a change to this file alone; bumping [`VALUE_VERSION`] is how such a change
 //! is told apart on disk.
+//!
+//! A **block** holds several seq-numbered values of one type under one key (bulk-ingested
+//! archive records and their `with` entries):
+//! `[BLOCK_TAG: u8] [count: u16 BE] count x ([seq: u64 BE] [len: u32 BE]) [payloads] [crc32]`,
+//! each payload the bincode of one value, seqs strictly increasing. [`entries`] reads a block
+//! and a single value alike, so readers of archive keyspaces take either.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -72,6 +78,207 @@ fn checked_payload(bytes: &[u8]) -> std::result::Result<&[u8], &'static str> {
     }
 }
 
+/// First byte of a block of values (see the module docs).
+pub const BLOCK_TAG: u8 = 2;
+
+/// Encodes values with their seqs as one block (seqs must be strictly increasing); a single
+/// value is written as a plain value, so [`decode`] still reads it.
+pub fn encode_block<T: Serialize>(items: &[(u64, &T)]) -> Vec<u8> {
+    if let [(_, one)] = items {
+        return encode(*one);
+    }
+    let payloads: Vec<(u64, Vec<u8>)> = items
+        .iter()
+        .map(|(seq, v)| {
+            (
+                *seq,
+                bincode::serde::encode_to_vec(*v, config()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    block_from(payloads.iter().map(|(s, p)| (*s, p.as_slice())))
+}
+
+/// A block frame around already encoded payloads.
+fn block_from<'a>(items: impl ExactSizeIterator<Item = (u64, &'a [u8])> + Clone) -> Vec<u8> {
+    let count = items.len();
+    let body: usize = items.clone().map(|(_, p)| p.len()).sum();
+    let mut out = Vec::with_capacity(3 + count * 12 + body + 4);
+    out.push(BLOCK_TAG);
+    // Blocks are built by this crate with at most a few dozen items.
+    out.extend_from_slice(&u16::try_from(count).unwrap_or(u16::MAX).to_be_bytes());
+    for (seq, p) in items.clone() {
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&u32::try_from(p.len()).unwrap_or(u32::MAX).to_be_bytes());
+    }
+    for (_, p) in items {
+        out.extend_from_slice(p);
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The values of one entry: a block's items, or a single value numbered `key_seq`.
+pub struct Entries<'a> {
+    keyspace: Keyspace,
+    key: &'a [u8],
+    items: Vec<(u64, &'a [u8])>,
+}
+
+/// Reads an entry that may be a block or a single value (numbered `key_seq`, the seq its key
+/// ends with). Checks framing and CRC, and for a block that its seqs are strictly increasing
+/// and none is below `key_seq`; values are decoded one by one with [`Entries::decode`].
+pub fn entries<'a>(
+    keyspace: Keyspace,
+    key: &'a [u8],
+    bytes: &'a [u8],
+    key_seq: u64,
+) -> Result<Entries<'a>> {
+    let corrupt = |reason| Error::Corrupt {
+        keyspace: keyspace.name(),
+        key: escape_key(key),
+        reason,
+    };
+    if bytes.first() != Some(&BLOCK_TAG) {
+        let payload = checked_payload(bytes).map_err(corrupt)?;
+        return Ok(Entries {
+            keyspace,
+            key,
+            items: vec![(key_seq, payload)],
+        });
+    }
+    let items = block_items(bytes, key_seq).map_err(corrupt)?;
+    Ok(Entries {
+        keyspace,
+        key,
+        items,
+    })
+}
+
+fn block_items(bytes: &[u8], key_seq: u64) -> std::result::Result<Vec<(u64, &[u8])>, &'static str> {
+    if bytes.len() < 3 + 4 {
+        return Err("block too short");
+    }
+    let (body, crc_bytes) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_be_bytes(crc_bytes.try_into().map_err(|_| "block too short")?);
+    if crc32fast::hash(body) != stored {
+        return Err("checksum mismatch");
+    }
+    let count = usize::from(u16::from_be_bytes(
+        body.get(1..3)
+            .ok_or("block too short")?
+            .try_into()
+            .map_err(|_| "block too short")?,
+    ));
+    if count == 0 {
+        return Err("empty block");
+    }
+    let header_end = count
+        .checked_mul(12)
+        .and_then(|h| h.checked_add(3))
+        .ok_or("block header too long")?;
+    let header = body.get(3..header_end).ok_or("block header truncated")?;
+    let mut payload = body.get(header_end..).ok_or("block header truncated")?;
+    let mut items = Vec::with_capacity(count);
+    let mut prev: Option<u64> = None;
+    for h in header.chunks_exact(12) {
+        let (seq, len) = h.split_at(8);
+        let seq = u64::from_be_bytes(seq.try_into().map_err(|_| "block header truncated")?);
+        let len = u32::from_be_bytes(len.try_into().map_err(|_| "block header truncated")?);
+        let len = usize::try_from(len).map_err(|_| "block item too long")?;
+        if seq < key_seq || prev.is_some_and(|p| seq <= p) {
+            return Err("block seqs out of order");
+        }
+        prev = Some(seq);
+        if len > payload.len() {
+            return Err("block item truncated");
+        }
+        let (item, rest) = payload.split_at(len);
+        items.push((seq, item));
+        payload = rest;
+    }
+    if !payload.is_empty() {
+        return Err("trailing bytes after block");
+    }
+    Ok(items)
+}
+
+impl Entries<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none (never, for an entry that read back).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The seqs, in order.
+    pub fn seqs(&self) -> impl DoubleEndedIterator<Item = u64> + '_ {
+        self.items.iter().map(|(s, _)| *s)
+    }
+
+    /// The seq of value `i`.
+    pub fn seq(&self, i: usize) -> Option<u64> {
+        self.items.get(i).map(|(s, _)| *s)
+    }
+
+    /// The first and last seq.
+    pub fn bounds(&self) -> Option<(u64, u64)> {
+        Some((self.items.first()?.0, self.items.last()?.0))
+    }
+
+    /// The index of the value numbered `seq`.
+    pub fn position(&self, seq: u64) -> Option<usize> {
+        self.items.binary_search_by_key(&seq, |(s, _)| *s).ok()
+    }
+
+    /// Decodes value `i` (its seq and the value).
+    pub fn decode<T: DeserializeOwned>(&self, i: usize) -> Result<(u64, T)> {
+        let corrupt = |reason| Error::Corrupt {
+            keyspace: self.keyspace.name(),
+            key: escape_key(self.key),
+            reason,
+        };
+        let (seq, payload) = *self
+            .items
+            .get(i)
+            .ok_or_else(|| corrupt("no such block item"))?;
+        match bincode::serde::decode_from_slice::<T, _>(payload, config()) {
+            Ok((value, used)) if used == payload.len() => Ok((seq, value)),
+            Ok(_) => Err(corrupt("trailing bytes after value")),
+            Err(_) => Err(corrupt("value does not decode")),
+        }
+    }
+
+    /// The entry without the value numbered `seq`, re-encoded; `None` when nothing is left.
+    pub fn without(&self, seq: u64) -> Option<Vec<u8>> {
+        let rest: Vec<(u64, &[u8])> = self
+            .items
+            .iter()
+            .copied()
+            .filter(|(s, _)| *s != seq)
+            .collect();
+        // Still a block when one value is left: it keeps its own seq, which may be above the
+        // key's.
+        match rest.as_slice() {
+            [] => None,
+            left => Some(block_from(left.iter().copied())),
+        }
+    }
+}
+
+/// How many values an entry holds, read from its frame without checking it (1 for anything
+/// that is not a block): for counting what a sweep deletes.
+pub fn entry_count(bytes: &[u8]) -> u64 {
+    match bytes {
+        [BLOCK_TAG, a, b, ..] => u64::from(u16::from_be_bytes([*a, *b])),
+        _ => 1,
+    }
+}
+
 /// The encoded form of an index entry: a value with no payload (version and CRC only), so
 /// that index values are checked like any other.
 pub fn marker() -> Vec<u8> {
@@ -120,6 +327,73 @@ mod tests {
             .to_string();
         assert!(err.contains("'roster'"), "{err}");
         assert!(err.contains("alice@x\\x00bob@y"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn blocks_roundtrip_and_shrink(
+            vals in proptest::collection::vec((1u64..5, ".{0,12}"), 1..20),
+            drop in any::<usize>(),
+        ) {
+            let mut seq = 10;
+            let items: Vec<(u64, String)> = vals.into_iter().map(|(d, v)| { seq += d; (seq, v) }).collect();
+            let refs: Vec<(u64, &String)> = items.iter().map(|(s, v)| (*s, v)).collect();
+            let bytes = encode_block(&refs);
+            let e = entries(Keyspace::MamPm, b"k", &bytes, items[0].0).unwrap();
+            prop_assert_eq!(e.len(), items.len());
+            for (i, (s, v)) in items.iter().enumerate() {
+                prop_assert_eq!(&e.decode::<String>(i).unwrap(), &(*s, v.clone()));
+                prop_assert_eq!(e.position(*s), Some(i));
+            }
+            let gone = items[drop % items.len()].0;
+            match e.without(gone) {
+                None => prop_assert_eq!(items.len(), 1),
+                Some(b) => {
+                    let e2 = entries(Keyspace::MamPm, b"k", &b, items[0].0).unwrap();
+                    let left: Vec<u64> = e2.seqs().collect();
+                    let want: Vec<u64> = items.iter().map(|(s, _)| *s).filter(|s| *s != gone).collect();
+                    prop_assert_eq!(left, want);
+                    for i in 0..e2.len() {
+                        e2.decode::<String>(i).unwrap();
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn any_single_bit_flip_in_a_block_is_detected(bit in any::<usize>()) {
+            let (a, b) = ("one".to_owned(), "two".to_owned());
+            let mut bytes = encode_block(&[(3, &a), (7, &b)]);
+            let bit = bit % (bytes.len() * 8);
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            let read = entries(Keyspace::MamPm, b"k", &bytes, 0)
+                .and_then(|e| (0..e.len()).map(|i| e.decode::<String>(i).map(drop)).collect::<Result<Vec<()>>>());
+            prop_assert!(read.is_err());
+        }
+
+        #[test]
+        fn block_garbage_never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(b) = bytes.first_mut() { *b = BLOCK_TAG; }
+            if let Ok(e) = entries(Keyspace::MamPm, b"k", &bytes, 0) {
+                for i in 0..e.len() { let _ = e.decode::<String>(i); }
+            }
+        }
+    }
+
+    #[test]
+    fn block_below_its_key_seq_is_refused() {
+        let (a, b) = ("one".to_owned(), "two".to_owned());
+        let bytes = encode_block(&[(3, &a), (7, &b)]);
+        assert!(entries(Keyspace::MamPm, b"k", &bytes, 3).is_ok());
+        let err = entries(Keyspace::MamPm, b"k", &bytes, 4)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("out of order"), "{err}");
+        // A single value reads as one entry numbered by its key.
+        let one = encode(&a);
+        let e = entries(Keyspace::MamPm, b"k", &one, 9).unwrap();
+        assert_eq!(e.decode::<String>(0).unwrap(), (9, a));
     }
 
     #[test]

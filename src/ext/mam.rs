@@ -26,6 +26,7 @@
 //! crash leaves whole chunks only.
 
 pub mod query;
+pub(crate) mod records;
 
 use std::collections::HashSet;
 
@@ -265,11 +266,9 @@ fn last_archive_time<A: Archive>(
     match store.tree(A::RECORDS).scan_prefix(&prefix).next_back() {
         Some(kv) => {
             let (k, v) = kv?;
-            Ok(Some(A::archive_time(&codec::decode::<A::Stored>(
-                A::RECORDS,
-                &k,
-                &v,
-            )?)))
+            let e = codec::entries(A::RECORDS, &k, &v, keys::trailing_seq(A::RECORDS, &k)?)?;
+            let last = e.len().saturating_sub(1);
+            Ok(Some(A::archive_time(&e.decode::<A::Stored>(last)?.1)))
         }
         None => Ok(None),
     }
@@ -391,17 +390,19 @@ fn resolve<A: Archive>(store: &Store, a: &A, id: &str) -> Result<Option<(u64, bo
     if let Some(v) = store.tree(A::IDS).get(&id_key)? {
         let seq = keys::read_u64_value(A::IDS, &id_key, &v)?;
         // An id mapped to no record is left by a bulk import cut short: absent.
-        return Ok(store
-            .get::<A::Stored>(A::RECORDS, &a.record_key(seq))?
-            .map(|stored| (seq, true, stored)));
+        return Ok(record::<A>(store, a, seq)?.map(|stored| (seq, true, stored)));
     }
     let Some((seq, rand)) = parse_native(id) else {
         return Ok(None);
     };
-    Ok(store
-        .get::<A::Stored>(A::RECORDS, &a.record_key(seq))?
+    Ok(record::<A>(store, a, seq)?
         .filter(|s| matches!(A::stored_id(s), StoredId::Native(r) if *r == rand))
         .map(|s| (seq, false, s)))
+}
+
+/// The record numbered `seq` of archive `a`, alone or inside a block.
+fn record<A: Archive>(store: &Store, a: &A, seq: u64) -> Result<Option<A::Stored>> {
+    records::find::<A::Stored>(store, A::RECORDS, &a.records_prefix(), seq)
 }
 
 /// An index entry to write with a record: keyspace, key, encoded value.
@@ -422,6 +423,13 @@ fn insert<A: Archive, T: Serialize>(
     seq: u64,
 ) -> Result<String> {
     let key = a.record_key(seq);
+    // Bulk-ingested records live in blocks the transaction below cannot look into: check
+    // first (the caller holds the archive appenders' lock, so no append races this).
+    if let StoredId::Foreign(f) = id
+        && resolve(store, a, f)?.is_some()
+    {
+        return Err(duplicate_id());
+    }
     let foreign = match id {
         StoredId::Foreign(f) => Some((a.id_key(f), parse_native(f))),
         StoredId::Native(_) => None,
@@ -486,11 +494,6 @@ impl Store {
     }
 }
 
-fn pm_from_entry(key: &[u8], s: StoredPm) -> Result<ArchivedMessage> {
-    let (_, seq) = parse_pm_key(key)?;
-    Ok(pm_message(seq, s))
-}
-
 fn pm_message(seq: u64, s: StoredPm) -> ArchivedMessage {
     ArchivedMessage {
         id: s.id.public(seq),
@@ -518,7 +521,15 @@ fn pm_entries(
         seq,
     );
     let with_value = codec::encode(&WithEntry { with });
-    let stored = StoredPm {
+    (
+        pm_record(msg, id, at),
+        (Keyspace::MamPm, with_key, with_value),
+    )
+}
+
+/// The stored form of a 1-1 message.
+fn pm_record(msg: &PmMessage, id: StoredId, at: i64) -> StoredPm {
+    StoredPm {
         id,
         timestamp: msg.timestamp,
         at,
@@ -527,8 +538,7 @@ fn pm_entries(
         direction: msg.direction,
         origin_id: msg.origin_id.clone(),
         stanza: msg.stanza.clone(),
-    };
-    (stored, (Keyspace::MamPm, with_key, with_value))
+    }
 }
 
 impl Mam<'_> {
@@ -619,6 +629,28 @@ impl Mam<'_> {
         let mut tails = self.store.archive_appender();
         let mut prev = last_archive_time(self.store, &a, &tails)?;
         let (mut ids, mut records) = (Batch::default(), Batch::default());
+        // Records in blocks of consecutive messages, `with` entries in blocks per peer.
+        let mut block: Vec<(u64, StoredPm)> = Vec::new();
+        let mut block_bytes = 0usize;
+        let mut withs: std::collections::BTreeMap<String, Vec<(u64, WithEntry)>> =
+            std::collections::BTreeMap::new();
+        let flush_block = |block: &mut Vec<(u64, StoredPm)>, records: &mut Batch| {
+            if let Some((first, _)) = block.first() {
+                let refs: Vec<(u64, &StoredPm)> = block.iter().map(|(s, r)| (*s, r)).collect();
+                records.insert(a.record_key(*first), codec::encode_block(&refs));
+            }
+            block.clear();
+        };
+        let flush_with = |bare: &str, entries: &mut Vec<(u64, WithEntry)>, records: &mut Batch| {
+            if let Some((first, _)) = entries.first() {
+                let refs: Vec<(u64, &WithEntry)> = entries.iter().map(|(s, w)| (*s, w)).collect();
+                records.insert(
+                    keys::archive_with_seq(archive, bare, *first),
+                    codec::encode_block(&refs),
+                );
+            }
+            entries.clear();
+        };
         for msg in chunk {
             let seq = self.store.generate_id()?;
             let at = archive_time(prev, msg.timestamp);
@@ -627,9 +659,24 @@ impl Mam<'_> {
             if let StoredId::Foreign(f) = &id {
                 ids.insert(a.id_key(f), &keys::u64_value(seq));
             }
-            let (stored, (_, wk, wv)) = pm_entries(archive, msg, id, seq, at);
-            records.insert(wk, wv);
-            records.insert(a.record_key(seq), codec::encode(&stored));
+            let stored = pm_record(msg, id, at);
+            let with = peer(msg.direction, msg.from.as_str(), msg.to.as_str());
+            let bare = Jid::from_stored(with.clone()).to_bare().as_str().to_owned();
+            let entries = withs.entry(bare.clone()).or_default();
+            entries.push((seq, WithEntry { with }));
+            if entries.len() >= records::WITH_PER_BLOCK {
+                flush_with(&bare, entries, &mut records);
+            }
+            block_bytes += stored.stanza.len();
+            block.push((seq, stored));
+            if block.len() >= records::RECORDS_PER_BLOCK || block_bytes >= records::BLOCK_BYTES {
+                flush_block(&mut block, &mut records);
+                block_bytes = 0;
+            }
+        }
+        flush_block(&mut block, &mut records);
+        for (bare, entries) in &mut withs {
+            flush_with(bare, entries, &mut records);
         }
         // A crash leaves the whole chunk or none of it: without imported ids the chunk is one
         // single-tree batch (atomic on its own), with them one transaction over both trees
@@ -688,13 +735,12 @@ impl Mam<'_> {
     ) -> Result<impl DoubleEndedIterator<Item = Result<ArchivedMessage>> + use<>> {
         let archive = self.archive_of(owner)?;
         let scan = archive.map(|a| {
-            self.store
-                .scan::<StoredPm>(Keyspace::MamPm, &keys::archive_records(a))
+            records::Scan::<StoredPm>::new(self.store, Keyspace::MamPm, &keys::archive_records(a))
         });
         Ok(scan
             .into_iter()
             .flatten()
-            .map(|entry| entry.and_then(|(k, s)| pm_from_entry(&k, s))))
+            .map(|entry| entry.map(|(seq, s)| pm_message(seq, s))))
     }
 
     /// The whole archive in archive order.
@@ -708,13 +754,18 @@ impl Mam<'_> {
             return Ok(0);
         };
         let mut n = 0;
-        for k in self
-            .store
-            .scan_keys(Keyspace::MamPm, &keys::archive_records(archive))
-        {
-            k?;
-            n += 1;
-        }
+        let prefix = keys::archive_records(archive);
+        records::visit(
+            self.store,
+            Keyspace::MamPm,
+            &prefix,
+            (0, u64::MAX),
+            false,
+            |_, _| {
+                n += 1;
+                Ok(true)
+            },
+        )?;
         Ok(n)
     }
 
@@ -728,17 +779,37 @@ impl Mam<'_> {
         let Some((seq, foreign, stored)) = resolve(self.store, &a, id)? else {
             return Ok(false);
         };
-        let key = a.record_key(seq);
         let id_key = foreign.then(|| a.id_key(id));
         let with = Jid::from_stored(peer(stored.direction, &stored.from, &stored.to));
-        let with_key = keys::archive_with_seq(archive, with.to_bare().as_str(), seq);
         let spaces = [Keyspace::MamPm, Keyspace::MamPmIds];
-        // The newest archive time may change: forget it, under the appenders' lock.
+        // The newest archive time may change: forget it, under the appenders' lock (which
+        // also keeps appends away while the entries holding the message are rewritten).
         let mut tails = self.store.archive_appender();
         tails.forget(A_PM, &a.records_prefix());
+        let with_prefix = keys::archive_with(archive, with.to_bare().as_str());
+        let mut rewrites = Vec::new();
+        for prefix in [a.records_prefix(), with_prefix] {
+            // The record and its `with` entry, alone or in blocks: the entry without them.
+            let tree = self.store.tree(Keyspace::MamPm);
+            if let Some((k, v)) = records::entry_at_or_before(tree, &prefix, seq)? {
+                let e = codec::entries(
+                    Keyspace::MamPm,
+                    &k,
+                    &v,
+                    keys::trailing_seq(Keyspace::MamPm, &k)?,
+                )?;
+                if e.position(seq).is_some() {
+                    rewrites.push((k.to_vec(), e.without(seq)));
+                }
+            }
+        }
         self.store.transaction(&spaces, |tx| {
-            tx.remove(Keyspace::MamPm, &key)?;
-            tx.remove(Keyspace::MamPm, &with_key)?;
+            for (k, rest) in &rewrites {
+                match rest {
+                    Some(v) => tx.put_raw(Keyspace::MamPm, k, v)?,
+                    None => tx.remove(Keyspace::MamPm, k)?,
+                }
+            }
             if let Some(k) = &id_key {
                 tx.remove(Keyspace::MamPmIds, k)?;
             }
@@ -957,8 +1028,9 @@ pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>
             if pm_key_kind(key)?.1 == keys::PM_WITH {
                 return crate::ext::mam_indexes::verify_with_entry(key, value);
             }
-            parse_pm_key(key)?;
-            decode::<StoredPm>(ks, key, value).map(drop)
+            let (_, seq) = parse_pm_key(key)?;
+            let e = crate::codec::entries(ks, key, value, seq)?;
+            (0..e.len()).try_for_each(|i| e.decode::<StoredPm>(i).map(drop))
         }
         Keyspace::MamPmIds => {
             parse_pm_id_key(key)?;
@@ -987,16 +1059,20 @@ fn verify_id_target<A: Archive>(
     (id_key, id): (&[u8], &str),
     record_key: &[u8],
 ) -> Result<()> {
-    match store.tree(A::RECORDS).get(record_key)? {
-        None => found.add(
+    let seq = keys::trailing_seq(A::RECORDS, record_key)?;
+    let prefix = record_key
+        .get(..record_key.len().saturating_sub(8))
+        .unwrap_or_default();
+    match records::find::<A::Stored>(store, A::RECORDS, prefix, seq) {
+        Ok(None) => found.add(
             A::IDS,
             id_key,
             format!("dangling index entry: no record in {}", A::RECORDS.name()),
         ),
-        Some(v) => {
-            if let Ok(s) = crate::codec::decode::<A::Stored>(A::RECORDS, record_key, &v)
-                && !matches!(A::stored_id(&s), StoredId::Foreign(f) if f == id)
-            {
+        // A record that does not decode was reported already.
+        Err(_) => {}
+        Ok(Some(s)) => {
+            if !matches!(A::stored_id(&s), StoredId::Foreign(f) if f == id) {
                 found.add(
                     A::IDS,
                     id_key,
@@ -1074,7 +1150,6 @@ fn verify_room_links(store: &Store, found: &mut Findings) -> Result<()> {
 
 /// 1-1 messages against the archives that may hold them, and against imported ids both ways.
 fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
-    use crate::codec::decode;
     let pm_ids = store.tree(Keyspace::MamPmIds);
     let live = |a: &u64| archives.held.contains(a) || archives.swept.contains(a);
     for entry in store.tree(Keyspace::MamPm) {
@@ -1089,15 +1164,23 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
                 "message of an archive that no account holds and no sweep is queued for",
             );
         }
-        if tag == keys::PM_RECORD
-            && let Ok(s) = decode::<StoredPm>(Keyspace::MamPm, &key, &value)
-            && let StoredId::Foreign(id) = &s.id
-        {
-            found.require_index(
-                store,
-                (Keyspace::MamPm, &key),
-                (Keyspace::MamPmIds, &keys::archive_foreign_id(archive, id)),
-            )?;
+        let Ok((_, seq)) = parse_pm_key(&key) else {
+            continue;
+        };
+        let Ok(e) = crate::codec::entries(Keyspace::MamPm, &key, &value, seq) else {
+            continue;
+        };
+        for i in 0..e.len() {
+            if tag == keys::PM_RECORD
+                && let Ok((_, s)) = e.decode::<StoredPm>(i)
+                && let StoredId::Foreign(id) = &s.id
+            {
+                found.require_index(
+                    store,
+                    (Keyspace::MamPm, &key),
+                    (Keyspace::MamPmIds, &keys::archive_foreign_id(archive, id)),
+                )?;
+            }
         }
     }
     for entry in pm_ids {

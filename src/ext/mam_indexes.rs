@@ -9,8 +9,9 @@
 //! archive (seq) order archive time never decreases, which the binary search of `start`/`end`
 //! relies on.
 
-use crate::codec::decode;
+use crate::codec::{self, Entries, decode};
 use crate::error::Result;
+use crate::ext::mam::records;
 use crate::ext::mam::{
     StoredMuc, StoredPm, WithEntry, parse_pm_key, parse_room_key, peer, pm_key_kind,
 };
@@ -34,8 +35,9 @@ fn parse_with_key(key: &[u8]) -> Result<(u64, &str, u64)> {
 
 /// Checks a `with` entry of `mam_pm`: key layout and value type.
 pub(crate) fn verify_with_entry(key: &[u8], value: &[u8]) -> Result<()> {
-    parse_with_key(key)?;
-    decode::<WithEntry>(Keyspace::MamPm, key, value).map(drop)
+    let (_, _, seq) = parse_with_key(key)?;
+    let e = codec::entries(Keyspace::MamPm, key, value, seq)?;
+    (0..e.len()).try_for_each(|i| e.decode::<WithEntry>(i).map(drop))
 }
 
 /// `room \0 nick \0 seq`.
@@ -93,6 +95,9 @@ pub(crate) fn verify_links(store: &Store, archives: &Archives, found: &mut Findi
 fn verify_pm(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
     let ks = Keyspace::MamPm;
     let mut walk = TimeWalk::default();
+    // The prefix (key without its seq) and last seq of the entry before: entries under one
+    // prefix must not overlap, or queries would miss messages.
+    let mut prev: Option<(Vec<u8>, u64)> = None;
     for entry in store.tree(ks) {
         let (key, value) = entry?;
         let Ok((archive, tag)) = pm_key_kind(&key) else {
@@ -101,43 +106,66 @@ fn verify_pm(store: &Store, archives: &Archives, found: &mut Findings) -> Result
         if archives.swept.contains(&archive) {
             continue;
         }
-        if tag == keys::PM_WITH {
-            verify_with_target(store, &key, &value, found)?;
-            continue;
-        }
-        let (Ok((archive, seq)), Ok(s)) =
-            (parse_pm_key(&key), decode::<StoredPm>(ks, &key, &value))
-        else {
+        // Entries that do not parse or decode were reported by the entry check.
+        let Ok(key_seq) = keys::trailing_seq(ks, &key) else {
             continue;
         };
-        walk.step(ks, &key, archive, s.at, s.timestamp, found);
-        let p = Jid::from_stored(peer(s.direction, &s.from, &s.to));
-        let with_key = keys::archive_with_seq(archive, p.to_bare().as_str(), seq);
-        found.require_index(store, (ks, &key), (ks, &with_key))?;
+        let Ok(e) = codec::entries(ks, &key, &value, key_seq) else {
+            continue;
+        };
+        let prefix = key.get(..key.len().saturating_sub(8)).unwrap_or_default();
+        if let Some((p, last)) = &prev
+            && p.as_slice() == prefix
+            && key_seq <= *last
+        {
+            found.add(ks, &key, "entry overlaps the entry before it");
+        }
+        prev = e.bounds().map(|(_, last)| (prefix.to_vec(), last));
+        if tag == keys::PM_WITH {
+            verify_with_target(store, &key, &e, found);
+            continue;
+        }
+        if parse_pm_key(&key).is_err() {
+            continue;
+        }
+        for i in 0..e.len() {
+            let Ok((seq, s)) = e.decode::<StoredPm>(i) else {
+                continue;
+            };
+            walk.step(ks, &key, archive, s.at, s.timestamp, found);
+            let p = Jid::from_stored(peer(s.direction, &s.from, &s.to));
+            let with_prefix = keys::archive_with(archive, p.to_bare().as_str());
+            if let Ok(false) = records::holds(store, ks, &with_prefix, seq) {
+                found.add(ks, &key, "missing index entry in mam_pm");
+            }
+        }
     }
     Ok(())
 }
 
 /// A `with` entry names an existing record whose peer it names.
-fn verify_with_target(store: &Store, key: &[u8], value: &[u8], found: &mut Findings) -> Result<()> {
+fn verify_with_target(store: &Store, key: &[u8], e: &Entries<'_>, found: &mut Findings) {
     let ks = Keyspace::MamPm;
-    let (Ok((archive, with, seq)), Ok(w)) =
-        (parse_with_key(key), decode::<WithEntry>(ks, key, value))
-    else {
-        return Ok(());
+    let Ok((archive, with, _)) = parse_with_key(key) else {
+        return;
     };
-    let record = keys::archive_seq(archive, seq);
-    let Some(v) = store.tree(ks).get(&record)? else {
-        found.add(ks, key, "dangling with entry: no record in mam_pm");
-        return Ok(());
-    };
-    if let Ok(s) = decode::<StoredPm>(ks, &record, &v) {
-        let p = peer(s.direction, &s.from, &s.to);
-        if p != w.with || Jid::from_stored(p).to_bare().as_str() != with {
-            found.add(ks, key, "with entry names another peer than its message");
+    let prefix = keys::archive_records(archive);
+    for i in 0..e.len() {
+        let Ok((seq, w)) = e.decode::<WithEntry>(i) else {
+            continue;
+        };
+        match records::find::<StoredPm>(store, ks, &prefix, seq) {
+            Ok(None) => found.add(ks, key, "dangling with entry: no record in mam_pm"),
+            // A record that does not decode was reported already.
+            Err(_) => {}
+            Ok(Some(s)) => {
+                let p = peer(s.direction, &s.from, &s.to);
+                if p != w.with || Jid::from_stored(p).to_bare().as_str() != with {
+                    found.add(ks, key, "with entry names another peer than its message");
+                }
+            }
         }
     }
-    Ok(())
 }
 
 fn verify_rooms(store: &Store, found: &mut Findings) -> Result<()> {

@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use sled::IVec;
-
-use super::{Archive, WithEntry, WithSource, resolve};
+use super::records;
+use super::{Archive, WithEntry, WithSource, record, resolve};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::jid::Jid;
-use crate::keys::{self, Keyspace};
+use crate::keys::Keyspace;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -177,22 +176,16 @@ fn first_seq_where<A: Archive>(
     seqs: Seqs,
     past: impl Fn(i64) -> bool,
 ) -> Result<Option<u64>> {
-    let tree = store.tree(A::RECORDS);
     let prefix = a.records_prefix();
     // The first record at or after `from`, up to `hi`: (seq, archive time).
     let probe = |from: u64, hi: u64| -> Result<Option<(u64, i64)>> {
-        let range = keys::prefix_seq(&prefix, from)..=keys::prefix_seq(&prefix, hi);
-        match tree.range(range).next() {
-            Some(kv) => {
-                let (k, v) = kv?;
-                let s: A::Stored = codec::decode(A::RECORDS, &k, &v)?;
-                Ok(Some((
-                    keys::trailing_seq(A::RECORDS, &k)?,
-                    A::archive_time(&s),
-                )))
-            }
-            None => Ok(None),
-        }
+        let mut found = None;
+        records::visit(store, A::RECORDS, &prefix, (from, hi), false, |e, i| {
+            let (seq, s) = e.decode::<A::Stored>(i)?;
+            found = Some((seq, A::archive_time(&s)));
+            Ok(false)
+        })?;
+        Ok(found)
     };
     if seqs.empty {
         return Ok(None);
@@ -231,19 +224,28 @@ fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> R
     }
     // Start the search from the seqs the archive really holds (two lookups), not from the
     // whole u64 space: a few probes less.
-    let tree = store.tree(A::RECORDS);
     let prefix = a.records_prefix();
-    let range = keys::prefix_seq(&prefix, seqs.lo)..=keys::prefix_seq(&prefix, seqs.hi);
-    let ends = (
-        tree.range(range.clone()).next(),
-        tree.range(range).next_back(),
-    );
-    let (Some(first), Some(last)) = ends else {
+    let end = |backward| -> Result<Option<u64>> {
+        let mut found = None;
+        records::visit(
+            store,
+            A::RECORDS,
+            &prefix,
+            (seqs.lo, seqs.hi),
+            backward,
+            |e, i| {
+                found = e.seq(i);
+                Ok(false)
+            },
+        )?;
+        Ok(found)
+    };
+    let (Some(first), Some(last)) = (end(false)?, end(true)?) else {
         seqs.empty = true;
         return Ok(seqs);
     };
-    seqs.lo = keys::trailing_seq(A::RECORDS, &first?.0)?;
-    seqs.hi = keys::trailing_seq(A::RECORDS, &last?.0)?;
+    seqs.lo = first;
+    seqs.hi = last;
     if let Some(start) = q.start {
         let start = start.as_micros();
         match first_seq_where(store, a, seqs, |t| t >= start)? {
@@ -322,23 +324,12 @@ fn plan<A: Archive>(
     Ok((source, seqs, paging, backward))
 }
 
-/// Index or record keys `prefix seq` for seq in the interval, in key order.
-fn seq_range(
-    store: &Store,
-    ks: Keyspace,
-    prefix: &[u8],
-    seqs: Seqs,
-) -> impl DoubleEndedIterator<Item = sled::Result<(IVec, IVec)>> + use<> {
-    store
-        .tree(ks)
-        .range(keys::prefix_seq(prefix, seqs.lo)..=keys::prefix_seq(prefix, seqs.hi))
-}
-
-/// Whether a `with` entry of `mam_pm` names exactly `exact` (no filter when `None`).
-fn exact_match(ks: Keyspace, key: &[u8], value: &[u8], exact: Option<&String>) -> Result<bool> {
+/// Whether value `i` of a `with` entry of `mam_pm` names exactly `exact` (no filter when
+/// `None`).
+fn exact_match(e: &codec::Entries<'_>, i: usize, exact: Option<&String>) -> Result<bool> {
     match exact {
         None => Ok(true),
-        Some(j) => Ok(codec::decode::<WithEntry>(ks, key, value)?.with == *j),
+        Some(j) => Ok(e.decode::<WithEntry>(i)?.1.with == *j),
     }
 }
 
@@ -369,43 +360,38 @@ where
             };
         }
         Source::Records => {
-            let it = seq_range(store, A::RECORDS, &a.records_prefix(), seqs);
-            let it: Box<dyn Iterator<Item = _>> = if backward {
-                Box::new(it.rev())
-            } else {
-                Box::new(it)
-            };
-            for kv in it.take(take) {
-                let (k, v) = kv?;
-                let seq = keys::trailing_seq(A::RECORDS, &k)?;
-                out.push((seq, codec::decode(A::RECORDS, &k, &v)?));
-            }
+            let range = (seqs.lo, seqs.hi);
+            records::visit(
+                store,
+                A::RECORDS,
+                &a.records_prefix(),
+                range,
+                backward,
+                |e, i| {
+                    out.push(e.decode::<A::Stored>(i)?);
+                    Ok(out.len() < take)
+                },
+            )?;
         }
         Source::Index {
             keyspace,
             prefix,
             exact,
         } => {
-            let it = seq_range(store, *keyspace, prefix, seqs);
-            let it: Box<dyn Iterator<Item = _>> = if backward {
-                Box::new(it.rev())
-            } else {
-                Box::new(it)
-            };
-            for kv in it {
-                if out.len() == take {
-                    break;
+            let range = (seqs.lo, seqs.hi);
+            records::visit(store, *keyspace, prefix, range, backward, |e, i| {
+                let Some(seq) = e.seq(i) else {
+                    return Ok(true);
+                };
+                if !exact_match(e, i, exact.as_ref())? {
+                    return Ok(true);
                 }
-                let (k, v) = kv?;
-                if !exact_match(*keyspace, &k, &v, exact.as_ref())? {
-                    continue;
-                }
-                let seq = keys::trailing_seq(*keyspace, &k)?;
                 // No record: an index entry left by an import cut short; skip it.
-                if let Some(s) = store.get::<A::Stored>(A::RECORDS, &a.record_key(seq))? {
+                if let Some(s) = record::<A>(store, a, seq)? {
                     out.push((seq, s));
                 }
-            }
+                Ok(out.len() < take)
+            })?;
         }
     }
     Ok(out)
@@ -421,22 +407,31 @@ fn count<A: Archive>(store: &Store, a: &A, source: &Source<A::Stored>, seqs: Seq
         Source::Nothing => {}
         Source::Ids(m) => n = m.range(seqs.lo..=seqs.hi).count() as u64,
         Source::Records => {
-            for kv in seq_range(store, A::RECORDS, &a.records_prefix(), seqs) {
-                kv?;
-                n += 1;
-            }
+            let range = (seqs.lo, seqs.hi);
+            records::visit(
+                store,
+                A::RECORDS,
+                &a.records_prefix(),
+                range,
+                false,
+                |_, _| {
+                    n += 1;
+                    Ok(true)
+                },
+            )?;
         }
         Source::Index {
             keyspace,
             prefix,
             exact,
         } => {
-            for kv in seq_range(store, *keyspace, prefix, seqs) {
-                let (k, v) = kv?;
-                if exact_match(*keyspace, &k, &v, exact.as_ref())? {
+            let range = (seqs.lo, seqs.hi);
+            records::visit(store, *keyspace, prefix, range, false, |e, i| {
+                if exact_match(e, i, exact.as_ref())? {
                     n += 1;
                 }
-            }
+                Ok(true)
+            })?;
         }
     }
     Ok(n)
@@ -482,20 +477,28 @@ where
 
 /// The first and last record of archive `a`.
 pub(super) fn metadata<A: Archive>(store: &Store, a: &A) -> Result<Metadata> {
-    let end = |kv: Option<sled::Result<(IVec, IVec)>>| -> Result<Option<ArchiveEnd>> {
-        let Some(kv) = kv else { return Ok(None) };
-        let (k, v) = kv?;
-        let seq = keys::trailing_seq(A::RECORDS, &k)?;
-        let s: A::Stored = codec::decode(A::RECORDS, &k, &v)?;
-        Ok(Some(ArchiveEnd {
-            id: A::stored_id(&s).public(seq),
-            timestamp: A::timestamp(&s),
-        }))
-    };
-    let tree = store.tree(A::RECORDS);
     let prefix = a.records_prefix();
+    let end = |backward| -> Result<Option<ArchiveEnd>> {
+        let mut found = None;
+        records::visit(
+            store,
+            A::RECORDS,
+            &prefix,
+            (0, u64::MAX),
+            backward,
+            |e, i| {
+                let (seq, s) = e.decode::<A::Stored>(i)?;
+                found = Some(ArchiveEnd {
+                    id: A::stored_id(&s).public(seq),
+                    timestamp: A::timestamp(&s),
+                });
+                Ok(false)
+            },
+        )?;
+        Ok(found)
+    };
     Ok(Metadata {
-        first: end(tree.scan_prefix(&prefix).next())?,
-        last: end(tree.scan_prefix(&prefix).next_back())?,
+        first: end(false)?,
+        last: end(true)?,
     })
 }

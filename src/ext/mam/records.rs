@@ -1,0 +1,221 @@
+//! Reading archive entries that may be blocks of records (see [`crate::codec`]): a
+//! bulk-ingested chunk stores up to [`RECORDS_PER_BLOCK`] consecutive records under the key
+//! of the first one, and its `with` entries in blocks per peer. A key names the smallest seq
+//! of its entry; entries under one prefix never overlap, so the only entry below a seq that
+//! can hold it is the one right before it.
+//!
+//! Long scans ([`Scan`]) start a new sled range for every entry: sled 0.34 evicts cached
+//! pages only as it counts page accesses, and one long-lived iterator touches each leaf once,
+//! so a scan of a large archive would otherwise keep all of it resident.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+
+use serde::de::DeserializeOwned;
+use sled::IVec;
+
+use crate::codec;
+use crate::error::Result;
+use crate::keys::{self, Keyspace};
+use crate::store::Store;
+
+/// Records per block written by [`crate::ext::mam::Mam::append_bulk`].
+pub const RECORDS_PER_BLOCK: usize = 8;
+/// A block is closed early once its stanzas reach this many bytes, so a sled leaf of 16
+/// entries stays well under sled's blob threshold (a quarter of its 512 KiB segment).
+pub const BLOCK_BYTES: usize = 3 * 1024;
+/// `with` entries per block.
+pub const WITH_PER_BLOCK: usize = 32;
+
+/// The entry with the greatest key at or below `prefix seq`.
+pub(crate) fn entry_at_or_before(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    seq: u64,
+) -> Result<Option<(IVec, IVec)>> {
+    let range = keys::prefix_seq(prefix, 0)..=keys::prefix_seq(prefix, seq);
+    Ok(tree.range(range).next_back().transpose()?)
+}
+
+/// The entry holding `seq` under `prefix`, read and checked, and the index of `seq` in it.
+pub(crate) fn find<T: DeserializeOwned>(
+    store: &Store,
+    ks: Keyspace,
+    prefix: &[u8],
+    seq: u64,
+) -> Result<Option<T>> {
+    let Some((k, v)) = entry_at_or_before(store.tree(ks), prefix, seq)? else {
+        return Ok(None);
+    };
+    let e = codec::entries(ks, &k, &v, keys::trailing_seq(ks, &k)?)?;
+    match e.position(seq) {
+        Some(i) => Ok(Some(e.decode::<T>(i)?.1)),
+        None => Ok(None),
+    }
+}
+
+/// Whether some entry under `prefix` holds `seq` (the entry is checked, not decoded).
+pub(crate) fn holds(store: &Store, ks: Keyspace, prefix: &[u8], seq: u64) -> Result<bool> {
+    let Some((k, v)) = entry_at_or_before(store.tree(ks), prefix, seq)? else {
+        return Ok(false);
+    };
+    let e = codec::entries(ks, &k, &v, keys::trailing_seq(ks, &k)?)?;
+    Ok(e.position(seq).is_some())
+}
+
+/// Visits the values with seqs in `[lo, hi]` of the entries under `prefix`, in seq order or
+/// (with `backward`) reversed; `visit` gets the entry and the value's index, and returns
+/// `false` to stop. One sled range: for pages, not for whole-archive scans.
+pub(crate) fn visit(
+    store: &Store,
+    ks: Keyspace,
+    prefix: &[u8],
+    (lo, hi): (u64, u64),
+    backward: bool,
+    mut visit: impl FnMut(&codec::Entries<'_>, usize) -> Result<bool>,
+) -> Result<()> {
+    if lo > hi {
+        return Ok(());
+    }
+    let tree = store.tree(ks);
+    let start = match entry_at_or_before(tree, prefix, lo)? {
+        Some((k, _)) => k.to_vec(),
+        None => keys::prefix_seq(prefix, lo),
+    };
+    let it = tree.range(start..=keys::prefix_seq(prefix, hi));
+    let it: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if backward {
+        Box::new(it.rev())
+    } else {
+        Box::new(it)
+    };
+    for kv in it {
+        let (k, v) = kv?;
+        let e = codec::entries(ks, &k, &v, keys::trailing_seq(ks, &k)?)?;
+        let mut idx: Vec<(usize, u64)> = e.seqs().enumerate().collect();
+        if backward {
+            idx.reverse();
+        }
+        for (i, s) in idx {
+            if (lo..=hi).contains(&s) && !visit(&e, i)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first byte string greater than every key starting with `prefix` (`None`: no bound).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Every value under a prefix in seq order, from both ends, decoded entry by entry; each
+/// step is a new sled range (see the module docs), so memory stays flat over any archive.
+pub(crate) struct Scan<T> {
+    tree: sled::Tree,
+    ks: Keyspace,
+    front: Vec<u8>,
+    back: Option<Vec<u8>>,
+    front_buf: VecDeque<Result<(u64, T)>>,
+    back_buf: VecDeque<Result<(u64, T)>>,
+    done: bool,
+}
+
+impl<T: DeserializeOwned> Scan<T> {
+    pub(crate) fn new(store: &Store, ks: Keyspace, prefix: &[u8]) -> Self {
+        Scan {
+            tree: store.tree(ks).clone(),
+            ks,
+            front: prefix.to_vec(),
+            back: prefix_end(prefix),
+            front_buf: VecDeque::new(),
+            back_buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The next entry from the front or the back of what is left, decoded.
+    fn step(&mut self, from_back: bool) -> Option<VecDeque<Result<(u64, T)>>> {
+        if self.done {
+            return None;
+        }
+        if self.back.as_ref().is_some_and(|b| *b <= self.front) {
+            self.done = true;
+            return None;
+        }
+        let upper = match &self.back {
+            Some(b) => Bound::Excluded(b.clone()),
+            None => Bound::Unbounded,
+        };
+        let mut range = self
+            .tree
+            .range::<Vec<u8>, _>((Bound::Included(self.front.clone()), upper));
+        let kv = if from_back {
+            range.next_back()
+        } else {
+            range.next()
+        };
+        let (k, v) = match kv {
+            None => {
+                self.done = true;
+                return None;
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                return Some(VecDeque::from([Err(e.into())]));
+            }
+            Some(Ok(kv)) => kv,
+        };
+        if from_back {
+            self.back = Some(k.to_vec());
+        } else {
+            self.front = k.to_vec();
+            self.front.push(0);
+        }
+        Some(decode_all(self.ks, &k, &v))
+    }
+}
+
+fn decode_all<T: DeserializeOwned>(ks: Keyspace, k: &[u8], v: &[u8]) -> VecDeque<Result<(u64, T)>> {
+    let entries = keys::trailing_seq(ks, k).and_then(|seq| codec::entries(ks, k, v, seq));
+    match entries {
+        Err(e) => VecDeque::from([Err(e)]),
+        Ok(e) => (0..e.len()).map(|i| e.decode::<T>(i)).collect(),
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for Scan<T> {
+    type Item = Result<(u64, T)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(x) = self.front_buf.pop_front() {
+                return Some(x);
+            }
+            match self.step(false) {
+                Some(buf) => self.front_buf = buf,
+                None => return self.back_buf.pop_front(),
+            }
+        }
+    }
+}
+
+impl<T: DeserializeOwned> DoubleEndedIterator for Scan<T> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(x) = self.back_buf.pop_back() {
+                return Some(x);
+            }
+            match self.step(true) {
+                Some(buf) => self.back_buf = buf,
+                None => return self.front_buf.pop_back(),
+            }
+        }
+    }
+}
