@@ -14,8 +14,8 @@
 //! | `private` | owner `\0` namespace | private XML |
 //! | `offline` | owner `\0` seq:u64 | offline message |
 //! | `inbox` | owner `\0` remote | inbox entry |
-//! | `mam_pm` | archive:u64 `m` seq:u64 | archived 1-1 message, with its archive time |
-//! | `mam_pm` | archive:u64 `w` with-bare `\0` seq:u64 | `with` index entry: with (full JID) |
+//! | `mam_pm` | archive:u64 `m` seq:u64 | archived 1-1 message, with its archive time, or a block of consecutive ones keyed by the first |
+//! | `mam_pm` | archive:u64 `w` with-bare `\0` seq:u64 | `with` index entry: with (full JID), or a block of them for one peer |
 //! | `mam_pm_ids` | archive:u64 foreign-id | seq (imported ids only) |
 //! | `mam_muc` | room `\0` seq:u64 | archived group-chat message, with its archive time |
 //! | `mam_muc_ids` | room `\0` foreign-id | seq (imported ids only) |
@@ -52,8 +52,11 @@ pub const META_MAGIC: &[u8] = b"magic";
 pub const META_FORMAT: &[u8] = b"format";
 /// Key of the newest flush generation in `meta` (see [`crate::witness`]).
 pub const META_FLUSHED: &[u8] = b"flushed";
-/// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes. Format 2 added blocks of archive records (see
+/// [`crate::codec`]); a format 1 store holds none and is marked 2 when opened.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build opens (and upgrades by rewriting the version alone).
+pub const OLDEST_FORMAT: u32 = 1;
 
 const SEP: u8 = 0;
 

@@ -925,11 +925,21 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<bool> {
                 .ok_or_else(|| not_a_store(path.to_path_buf(), "format version missing"))?;
             let found = keys::read_u64_value(Keyspace::Meta, keys::META_FORMAT, &raw)?;
             let found = u32::try_from(found).unwrap_or(u32::MAX);
-            if found != keys::FORMAT_VERSION {
+            if !(keys::OLDEST_FORMAT..=keys::FORMAT_VERSION).contains(&found) {
                 return Err(Error::UnsupportedVersion {
                     found,
                     supported: keys::FORMAT_VERSION,
                 });
+            }
+            if found < keys::FORMAT_VERSION {
+                // Every older format is a subset of this one: only the version changes, so
+                // an older build refuses the store once it may hold what that build cannot
+                // read.
+                meta.insert(
+                    keys::META_FORMAT,
+                    &keys::u64_value(u64::from(keys::FORMAT_VERSION)),
+                )?;
+                meta.flush()?;
             }
             Ok(false)
         }

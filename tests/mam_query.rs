@@ -762,3 +762,50 @@ fn cli_mam_query() -> TestResult {
     );
     Ok(())
 }
+
+/// A format 1 store (single records only) opens, keeps its archive and is marked format 2;
+/// a newer format is refused with a clear error.
+#[test]
+fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
+    let (dir, store) = store();
+    let alice = user(&store, "alice@x");
+    let msg = PmMessage {
+        id: None,
+        timestamp: Timestamp::from_secs(1),
+        from: full("bob@x/a"),
+        to: full("alice@x"),
+        direction: Direction::Incoming,
+        origin_id: None,
+        stanza: "<message/>".into(),
+    };
+    let id = store.mam().append(&alice, &msg)?;
+    let meta = store.raw_tree(jidstore::keys::Keyspace::Meta);
+    meta.insert(jidstore::keys::META_FORMAT, &1u64.to_be_bytes())?;
+    drop(meta);
+    let store = reopen(&dir, store);
+    let raw = store
+        .raw_tree(jidstore::keys::Keyspace::Meta)
+        .get(jidstore::keys::META_FORMAT)?
+        .ok_or("no format key")?;
+    assert_eq!(raw.as_ref(), &2u64.to_be_bytes());
+    assert_eq!(
+        store.mam().get(&alice, &id)?.map(|m| m.stanza),
+        Some(msg.stanza.clone())
+    );
+    store
+        .raw_tree(jidstore::keys::Keyspace::Meta)
+        .insert(jidstore::keys::META_FORMAT, &3u64.to_be_bytes())?;
+    store.flush()?;
+    drop(store);
+    let err = jidstore::Config::new(dir.path().join("data"))
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .err()
+        .ok_or("a format 3 store opened")?;
+    assert!(
+        err.to_string()
+            .contains("store format version 3 is not supported"),
+        "{err}"
+    );
+    Ok(())
+}

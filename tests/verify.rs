@@ -607,3 +607,59 @@ fn query_index_damage_is_reported() -> TestResult {
     );
     Ok(())
 }
+
+/// Blocks of bulk-ingested records: a damaged block is reported at its key, and an entry
+/// that overlaps the one before it (which would hide messages from queries) is reported.
+#[test]
+fn archive_block_damage_and_overlap_are_reported() -> TestResult {
+    let (_dir, store) = store();
+    let alice = user(&store, "alice@localhost");
+    store.mam().append_bulk(
+        &alice,
+        (0..20).map(|i| PmMessage {
+            id: None,
+            timestamp: at(i),
+            from: full("bob@localhost/a"),
+            to: full("alice@localhost"),
+            direction: Direction::Incoming,
+            origin_id: None,
+            stanza: format!("<message><body>{i}</body></message>"),
+        }),
+    )?;
+    assert!(jidstore::verify(&store)?.is_clean());
+    let t = store.raw_tree(Keyspace::MamPm);
+    let (key, value) = first_entry(&store, Keyspace::MamPm);
+    assert_eq!(value.first(), Some(&2), "the first record entry is a block");
+    // The same block once more, one seq lower: it overlaps the block at `key`.
+    let seq = keys::trailing_seq(Keyspace::MamPm, &key)?;
+    let mut lower = key.to_vec();
+    let at_seq = lower.len() - 8;
+    lower.truncate(at_seq);
+    lower.extend_from_slice(&(seq - 1).to_be_bytes());
+    t.insert(&lower, value.clone())?;
+    let report = jidstore::verify(&store)?;
+    let at_key = problems_at(&report, Keyspace::MamPm, &key);
+    assert!(
+        at_key.contains(&"entry overlaps the entry before it".to_owned()),
+        "{report}"
+    );
+    t.remove(&lower)?;
+    // One flipped byte in the block: reported at the block's key, nothing else decodes it.
+    let mut bad = value.to_vec();
+    bad[20] ^= 0x40;
+    t.insert(&key, bad)?;
+    let report = jidstore::verify(&store)?;
+    assert!(
+        problems_at(&report, Keyspace::MamPm, &key)
+            .iter()
+            .any(|w| w.contains("checksum mismatch")),
+        "{report}"
+    );
+    assert!(
+        store.mam().list(&alice).is_err(),
+        "a damaged block is an error, not a gap"
+    );
+    t.insert(&key, value)?;
+    assert!(jidstore::verify(&store)?.is_clean());
+    Ok(())
+}

@@ -24,6 +24,10 @@
 //! each chunk of [`BULK_CHUNK`] messages (the id map batch and the batch of records and
 //! `with` entries) in one transaction over the two trees: durable on the same terms, and a
 //! crash leaves whole chunks only.
+//!
+//! **Blocks.** [`Mam::append_bulk`] stores records in blocks of consecutive messages and
+//! `with` entries in blocks per peer, one sled key each ([`records`]), since sled's cost is
+//! per key: see README "On-disk format". Every reader takes blocks and single values alike.
 
 pub mod query;
 pub(crate) mod records;
