@@ -781,7 +781,6 @@ fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
     let id = store.mam().append(&alice, &msg)?;
     let meta = store.raw_tree(jidstore::keys::Keyspace::Meta);
     meta.insert(jidstore::keys::META_FORMAT, &1u64.to_be_bytes())?;
-    drop(meta);
     let store = reopen(&dir, store);
     let raw = store
         .raw_tree(jidstore::keys::Keyspace::Meta)
