@@ -198,6 +198,11 @@ impl Jid {
     pub(crate) fn from_stored(s: String) -> Self {
         Jid(s)
     }
+
+    /// The JID as a string, without a copy.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl From<BareJid> for Jid {
