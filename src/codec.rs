@@ -87,6 +87,12 @@ pub fn encode_block<T: Serialize>(items: &[(u64, &T)]) -> Vec<u8> {
     if let [(_, one)] = items {
         return encode(*one);
     }
+    encode_block_frame(items)
+}
+
+/// Encodes values with their seqs as a block frame, even a single one (for entries whose
+/// items differ from a single value's type).
+pub fn encode_block_frame<T: Serialize>(items: &[(u64, &T)]) -> Vec<u8> {
     let payloads: Vec<(u64, Vec<u8>)> = items
         .iter()
         .map(|(seq, v)| {
@@ -124,6 +130,7 @@ pub struct Entries<'a> {
     keyspace: Keyspace,
     key: &'a [u8],
     items: Vec<(u64, &'a [u8])>,
+    block: bool,
 }
 
 /// Reads an entry that may be a block or a single value (numbered `key_seq`, the seq its key
@@ -146,6 +153,7 @@ pub fn entries<'a>(
             keyspace,
             key,
             items: vec![(key_seq, payload)],
+            block: false,
         });
     }
     let items = block_items(bytes, key_seq).map_err(corrupt)?;
@@ -153,6 +161,7 @@ pub fn entries<'a>(
         keyspace,
         key,
         items,
+        block: true,
     })
 }
 
@@ -218,6 +227,11 @@ impl Entries<'_> {
     /// The seqs, in order.
     pub fn seqs(&self) -> impl DoubleEndedIterator<Item = u64> + '_ {
         self.items.iter().map(|(s, _)| *s)
+    }
+
+    /// Whether the entry is a block frame (rather than a single value).
+    pub fn is_block(&self) -> bool {
+        self.block
     }
 
     /// The seq of value `i`.

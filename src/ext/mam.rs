@@ -161,7 +161,20 @@ impl StoredId {
 
     fn public(&self, seq: u64) -> String {
         match self {
-            StoredId::Native(r) => format!("{seq:016x}{r:016x}"),
+            StoredId::Native(r) => {
+                // By hand: one per exported row, and `format!` showed in the export profile.
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut id = String::with_capacity(32);
+                for n in [seq, *r] {
+                    for shift in (0..16).rev() {
+                        let nibble = (n >> (shift * 4)) & 0xf;
+                        id.push(char::from(
+                            HEX.get(nibble as usize).copied().unwrap_or(b'0'),
+                        ));
+                    }
+                }
+                id
+            }
             StoredId::Foreign(id) => id.clone(),
         }
     }
@@ -222,6 +235,28 @@ fn corrupt(ks: Keyspace, key: &[u8], reason: &'static str) -> Error {
 #[derive(Serialize, Deserialize)]
 pub(super) struct WithEntry {
     pub(super) with: String,
+}
+
+/// An item of a block of `with` entries (bulk ingest): the other party, and the key seq of
+/// the record block that holds the message, so a `with` page reads each record with one
+/// direct lookup (record blocks keep their key for life: removals rewrite them in place).
+#[derive(Serialize, Deserialize)]
+pub(super) struct WithInBlock {
+    pub(super) with: String,
+    pub(super) block: u64,
+}
+
+/// Item `i` of a `with` entry of `mam_pm`: its seq, the other party, and the key seq of the
+/// record entry that holds it (the seq itself for a single entry: live appends write single
+/// records).
+pub(super) fn with_item(e: &codec::Entries<'_>, i: usize) -> Result<(u64, String, u64)> {
+    if e.is_block() {
+        let (seq, w) = e.decode::<WithInBlock>(i)?;
+        Ok((seq, w.with, w.block))
+    } else {
+        let (seq, w) = e.decode::<WithEntry>(i)?;
+        Ok((seq, w.with, seq))
+    }
 }
 
 /// Where a `with` filter is answered from.
@@ -636,7 +671,7 @@ impl Mam<'_> {
         // Records in blocks of consecutive messages, `with` entries in blocks per peer.
         let mut block: Vec<(u64, StoredPm)> = Vec::new();
         let mut block_bytes = 0usize;
-        let mut withs: std::collections::BTreeMap<String, Vec<(u64, WithEntry)>> =
+        let mut withs: std::collections::BTreeMap<String, Vec<(u64, WithInBlock)>> =
             std::collections::BTreeMap::new();
         let flush_block = |block: &mut Vec<(u64, StoredPm)>, records: &mut Batch| {
             if let Some((first, _)) = block.first() {
@@ -645,12 +680,14 @@ impl Mam<'_> {
             }
             block.clear();
         };
-        let flush_with = |bare: &str, entries: &mut Vec<(u64, WithEntry)>, records: &mut Batch| {
+        let flush_with = |bare: &str,
+                          entries: &mut Vec<(u64, WithInBlock)>,
+                          records: &mut Batch| {
             if let Some((first, _)) = entries.first() {
-                let refs: Vec<(u64, &WithEntry)> = entries.iter().map(|(s, w)| (*s, w)).collect();
+                let refs: Vec<(u64, &WithInBlock)> = entries.iter().map(|(s, w)| (*s, w)).collect();
                 records.insert(
                     keys::archive_with_seq(archive, bare, *first),
-                    codec::encode_block(&refs),
+                    codec::encode_block_frame(&refs),
                 );
             }
             entries.clear();
@@ -667,7 +704,14 @@ impl Mam<'_> {
             let with = peer(msg.direction, msg.from.as_str(), msg.to.as_str());
             let bare = Jid::from_stored(with.clone()).to_bare().as_str().to_owned();
             let entries = withs.entry(bare.clone()).or_default();
-            entries.push((seq, WithEntry { with }));
+            let block_seq = block.first().map_or(seq, |(s, _)| *s);
+            entries.push((
+                seq,
+                WithInBlock {
+                    with,
+                    block: block_seq,
+                },
+            ));
             if entries.len() >= records::WITH_PER_BLOCK {
                 flush_with(&bare, entries, &mut records);
             }
@@ -1249,10 +1293,10 @@ impl Extension for Class {
                 let m = m?;
                 emit(vec![
                     m.id,
-                    m.from.to_string(),
+                    m.from.into_string(),
                     m.stanza,
                     m.timestamp.to_rfc3339(),
-                    m.to.to_string(),
+                    m.to.into_string(),
                     m.direction.as_str().to_owned(),
                 ])?;
             }

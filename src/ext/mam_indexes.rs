@@ -13,7 +13,7 @@ use crate::codec::{self, Entries, decode};
 use crate::error::Result;
 use crate::ext::mam::records;
 use crate::ext::mam::{
-    StoredMuc, StoredPm, WithEntry, parse_pm_key, parse_room_key, peer, pm_key_kind,
+    StoredMuc, StoredPm, parse_pm_key, parse_room_key, peer, pm_key_kind, with_item,
 };
 use crate::jid::Jid;
 use crate::keys::{self, KeyReader, Keyspace};
@@ -37,7 +37,7 @@ fn parse_with_key(key: &[u8]) -> Result<(u64, &str, u64)> {
 pub(crate) fn verify_with_entry(key: &[u8], value: &[u8]) -> Result<()> {
     let (_, _, seq) = parse_with_key(key)?;
     let e = codec::entries(Keyspace::MamPm, key, value, seq)?;
-    (0..e.len()).try_for_each(|i| e.decode::<WithEntry>(i).map(drop))
+    (0..e.len()).try_for_each(|i| with_item(&e, i).map(drop))
 }
 
 /// `room \0 nick \0 seq`.
@@ -151,16 +151,18 @@ fn verify_with_target(store: &Store, key: &[u8], e: &Entries<'_>, found: &mut Fi
     };
     let prefix = keys::archive_records(archive);
     for i in 0..e.len() {
-        let Ok((seq, w)) = e.decode::<WithEntry>(i) else {
+        let Ok((seq, w, block)) = with_item(e, i) else {
             continue;
         };
-        match records::find::<StoredPm>(store, ks, &prefix, seq) {
+        // Where the entry says the record is, the way queries read it.
+        let at = keys::prefix_seq(&prefix, block);
+        match records::find_at::<StoredPm>(store, ks, &at, seq) {
             Ok(None) => found.add(ks, key, "dangling with entry: no record in mam_pm"),
             // A record that does not decode was reported already.
             Err(_) => {}
             Ok(Some(s)) => {
                 let p = peer(s.direction, &s.from, &s.to);
-                if p != w.with || Jid::from_stored(p).to_bare().as_str() != with {
+                if p != w || Jid::from_stored(p).to_bare().as_str() != with {
                     found.add(ks, key, "with entry names another peer than its message");
                 }
             }

@@ -227,12 +227,12 @@ fn write_table<W: Write + Seek>(
             progress::advance(now - reported);
             reported = now;
         }
-        let produced = producer
+        let read_result = producer
             .join()
             .unwrap_or_else(|_| Err(Error::Io(io::Error::other("export row reader panicked"))));
         // The writer's error is the cause when both failed (the producer saw a closed pipe).
         written?;
-        produced?;
+        read_result?;
         let total = rows.load(Ordering::Relaxed);
         progress::advance(total - reported);
         Ok((total, crc.finalize(), bytes))

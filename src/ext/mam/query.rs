@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 
 use super::records;
-use super::{Archive, WithEntry, WithSource, record, resolve};
+use super::{Archive, WithSource, record, resolve, with_item};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::jid::Jid;
-use crate::keys::Keyspace;
+use crate::keys::{self, Keyspace};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -329,7 +329,7 @@ fn plan<A: Archive>(
 fn exact_match(e: &codec::Entries<'_>, i: usize, exact: Option<&String>) -> Result<bool> {
     match exact {
         None => Ok(true),
-        Some(j) => Ok(e.decode::<WithEntry>(i)?.1.with == *j),
+        Some(j) => Ok(with_item(e, i)?.1 == *j),
     }
 }
 
@@ -386,8 +386,16 @@ where
                 if !exact_match(e, i, exact.as_ref())? {
                     return Ok(true);
                 }
+                let found = if *keyspace == Keyspace::MamPm {
+                    // A 1-1 `with` entry names the record entry: one direct lookup.
+                    let (_, _, block) = with_item(e, i)?;
+                    let key = keys::prefix_seq(&a.records_prefix(), block);
+                    records::find_at::<A::Stored>(store, A::RECORDS, &key, seq)?
+                } else {
+                    record::<A>(store, a, seq)?
+                };
                 // No record: an index entry left by an import cut short; skip it.
-                if let Some(s) = record::<A>(store, a, seq)? {
+                if let Some(s) = found {
                     out.push((seq, s));
                 }
                 Ok(out.len() < take)

@@ -54,6 +54,23 @@ pub(crate) fn find<T: DeserializeOwned>(
     }
 }
 
+/// The value numbered `seq` in the entry at exactly `key` (one direct lookup), if there.
+pub(crate) fn find_at<T: DeserializeOwned>(
+    store: &Store,
+    ks: Keyspace,
+    key: &[u8],
+    seq: u64,
+) -> Result<Option<T>> {
+    let Some(v) = store.tree(ks).get(key)? else {
+        return Ok(None);
+    };
+    let e = codec::entries(ks, key, &v, keys::trailing_seq(ks, key)?)?;
+    match e.position(seq) {
+        Some(i) => Ok(Some(e.decode::<T>(i)?.1)),
+        None => Ok(None),
+    }
+}
+
 /// Whether some entry under `prefix` holds `seq` (the entry is checked, not decoded).
 pub(crate) fn holds(store: &Store, ks: Keyspace, prefix: &[u8], seq: u64) -> Result<bool> {
     let Some((k, v)) = entry_at_or_before(store.tree(ks), prefix, seq)? else {
