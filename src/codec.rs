@@ -267,6 +267,28 @@ impl Entries<'_> {
         }
     }
 
+    /// Decodes value `i` borrowing from the stored bytes (strings as `&str`); same layout as
+    /// [`Entries::decode`] of the owned type.
+    pub fn decode_borrowed<'de, T: serde::Deserialize<'de>>(
+        &'de self,
+        i: usize,
+    ) -> Result<(u64, T)> {
+        let corrupt = |reason| Error::Corrupt {
+            keyspace: self.keyspace.name(),
+            key: escape_key(self.key),
+            reason,
+        };
+        let (seq, payload) = *self
+            .items
+            .get(i)
+            .ok_or_else(|| corrupt("no such block item"))?;
+        match bincode::serde::borrow_decode_from_slice::<T, _>(payload, config()) {
+            Ok((value, used)) if used == payload.len() => Ok((seq, value)),
+            Ok(_) => Err(corrupt("trailing bytes after value")),
+            Err(_) => Err(corrupt("value does not decode")),
+        }
+    }
+
     /// The entry without the value numbered `seq`, re-encoded; `None` when nothing is left.
     pub fn without(&self, seq: u64) -> Option<Vec<u8>> {
         let rest: Vec<(u64, &[u8])> = self

@@ -162,22 +162,57 @@ impl StoredId {
     fn public(&self, seq: u64) -> String {
         match self {
             StoredId::Native(r) => {
-                // By hand: one per exported row, and `format!` showed in the export profile.
-                const HEX: &[u8; 16] = b"0123456789abcdef";
                 let mut id = String::with_capacity(32);
-                for n in [seq, *r] {
-                    for shift in (0..16).rev() {
-                        let nibble = (n >> (shift * 4)) & 0xf;
-                        id.push(char::from(
-                            HEX.get(nibble as usize).copied().unwrap_or(b'0'),
-                        ));
-                    }
-                }
+                push_native_id(&mut id, seq, *r);
                 id
             }
             StoredId::Foreign(id) => id.clone(),
         }
     }
+}
+
+/// Appends the public form of a native id: seq and random half, 16 hex digits each. By
+/// hand: one per exported row, and `format!` showed in the export profile.
+fn push_native_id(out: &mut String, seq: u64, rand: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for n in [seq, rand] {
+        for shift in (0..16).rev() {
+            let nibble = (n >> (shift * 4)) & 0xf;
+            out.push(char::from(
+                HEX.get(nibble as usize).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+}
+
+/// [`StoredId`] read in place.
+#[derive(Deserialize)]
+enum StoredIdRef<'a> {
+    Native(u64),
+    Foreign(&'a str),
+}
+
+/// [`StoredPm`] read in place (the same layout, strings borrowed from the stored bytes): the
+/// export's rows, without a copy of each stanza.
+#[derive(Deserialize)]
+struct StoredPmRef<'a> {
+    #[serde(borrow)]
+    id: StoredIdRef<'a>,
+    timestamp: Timestamp,
+    #[expect(
+        dead_code,
+        reason = "read for the layout; the export does not print it"
+    )]
+    at: i64,
+    from: &'a str,
+    to: &'a str,
+    direction: Direction,
+    #[expect(
+        dead_code,
+        reason = "read for the layout; the export does not print it"
+    )]
+    origin_id: Option<&'a str>,
+    stanza: &'a str,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -1287,6 +1322,41 @@ impl Extension for Class {
     fn tables(&self) -> &'static [Table] {
         TABLES
     }
+    /// The 1-1 table straight from the stored bytes (one reused id buffer, cells borrowed);
+    /// the same rows as [`Extension::rows`] (a test compares them).
+    fn cells(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        table: usize,
+        emit: crate::ext::EmitCells<'_>,
+    ) -> Result<()> {
+        if table != 0 {
+            return self.rows(store, subject, table, &mut |row| {
+                crate::ext::emit_owned(emit, &row)
+            });
+        }
+        let Some(archive) = store.mam().archive_of(subject)? else {
+            return Ok(());
+        };
+        let ks = Keyspace::MamPm;
+        let mut id = String::with_capacity(32);
+        records::for_each_entry(store, ks, &keys::archive_records(archive), |k, v| {
+            let e = codec::entries(ks, k, v, keys::trailing_seq(ks, k)?)?;
+            for i in 0..e.len() {
+                let (seq, m) = e.decode_borrowed::<StoredPmRef<'_>>(i)?;
+                id.clear();
+                match m.id {
+                    StoredIdRef::Native(r) => push_native_id(&mut id, seq, r),
+                    StoredIdRef::Foreign(f) => id.push_str(f),
+                }
+                let ts = m.timestamp.to_rfc3339();
+                emit(&[&id, m.from, m.stanza, &ts, m.to, m.direction.as_str()])?;
+            }
+            Ok(())
+        })
+    }
+
     fn rows(&self, store: &Store, subject: &BareJid, table: usize, emit: Emit<'_>) -> Result<()> {
         if table == 0 {
             for m in store.mam().iter(subject)? {
@@ -1332,5 +1402,64 @@ impl Extension for Class {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The export's borrowed cells of the 1-1 table are exactly the owned rows: native and
+    /// imported ids, blocks (bulk) and single records (live), a removal inside a block.
+    #[test]
+    fn cells_are_the_rows() {
+        let store = Store::temporary().unwrap();
+        let alice = BareJid::parse("alice@localhost").unwrap();
+        store.accounts().create(&alice, "pw").unwrap();
+        let msg = |i: i64| PmMessage {
+            id: (i % 5 == 0).then(|| format!("imported-{i}")),
+            timestamp: Timestamp::from_secs(1_700_000_000 + i),
+            from: Jid::parse(if i % 2 == 0 {
+                "bob@localhost/a"
+            } else {
+                "alice@localhost/b"
+            })
+            .unwrap(),
+            to: Jid::parse(if i % 2 == 0 {
+                "alice@localhost"
+            } else {
+                "bob@localhost"
+            })
+            .unwrap(),
+            direction: if i % 2 == 0 {
+                Direction::Incoming
+            } else {
+                Direction::Outgoing
+            },
+            origin_id: (i % 3 == 0).then(|| format!("o{i}")),
+            stanza: format!("<message><body>\"{i}\", ok</body></message>"),
+        };
+        store.mam().append_bulk(&alice, (0..30).map(msg)).unwrap();
+        for i in 30..35 {
+            store.mam().append(&alice, &msg(i)).unwrap();
+        }
+        let third = store.mam().list(&alice).unwrap()[3].id.clone();
+        assert!(store.mam().remove(&alice, &third).unwrap());
+        let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
+        Class
+            .rows(&store, &alice, 0, &mut |row| {
+                owned.push(row);
+                Ok(())
+            })
+            .unwrap();
+        Class
+            .cells(&store, &alice, 0, &mut |cells| {
+                borrowed.push(cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(owned.len(), 34);
+        assert_eq!(owned, borrowed);
     }
 }

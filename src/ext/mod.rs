@@ -43,6 +43,15 @@ pub type Row = Vec<String>;
 /// Receives rows as they are read, so exports never hold a whole class in memory.
 pub type Emit<'a> = &'a mut dyn FnMut(Row) -> Result<()>;
 
+/// Hands an owned row to a cell receiver.
+pub(crate) fn emit_owned(emit: EmitCells<'_>, row: &Row) -> Result<()> {
+    let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+    emit(&cells)
+}
+
+/// Receives rows as borrowed cells (see [`Extension::cells`]).
+pub type EmitCells<'a> = &'a mut dyn FnMut(&[&str]) -> Result<()>;
+
 /// Something erasure keeps, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
@@ -111,6 +120,18 @@ pub(crate) trait Extension: Sync {
     fn tables(&self) -> &'static [Table];
     /// Streams the rows of `tables()[table]` held about `subject`, in a deterministic order.
     fn rows(&self, store: &Store, subject: &BareJid, table: usize, emit: Emit<'_>) -> Result<()>;
+    /// The same rows as [`Extension::rows`], as borrowed cells: what the export writes. A
+    /// class with large tables overrides it to hand out cells straight from the stored bytes
+    /// (the 1-1 archive does), instead of a `String` per cell.
+    fn cells(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        table: usize,
+        emit: EmitCells<'_>,
+    ) -> Result<()> {
+        self.rows(store, subject, table, &mut |row| emit_owned(emit, &row))
+    }
     /// Adds to `plan` everything erasing `subject` removes from this class, and what it keeps.
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()>;
 }

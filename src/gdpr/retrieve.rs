@@ -201,11 +201,11 @@ fn write_table<W: Write + Seek>(
                 .terminator(csv::Terminator::Any(b'\n'))
                 .from_writer(sink);
             csv.write_record(table.header)?;
-            ext.rows(store, subject, i, &mut |row| {
+            ext.cells(store, subject, i, &mut |row| {
                 if escaping == CsvEscaping::None {
-                    csv.write_record(&row)?;
+                    csv.write_record(row)?;
                 } else {
-                    csv.write_record(row.iter().map(|c| escaping.apply(c.as_ref()).into_owned()))?;
+                    csv.write_record(row.iter().map(|c| escaping.apply(c).into_owned()))?;
                 }
                 rows.fetch_add(1, Ordering::Relaxed);
                 Ok(())

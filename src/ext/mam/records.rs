@@ -133,6 +133,35 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Calls `f` with every entry (key, value) under `prefix` in key order, each read by a new
+/// short sled range (see the module docs).
+pub(crate) fn for_each_entry(
+    store: &Store,
+    ks: Keyspace,
+    prefix: &[u8],
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    let tree = store.tree(ks);
+    let end = prefix_end(prefix);
+    let mut from = prefix.to_vec();
+    loop {
+        let upper = match &end {
+            Some(b) => Bound::Excluded(b.clone()),
+            None => Bound::Unbounded,
+        };
+        let Some(kv) = tree
+            .range::<Vec<u8>, _>((Bound::Included(from), upper))
+            .next()
+        else {
+            return Ok(());
+        };
+        let (k, v) = kv?;
+        f(&k, &v)?;
+        from = k.to_vec();
+        from.push(0);
+    }
+}
+
 /// Every value under a prefix in seq order, from both ends, decoded entry by entry; each
 /// step is a new sled range (see the module docs), so memory stays flat over any archive.
 pub(crate) struct Scan<T> {
