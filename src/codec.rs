@@ -166,6 +166,17 @@ pub fn entries<'a>(
 }
 
 fn block_items(bytes: &[u8], key_seq: u64) -> std::result::Result<Vec<(u64, &[u8])>, &'static str> {
+    let mut items = Vec::with_capacity(8);
+    walk_block(bytes, key_seq, |seq, item| items.push((seq, item)))?;
+    Ok(items)
+}
+
+/// Checks a block frame (CRC, header, seq order, lengths) and calls `f` with every item.
+fn walk_block<'a>(
+    bytes: &'a [u8],
+    key_seq: u64,
+    mut f: impl FnMut(u64, &'a [u8]),
+) -> std::result::Result<(), &'static str> {
     if bytes.len() < 3 + 4 {
         return Err("block too short");
     }
@@ -189,7 +200,6 @@ fn block_items(bytes: &[u8], key_seq: u64) -> std::result::Result<Vec<(u64, &[u8
         .ok_or("block header too long")?;
     let header = body.get(3..header_end).ok_or("block header truncated")?;
     let mut payload = body.get(header_end..).ok_or("block header truncated")?;
-    let mut items = Vec::with_capacity(count);
     let mut prev: Option<u64> = None;
     for h in header.chunks_exact(12) {
         let (seq, len) = h.split_at(8);
@@ -204,13 +214,50 @@ fn block_items(bytes: &[u8], key_seq: u64) -> std::result::Result<Vec<(u64, &[u8
             return Err("block item truncated");
         }
         let (item, rest) = payload.split_at(len);
-        items.push((seq, item));
+        f(seq, item);
         payload = rest;
     }
     if !payload.is_empty() {
         return Err("trailing bytes after block");
     }
-    Ok(items)
+    Ok(())
+}
+
+/// The value numbered `seq` in one entry (a block, or a single value numbered `key_seq`),
+/// checked like [`entries`] but without collecting the items: for point lookups.
+pub fn find_in_entry<T: DeserializeOwned>(
+    keyspace: Keyspace,
+    key: &[u8],
+    bytes: &[u8],
+    key_seq: u64,
+    seq: u64,
+) -> Result<Option<T>> {
+    let corrupt = |reason| Error::Corrupt {
+        keyspace: keyspace.name(),
+        key: escape_key(key),
+        reason,
+    };
+    let payload = if bytes.first() == Some(&BLOCK_TAG) {
+        let mut found = None;
+        walk_block(bytes, key_seq, |s, item| {
+            if s == seq {
+                found = Some(item);
+            }
+        })
+        .map_err(corrupt)?;
+        found
+    } else {
+        let payload = checked_payload(bytes).map_err(corrupt)?;
+        (key_seq == seq).then_some(payload)
+    };
+    let Some(payload) = payload else {
+        return Ok(None);
+    };
+    match bincode::serde::decode_from_slice::<T, _>(payload, config()) {
+        Ok((value, used)) if used == payload.len() => Ok(Some(value)),
+        Ok(_) => Err(corrupt("trailing bytes after value")),
+        Err(_) => Err(corrupt("value does not decode")),
+    }
 }
 
 impl Entries<'_> {
@@ -380,6 +427,9 @@ mod tests {
             for (i, (s, v)) in items.iter().enumerate() {
                 prop_assert_eq!(&e.decode::<String>(i).unwrap(), &(*s, v.clone()));
                 prop_assert_eq!(e.position(*s), Some(i));
+                let found = find_in_entry::<String>(Keyspace::MamPm, b"k", &bytes, items[0].0, *s).unwrap();
+                prop_assert_eq!(found.as_ref(), Some(v));
+                prop_assert_eq!(find_in_entry::<String>(Keyspace::MamPm, b"k", &bytes, items[0].0, *s + 1000).unwrap(), None);
             }
             let gone = items[drop % items.len()].0;
             match e.without(gone) {
@@ -402,6 +452,7 @@ mod tests {
             let mut bytes = encode_block(&[(3, &a), (7, &b)]);
             let bit = bit % (bytes.len() * 8);
             bytes[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(find_in_entry::<String>(Keyspace::MamPm, b"k", &bytes, 0, 7).is_err());
             let read = entries(Keyspace::MamPm, b"k", &bytes, 0)
                 .and_then(|e| (0..e.len()).map(|i| e.decode::<String>(i).map(drop)).collect::<Result<Vec<()>>>());
             prop_assert!(read.is_err());

@@ -43,7 +43,9 @@ fn msgs() -> impl Strategy<Value = Vec<Msg>> {
             0usize..5,
             any::<bool>(),
             any::<u8>(),
-            any::<bool>(),
+            // Mostly bulk, so runs are long enough to fill record blocks (8) and
+            // sometimes `with` blocks (32), with live appends in between.
+            proptest::bool::weighted(0.85),
         )
             .prop_map(|(secs, who, incoming, imp, bulk)| Msg {
                 secs,
@@ -52,7 +54,7 @@ fn msgs() -> impl Strategy<Value = Vec<Msg>> {
                 imported: imp % 5 == 0,
                 bulk,
             }),
-        0..24,
+        0..80,
     )
 }
 

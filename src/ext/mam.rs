@@ -284,12 +284,24 @@ pub(super) struct WithInBlock {
 /// Item `i` of a `with` entry of `mam_pm`: its seq, the other party, and the key seq of the
 /// record entry that holds it (the seq itself for a single entry: live appends write single
 /// records).
-pub(super) fn with_item(e: &codec::Entries<'_>, i: usize) -> Result<(u64, String, u64)> {
+pub(super) fn with_item<'e>(e: &'e codec::Entries<'_>, i: usize) -> Result<(u64, &'e str, u64)> {
+    /// [`WithInBlock`] read in place.
+    #[derive(Deserialize)]
+    struct InBlock<'a> {
+        with: &'a str,
+        block: u64,
+    }
+    /// [`WithEntry`] read in place.
+    #[derive(Deserialize)]
+    struct Single<'a> {
+        with: &'a str,
+    }
+    // Borrowed: a `with` page reads one item per message and needs no copy of the JID.
     if e.is_block() {
-        let (seq, w) = e.decode::<WithInBlock>(i)?;
+        let (seq, w) = e.decode_borrowed::<InBlock<'_>>(i)?;
         Ok((seq, w.with, w.block))
     } else {
-        let (seq, w) = e.decode::<WithEntry>(i)?;
+        let (seq, w) = e.decode_borrowed::<Single<'_>>(i)?;
         Ok((seq, w.with, seq))
     }
 }

@@ -329,7 +329,7 @@ fn plan<A: Archive>(
 fn exact_match(e: &codec::Entries<'_>, i: usize, exact: Option<&String>) -> Result<bool> {
     match exact {
         None => Ok(true),
-        Some(j) => Ok(with_item(e, i)?.1 == *j),
+        Some(j) => Ok(with_item(e, i)?.1 == j.as_str()),
     }
 }
 

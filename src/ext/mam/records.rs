@@ -47,11 +47,7 @@ pub(crate) fn find<T: DeserializeOwned>(
     let Some((k, v)) = entry_at_or_before(store.tree(ks), prefix, seq)? else {
         return Ok(None);
     };
-    let e = codec::entries(ks, &k, &v, keys::trailing_seq(ks, &k)?)?;
-    match e.position(seq) {
-        Some(i) => Ok(Some(e.decode::<T>(i)?.1)),
-        None => Ok(None),
-    }
+    codec::find_in_entry(ks, &k, &v, keys::trailing_seq(ks, &k)?, seq)
 }
 
 /// The value numbered `seq` in the entry at exactly `key` (one direct lookup), if there.
@@ -64,11 +60,7 @@ pub(crate) fn find_at<T: DeserializeOwned>(
     let Some(v) = store.tree(ks).get(key)? else {
         return Ok(None);
     };
-    let e = codec::entries(ks, key, &v, keys::trailing_seq(ks, key)?)?;
-    match e.position(seq) {
-        Some(i) => Ok(Some(e.decode::<T>(i)?.1)),
-        None => Ok(None),
-    }
+    codec::find_in_entry(ks, key, &v, keys::trailing_seq(ks, key)?, seq)
 }
 
 /// Whether some entry under `prefix` holds `seq` (the entry is checked, not decoded).
