@@ -54,10 +54,17 @@ pub fn decode<T: DeserializeOwned>(keyspace: Keyspace, key: &[u8], bytes: &[u8])
         reason,
     };
     let payload = checked_payload(bytes).map_err(corrupt)?;
-    match bincode::serde::decode_from_slice::<T, _>(payload, config()) {
+    decode_exact(payload).map_err(corrupt)
+}
+
+/// Decodes a payload that must be consumed whole; strings may borrow from it.
+fn decode_exact<'de, T: serde::Deserialize<'de>>(
+    payload: &'de [u8],
+) -> std::result::Result<T, &'static str> {
+    match bincode::serde::borrow_decode_from_slice::<T, _>(payload, config()) {
         Ok((value, used)) if used == payload.len() => Ok(value),
-        Ok(_) => Err(corrupt("trailing bytes after value")),
-        Err(_) => Err(corrupt("value does not decode")),
+        Ok(_) => Err("trailing bytes after value"),
+        Err(_) => Err("value does not decode"),
     }
 }
 
@@ -250,13 +257,9 @@ pub fn find_in_entry<T: DeserializeOwned>(
         let payload = checked_payload(bytes).map_err(corrupt)?;
         (key_seq == seq).then_some(payload)
     };
-    let Some(payload) = payload else {
-        return Ok(None);
-    };
-    match bincode::serde::decode_from_slice::<T, _>(payload, config()) {
-        Ok((value, used)) if used == payload.len() => Ok(Some(value)),
-        Ok(_) => Err(corrupt("trailing bytes after value")),
-        Err(_) => Err(corrupt("value does not decode")),
+    match payload {
+        Some(p) => decode_exact(p).map(Some).map_err(corrupt),
+        None => Ok(None),
     }
 }
 
@@ -298,20 +301,7 @@ impl Entries<'_> {
 
     /// Decodes value `i` (its seq and the value).
     pub fn decode<T: DeserializeOwned>(&self, i: usize) -> Result<(u64, T)> {
-        let corrupt = |reason| Error::Corrupt {
-            keyspace: self.keyspace.name(),
-            key: escape_key(self.key),
-            reason,
-        };
-        let (seq, payload) = *self
-            .items
-            .get(i)
-            .ok_or_else(|| corrupt("no such block item"))?;
-        match bincode::serde::decode_from_slice::<T, _>(payload, config()) {
-            Ok((value, used)) if used == payload.len() => Ok((seq, value)),
-            Ok(_) => Err(corrupt("trailing bytes after value")),
-            Err(_) => Err(corrupt("value does not decode")),
-        }
+        self.decode_borrowed(i)
     }
 
     /// Decodes value `i` borrowing from the stored bytes (strings as `&str`); same layout as
@@ -329,11 +319,7 @@ impl Entries<'_> {
             .items
             .get(i)
             .ok_or_else(|| corrupt("no such block item"))?;
-        match bincode::serde::borrow_decode_from_slice::<T, _>(payload, config()) {
-            Ok((value, used)) if used == payload.len() => Ok((seq, value)),
-            Ok(_) => Err(corrupt("trailing bytes after value")),
-            Err(_) => Err(corrupt("value does not decode")),
-        }
+        Ok((seq, decode_exact(payload).map_err(corrupt)?))
     }
 
     /// The entry without the value numbered `seq`, re-encoded; `None` when nothing is left.

@@ -26,8 +26,9 @@
 //! crash leaves whole chunks only.
 //!
 //! **Blocks.** [`Mam::append_bulk`] stores records in blocks of consecutive messages and
-//! `with` entries in blocks per peer, one sled key each ([`records`]), since sled's cost is
-//! per key: see README "On-disk format". Every reader takes blocks and single values alike.
+//! `with` entries in blocks per peer, one sled key each (module `records`), since sled's
+//! cost is per key: see README "On-disk format". Every reader takes blocks and single values
+//! alike.
 
 pub mod query;
 pub(crate) mod records;

@@ -49,7 +49,7 @@ pub(crate) fn emit_owned(emit: EmitCells<'_>, row: &Row) -> Result<()> {
     emit(&cells)
 }
 
-/// Receives rows as borrowed cells (see [`Extension::cells`]).
+/// Receives rows as borrowed cells (see `Extension::cells`).
 pub type EmitCells<'a> = &'a mut dyn FnMut(&[&str]) -> Result<()>;
 
 /// Something erasure keeps, and why.

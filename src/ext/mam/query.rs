@@ -179,13 +179,10 @@ fn first_seq_where<A: Archive>(
     let prefix = a.records_prefix();
     // The first record at or after `from`, up to `hi`: (seq, archive time).
     let probe = |from: u64, hi: u64| -> Result<Option<(u64, i64)>> {
-        let mut found = None;
-        records::visit(store, A::RECORDS, &prefix, (from, hi), false, |e, i| {
+        edge(store, A::RECORDS, &prefix, (from, hi), false, |e, i| {
             let (seq, s) = e.decode::<A::Stored>(i)?;
-            found = Some((seq, A::archive_time(&s)));
-            Ok(false)
-        })?;
-        Ok(found)
+            Ok((seq, A::archive_time(&s)))
+        })
     };
     if seqs.empty {
         return Ok(None);
@@ -217,6 +214,24 @@ fn first_seq_where<A: Archive>(
     Ok(found)
 }
 
+/// `f` of the first value with a seq in `range` under `prefix`, from the low end or (with
+/// `backward`) the high end.
+fn edge<R>(
+    store: &Store,
+    ks: Keyspace,
+    prefix: &[u8],
+    range: (u64, u64),
+    backward: bool,
+    f: impl Fn(&codec::Entries<'_>, usize) -> Result<R>,
+) -> Result<Option<R>> {
+    let mut found = None;
+    records::visit(store, ks, prefix, range, backward, |e, i| {
+        found = Some(f(e, i)?);
+        Ok(false)
+    })?;
+    Ok(found)
+}
+
 /// Narrows `seqs` to archive times in `[start, end]`, by binary search over the records.
 fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> Result<Seqs> {
     if q.start.is_none() && q.end.is_none() {
@@ -225,22 +240,17 @@ fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> R
     // Start the search from the seqs the archive really holds (two lookups), not from the
     // whole u64 space: a few probes less.
     let prefix = a.records_prefix();
-    let end = |backward| -> Result<Option<u64>> {
-        let mut found = None;
-        records::visit(
+    let end = |backward| {
+        edge(
             store,
             A::RECORDS,
             &prefix,
             (seqs.lo, seqs.hi),
             backward,
-            |e, i| {
-                found = e.seq(i);
-                Ok(false)
-            },
-        )?;
-        Ok(found)
+            |e, i| Ok(e.seq(i)),
+        )
     };
-    let (Some(first), Some(last)) = (end(false)?, end(true)?) else {
+    let (Some(Some(first)), Some(Some(last))) = (end(false)?, end(true)?) else {
         seqs.empty = true;
         return Ok(seqs);
     };
@@ -486,9 +496,8 @@ where
 /// The first and last record of archive `a`.
 pub(super) fn metadata<A: Archive>(store: &Store, a: &A) -> Result<Metadata> {
     let prefix = a.records_prefix();
-    let end = |backward| -> Result<Option<ArchiveEnd>> {
-        let mut found = None;
-        records::visit(
+    let end = |backward| {
+        edge(
             store,
             A::RECORDS,
             &prefix,
@@ -496,14 +505,12 @@ pub(super) fn metadata<A: Archive>(store: &Store, a: &A) -> Result<Metadata> {
             backward,
             |e, i| {
                 let (seq, s) = e.decode::<A::Stored>(i)?;
-                found = Some(ArchiveEnd {
+                Ok(ArchiveEnd {
                     id: A::stored_id(&s).public(seq),
                     timestamp: A::timestamp(&s),
-                });
-                Ok(false)
+                })
             },
-        )?;
-        Ok(found)
+        )
     };
     Ok(Metadata {
         first: end(false)?,

@@ -113,16 +113,9 @@ pub(crate) fn visit(
     Ok(())
 }
 
-/// The first byte string greater than every key starting with `prefix` (`None`: no bound).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
+/// The upper bound of a range that ends before `end` (`None`: unbounded).
+fn upper(end: Option<&Vec<u8>>) -> Bound<Vec<u8>> {
+    end.map_or(Bound::Unbounded, |b| Bound::Excluded(b.clone()))
 }
 
 /// Calls `f` with every entry (key, value) under `prefix` in key order, each read by a new
@@ -134,15 +127,11 @@ pub(crate) fn for_each_entry(
     mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
 ) -> Result<()> {
     let tree = store.tree(ks);
-    let end = prefix_end(prefix);
+    let end = keys::prefix_end(prefix);
     let mut from = prefix.to_vec();
     loop {
-        let upper = match &end {
-            Some(b) => Bound::Excluded(b.clone()),
-            None => Bound::Unbounded,
-        };
         let Some(kv) = tree
-            .range::<Vec<u8>, _>((Bound::Included(from), upper))
+            .range::<Vec<u8>, _>((Bound::Included(from), upper(end.as_ref())))
             .next()
         else {
             return Ok(());
@@ -172,7 +161,7 @@ impl<T: DeserializeOwned> Scan<T> {
             tree: store.tree(ks).clone(),
             ks,
             front: prefix.to_vec(),
-            back: prefix_end(prefix),
+            back: keys::prefix_end(prefix),
             front_buf: VecDeque::new(),
             back_buf: VecDeque::new(),
             done: false,
@@ -188,13 +177,10 @@ impl<T: DeserializeOwned> Scan<T> {
             self.done = true;
             return None;
         }
-        let upper = match &self.back {
-            Some(b) => Bound::Excluded(b.clone()),
-            None => Bound::Unbounded,
-        };
-        let mut range = self
-            .tree
-            .range::<Vec<u8>, _>((Bound::Included(self.front.clone()), upper));
+        let mut range = self.tree.range::<Vec<u8>, _>((
+            Bound::Included(self.front.clone()),
+            upper(self.back.as_ref()),
+        ));
         let kv = if from_back {
             range.next_back()
         } else {
