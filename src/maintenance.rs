@@ -112,7 +112,10 @@ impl std::fmt::Display for CompactSummary {
 /// done. Queued archive sweeps are finished first, so erased archives are not carried over.
 /// The new store's id generator is advanced past the source's, so archive ids and message
 /// sequence numbers stay unique and ordered in the copy. On failure the partial copy is
-/// deleted. Only the keyspaces this build knows ([`Keyspace::ALL`]) are copied (opening a
+/// deleted. 1-1 archives are repacked into blocks (records in blocks of consecutive
+/// messages, `with` entries rebuilt from them), so the copy of `mam_pm` has fewer entries
+/// than the source; the summary counts the source's. Only the keyspaces this build knows
+/// ([`Keyspace::ALL`]) are copied (opening a
 /// store never creates others). `dest`'s parent must exist, and `dest` may not lie inside
 /// the data directory. The copy is created owner-only, as every new store is.
 pub fn copy_into(store: &Store, dest: &Path) -> Result<CopySummary> {
@@ -181,6 +184,21 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
     let mut summary = CopySummary::default();
     let _progress = crate::progress::Phase::start("copy", "entries", None);
     for &ks in Keyspace::ALL {
+        if ks == Keyspace::MamPm {
+            // 1-1 archives are repacked into blocks, however they were written.
+            let (entries, bytes) = crate::ext::mam::repack(store, |batch, logical, read| {
+                copy.check_space_for(logical)?;
+                copy.apply_batch(ks, batch)?;
+                crate::progress::advance(read);
+                Ok(())
+            })?;
+            summary.keyspaces.push(KeyspaceCopy {
+                keyspace: ks.name(),
+                entries,
+                bytes,
+            });
+            continue;
+        }
         let mut entries = 0u64;
         let mut bytes = 0u64;
         let mut batch = crate::store::Batch::default();

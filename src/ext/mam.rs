@@ -628,6 +628,133 @@ fn pm_record(msg: &PmMessage, id: StoredId, at: i64) -> StoredPm {
     }
 }
 
+/// Packs the records of one 1-1 archive, in seq order, into blocks of consecutive records
+/// and blocks of `with` entries per peer (README "On-disk format"): for bulk ingest and for
+/// the repacking copy of `compact` and `backup`.
+struct Packer {
+    archive: u64,
+    block: Vec<(u64, StoredPm)>,
+    block_bytes: usize,
+    withs: std::collections::BTreeMap<String, Vec<(u64, WithInBlock)>>,
+}
+
+impl Packer {
+    fn new(archive: u64) -> Self {
+        Packer {
+            archive,
+            block: Vec::new(),
+            block_bytes: 0,
+            withs: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Adds the next record (seqs must increase); full blocks go into `out`.
+    fn push(&mut self, seq: u64, stored: StoredPm, out: &mut Batch) {
+        let with = peer(stored.direction, &stored.from, &stored.to);
+        let bare = Jid::from_stored(with.clone()).to_bare().as_str().to_owned();
+        let block = self.block.first().map_or(seq, |(s, _)| *s);
+        let entries = self.withs.entry(bare.clone()).or_default();
+        entries.push((seq, WithInBlock { with, block }));
+        if entries.len() >= records::WITH_PER_BLOCK {
+            let full = std::mem::take(entries);
+            self.put_withs(&bare, &full, out);
+        }
+        self.block_bytes += stored.stanza.len();
+        self.block.push((seq, stored));
+        if self.block.len() >= records::RECORDS_PER_BLOCK
+            || self.block_bytes >= records::BLOCK_BYTES
+        {
+            self.put_block(out);
+        }
+    }
+
+    fn put_block(&mut self, out: &mut Batch) {
+        if let Some((first, _)) = self.block.first() {
+            let refs: Vec<(u64, &StoredPm)> = self.block.iter().map(|(s, r)| (*s, r)).collect();
+            out.insert(
+                keys::archive_seq(self.archive, *first),
+                codec::encode_block(&refs),
+            );
+        }
+        self.block.clear();
+        self.block_bytes = 0;
+    }
+
+    fn put_withs(&self, bare: &str, entries: &[(u64, WithInBlock)], out: &mut Batch) {
+        if let Some((first, _)) = entries.first() {
+            let refs: Vec<(u64, &WithInBlock)> = entries.iter().map(|(s, w)| (*s, w)).collect();
+            out.insert(
+                keys::archive_with_seq(self.archive, bare, *first),
+                codec::encode_block_frame(&refs),
+            );
+        }
+    }
+
+    /// Writes what is left into `out`.
+    fn finish(&mut self, out: &mut Batch) {
+        self.put_block(out);
+        for (bare, entries) in std::mem::take(&mut self.withs) {
+            self.put_withs(&bare, &entries, out);
+        }
+    }
+}
+
+/// Copies every 1-1 archive of `src` into `dst` repacked into blocks, as `append_bulk`
+/// writes them: records are decoded and packed in seq order, and the `with` entries are
+/// rebuilt from the records (the source's are skipped; `compact` runs only on a store that
+/// verifies, where the two agree). Archives appended one message at a time shrink from two
+/// keys per message to about 0.16. `write` receives batches of about [`BULK_CHUNK`] records
+/// and their logical size. Returns the source's entries and bytes read.
+pub(crate) fn repack(
+    src: &Store,
+    mut write: impl FnMut(Batch, u64, u64) -> Result<()>,
+) -> Result<(u64, u64)> {
+    let ks = Keyspace::MamPm;
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    let (mut batch, mut in_batch, mut batch_bytes, mut read) =
+        (Batch::default(), 0usize, 0u64, 0u64);
+    let mut packer: Option<Packer> = None;
+    records::for_each_entry(src, ks, &[], |k, v| {
+        entries += 1;
+        read += 1;
+        bytes += (k.len() + v.len()) as u64;
+        let (archive, tag) = pm_key_kind(k)?;
+        if tag != keys::PM_RECORD {
+            return Ok(());
+        }
+        let p = match &mut packer {
+            Some(p) if p.archive == archive => p,
+            other => {
+                if let Some(done) = other {
+                    done.finish(&mut batch);
+                }
+                other.insert(Packer::new(archive))
+            }
+        };
+        let e = codec::entries(ks, k, v, keys::trailing_seq(ks, k)?)?;
+        for i in 0..e.len() {
+            let (seq, stored) = e.decode::<StoredPm>(i)?;
+            batch_bytes += (stored.stanza.len() + 256) as u64;
+            p.push(seq, stored, &mut batch);
+            in_batch += 1;
+        }
+        if in_batch >= BULK_CHUNK {
+            write(
+                std::mem::take(&mut batch),
+                batch_bytes,
+                std::mem::take(&mut read),
+            )?;
+            (in_batch, batch_bytes) = (0, 0);
+        }
+        Ok(())
+    })?;
+    if let Some(p) = &mut packer {
+        p.finish(&mut batch);
+    }
+    write(batch, batch_bytes, read)?;
+    Ok((entries, bytes))
+}
+
 impl Mam<'_> {
     /// The owner's archive id, read from the account (no cache: readers do not hold the
     /// writer lock the cache relies on).
@@ -716,30 +843,7 @@ impl Mam<'_> {
         let mut tails = self.store.archive_appender();
         let mut prev = last_archive_time(self.store, &a, &tails)?;
         let (mut ids, mut records) = (Batch::default(), Batch::default());
-        // Records in blocks of consecutive messages, `with` entries in blocks per peer.
-        let mut block: Vec<(u64, StoredPm)> = Vec::new();
-        let mut block_bytes = 0usize;
-        let mut withs: std::collections::BTreeMap<String, Vec<(u64, WithInBlock)>> =
-            std::collections::BTreeMap::new();
-        let flush_block = |block: &mut Vec<(u64, StoredPm)>, records: &mut Batch| {
-            if let Some((first, _)) = block.first() {
-                let refs: Vec<(u64, &StoredPm)> = block.iter().map(|(s, r)| (*s, r)).collect();
-                records.insert(a.record_key(*first), codec::encode_block(&refs));
-            }
-            block.clear();
-        };
-        let flush_with = |bare: &str,
-                          entries: &mut Vec<(u64, WithInBlock)>,
-                          records: &mut Batch| {
-            if let Some((first, _)) = entries.first() {
-                let refs: Vec<(u64, &WithInBlock)> = entries.iter().map(|(s, w)| (*s, w)).collect();
-                records.insert(
-                    keys::archive_with_seq(archive, bare, *first),
-                    codec::encode_block_frame(&refs),
-                );
-            }
-            entries.clear();
-        };
+        let mut packer = Packer::new(archive);
         for msg in chunk {
             let seq = self.store.generate_id()?;
             let at = archive_time(prev, msg.timestamp);
@@ -748,32 +852,9 @@ impl Mam<'_> {
             if let StoredId::Foreign(f) = &id {
                 ids.insert(a.id_key(f), &keys::u64_value(seq));
             }
-            let stored = pm_record(msg, id, at);
-            let with = peer(msg.direction, msg.from.as_str(), msg.to.as_str());
-            let bare = Jid::from_stored(with.clone()).to_bare().as_str().to_owned();
-            let entries = withs.entry(bare.clone()).or_default();
-            let block_seq = block.first().map_or(seq, |(s, _)| *s);
-            entries.push((
-                seq,
-                WithInBlock {
-                    with,
-                    block: block_seq,
-                },
-            ));
-            if entries.len() >= records::WITH_PER_BLOCK {
-                flush_with(&bare, entries, &mut records);
-            }
-            block_bytes += stored.stanza.len();
-            block.push((seq, stored));
-            if block.len() >= records::RECORDS_PER_BLOCK || block_bytes >= records::BLOCK_BYTES {
-                flush_block(&mut block, &mut records);
-                block_bytes = 0;
-            }
+            packer.push(seq, pm_record(msg, id, at), &mut records);
         }
-        flush_block(&mut block, &mut records);
-        for (bare, entries) in &mut withs {
-            flush_with(bare, entries, &mut records);
-        }
+        packer.finish(&mut records);
         // A crash leaves the whole chunk or none of it: without imported ids the chunk is one
         // single-tree batch (atomic on its own), with them one transaction over both trees
         // (separate batches could leave ids mapped to no record, which `verify` reports;
