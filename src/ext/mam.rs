@@ -699,8 +699,8 @@ impl Packer {
     }
 }
 
-/// Copies every 1-1 archive of `src` into `dst` repacked into blocks, as `append_bulk`
-/// writes them: records are decoded and packed in seq order, and the `with` entries are
+/// Reads every 1-1 archive of `src` and hands `write` its entries repacked into blocks, as
+/// `append_bulk` writes them: records are decoded and packed in seq order, and the `with` entries are
 /// rebuilt from the records (the source's are skipped; `compact` runs only on a store that
 /// verifies, where the two agree). Archives appended one message at a time shrink from two
 /// keys per message to about 0.16. `write` receives batches of about [`BULK_CHUNK`] records
@@ -720,7 +720,7 @@ pub(crate) fn repack(
         bytes += (k.len() + v.len()) as u64;
         let (archive, tag) = pm_key_kind(k)?;
         if tag != keys::PM_RECORD {
-            return Ok(());
+            return Ok(true);
         }
         let p = match &mut packer {
             Some(p) if p.archive == archive => p,
@@ -746,7 +746,7 @@ pub(crate) fn repack(
             )?;
             (in_batch, batch_bytes) = (0, 0);
         }
-        Ok(())
+        Ok(true)
     })?;
     if let Some(p) = &mut packer {
         p.finish(&mut batch);
@@ -930,19 +930,12 @@ impl Mam<'_> {
         let Some(archive) = self.archive_of(owner)? else {
             return Ok(0);
         };
-        let mut n = 0;
-        let prefix = keys::archive_records(archive);
-        records::visit(
-            self.store,
-            Keyspace::MamPm,
-            &prefix,
-            (0, u64::MAX),
-            false,
-            |_, _| {
-                n += 1;
-                Ok(true)
-            },
-        )?;
+        // A whole-archive scan: short sled ranges, values checked but not decoded.
+        let (ks, mut n) = (Keyspace::MamPm, 0u64);
+        records::for_each_entry(self.store, ks, &keys::archive_records(archive), |k, v| {
+            n += codec::entries(ks, k, v, keys::trailing_seq(ks, k)?)?.len() as u64;
+            Ok(true)
+        })?;
         Ok(n)
     }
 
@@ -1234,13 +1227,9 @@ fn verify_id_target<A: Archive>(
     store: &Store,
     found: &mut Findings,
     (id_key, id): (&[u8], &str),
-    record_key: &[u8],
-) -> Result<()> {
-    let seq = keys::trailing_seq(A::RECORDS, record_key)?;
-    let prefix = record_key
-        .get(..record_key.len().saturating_sub(8))
-        .unwrap_or_default();
-    match records::find::<A::Stored>(store, A::RECORDS, prefix, seq) {
+    (a, seq): (&A, u64),
+) {
+    match record(store, a, seq) {
         Ok(None) => found.add(
             A::IDS,
             id_key,
@@ -1258,7 +1247,6 @@ fn verify_id_target<A: Archive>(
             }
         }
     }
-    Ok(())
 }
 
 /// Cross-checks the mam keyspaces: room messages and their by-sender index both ways,
@@ -1320,7 +1308,7 @@ fn verify_room_links(store: &Store, found: &mut Findings) -> Result<()> {
         };
         let room = BareJid::from_stored(room.to_owned());
         let a = Room(&room);
-        verify_id_target::<Room<'_>>(store, found, (&key, id), &a.record_key(seq))?;
+        verify_id_target(store, found, (&key, id), (&a, seq));
     }
     Ok(())
 }
@@ -1341,15 +1329,18 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
                 "message of an archive that no account holds and no sweep is queued for",
             );
         }
+        // Records only; entries that do not parse or decode were reported already.
+        if tag != keys::PM_RECORD {
+            continue;
+        }
         let Ok((_, seq)) = parse_pm_key(&key) else {
             continue;
         };
-        let Ok(e) = crate::codec::entries(Keyspace::MamPm, &key, &value, seq) else {
+        let Ok(e) = codec::entries(Keyspace::MamPm, &key, &value, seq) else {
             continue;
         };
         for i in 0..e.len() {
-            if tag == keys::PM_RECORD
-                && let Ok((_, s)) = e.decode::<StoredPm>(i)
+            if let Ok((_, s)) = e.decode::<StoredPm>(i)
                 && let StoredId::Foreign(id) = &s.id
             {
                 found.require_index(
@@ -1380,7 +1371,7 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
             );
             continue;
         }
-        verify_id_target::<Pm>(store, found, (&key, id), &Pm(archive).record_key(seq))?;
+        verify_id_target(store, found, (&key, id), (&Pm(archive), seq));
     }
     Ok(())
 }
@@ -1447,7 +1438,7 @@ impl Extension for Class {
                 let ts = m.timestamp.to_rfc3339();
                 emit(&[&id, m.from, m.stanza, &ts, m.to, m.direction.as_str()])?;
             }
-            Ok(())
+            Ok(true)
         })
     }
 

@@ -29,11 +29,9 @@ pub use retrieve::{
     CsvEscaping, ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path,
 };
 
-/// Keys deleted per batch when sweeping an erased archive: bounded memory, ~1 MB per batch.
+/// Keys deleted per batch when sweeping an erased archive (up to 8,000 messages in blocks):
+/// bounded memory.
 pub const SWEEP_CHUNK: usize = 1_000;
-
-/// Keys read per sled range while collecting a sweep chunk (see [`sweep`]).
-const SWEEP_STEP: usize = 4;
 
 /// Erases `subject`: removes the account and everything DESIGN.md marks as removed, keeps
 /// group-chat history and what other users hold, and returns a receipt.
@@ -107,38 +105,21 @@ fn sweep(store: &Store, archive: u64) -> Result<u64> {
     for ks in [Keyspace::MamPm, Keyspace::MamPmIds] {
         loop {
             let mut batch = crate::store::Batch::default();
-            let (mut keys_n, mut values) = (0usize, 0u64);
-            // Short sled ranges, each from the archive prefix again (the batch before was
-            // deleted): sled 0.34 only evicts pages as it counts accesses, which a long
-            // iterator barely makes, so one range over the archive would keep it resident.
-            let mut from = prefix.clone();
-            while keys_n < SWEEP_CHUNK {
-                let mut last = None;
-                for kv in store.tree(ks).range(from.clone()..).take(SWEEP_STEP) {
-                    let (key, value) = kv?;
-                    if !key.starts_with(&prefix) {
-                        break;
-                    }
-                    // An entry holds one value or a block of them (records, `with` entries).
-                    let held = crate::codec::entry_count(&value);
-                    values += held;
-                    // `mam_pm` holds the records and their `with` entries: count records only.
-                    if ks == Keyspace::MamPm && key.get(8) == Some(&keys::PM_RECORD) {
-                        messages += held;
-                    }
-                    keys_n += 1;
-                    last = Some(key.clone());
-                    batch.remove(key);
+            let (mut n, mut values) = (0usize, 0u64);
+            // Short sled ranges from the archive prefix again (the batch before was deleted),
+            // so sled can evict what the sweep read (see `records`).
+            crate::ext::mam::records::for_each_entry(store, ks, &prefix, |key, value| {
+                // An entry holds one value or a block of them (records, `with` entries).
+                let held = crate::codec::entry_count(value);
+                values += held;
+                // `mam_pm` holds the records and their `with` entries: count records only.
+                if ks == Keyspace::MamPm && key.get(8) == Some(&keys::PM_RECORD) {
+                    messages += held;
                 }
-                match last {
-                    Some(k) => {
-                        from = k.to_vec();
-                        from.push(0);
-                    }
-                    None => break,
-                }
-            }
-            let n = keys_n;
+                batch.remove(key);
+                n += 1;
+                Ok(n < SWEEP_CHUNK)
+            })?;
             if n == 0 {
                 break;
             }

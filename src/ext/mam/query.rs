@@ -179,7 +179,7 @@ fn first_seq_where<A: Archive>(
     let prefix = a.records_prefix();
     // The first record at or after `from`, up to `hi`: (seq, archive time).
     let probe = |from: u64, hi: u64| -> Result<Option<(u64, i64)>> {
-        edge(store, A::RECORDS, &prefix, (from, hi), false, |e, i| {
+        edge(store, A::RECORDS, &prefix, (from, hi), false, |e, i, _| {
             let (seq, s) = e.decode::<A::Stored>(i)?;
             Ok((seq, A::archive_time(&s)))
         })
@@ -222,11 +222,11 @@ fn edge<R>(
     prefix: &[u8],
     range: (u64, u64),
     backward: bool,
-    f: impl Fn(&codec::Entries<'_>, usize) -> Result<R>,
+    f: impl Fn(&codec::Entries<'_>, usize, u64) -> Result<R>,
 ) -> Result<Option<R>> {
     let mut found = None;
-    records::visit(store, ks, prefix, range, backward, |e, i| {
-        found = Some(f(e, i)?);
+    records::visit(store, ks, prefix, range, backward, |e, i, seq| {
+        found = Some(f(e, i, seq)?);
         Ok(false)
     })?;
     Ok(found)
@@ -247,10 +247,10 @@ fn time_bounds<A: Archive>(store: &Store, a: &A, q: &Query, mut seqs: Seqs) -> R
             &prefix,
             (seqs.lo, seqs.hi),
             backward,
-            |e, i| Ok(e.seq(i)),
+            |_, _, seq| Ok(seq),
         )
     };
-    let (Some(Some(first)), Some(Some(last))) = (end(false)?, end(true)?) else {
+    let (Some(first), Some(last)) = (end(false)?, end(true)?) else {
         seqs.empty = true;
         return Ok(seqs);
     };
@@ -377,7 +377,7 @@ where
                 &a.records_prefix(),
                 range,
                 backward,
-                |e, i| {
+                |e, i, _| {
                     out.push(e.decode::<A::Stored>(i)?);
                     Ok(out.len() < take)
                 },
@@ -389,10 +389,7 @@ where
             exact,
         } => {
             let range = (seqs.lo, seqs.hi);
-            records::visit(store, *keyspace, prefix, range, backward, |e, i| {
-                let Some(seq) = e.seq(i) else {
-                    return Ok(true);
-                };
+            records::visit(store, *keyspace, prefix, range, backward, |e, i, seq| {
                 if !exact_match(e, i, exact.as_ref())? {
                     return Ok(true);
                 }
@@ -432,7 +429,7 @@ fn count<A: Archive>(store: &Store, a: &A, source: &Source<A::Stored>, seqs: Seq
                 &a.records_prefix(),
                 range,
                 false,
-                |_, _| {
+                |_, _, _| {
                     n += 1;
                     Ok(true)
                 },
@@ -444,7 +441,7 @@ fn count<A: Archive>(store: &Store, a: &A, source: &Source<A::Stored>, seqs: Seq
             exact,
         } => {
             let range = (seqs.lo, seqs.hi);
-            records::visit(store, *keyspace, prefix, range, false, |e, i| {
+            records::visit(store, *keyspace, prefix, range, false, |e, i, _| {
                 if exact_match(e, i, exact.as_ref())? {
                     n += 1;
                 }
@@ -503,7 +500,7 @@ pub(super) fn metadata<A: Archive>(store: &Store, a: &A) -> Result<Metadata> {
             &prefix,
             (0, u64::MAX),
             backward,
-            |e, i| {
+            |e, i, _| {
                 let (seq, s) = e.decode::<A::Stored>(i)?;
                 Ok(ArchiveEnd {
                     id: A::stored_id(&s).public(seq),

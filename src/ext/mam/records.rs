@@ -37,7 +37,7 @@ pub(crate) fn entry_at_or_before(
     Ok(tree.range(range).next_back().transpose()?)
 }
 
-/// The entry holding `seq` under `prefix`, read and checked, and the index of `seq` in it.
+/// The value numbered `seq` under `prefix` (alone or in a block), read and checked.
 pub(crate) fn find<T: DeserializeOwned>(
     store: &Store,
     ks: Keyspace,
@@ -73,15 +73,15 @@ pub(crate) fn holds(store: &Store, ks: Keyspace, prefix: &[u8], seq: u64) -> Res
 }
 
 /// Visits the values with seqs in `[lo, hi]` of the entries under `prefix`, in seq order or
-/// (with `backward`) reversed; `visit` gets the entry and the value's index, and returns
-/// `false` to stop. One sled range: for pages, not for whole-archive scans.
+/// (with `backward`) reversed; `visit` gets the entry, the value's index and its seq, and
+/// returns `false` to stop. One sled range: for pages, not for whole-archive scans.
 pub(crate) fn visit(
     store: &Store,
     ks: Keyspace,
     prefix: &[u8],
     (lo, hi): (u64, u64),
     backward: bool,
-    mut visit: impl FnMut(&codec::Entries<'_>, usize) -> Result<bool>,
+    mut visit: impl FnMut(&codec::Entries<'_>, usize, u64) -> Result<bool>,
 ) -> Result<()> {
     if lo > hi {
         return Ok(());
@@ -105,7 +105,7 @@ pub(crate) fn visit(
             idx.reverse();
         }
         for (i, s) in idx {
-            if (lo..=hi).contains(&s) && !visit(&e, i)? {
+            if (lo..=hi).contains(&s) && !visit(&e, i, s)? {
                 return Ok(());
             }
         }
@@ -119,12 +119,12 @@ fn upper(end: Option<&Vec<u8>>) -> Bound<Vec<u8>> {
 }
 
 /// Calls `f` with every entry (key, value) under `prefix` in key order, each read by a new
-/// short sled range (see the module docs).
+/// short sled range (see the module docs), until `f` returns `false`.
 pub(crate) fn for_each_entry(
     store: &Store,
     ks: Keyspace,
     prefix: &[u8],
-    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
 ) -> Result<()> {
     let tree = store.tree(ks);
     let end = keys::prefix_end(prefix);
@@ -137,7 +137,9 @@ pub(crate) fn for_each_entry(
             return Ok(());
         };
         let (k, v) = kv?;
-        f(&k, &v)?;
+        if !f(&k, &v)? {
+            return Ok(());
+        }
         from = k.to_vec();
         from.push(0);
     }
