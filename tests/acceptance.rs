@@ -85,7 +85,7 @@ const HEADERS: &[(&str, &[&str])] = &[
         "pubsub_affiliations.csv",
         &["service_jid", "node_id", "jid", "affiliation"],
     ),
-    ("last.csv", &["jid", "seconds", "status"]),
+    ("last.csv", &["jid", "timestamp", "status"]),
     (
         "privacy.csv",
         &[

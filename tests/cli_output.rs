@@ -150,3 +150,65 @@ fn unregister_purge_says_the_bytes_left_the_files() {
     );
     assert!(!r.stdout.contains("stay in"), "{}", r.stdout);
 }
+
+/// Names of the time columns of an export.
+const TIME_COLUMNS: [&str; 5] = [
+    "timestamp",
+    "created_at",
+    "published_at",
+    "expires",
+    "muted_until",
+];
+
+/// The demo's export of alice holds a row in every class it keeps a time for: every time
+/// column is RFC 3339 UTC, and no column holds raw epoch seconds.
+#[test]
+fn every_time_column_of_an_export_is_rfc3339() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_store(dir.path(), |s| {
+        let alice = user(s, "alice@localhost");
+        s.last().set(&alice, 1_700_000_000, "away").unwrap();
+    });
+    let zip = dir.path().join("alice.zip");
+    let r = jidstore(
+        &data,
+        &[
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files = unzip(&zip);
+    let (header, rows) = csv_rows(&files["last.csv"]);
+    assert_eq!(header, ["jid", "timestamp", "status"]);
+    assert_eq!(
+        rows,
+        [["alice@localhost", "2023-11-14T22:13:20.000000Z", "away"]]
+    );
+
+    let demo = dir.path().join("demo");
+    let r = jidstore(&demo, &["demo"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut checked = 0;
+    for (name, text) in unzip(&demo.join("alice.zip")) {
+        if !name.ends_with(".csv") {
+            continue;
+        }
+        let (header, rows) = csv_rows(&text);
+        assert!(!header.iter().any(|h| h == "seconds"), "{name}: {header:?}");
+        for row in &rows {
+            for (col, cell) in header.iter().zip(row) {
+                if TIME_COLUMNS.contains(&col.as_str()) && !cell.is_empty() {
+                    assert!(cell.ends_with('Z'), "{name}.{col}: {cell}");
+                    Timestamp::parse_rfc3339(cell)
+                        .unwrap_or_else(|e| panic!("{name}.{col}: {cell}: {e}"));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // accounts, inbox, 1-1 and group-chat archives, pubsub items, last.
+    assert!(checked >= 6, "{checked}");
+}
