@@ -35,6 +35,7 @@ const HEADERS: &[(&str, &[&str])] = &[
             "groups",
             "askmessage",
             "xs",
+            "groups_json",
         ],
     ),
     ("vcard.csv", &["jid", "vcard"]),

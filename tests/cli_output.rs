@@ -212,3 +212,71 @@ fn every_time_column_of_an_export_is_rfc3339() {
     // accounts, inbox, 1-1 and group-chat archives, pubsub items, last.
     assert!(checked >= 6, "{checked}");
 }
+
+/// Roster groups whose names hold a comma, a quote, a newline or non-ASCII text come back
+/// exactly from `groups_json`; MongooseIM's `groups` column stays as it was.
+#[test]
+fn roster_groups_round_trip_through_groups_json() {
+    use jidstore::ext::roster::{Ask, RosterItem, Subscription};
+    let groups: Vec<String> = [
+        "Friends",
+        "Work, mostly",
+        "say \"hi\"",
+        "two\nlines",
+        "[not json]",
+        "Zo\u{eb} \u{65e5}\u{672c}",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_store(dir.path(), |s| {
+        let alice = user(s, "alice@localhost");
+        for (contact, groups) in [("bob@localhost", groups.clone()), ("kate@localhost", vec![])] {
+            s.roster()
+                .set(
+                    &alice,
+                    &RosterItem {
+                        jid: bare(contact),
+                        name: None,
+                        subscription: Subscription::Both,
+                        ask: Ask::None,
+                        groups,
+                        askmessage: None,
+                    },
+                )
+                .unwrap();
+        }
+    });
+    let zip = dir.path().join("alice.zip");
+    let r = jidstore(
+        &data,
+        &[
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (header, rows) = csv_rows(&unzip(&zip)["roster.csv"]);
+    assert_eq!(
+        header,
+        [
+            "jid",
+            "name",
+            "subscription",
+            "ask",
+            "groups",
+            "askmessage",
+            "xs",
+            "groups_json"
+        ]
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (bob, kate) = (&rows[0], &rows[1]);
+    assert_eq!(bob[col("groups")], groups.join(", "));
+    let back: Vec<String> = serde_json::from_str(&bob[col("groups_json")]).unwrap();
+    assert_eq!(back, groups);
+    assert_eq!(kate[col("groups")], "");
+    assert_eq!(kate[col("groups_json")], "[]");
+}
