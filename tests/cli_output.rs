@@ -280,3 +280,47 @@ fn roster_groups_round_trip_through_groups_json() {
     assert_eq!(kate[col("groups")], "");
     assert_eq!(kate[col("groups_json")], "[]");
 }
+
+/// A malformed time is a usage error (exit 2) naming the argument, checked before any store
+/// is opened; a good one still works.
+#[test]
+fn bad_mam_times_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    for (flag, value) in [
+        ("--start", "yesterday"),
+        ("--end", "2026-12-04T18:00:00"),
+        ("--start", "2026-13-01T00:00:00Z"),
+        ("--end", ""),
+    ] {
+        let r = jidstore(&missing, &["mam", "query", "alice", "localhost", flag, value]);
+        assert_eq!(r.code, 2, "{flag} {value:?}: {}", r.stderr);
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!(
+                "error: invalid value '{value}' for '{flag} <TIME>': not an RFC 3339 date-time \
+                 with a time zone, e.g. 2026-12-04T18:00:00Z or 2026-12-04T19:00:00+01:00"
+            ),
+            "{}",
+            r.stderr
+        );
+        assert!(!missing.exists());
+    }
+    let data = with_store(dir.path(), |s| {
+        user(s, "alice@localhost");
+    });
+    let r = jidstore(
+        &data,
+        &[
+            "mam",
+            "query",
+            "alice",
+            "localhost",
+            "--start",
+            "2026-12-04T19:00:00+01:00",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "first=- last=- complete=true count=0\n");
+}

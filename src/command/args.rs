@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::Timestamp;
+
 /// jidstore: the data an XMPP server keeps about its users, with GDPR retrieval and erasure.
 #[derive(Parser, Debug)]
 #[command(name = "jidstore", version, about, long_about = None)]
@@ -195,12 +197,12 @@ pub struct MamQuery {
     /// Only messages with this JID (bare: any resource; full: exactly).
     #[arg(long, value_name = "JID")]
     pub with: Option<String>,
-    /// Archive time at or after this (RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    pub start: Option<String>,
-    /// Archive time at or before this (RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    pub end: Option<String>,
+    /// Archive time at or after this (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = time_arg)]
+    pub start: Option<Timestamp>,
+    /// Archive time at or before this (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = time_arg)]
+    pub end: Option<Timestamp>,
     /// Only messages after this id.
     #[arg(long, value_name = "ID")]
     pub after_id: Option<String>,
@@ -222,4 +224,14 @@ pub struct MamQuery {
     /// Newest first within the page.
     #[arg(long)]
     pub flip_page: bool,
+}
+
+/// A time argument: RFC 3339 with an offset, checked while parsing so that a bad one is a
+/// usage error (exit 2) with one clear line.
+fn time_arg(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text).map_err(|_| {
+        "not an RFC 3339 date-time with a time zone, e.g. 2026-12-04T18:00:00Z or \
+         2026-12-04T19:00:00+01:00"
+            .to_owned()
+    })
 }
