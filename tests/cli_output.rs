@@ -324,3 +324,57 @@ fn bad_mam_times_are_usage_errors() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "first=- last=- complete=true count=0\n");
 }
+
+/// `demo --data-dir DIR` says that the store is `DIR/data`, which then works as a data dir;
+/// without `--data-dir` it ignores `$JIDSTORE_DATA_DIR` (an operator's store) and uses a new
+/// directory under `$TMPDIR`.
+#[test]
+fn demo_says_where_the_store_is_and_ignores_jidstore_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let r = jidstore(&demo, &["demo"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let store = demo.join("data");
+    assert!(
+        r.stdout
+            .contains(&format!("store (data directory): {}\n", store.display())),
+        "{}",
+        r.stdout
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&jidstore(&store, &["--json", "stats"]).stdout).unwrap();
+    assert_eq!(v["accounts"]["localhost"], 3, "four accounts, alice erased");
+
+    // An operator's store named by the environment is left alone.
+    let operator = with_store(dir.path(), |s| {
+        user(s, "op@localhost");
+    });
+    let before = std::fs::read_dir(&operator).unwrap().count();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .arg("demo")
+        .env("JIDSTORE_DATA_DIR", &operator)
+        .env("TMPDIR", &tmp)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with(&format!("Demo deployment in {}/jidstore-demo-", tmp.display())));
+    assert!(!stdout.contains(operator.to_str().unwrap()), "{stdout}");
+    assert_eq!(std::fs::read_dir(&operator).unwrap().count(), before);
+    // Other commands still take the store from the environment.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .args(["--json", "stats"])
+        .env("JIDSTORE_DATA_DIR", &operator)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["accounts"]["localhost"], 1);
+}
