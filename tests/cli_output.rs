@@ -378,3 +378,42 @@ fn demo_says_where_the_store_is_and_ignores_jidstore_data_dir() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["accounts"]["localhost"], 1);
 }
+
+/// `--help` of every command shows what the user needs, never notes about the code.
+#[test]
+fn help_holds_no_implementation_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let commands: &[&[&str]] = &[
+        &[],
+        &["register"],
+        &["retrieve_personal_data"],
+        &["unregister"],
+        &["compact"],
+        &["backup"],
+        &["import"],
+        &["export-xep0227"],
+        &["forensic-export"],
+        &["demo"],
+        &["stats"],
+        &["verify"],
+        &["mam"],
+        &["mam", "query"],
+        &["completions"],
+        &["man"],
+    ];
+    for command in commands {
+        for flag in ["-h", "--help"] {
+            let mut args = command.to_vec();
+            args.push(flag);
+            let r = jidstore(&data, &args);
+            assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+            for note in ["Taken as raw text", "exit 1.)", "clap", "sled's files"] {
+                assert!(!r.stdout.contains(note), "{args:?} shows {note:?}:\n{}", r.stdout);
+            }
+        }
+    }
+    let r = jidstore(&data, &["retrieve_personal_data", "--help"]);
+    assert!(r.stdout.contains("$JIDSTORE_DATA_DIR"), "{}", r.stdout);
+    assert!(!data.exists());
+}

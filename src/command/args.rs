@@ -12,12 +12,16 @@ use crate::Timestamp;
 #[derive(Parser, Debug)]
 #[command(name = "jidstore", version, about, long_about = None)]
 pub struct Args {
-    /// The data directory [default: $XDG_DATA_HOME/jidstore or ~/.local/share/jidstore].
+    /// The data directory [default: $JIDSTORE_DATA_DIR, else $XDG_DATA_HOME/jidstore, else
+    /// ~/.local/share/jidstore]. For demo: a new or empty directory, which gets the store in
+    /// DIR/data and the exports beside it [default: a new directory under $TMPDIR].
     #[expect(
         clippy::doc_markdown,
         reason = "clap shows this text as help, backticks would leak"
     )]
-    #[arg(long, global = true, env = "JIDSTORE_DATA_DIR", value_name = "DIR")]
+    // $JIDSTORE_DATA_DIR is read by `command::data_dir`, not by clap: demo must not take
+    // an operator's store for its scratch directory.
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Print one JSON document on stdout instead of text (errors stay on stderr).
@@ -50,7 +54,7 @@ pub enum Command {
         /// The domain.
         domain: String,
         /// The zip file to create, or an existing directory to create `<username>.zip` in.
-        /// (Taken as raw text so that an empty path is reported as such, exit 1.)
+        // Taken as raw text so that an empty path is reported as such, exit 1.
         path: std::ffi::OsString,
         /// Overwrite an existing file.
         #[arg(long)]
@@ -70,8 +74,9 @@ pub enum Command {
         /// The domain.
         domain: String,
     },
-    /// Rewrite the store into a fresh copy holding only live data (erased data stays in
-    /// sled's files until then), verify it and swap it in. No other process may use the store.
+    /// Rewrite the store into a fresh copy holding only live data (erased data stays in the
+    /// data directory's files until then), verify it and swap it in. No other process may use
+    /// the store.
     Compact,
     /// Write a consistent copy of the store to a new directory (refused if it exists).
     Backup {
@@ -130,7 +135,8 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         work_dir: Option<PathBuf>,
     },
-    /// Build a small deployment in a fresh data dir, export one user, unregister them.
+    /// Build a small deployment in a new directory (the store in DIR/data), export one user,
+    /// unregister them, and say where everything is. Ignores $JIDSTORE_DATA_DIR.
     Demo,
     /// Row counts per table and size on disk.
     Stats,
