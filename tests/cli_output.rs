@@ -417,3 +417,55 @@ fn help_holds_no_implementation_notes() {
     assert!(r.stdout.contains("$JIDSTORE_DATA_DIR"), "{}", r.stdout);
     assert!(!data.exists());
 }
+
+/// The man page points to no page that does not exist, and has EXIT STATUS and ENVIRONMENT
+/// sections naming every exit code and every variable the command reads (found in the source).
+#[test]
+fn man_page_has_exit_status_and_environment_and_no_missing_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = jidstore(&dir.path().join("data"), &["man"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let page = r.stdout.replace("\\-", "-");
+    assert!(!page.contains("jidstore-register"), "per-command pages do not exist");
+    let refs: Vec<&str> = page.lines().filter(|l| l.contains("(1)")).collect();
+    assert!(refs.is_empty(), "{refs:?}");
+    let section = |title: &str| {
+        let start = page
+            .find(&format!(".SH \"{title}\"\n"))
+            .unwrap_or_else(|| panic!("no {title} section"));
+        let rest = &page[start + 5..];
+        rest[..rest.find(".SH ").unwrap_or(rest.len())].to_owned()
+    };
+    let exit = section("EXIT STATUS");
+    for code in ["0", "1", "2", "3"] {
+        assert!(exit.contains(&format!(".TP\n\\fB{code}\\fR\n")), "{exit}");
+    }
+    let environment = section("ENVIRONMENT");
+    let mut names = vec!["TMPDIR".to_owned()];
+    let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (_, rest) in text.match_indices("env::var").map(|(i, _)| text.split_at(i)) {
+                    // `env::var("X")` or `env::var_os("X")`, not a mention in prose.
+                    let Some(open) = rest.get(..14).and_then(|head| head.find("(\"")) else {
+                        continue;
+                    };
+                    let name: String = rest[open + 2..]
+                        .chars()
+                        .take_while(|c| *c != '"')
+                        .collect();
+                    names.push(name);
+                }
+            }
+        }
+    }
+    assert!(names.iter().any(|n| n == "JIDSTORE_MIN_FREE"), "{names:?}");
+    for name in names {
+        assert!(environment.contains(&name), "{name} not in ENVIRONMENT:\n{environment}");
+    }
+}
