@@ -27,7 +27,10 @@ const EXIT_STATUS: &[(&str, &str)] = &[
          a user or missed an include target; unregister's erasure committed but deleting the \
          archive records failed (it resumes on the next open).",
     ),
-    ("2", "A usage error (a bad argument or option), reported by the argument parser."),
+    (
+        "2",
+        "A usage error (a bad argument or option), reported by the argument parser.",
+    ),
     (
         "3",
         "unregister erased nothing: there is no account and the store holds only data that \
@@ -82,7 +85,12 @@ pub(super) fn man(out: &mut dyn Write) -> anyhow::Result<u8> {
             continue;
         }
         let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
-        writeln!(out, ".TP\n\\fBjidstore {}\\fR\n{}", roff(name), roff(&about))?;
+        writeln!(
+            out,
+            ".TP\n\\fBjidstore {}\\fR\n{}",
+            roff(name),
+            roff(&about)
+        )?;
     }
     // One section per subcommand (and per nested one, as `mam query`) with its options.
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
