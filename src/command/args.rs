@@ -64,7 +64,8 @@ pub enum Command {
         #[arg(long)]
         spreadsheet_safe: bool,
     },
-    /// Erase an account and all personal data that erasure removes; prints a receipt.
+    /// Erase an account and all personal data that erasure removes; prints a receipt. Exit 3
+    /// when nothing was erased (no account, only data that erasure keeps).
     Unregister {
         /// Then compact the store, so the erased bytes also leave the data directory's files.
         #[arg(long)]
