@@ -35,6 +35,7 @@ const HEADERS: &[(&str, &[&str])] = &[
             "groups",
             "askmessage",
             "xs",
+            "groups_json",
         ],
     ),
     ("vcard.csv", &["jid", "vcard"]),
@@ -85,7 +86,7 @@ const HEADERS: &[(&str, &[&str])] = &[
         "pubsub_affiliations.csv",
         &["service_jid", "node_id", "jid", "affiliation"],
     ),
-    ("last.csv", &["jid", "seconds", "status"]),
+    ("last.csv", &["jid", "timestamp", "status"]),
     (
         "privacy.csv",
         &[

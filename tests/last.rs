@@ -66,7 +66,11 @@ fn export_rows_and_erasure() -> TestResult {
     let rows = export_rows(&store, &alice, "last.csv");
     assert_eq!(
         rows,
-        vec![vec!["alice@localhost", "1700000000", "away, for now"]]
+        vec![vec![
+            "alice@localhost",
+            "2023-11-14T22:13:20.000000Z",
+            "away, for now"
+        ]]
     );
     let receipt = jidstore::gdpr::remove(&store, &alice)?;
     assert_eq!(receipt.removed["last"], rows.len() as u64);

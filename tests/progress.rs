@@ -162,9 +162,48 @@ fn forced_progress_reports_the_final_counts() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(&fresh, Some("always"), &["import", xml.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    // The progress line ends, then the importer's own report names the durable user.
-    assert_eq!(
-        last_line(&err),
-        "import: 1 of 1 users (100%)\njidstore: imported alice@localhost (durable)"
+    // The importer's report of the durable user comes above the progress line, which ends
+    // with the final count, whether the user was flushed during the phase or at its end.
+    assert_eq!(last_line(&err), "import: 1 of 1 users (100%)", "{err:?}");
+    let durable = "jidstore: imported alice@localhost (durable)\n";
+    assert_eq!(err.matches(durable).count(), 1, "{err:?}");
+    assert!(
+        err.find(durable) < err.rfind("\rimport: 1 of 1 users (100%)\n"),
+        "{err:?}"
     );
+}
+
+/// The importer's "durable" lines and its progress line are printed in one order, whether a
+/// user is flushed during the phase (a slow import) or at its end (a fast one, as here): the
+/// durable lines above, the final count last.
+#[test]
+fn import_reports_durable_users_above_the_final_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fill(dir.path(), 0);
+    let xml = dir.path().join("a.xml");
+    let (code, _, err) = run(
+        &data,
+        None,
+        &[
+            "export-xep0227",
+            "alice",
+            "localhost",
+            xml.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let fresh = dir.path().join("fresh");
+    let (code, _, err) = run(
+        &fresh,
+        None,
+        &["register", "--user", "x", "localhost", "pw"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&fresh, Some("always"), &["import", xml.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let bar = "import: 1 of 1 users (100%)";
+    let durable = "jidstore: imported alice@localhost (durable)\n";
+    assert!(err.ends_with(&format!("\r{bar}\n")), "{err:?}");
+    assert_eq!(err.matches(durable).count(), 1, "{err:?}");
+    assert!(err.find(durable) < err.rfind(bar), "{err:?}");
 }

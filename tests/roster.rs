@@ -146,9 +146,10 @@ fn export_rows_and_erasure() -> TestResult {
                 "none",
                 "Friends, Work",
                 "",
-                ""
+                "",
+                r#"["Friends","Work"]"#
             ],
-            vec!["carol@localhost", "", "none", "in", "", "hi", ""],
+            vec!["carol@localhost", "", "none", "in", "", "hi", "", "[]"],
         ]
     );
 

@@ -16,6 +16,7 @@ mod at_rest;
 mod bad_input;
 mod blocklist;
 mod cli;
+mod cli_output;
 mod concurrency;
 mod corruption;
 mod disk_full;

@@ -6,16 +6,22 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::Timestamp;
+
 /// jidstore: the data an XMPP server keeps about its users, with GDPR retrieval and erasure.
 #[derive(Parser, Debug)]
 #[command(name = "jidstore", version, about, long_about = None)]
 pub struct Args {
-    /// The data directory [default: $XDG_DATA_HOME/jidstore or ~/.local/share/jidstore].
+    /// The data directory [default: $JIDSTORE_DATA_DIR, else $XDG_DATA_HOME/jidstore, else
+    /// ~/.local/share/jidstore]. For demo: a new or empty directory, which gets the store in
+    /// DIR/data and the exports beside it [default: a new directory under $TMPDIR].
     #[expect(
         clippy::doc_markdown,
         reason = "clap shows this text as help, backticks would leak"
     )]
-    #[arg(long, global = true, env = "JIDSTORE_DATA_DIR", value_name = "DIR")]
+    // $JIDSTORE_DATA_DIR is read by `command::data_dir`, not by clap: demo must not take
+    // an operator's store for its scratch directory.
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Print one JSON document on stdout instead of text (errors stay on stderr).
@@ -48,7 +54,7 @@ pub enum Command {
         /// The domain.
         domain: String,
         /// The zip file to create, or an existing directory to create `<username>.zip` in.
-        /// (Taken as raw text so that an empty path is reported as such, exit 1.)
+        // Taken as raw text so that an empty path is reported as such, exit 1.
         path: std::ffi::OsString,
         /// Overwrite an existing file.
         #[arg(long)]
@@ -58,7 +64,8 @@ pub enum Command {
         #[arg(long)]
         spreadsheet_safe: bool,
     },
-    /// Erase an account and all personal data that erasure removes; prints a receipt.
+    /// Erase an account and all personal data that erasure removes; prints a receipt. Exit 3
+    /// when nothing was erased (no account, only data that erasure keeps).
     Unregister {
         /// Then compact the store, so the erased bytes also leave the data directory's files.
         #[arg(long)]
@@ -68,8 +75,9 @@ pub enum Command {
         /// The domain.
         domain: String,
     },
-    /// Rewrite the store into a fresh copy holding only live data (erased data stays in
-    /// sled's files until then), verify it and swap it in. No other process may use the store.
+    /// Rewrite the store into a fresh copy holding only live data (erased data stays in the
+    /// data directory's files until then), verify it and swap it in. No other process may use
+    /// the store.
     Compact,
     /// Write a consistent copy of the store to a new directory (refused if it exists).
     Backup {
@@ -128,7 +136,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         work_dir: Option<PathBuf>,
     },
-    /// Build a small deployment in a fresh data dir, export one user, unregister them.
+    /// Build a small deployment in a new directory (the store in DIR/data), export one user,
+    /// unregister them, and say where everything is. Ignores $JIDSTORE_DATA_DIR.
+    #[expect(
+        clippy::doc_markdown,
+        reason = "clap shows this text as help, backticks would leak"
+    )]
     Demo,
     /// Row counts per table and size on disk.
     Stats,
@@ -195,12 +208,12 @@ pub struct MamQuery {
     /// Only messages with this JID (bare: any resource; full: exactly).
     #[arg(long, value_name = "JID")]
     pub with: Option<String>,
-    /// Archive time at or after this (RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    pub start: Option<String>,
-    /// Archive time at or before this (RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    pub end: Option<String>,
+    /// Archive time at or after this (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = time_arg)]
+    pub start: Option<Timestamp>,
+    /// Archive time at or before this (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = time_arg)]
+    pub end: Option<Timestamp>,
     /// Only messages after this id.
     #[arg(long, value_name = "ID")]
     pub after_id: Option<String>,
@@ -222,4 +235,14 @@ pub struct MamQuery {
     /// Newest first within the page.
     #[arg(long)]
     pub flip_page: bool,
+}
+
+/// A time argument: RFC 3339 with an offset, checked while parsing so that a bad one is a
+/// usage error (exit 2) with one clear line.
+fn time_arg(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text).map_err(|_| {
+        "not an RFC 3339 date-time with a time zone, e.g. 2026-12-04T18:00:00Z or \
+         2026-12-04T19:00:00+01:00"
+            .to_owned()
+    })
 }

@@ -23,7 +23,8 @@ pub(crate) fn default_dir() -> PathBuf {
 fn fresh_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         bail!(
-            "demo needs a fresh data dir, and {} is not empty",
+            "demo needs a new or empty directory (it puts its store in DIR/data and its exports \
+             beside it), and {} is not empty",
             dir.display()
         );
     }
@@ -44,7 +45,17 @@ pub(super) fn run(env: &super::Env<'_>, sink: &mut dyn Write) -> anyhow::Result<
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create demo dir {}", dir.display()))?;
     let store = Config::new(dir.join("data")).open()?;
-    writeln!(out, "Demo deployment in {}", dir.display())?;
+    writeln!(
+        out,
+        "Demo deployment in {}\n  store (data directory): {}\n  exports: beside it, in {0}",
+        dir.display(),
+        dir.join("data").display()
+    )?;
+    writeln!(
+        out,
+        "Users: alice, bob and kate on localhost, one with a random name (anonymised \
+         registration), and carol@remote.example, a remote participant of the group chat."
+    )?;
     populate(&store)?;
     store.flush()?;
     write!(out, "\n{}", crate::stats(&store)?)?;
@@ -60,6 +71,7 @@ pub(super) fn run(env: &super::Env<'_>, sink: &mut dyn Write) -> anyhow::Result<
 
     let receipt = gdpr::remove(&store, &alice)?;
     writeln!(out, "\nUnregistered {alice}.\n{receipt}")?;
+    writeln!(out, "{}", super::gdpr::bytes_note(false))?;
 
     let after = dir.join("alice-after-erasure.zip");
     let (path, summary) =

@@ -17,7 +17,56 @@ pub(super) fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> a
     Ok(0)
 }
 
-/// `jidstore man`: the man page (roff) on stdout, subcommands included.
+/// Exit codes, for the man page's EXIT STATUS (README.md, "CLI", says the same).
+const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "Success."),
+    (
+        "1",
+        "An operational error, reported in one line on standard error that starts with \
+         \"jidstore:\" and names the JID or path. Also: verify found problems; import refused \
+         a user or missed an include target; unregister's erasure committed but deleting the \
+         archive records failed (it resumes on the next open).",
+    ),
+    (
+        "2",
+        "A usage error (a bad argument or option), reported by the argument parser.",
+    ),
+    (
+        "3",
+        "unregister erased nothing: there is no account and the store holds only data that \
+         erasure keeps (e.g. a second unregister). Nothing held at all is exit 1.",
+    ),
+];
+
+/// Environment variables the command reads, for the man page's ENVIRONMENT.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "JIDSTORE_DATA_DIR",
+        "The data directory when --data-dir is not given (not used by demo).",
+    ),
+    (
+        "XDG_DATA_HOME, HOME",
+        "Without either of the above, the data directory is $XDG_DATA_HOME/jidstore, else \
+         $HOME/.local/share/jidstore.",
+    ),
+    (
+        "JIDSTORE_MIN_FREE",
+        "The free space kept on the data directory's filesystem: writes that add data are \
+         refused below it. Bytes, or with a K, M or G suffix (64M); 0 turns it off. Default: 5% \
+         of the filesystem, at least 4 MiB and at most 64 MiB.",
+    ),
+    (
+        "JIDSTORE_PROGRESS",
+        "always or never: draw progress lines on standard error, or not. Default: only when \
+         standard error is a terminal; never with --json.",
+    ),
+    (
+        "TMPDIR",
+        "Where demo creates its directory when --data-dir is not given.",
+    ),
+];
+
+/// `jidstore man`: one man page (roff) on stdout, with a section per subcommand.
 pub(super) fn man(out: &mut dyn Write) -> anyhow::Result<u8> {
     let cmd = Args::command();
     let page = clap_mangen::Man::new(cmd.clone());
@@ -26,13 +75,50 @@ pub(super) fn man(out: &mut dyn Write) -> anyhow::Result<u8> {
     page.render_synopsis_section(out)?;
     page.render_description_section(out)?;
     page.render_options_section(out)?;
-    page.render_subcommands_section(out)?;
-    page.render_version_section(out)?;
+    // Not clap_mangen's subcommand list: it points to jidstore-<name>(1) pages, and there
+    // are none; every subcommand has its section in this page.
+    writeln!(out, ".SH SUBCOMMANDS")?;
+    writeln!(out, "Each has a section with its options below.")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name();
+        if name == "help" {
+            continue;
+        }
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        writeln!(
+            out,
+            ".TP\n\\fBjidstore {}\\fR\n{}",
+            roff(name),
+            roff(&about)
+        )?;
+    }
     // One section per subcommand (and per nested one, as `mam query`) with its options.
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         subcommand_section(out, sub, "jidstore")?;
     }
+    list_section(out, "EXIT STATUS", EXIT_STATUS)?;
+    list_section(out, "ENVIRONMENT", ENVIRONMENT)?;
+    page.render_version_section(out)?;
     Ok(0)
+}
+
+/// A section of tagged paragraphs.
+fn list_section(out: &mut dyn Write, title: &str, items: &[(&str, &str)]) -> anyhow::Result<()> {
+    writeln!(out, ".SH \"{title}\"")?;
+    for (tag, text) in items {
+        writeln!(out, ".TP\n\\fB{}\\fR\n{}", roff(tag), roff(text))?;
+    }
+    Ok(())
+}
+
+/// `text` as roff body text: backslashes and hyphens escaped, no line starting a request.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 fn subcommand_section(

@@ -94,8 +94,24 @@ pub(super) fn retrieve(
     Ok(0)
 }
 
+/// Exit code of `unregister` when the store holds data about the subject but erasure
+/// removes none of it (no account, only kept rows: e.g. a second `unregister`), so a script
+/// can tell that nothing was erased. Nothing held at all is an error (exit 1).
+pub const NOTHING_ERASED: u8 = 3;
+
+/// What the receipt adds about the erased bytes: they stay in sled's files until a compaction.
+pub(super) fn bytes_note(purged: bool) -> &'static str {
+    if purged {
+        "The store was compacted (--purge): the erased bytes have left the data directory's files."
+    } else {
+        "The erased bytes stay in the data directory's files until `jidstore compact` rewrites \
+         the store (or erase with `unregister --purge`)."
+    }
+}
+
 /// `jidstore unregister [--purge]`: erase; with `--purge` then compact (the store handle is
-/// dropped first, as compaction renames the data directory).
+/// dropped first, as compaction renames the data directory). Exit 0 when something was
+/// erased, [`NOTHING_ERASED`] when only kept data is held about the subject.
 pub(super) fn unregister(
     env: &Env<'_>,
     username: &str,
@@ -122,15 +138,31 @@ pub(super) fn unregister(
         }
         receipt
     };
+    let account = receipt.removed.get("accounts").copied().unwrap_or(0) > 0;
+    let erased = receipt.total_removed() > 0;
     if !env.ctx.json {
-        writeln!(out, "User {subject} successfully unregistered")?;
-        writeln!(out, "{receipt}")?;
+        if account {
+            writeln!(out, "User {subject} successfully unregistered")?;
+        } else if erased {
+            writeln!(
+                out,
+                "{subject} has no account; the personal data held about it that erasure \
+                 removes was erased"
+            )?;
+        }
+        if erased {
+            writeln!(out, "{receipt}")?;
+        } else {
+            nothing_erased(out, &receipt)?;
+        }
         out.flush()?;
     }
     if let Some(e) = &receipt.sweep_error {
         if env.ctx.json {
             let doc = json!({
                 "subject": subject.to_string(),
+                "account": account,
+                "erased": erased,
                 "removed": receipt.removed,
                 "total_removed": receipt.total_removed(),
                 "sweep_error": e,
@@ -144,6 +176,7 @@ pub(super) fn unregister(
         )?;
         return Ok(1);
     }
+    // Also when nothing was erased now: the bytes of an earlier erasure may still be there.
     let compacted = if purge {
         let summary = maintenance::compact(env.data_dir())?;
         if !env.ctx.json {
@@ -153,6 +186,9 @@ pub(super) fn unregister(
     } else {
         None
     };
+    if !env.ctx.json && (erased || purge) {
+        writeln!(out, "{}", bytes_note(purge))?;
+    }
     if env.ctx.json {
         let kept: Vec<_> = receipt
             .kept
@@ -161,6 +197,8 @@ pub(super) fn unregister(
             .collect();
         let doc = json!({
             "subject": subject.to_string(),
+            "account": account,
+            "erased": erased,
             "removed": receipt.removed,
             "total_removed": receipt.total_removed(),
             "kept": kept,
@@ -168,5 +206,24 @@ pub(super) fn unregister(
         });
         env.emit(out, &doc, "")?;
     }
-    Ok(0)
+    Ok(if erased { 0 } else { NOTHING_ERASED })
+}
+
+/// What `unregister` prints when there was no account and nothing erasure removes, only
+/// rows it keeps (the receipt's "Erased" would not be true).
+fn nothing_erased(out: &mut dyn Write, receipt: &gdpr::Receipt) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Nothing erased for {}: there is no account and no data that erasure removes \
+         (already unregistered?)",
+        receipt.subject
+    )?;
+    writeln!(out, "Still held, and kept on purpose:")?;
+    for k in &receipt.kept {
+        match k.rows {
+            Some(n) => writeln!(out, "  {:<26} {n} ({})", k.class, k.reason)?,
+            None => writeln!(out, "  {:<26} ({})", k.class, k.reason)?,
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Env, MamCommand, MamQuery};
 use crate::ext::mam::{Page, PageFrom, Query};
-use crate::{BareJid, Jid, Timestamp};
+use crate::{BareJid, Jid};
 
 /// Converts the low args into a library [`Query`].
 fn query(a: &MamQuery) -> anyhow::Result<Query> {
@@ -19,12 +19,8 @@ fn query(a: &MamQuery) -> anyhow::Result<Query> {
     };
     Ok(Query {
         with: a.with.as_deref().map(Jid::parse).transpose()?,
-        start: a
-            .start
-            .as_deref()
-            .map(Timestamp::parse_rfc3339)
-            .transpose()?,
-        end: a.end.as_deref().map(Timestamp::parse_rfc3339).transpose()?,
+        start: a.start,
+        end: a.end,
         after_id: a.after_id.clone(),
         before_id: a.before_id.clone(),
         ids: a.ids.clone(),

@@ -337,14 +337,18 @@ impl Write for Counting<'_> {
     }
 }
 
-/// The data directory a command uses: `--data-dir` (or `$JIDSTORE_DATA_DIR`, through clap)
-/// resolved against the caller's cwd; else, for `demo`, a new directory under the system temp
-/// directory; else [`default_data_dir`].
+/// The data directory a command uses: `--data-dir` resolved against the caller's cwd; else,
+/// for `demo`, a new directory under the system temp directory (`$JIDSTORE_DATA_DIR` names
+/// an operator's store, which demo must not fill); else `$JIDSTORE_DATA_DIR` when set and not
+/// empty; else [`default_data_dir`].
 pub fn data_dir(given: Option<&Path>, command: &Command, ctx: &Context) -> PathBuf {
     match (given, command) {
         (Some(dir), _) => ctx.resolve(dir),
         (None, Command::Demo) => demo::default_dir(),
-        (None, _) => ctx.resolve(&default_data_dir()),
+        (None, _) => match std::env::var_os("JIDSTORE_DATA_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => ctx.resolve(Path::new(&dir)),
+            None => ctx.resolve(&default_data_dir()),
+        },
     }
 }
 

@@ -74,7 +74,8 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "last.csv",
-    header: &["jid", "seconds", "status"],
+    // The stored Unix seconds, exported as an RFC 3339 time like every other time column.
+    header: &["jid", "timestamp", "status"],
 }];
 
 impl Extension for Class {
@@ -91,7 +92,7 @@ impl Extension for Class {
         if let Some(last) = store.last().get(subject)? {
             emit(vec![
                 subject.to_string(),
-                last.seconds.to_string(),
+                crate::Timestamp::from_secs(last.seconds).to_rfc3339(),
                 last.status,
             ])?;
         }

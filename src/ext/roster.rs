@@ -254,6 +254,9 @@ const TABLES: &[Table] = &[Table {
         "groups",
         "askmessage",
         "xs",
+        // The exact group list as a JSON array of strings: `groups` (MongooseIM's, joined
+        // with ", ") cannot be split back when a name holds a comma.
+        "groups_json",
     ],
 }];
 
@@ -278,6 +281,7 @@ impl Extension for Class {
                 s.groups.join(", "),
                 s.askmessage.unwrap_or_default(),
                 String::new(),
+                serde_json::Value::from(s.groups).to_string(),
             ])?;
         }
         Ok(())

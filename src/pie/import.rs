@@ -84,7 +84,6 @@ pub fn import_file_with_progress(
         options,
         Some(&mut progress),
     )?;
-    progress.flush(&report);
     Ok(report)
 }
 
@@ -250,6 +249,12 @@ fn run(
         if let (Some(p), false) = (progress.as_deref_mut(), options.dry_run) {
             p.written(&report);
         }
+    }
+    // The last users are flushed and reported while the phase is still open, so their
+    // lines always come before the phase's final count (a renderer prints them above its
+    // progress line), however long the writes took.
+    if let Some(p) = progress {
+        p.flush(&report);
     }
     Ok(report)
 }
