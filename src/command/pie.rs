@@ -19,7 +19,18 @@ pub(super) fn import(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let store = env.open(false)?;
+    let path = env.ctx.resolve(file);
+    // Checked before a store is created for it: a mistyped file name creates nothing.
+    if let Err(e) = std::fs::File::open(&path) {
+        return Err(crate::pie::open_error(&path, &e).into());
+    }
+    // A missing or empty data directory gets a new store, as `register` does; a dry run
+    // writes nothing, so it checks against an empty temporary store instead.
+    let store = if dry_run && env.no_store_yet() {
+        crate::Store::temporary()?
+    } else {
+        env.open(!dry_run)?
+    };
     let bad = match bad {
         BadTimestampsArg::Reject => BadTimestamps::Reject,
         BadTimestampsArg::Now => BadTimestamps::Now,
@@ -31,22 +42,17 @@ pub(super) fn import(
         .dry_run(dry_run);
     // One line per user once it is durable: after a crash, the users named here are whole.
     let mut progress_error = None;
-    let report = crate::pie::import_file_with_progress(
-        &store,
-        &env.ctx.resolve(file),
-        &options,
-        &mut |user| {
-            // Through the progress renderer when one draws (so the line does not land in
-            // the middle of the progress line), else straight to stderr.
-            let line = format!("jidstore: imported {user} (durable)");
-            if progress_error.is_none()
-                && !crate::progress::note(&line)
-                && let Err(e) = writeln!(err, "{line}")
-            {
-                progress_error = Some(e);
-            }
-        },
-    )?;
+    let report = crate::pie::import_file_with_progress(&store, &path, &options, &mut |user| {
+        // Through the progress renderer when one draws (so the line does not land in
+        // the middle of the progress line), else straight to stderr.
+        let line = format!("jidstore: imported {user} (durable)");
+        if progress_error.is_none()
+            && !crate::progress::note(&line)
+            && let Err(e) = writeln!(err, "{line}")
+        {
+            progress_error = Some(e);
+        }
+    })?;
     if let Some(e) = progress_error {
         return Err(e.into());
     }
@@ -57,12 +63,7 @@ pub(super) fn import(
     // A failed flush (a full disk) is the command's error: the problems above say which
     // user it hit; no summary is printed, as nothing is known to be durable.
     flushed?;
-    let dry = if dry_run {
-        "dry run: nothing written\n"
-    } else {
-        ""
-    };
-    let text = format!("{dry}{report}\n");
+    let text = format!("{report}\n");
     let failed: Vec<_> = report
         .failed
         .iter()
