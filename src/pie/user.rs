@@ -148,6 +148,10 @@ pub(crate) struct UserParser {
     ids: HashSet<u128>,
     /// Archived messages accepted so far.
     pub archived: u64,
+    /// Archived messages that involve neither the user nor its domain, and the first one
+    /// (reported once, by [`UserParser::finish`]).
+    foreign: u64,
+    first_foreign: Option<Problem>,
 }
 
 impl UserParser {
@@ -181,6 +185,8 @@ impl UserParser {
             pending: Vec::new(),
             ids: HashSet::new(),
             archived: 0,
+            foreign: 0,
+            first_foreign: None,
         })
     }
 
@@ -222,11 +228,35 @@ impl UserParser {
     pub fn archived(&mut self, r: &Element, ctx: &mut Ctx<'_>) -> Option<PmMessage> {
         let m = archived(r, &self.u.jid, &mut self.ids, ctx)?;
         self.archived += 1;
+        let jid = &self.u.jid;
+        let involves = |j: &Jid| {
+            let b = j.to_bare();
+            b == *jid || b.as_str() == jid.domain()
+        };
+        if !involves(&m.from) && !involves(&m.to) {
+            self.foreign += 1;
+            if self.first_foreign.is_none() {
+                self.first_foreign = Some(r.problem(format!(
+                    "between {} and {}",
+                    m.from.to_bare(),
+                    m.to.to_bare()
+                )));
+            }
+        }
         Some(m)
     }
 
     /// Settles pending subscription requests and credentials.
     pub fn finish(mut self, user: &Element, ctx: &mut Ctx<'_>) -> UserData {
+        if let Some(first) = self.first_foreign.take() {
+            ctx.problems.push(Problem {
+                message: format!(
+                    "{} archived message(s) involve neither {} nor its domain (the first, here, {}); kept as incoming",
+                    self.foreign, self.u.jid, first.message
+                ),
+                ..first
+            });
+        }
         for p in std::mem::take(&mut self.pending) {
             presence(&p, &mut self.u, ctx);
         }
@@ -967,20 +997,6 @@ fn archived(
             return None;
         }
     };
-    let involves = |j: &Jid| {
-        let b = j.to_bare();
-        b == *jid || b.as_str() == jid.domain()
-    };
-    if !involves(&from) && !involves(&to) {
-        ctx.report(
-            r,
-            format!(
-                "archived message between {} and {} involves neither {jid} nor its domain; kept as incoming",
-                from.to_bare(),
-                to.to_bare()
-            ),
-        );
-    }
     let direction = if from.to_bare() == *jid {
         Direction::Outgoing
     } else {
