@@ -279,6 +279,53 @@ fn privacy<S: Write>(
     Ok(())
 }
 
+/// A node's affiliations (but the owner's own, implied by the node) and subscriptions, in
+/// the owner namespace, as XEP-0227 v1.1 importers (Prosody, jidstore) read them.
+fn node_people<S: Write>(
+    store: &Store,
+    user: &BareJid,
+    node: &str,
+    w: &mut W<S>,
+    counts: &mut ExportCounts,
+) -> Result<()> {
+    // The owner's own affiliation is implied by the node.
+    let affiliations: Vec<_> = store
+        .pubsub()
+        .affiliations(user, node)?
+        .into_iter()
+        .filter(|(jid, a)| !(jid == user && *a == Affiliation::Owner))
+        .collect();
+    if !affiliations.is_empty() {
+        start(w, "affiliations", &[("node", node)])?;
+        for (jid, a) in &affiliations {
+            empty(
+                w,
+                "affiliation",
+                &[("jid", jid.as_str()), ("affiliation", a.as_str())],
+            )?;
+        }
+        end(w, "affiliations")?;
+        *counts.entry("pubsub_affiliations").or_default() += affiliations.len() as u64;
+    }
+    let subscriptions = store.pubsub().subscriptions(user, node)?;
+    if !subscriptions.is_empty() {
+        start(w, "subscriptions", &[("node", node)])?;
+        for sub in &subscriptions {
+            empty(
+                w,
+                "subscription",
+                &[
+                    ("jid", sub.subscriber.as_str()),
+                    ("subscription", sub.state.as_str()),
+                ],
+            )?;
+        }
+        end(w, "subscriptions")?;
+        *counts.entry("pubsub_subscriptions").or_default() += subscriptions.len() as u64;
+    }
+    Ok(())
+}
+
 fn pep<S: Write>(
     store: &Store,
     user: &BareJid,
@@ -316,41 +363,7 @@ fn pep<S: Write>(
         }
         end(w, "x")?;
         end(w, "configure")?;
-        // The owner's own affiliation is implied by the node.
-        let affiliations: Vec<_> = store
-            .pubsub()
-            .affiliations(user, &n.node)?
-            .into_iter()
-            .filter(|(jid, a)| !(jid == user && *a == Affiliation::Owner))
-            .collect();
-        if !affiliations.is_empty() {
-            start(w, "affiliations", &[("node", &n.node)])?;
-            for (jid, a) in &affiliations {
-                empty(
-                    w,
-                    "affiliation",
-                    &[("jid", jid.as_str()), ("affiliation", a.as_str())],
-                )?;
-            }
-            end(w, "affiliations")?;
-            *counts.entry("pubsub_affiliations").or_default() += affiliations.len() as u64;
-        }
-        let subscriptions = store.pubsub().subscriptions(user, &n.node)?;
-        if !subscriptions.is_empty() {
-            start(w, "subscriptions", &[("node", &n.node)])?;
-            for sub in &subscriptions {
-                empty(
-                    w,
-                    "subscription",
-                    &[
-                        ("jid", sub.subscriber.as_str()),
-                        ("subscription", sub.state.as_str()),
-                    ],
-                )?;
-            }
-            end(w, "subscriptions")?;
-            *counts.entry("pubsub_subscriptions").or_default() += subscriptions.len() as u64;
-        }
+        node_people(store, user, &n.node, w, counts)?;
     }
     end(w, "pubsub")?;
     nl(w)?;

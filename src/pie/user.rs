@@ -268,8 +268,8 @@ impl UserParser {
                 }
                 Credentials::Scram(self.verifiers)
             }
-            Some(pw) if pw.starts_with("scram:") => match ejabberd_scram(pw) {
-                Some(v) => {
+            Some(pw) if pw.starts_with("scram:") => {
+                if let Some(v) = ejabberd_scram(pw) {
                     ctx.report(
                         user,
                         format!(
@@ -279,8 +279,7 @@ impl UserParser {
                         ),
                     );
                     Credentials::Scram(vec![v])
-                }
-                None => {
+                } else {
                     ctx.report(
                         user,
                         format!(
@@ -290,7 +289,7 @@ impl UserParser {
                     );
                     Credentials::Password(pw.to_owned())
                 }
-            },
+            }
             Some(pw) if !pw.is_empty() => Credentials::Password(pw.to_owned()),
             _ => {
                 ctx.report(
