@@ -20,6 +20,18 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// A data directory with a store, created by `register` (so these tests do not depend on
+/// `import` creating one, item 18, which is tested on its own).
+fn fresh_data(dir: &Path, name: &str) -> PathBuf {
+    let data = dir.join(name);
+    let r = jidstore(
+        &data,
+        &["register", "--user", "setup", "setup.invalid", "pw"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    data
+}
+
 /// Opens a data directory the binary wrote (after it exited).
 fn open_data(data: &Path) -> Store {
     Config::new(data).must_exist(true).open().unwrap()
@@ -56,7 +68,7 @@ const PEP: &str = "<user name='romeo' password='pw'>\
 fn pep_affiliations_and_subscriptions_import_export_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "pep.xml", &doc(PEP));
-    let data = dir.path().join("data");
+    let data = fresh_data(dir.path(), "data");
     let r = jidstore(&data, &["import", file.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("unknown element"), "{}", r.stderr);
@@ -112,7 +124,7 @@ fn pep_affiliations_and_subscriptions_import_export_round_trip() {
         "{first}"
     );
     // Import the export elsewhere and export again: the same document.
-    let data2 = dir.path().join("data2");
+    let data2 = fresh_data(dir.path(), "data2");
     let r = jidstore(&data2, &["import", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let out2 = dir.path().join("again.xml");
@@ -156,7 +168,7 @@ fn xinclude_child_of_user_is_followed() {
         <query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'>\
           <xi:include href='juliet-vcard.xml'/></prefs></query></user>";
     let file = write(dir.path(), "main.xml", &doc(user));
-    let data = dir.path().join("data");
+    let data = fresh_data(dir.path(), "data");
     let r = jidstore(&data, &["import", file.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("mam_pm: 2"), "{}", r.stdout);
@@ -194,7 +206,7 @@ fn xinclude_under_user_outside_the_directory_or_missing_refuses_that_user() {
         outside.display()
     );
     let file = write(&base, "main.xml", &doc(&users));
-    let data = dir.path().join("data");
+    let data = fresh_data(dir.path(), "data");
     let r = jidstore(&data, &["import", file.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
@@ -235,7 +247,7 @@ fn data_the_importer_cannot_keep_is_reported() {
             <message xmlns='jabber:client' from='romeo@montague.net/o' to='tybalt@capulet.com' type='chat'><body>x</body></message>\
           </forwarded></result></archive></user>";
     let file = write(dir.path(), "f.xml", &doc(user));
-    let data = dir.path().join("data");
+    let data = fresh_data(dir.path(), "data");
     let r = jidstore(&data, &["import", file.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     for want in [
@@ -260,7 +272,7 @@ fn ejabberd_scram_password_is_stored_as_scram_verifiers() {
         "<user name='user' password='{pw}'/><user name='odd' password='scram:not,base64'/>"
     );
     let file = write(dir.path(), "ej.xml", &doc(&user));
-    let data = dir.path().join("data");
+    let data = fresh_data(dir.path(), "data");
     let r = jidstore(&data, &["import", file.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
@@ -304,7 +316,7 @@ fn openfire_samples_import_with_their_real_times() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = fresh_data(dir.path(), "data");
     let single = samples.join("openfire-single/test-xepp227-import.xml");
     let r = jidstore(&data, &["import", single.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -356,7 +368,7 @@ fn java_date_with_unknown_zone_is_reported_and_refused_by_default() {
         <delay xmlns='urn:xmpp:delay' stamp='Thu Jan 21 14:17:35 XYZT 2016'/></message>\
         </offline-messages></user>";
     let file = write(dir.path(), "f.xml", &doc(user));
-    let data = dir.path().join("data");
+    let data = fresh_data(dir.path(), "data");
     let r = jidstore(&data, &["import", file.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
