@@ -230,8 +230,8 @@ impl UserParser {
         self.archived += 1;
         let jid = &self.u.jid;
         let involves = |j: &Jid| {
-            let b = j.to_bare();
-            b == *jid || b.as_str() == jid.domain()
+            let b = j.as_str().split_once('/').map_or(j.as_str(), |(b, _)| b);
+            b == jid.as_str() || b == jid.domain()
         };
         if !involves(&m.from) && !involves(&m.to) {
             self.foreign += 1;
