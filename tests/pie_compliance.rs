@@ -241,6 +241,8 @@ fn data_the_importer_cannot_keep_is_reported() {
     let user = "<user name='juliet' password='pw'>\
         <presence xmlns='jabber:client' type='subscribe' id='xk3h1v69' from='romeo@montague.net'>\
           <nick xmlns='http://jabber.org/protocol/nick'>Romeo</nick></presence>\
+        <query xmlns='jabber:iq:privacy'><active name='l'/><list name='l'>\
+          <item action='allow' order='1'/></list></query>\
         <archive xmlns='urn:xmpp:pie:0#mam'>\
           <result xmlns='urn:xmpp:mam:2' id='x1'><forwarded xmlns='urn:xmpp:forward:0'>\
             <delay xmlns='urn:xmpp:delay' stamp='2010-07-10T23:08:25Z'/>\
@@ -253,11 +255,12 @@ fn data_the_importer_cannot_keep_is_reported() {
     for want in [
         "subscription request from romeo@montague.net: its id is not kept",
         "subscription request from romeo@montague.net: its <nick/> (XEP-0172) is not kept",
+        "active privacy list: session state, not kept",
         "f.xml:1: 1 archived message(s) involve neither juliet@example.org nor its domain (the first, here, between romeo@montague.net and tybalt@capulet.com); kept as incoming",
     ] {
         assert!(r.stderr.contains(want), "{want}\n{}", r.stderr);
     }
-    assert!(r.stdout.contains("problems reported: 3"), "{}", r.stdout);
+    assert!(r.stdout.contains("problems reported: 4"), "{}", r.stdout);
 }
 
 // See: issue 13, item 16. The value is RFC 5802's example (password "pencil", salt

@@ -583,7 +583,10 @@ fn privacy(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     for el in q.elements() {
         match (el.ns.as_str(), el.name.as_str(), el.attr("name")) {
             (NS_PRIVACY, "default", Some(n)) => u.privacy_default = Some(n.to_owned()),
-            (NS_PRIVACY, "active", _) => {}
+            (NS_PRIVACY, "active", _) => ctx.report(
+                el,
+                "active privacy list: session state, not kept (the default list is)",
+            ),
             (NS_PRIVACY, "list", Some(n)) if !n.is_empty() => {
                 let items = privacy_items(el, ctx);
                 u.privacy.insert(n.to_owned(), items);
