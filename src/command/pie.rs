@@ -24,13 +24,6 @@ pub(super) fn import(
     if let Err(e) = std::fs::File::open(&path) {
         return Err(crate::pie::open_error(&path, &e).into());
     }
-    // A missing or empty data directory gets a new store, as `register` does; a dry run
-    // writes nothing, so it checks against an empty temporary store instead.
-    let store = if dry_run && env.no_store_yet() {
-        crate::Store::temporary()?
-    } else {
-        env.open(!dry_run)?
-    };
     let bad = match bad {
         BadTimestampsArg::Reject => BadTimestamps::Reject,
         BadTimestampsArg::Now => BadTimestamps::Now,
@@ -40,6 +33,23 @@ pub(super) fn import(
         .bad_timestamps(bad)
         .skip_missing_includes(skip_missing_includes)
         .dry_run(dry_run);
+    // A missing or empty data directory gets a new store, as `register` does, but only once
+    // the input has passed the checks that stop an import (malformed XML, a missing
+    // include): bad input creates nothing. Without a store there are no accounts to clash
+    // with, so a dry run against an empty temporary store says what would happen; a dry run
+    // creates nothing either way.
+    let store = if env.no_store_yet() {
+        let scratch = crate::Store::temporary()?;
+        if dry_run {
+            scratch
+        } else {
+            crate::pie::import_file(&scratch, &path, &options.clone().dry_run(true))?;
+            drop(scratch);
+            env.open(true)?
+        }
+    } else {
+        env.open(false)?
+    };
     // One line per user once it is durable: after a crash, the users named here are whole.
     let mut progress_error = None;
     let report = crate::pie::import_file_with_progress(&store, &path, &options, &mut |user| {
