@@ -17,9 +17,11 @@ use crate::util::*;
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/xep0227");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/xep0227");
 
-/// The shared samples, or `None` (with a message) when `shared/` is not beside the crate.
-fn samples() -> Option<PathBuf> {
-    let p = PathBuf::from(SAMPLES);
+/// The shared samples (`JIDSTORE_XEP0227_SAMPLES` overrides where), or `None` (with a
+/// message) when `shared/` is not beside the crate.
+pub fn samples() -> Option<PathBuf> {
+    let p = std::env::var_os("JIDSTORE_XEP0227_SAMPLES")
+        .map_or_else(|| PathBuf::from(SAMPLES), PathBuf::from);
     if p.is_dir() {
         Some(p)
     } else {
@@ -47,37 +49,13 @@ fn export_string(store: &Store, user: &jidstore::BareJid) -> String {
 }
 
 #[test]
-fn openfire_single_rejects_java_dates_by_default_and_writes_nothing() {
+fn openfire_single_imports_java_dates_with_their_real_times() {
     let Some(dir) = samples() else { return };
     let (_d, store) = crate::util::store();
     let file = dir.join("openfire-single/test-xepp227-import.xml");
+    // The default (--bad-timestamps reject) imports everything: Java's Date.toString()
+    // stamps are converted, not refused (issue 13, item 17).
     let r = pie::import_file(&store, &file, &opts()).unwrap();
-    assert!(r.imported.is_empty());
-    assert_eq!(r.failed.len(), 4);
-    // 34 Java Date.toString() delay stamps and 2 empty <group/>s, each with file and line.
-    assert_eq!(r.problems.len(), 36);
-    assert!(r.problems.iter().all(|p| p.file == file && p.line > 0));
-    let first = r.problems[0].to_string();
-    assert!(first.ends_with(
-        "test-xepp227-import.xml:9: offline message delay: timestamp 'Thu Jan 21 14:17:35 CET 2016' is not XEP-0082; user refused (--bad-timestamps reject)"
-    ), "{first}");
-    assert!(
-        store
-            .accounts()
-            .list("openfire.xmpp.test")
-            .unwrap()
-            .is_empty()
-    );
-}
-
-#[test]
-fn openfire_single_imports_with_bad_timestamps_now() {
-    let Some(dir) = samples() else { return };
-    let (_d, store) = crate::util::store();
-    let file = dir.join("openfire-single/test-xepp227-import.xml");
-    let options = opts().bad_timestamps(BadTimestamps::Now);
-    let before = Timestamp::now();
-    let r = pie::import_file(&store, &file, &options).unwrap();
     assert!(r.is_complete(), "{r}");
     assert_eq!(r.imported.len(), 4);
     assert_eq!(
@@ -89,7 +67,13 @@ fn openfire_single_imports_with_bad_timestamps_now() {
             ("vcard", 1)
         ]
     );
+    // 34 converted stamps and 2 empty <group/>s, each with file and line.
     assert_eq!(r.problems.len(), 36);
+    assert!(r.problems.iter().all(|p| p.file == file && p.line > 0));
+    let first = r.problems[0].to_string();
+    assert!(first.ends_with(
+        "test-xepp227-import.xml:9: offline message delay: Java date 'Thu Jan 21 14:17:35 CET 2016' converted to 2016-01-21T13:17:35.000000Z (read as UTC+01:00)"
+    ), "{first}");
     let anno = bare("anno@openfire.xmpp.test");
     assert!(store.accounts().check_password(&anno, "anno").unwrap());
     let item = store
@@ -101,20 +85,26 @@ fn openfire_single_imports_with_bad_timestamps_now() {
     assert!(item.groups.is_empty(), "empty <group/> dropped");
     let offline = store.offline().list(&anno).unwrap();
     assert_eq!(offline.len(), 8);
-    assert!(offline.iter().all(|m| m.timestamp >= before));
-    // The stanza's delay stamp is rewritten to the time used, so the record is consistent.
-    assert!(
-        offline[0]
-            .stanza
-            .contains(&offline[0].timestamp.to_rfc3339())
+    let admin = store
+        .offline()
+        .list(&bare("admin@openfire.xmpp.test"))
+        .unwrap();
+    assert_eq!(
+        admin[0].timestamp.to_rfc3339(),
+        "2016-01-21T13:17:35.000000Z"
     );
+    // The stanza's delay stamp is rewritten to the converted time, so the record is
+    // consistent.
+    assert!(admin[0].stanza.contains("2016-01-21T13:17:35.000000Z"));
     assert!(!offline[0].stanza.contains("CEST"));
 
-    // skip: the same file into a fresh store keeps users but drops the dated messages.
-    let (_d2, store2) = crate::util::store();
-    let r = pie::import_file(&store2, &file, &opts().bad_timestamps(BadTimestamps::Skip)).unwrap();
-    assert_eq!(r.imported.len(), 4);
-    assert_eq!(items(&r), [("accounts", 4), ("roster", 2), ("vcard", 1)]);
+    // --bad-timestamps now and skip change nothing here: every stamp converts.
+    for policy in [BadTimestamps::Now, BadTimestamps::Skip] {
+        let (_d2, store2) = crate::util::store();
+        let r = pie::import_file(&store2, &file, &opts().bad_timestamps(policy)).unwrap();
+        assert_eq!(r.imported.len(), 4);
+        assert_eq!(items(&r)[1], ("offline", 34));
+    }
 }
 
 #[test]
@@ -375,25 +365,19 @@ fn dry_run_and_old_namespace() {
 }
 
 #[test]
-fn xinclude_relative_to_including_file_and_not_below_user() {
+fn xinclude_relative_to_including_file_and_under_user() {
     let (_d, store) = crate::util::store();
     let r = pie::import_file(&store, &fixture("include/host.xml"), &opts()).unwrap();
     assert_eq!(r.imported, ["paris@inc.example"]);
-    // The include inside <user> is not processed: reported as unknown and skipped.
-    assert_eq!(r.problems.len(), 1);
-    let p = &r.problems[0];
-    assert!(
-        p.file.ends_with("include/users/paris.xml") && p.line == 3,
-        "{p}"
-    );
-    assert!(p.message.contains("XInclude}include skipped"), "{p}");
-    assert!(
-        store
-            .vcard()
-            .get(&bare("paris@inc.example"))
-            .unwrap()
-            .is_none()
-    );
+    // The include that is a child of <user> is followed, relative to the user's file
+    // (XEP-0227: importers MUST); see issue 13, item 14.
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let v = store
+        .vcard()
+        .get(&bare("paris@inc.example"))
+        .unwrap()
+        .unwrap();
+    assert!(v.contains("followed from an include under user"), "{v}");
 }
 
 #[test]

@@ -162,13 +162,16 @@ fn forced_progress_reports_the_final_counts() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(&fresh, Some("always"), &["import", xml.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    // The importer's report of the durable user comes above the progress line, which ends
-    // with the final count, whether the user was flushed during the phase or at its end.
-    assert_eq!(last_line(&err), "import: 1 of 1 users (100%)", "{err:?}");
+    // The check pass counts elements read; the write pass counts records written (the
+    // account and n archived messages), total known. The importer's report of the durable
+    // user comes above the progress line, which ends with the final count.
+    assert!(err.contains("import (check): "), "{err:?}");
+    let bar = format!("import: {0} of {0} records (100%)", n + 1);
+    assert_eq!(last_line(&err), bar, "{err:?}");
     let durable = "jidstore: imported alice@localhost (durable)\n";
     assert_eq!(err.matches(durable).count(), 1, "{err:?}");
     assert!(
-        err.find(durable) < err.rfind("\rimport: 1 of 1 users (100%)\n"),
+        err.find(durable) < err.rfind(&format!("\r{bar}\n")),
         "{err:?}"
     );
 }
@@ -201,7 +204,8 @@ fn import_reports_durable_users_above_the_final_count() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(&fresh, Some("always"), &["import", xml.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let bar = "import: 1 of 1 users (100%)";
+    // One account and no archived message: one record.
+    let bar = "import: 1 of 1 records (100%)";
     let durable = "jidstore: imported alice@localhost (durable)\n";
     assert!(err.ends_with(&format!("\r{bar}\n")), "{err:?}");
     assert_eq!(err.matches(durable).count(), 1, "{err:?}");

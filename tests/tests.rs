@@ -30,6 +30,7 @@ mod mam;
 mod mam_query;
 mod offline;
 mod pie;
+mod pie_compliance;
 mod pie_stream;
 mod privacy;
 mod private;

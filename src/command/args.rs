@@ -36,6 +36,9 @@ pub struct Args {
 /// The subcommands; GDPR ones mirror `mongooseimctl`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create an empty store in the data directory. On an existing store it changes nothing,
+    /// says so and exits 0.
+    Init,
     /// Create an account. Without --user the username is random (anonymised registration).
     Register {
         /// Choose the username instead of a random one.
@@ -85,6 +88,7 @@ pub enum Command {
         dest: PathBuf,
     },
     /// Import a XEP-0227 (PIE) file; each user all-or-nothing. Exit 1 if any user failed.
+    /// A missing or empty data directory gets a new store.
     Import {
         /// The XML file (`server-data` or `host` root; includes resolve relative to it).
         file: PathBuf,

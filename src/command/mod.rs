@@ -15,6 +15,7 @@ mod demo;
 mod docs;
 mod forensic;
 mod gdpr;
+mod init;
 mod maint;
 mod mam;
 mod pie;
@@ -145,6 +146,7 @@ fn dispatch(
             username,
             domain,
         } => gdpr::unregister(&env, &username, &domain, purge, out, err),
+        Command::Init => init::run(&env, out),
         Command::Compact => maint::compact(&env, out),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),
@@ -221,6 +223,18 @@ impl Env<'_> {
         match self.target {
             Target::Store(store) => Ok(store.clone()),
             Target::Dir(path) => open_path(path, create),
+        }
+    }
+
+    /// Whether the data directory is missing or empty, so that opening it would create a
+    /// store (never for [`Target::Store`]).
+    fn no_store_yet(&self) -> bool {
+        match self.target {
+            Target::Store(_) => false,
+            Target::Dir(path) => match std::fs::read_dir(path) {
+                Ok(mut entries) => entries.next().is_none(),
+                Err(e) => e.kind() == io::ErrorKind::NotFound,
+            },
         }
     }
 

@@ -19,7 +19,11 @@ pub(super) fn import(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let store = env.open(false)?;
+    let path = env.ctx.resolve(file);
+    // Checked before a store is created for it: a mistyped file name creates nothing.
+    if let Err(e) = std::fs::File::open(&path) {
+        return Err(crate::pie::open_error(&path, &e).into());
+    }
     let bad = match bad {
         BadTimestampsArg::Reject => BadTimestamps::Reject,
         BadTimestampsArg::Now => BadTimestamps::Now,
@@ -29,24 +33,36 @@ pub(super) fn import(
         .bad_timestamps(bad)
         .skip_missing_includes(skip_missing_includes)
         .dry_run(dry_run);
+    // A missing or empty data directory gets a new store, as `register` does, but only once
+    // the input has passed the checks that stop an import (malformed XML, a missing
+    // include): bad input creates nothing. Without a store there are no accounts to clash
+    // with, so a dry run against an empty temporary store says what would happen; a dry run
+    // creates nothing either way.
+    let store = if env.no_store_yet() {
+        let scratch = crate::Store::temporary()?;
+        if dry_run {
+            scratch
+        } else {
+            crate::pie::import_file(&scratch, &path, &options.clone().dry_run(true))?;
+            drop(scratch);
+            env.open(true)?
+        }
+    } else {
+        env.open(false)?
+    };
     // One line per user once it is durable: after a crash, the users named here are whole.
     let mut progress_error = None;
-    let report = crate::pie::import_file_with_progress(
-        &store,
-        &env.ctx.resolve(file),
-        &options,
-        &mut |user| {
-            // Through the progress renderer when one draws (so the line does not land in
-            // the middle of the progress line), else straight to stderr.
-            let line = format!("jidstore: imported {user} (durable)");
-            if progress_error.is_none()
-                && !crate::progress::note(&line)
-                && let Err(e) = writeln!(err, "{line}")
-            {
-                progress_error = Some(e);
-            }
-        },
-    )?;
+    let report = crate::pie::import_file_with_progress(&store, &path, &options, &mut |user| {
+        // Through the progress renderer when one draws (so the line does not land in
+        // the middle of the progress line), else straight to stderr.
+        let line = format!("jidstore: imported {user} (durable)");
+        if progress_error.is_none()
+            && !crate::progress::note(&line)
+            && let Err(e) = writeln!(err, "{line}")
+        {
+            progress_error = Some(e);
+        }
+    })?;
     if let Some(e) = progress_error {
         return Err(e.into());
     }
@@ -57,12 +73,7 @@ pub(super) fn import(
     // A failed flush (a full disk) is the command's error: the problems above say which
     // user it hit; no summary is printed, as nothing is known to be durable.
     flushed?;
-    let dry = if dry_run {
-        "dry run: nothing written\n"
-    } else {
-        ""
-    };
-    let text = format!("{dry}{report}\n");
+    let text = format!("{report}\n");
     let failed: Vec<_> = report
         .failed
         .iter()

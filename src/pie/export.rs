@@ -17,7 +17,7 @@ use super::{
     NS_PRIVATE, NS_PUBSUB, NS_PUBSUB_OWNER, NS_ROSTER, NS_SCRAM,
 };
 use crate::error::{Error, Result};
-use crate::ext::pubsub::NodeType;
+use crate::ext::pubsub::{Affiliation, NodeType};
 use crate::ext::roster::{Ask, RosterItem, Subscription};
 use crate::ext::scram::Mechanism;
 use crate::jid::BareJid;
@@ -90,7 +90,8 @@ pub type ExportCounts = BTreeMap<&'static str, u64>;
 
 /// Writes `user`'s data as a XEP-0227 v1.1 document into `sink`: SCRAM credentials (never a
 /// password), roster and pending subscription requests, vCard, private XML, offline
-/// messages, privacy lists, PEP nodes and items, and the message archive with its ids.
+/// messages, privacy lists, PEP nodes with their items, affiliations and subscriptions, and
+/// the message archive with its ids.
 /// The archive is streamed. Fails with [`Error::NoAccount`] when `user` has no account.
 pub fn export<S: Write>(store: &Store, user: &BareJid, sink: S) -> Result<ExportCounts> {
     if !store.accounts().exists(user)? {
@@ -278,6 +279,53 @@ fn privacy<S: Write>(
     Ok(())
 }
 
+/// A node's affiliations (but the owner's own, implied by the node) and subscriptions, in
+/// the owner namespace, as XEP-0227 v1.1 importers (Prosody, jidstore) read them.
+fn node_people<S: Write>(
+    store: &Store,
+    user: &BareJid,
+    node: &str,
+    w: &mut W<S>,
+    counts: &mut ExportCounts,
+) -> Result<()> {
+    // The owner's own affiliation is implied by the node.
+    let affiliations: Vec<_> = store
+        .pubsub()
+        .affiliations(user, node)?
+        .into_iter()
+        .filter(|(jid, a)| !(jid == user && *a == Affiliation::Owner))
+        .collect();
+    if !affiliations.is_empty() {
+        start(w, "affiliations", &[("node", node)])?;
+        for (jid, a) in &affiliations {
+            empty(
+                w,
+                "affiliation",
+                &[("jid", jid.as_str()), ("affiliation", a.as_str())],
+            )?;
+        }
+        end(w, "affiliations")?;
+        *counts.entry("pubsub_affiliations").or_default() += affiliations.len() as u64;
+    }
+    let subscriptions = store.pubsub().subscriptions(user, node)?;
+    if !subscriptions.is_empty() {
+        start(w, "subscriptions", &[("node", node)])?;
+        for sub in &subscriptions {
+            empty(
+                w,
+                "subscription",
+                &[
+                    ("jid", sub.subscriber.as_str()),
+                    ("subscription", sub.state.as_str()),
+                ],
+            )?;
+        }
+        end(w, "subscriptions")?;
+        *counts.entry("pubsub_subscriptions").or_default() += subscriptions.len() as u64;
+    }
+    Ok(())
+}
+
 fn pep<S: Write>(
     store: &Store,
     user: &BareJid,
@@ -315,6 +363,7 @@ fn pep<S: Write>(
         }
         end(w, "x")?;
         end(w, "configure")?;
+        node_people(store, user, &n.node, w, counts)?;
     }
     end(w, "pubsub")?;
     nl(w)?;

@@ -17,8 +17,8 @@
 //! Two passes rather than one because the rules need them: malformed XML or a missing
 //! include anywhere stops the import before anything is written, and a bad timestamp in the
 //! last archived message refuses the whole user, so nothing may be written before the end of
-//! the input has been read. Includes are only resolved above `<user>`, so a user lies in
-//! one file and can be reopened directly.
+//! the input has been read. An include that is a child of `<user>` is followed in both
+//! passes (its archive is reopened in the included file); deeper ones are user data.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -138,6 +138,22 @@ pub fn validate_bytes(bytes: &[u8], options: &ImportOptions) -> Result<ImportRep
     )
 }
 
+/// The input file cannot be opened: one plain line, `cannot open FILE: No such file or
+/// directory`, without std's "(os error N)".
+pub(crate) fn open_error(path: &Path, e: &std::io::Error) -> Error {
+    let text = e.to_string();
+    let reason = text
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Error::Path {
+        action: "open",
+        path: path.to_path_buf(),
+        source: std::io::Error::new(e.kind(), reason),
+    }
+}
+
 #[expect(
     clippy::needless_pass_by_value,
     reason = "used as map_err(xml) on Result<_, Problem>"
@@ -194,7 +210,12 @@ fn run(
         seen: HashSet::new(),
         accepted: Vec::new(),
     };
-    check.document(path, None, None)?;
+    {
+        // The check pass reads every element once: a count that moves through a big
+        // archive, as the total is not known before the end.
+        let _progress = crate::progress::Phase::start("import (check)", "elements", None);
+        check.document(path, None, None)?;
+    }
     let Check {
         mut report,
         missing,
@@ -214,9 +235,12 @@ fn run(
     let mut problems = missing;
     problems.append(&mut report.problems);
     report.problems = problems;
-    let _progress = crate::progress::Phase::start("import", "users", Some(accepted.len() as u64));
+    report.dry_run = options.dry_run;
+    // The write pass counts records written (an archive message by message), total known.
+    let records: u64 = accepted.iter().flat_map(|c| c.counts.values()).sum();
+    let _progress = (!options.dry_run && store.is_some())
+        .then(|| crate::progress::Phase::start("import", "records", Some(records)));
     for c in accepted {
-        crate::progress::advance(1);
         if let (Some(store), false) = (store, options.dry_run)
             && let Err((e, written)) = write_checked(store, source, &c, options, now)
         {
@@ -287,8 +311,11 @@ impl Check<'_> {
             return Err(xml(located("XInclude chain is too deep".into())));
         }
         let file: Arc<Path> = Arc::from(path);
-        let mut s = XmlStream::open(self.source, &file)
-            .map_err(|e| xml(located(format!("cannot read {}: {e}", path.display()))))?;
+        let mut s = XmlStream::open(self.source, &file).map_err(|e| match at {
+            Some(_) => xml(located(format!("cannot read {}: {e}", path.display()))),
+            // The input itself: one plain line, without std's "(os error N)".
+            None => open_error(path, &e),
+        })?;
         let (root, at, open) = loop {
             match s.next().map_err(xml)? {
                 Ev::Start(el, at) => break (el, at, true),
@@ -388,8 +415,7 @@ impl Check<'_> {
                 "xi:include with parse other than 'xml' is not supported",
             )));
         }
-        let base = c.file.parent().unwrap_or(Path::new("."));
-        let target = base.join(href);
+        let target = include_target(self.source, c, href).map_err(|why| xml(c.problem(why)))?;
         if !self.source.fs_access() || !target.is_file() {
             self.missing.push(c.problem(format!(
                 "XInclude target '{href}' ({}) does not exist",
@@ -415,17 +441,25 @@ impl Check<'_> {
             fatal: None,
             policy: self.options.bad_timestamps,
             now: self.now,
+            progress: true,
         };
         let mut parser = UserParser::start(el, domain, &mut ctx);
         if open {
-            read_user(s, parser.as_mut(), &mut ctx, &mut |s, _, p, ctx| {
-                stream_archive(s, &mut |r| {
-                    if let Some(p) = p.as_deref_mut() {
-                        p.archived(&r, ctx);
-                    }
-                    Ok(())
-                })
-            })?;
+            read_user(
+                self.source,
+                s,
+                parser.as_mut(),
+                &mut ctx,
+                &mut |s, _, p, ctx| {
+                    stream_archive(s, &mut |r| {
+                        ctx.count_element();
+                        if let Some(p) = p.as_deref_mut() {
+                            p.archived(&r, ctx);
+                        }
+                        Ok(())
+                    })
+                },
+            )?;
         }
         let parsed = parser.map(|p| (p.archived, p.finish(el, &mut ctx)));
         let fatal = ctx.fatal.take();
@@ -481,8 +515,9 @@ fn skip_user_or_element(s: &mut XmlStream<'_>, el: &Element, open: bool) -> Resu
             fatal: None,
             policy: super::BadTimestamps::Skip,
             now: Timestamp::from_secs(0),
+            progress: false,
         };
-        return read_user(s, None, &mut ctx, &mut |s, _, _, _| {
+        return read_user(&Source::Files, s, None, &mut ctx, &mut |s, _, _, _| {
             stream_archive(s, &mut |_| Ok(()))
         });
     }
@@ -494,9 +529,16 @@ fn skip_user_or_element(s: &mut XmlStream<'_>, el: &Element, open: bool) -> Resu
 type OnArchive<'f> = dyn FnMut(&mut XmlStream<'_>, &Mark, &mut Option<&mut UserParser>, &mut Ctx<'_>) -> Result<()>
     + 'f;
 
+fn is_include(el: &Element) -> bool {
+    el.ns == NS_XINCLUDE && el.name == "include"
+}
+
 /// Reads the children of a `<user>` (start tag read) up to its end: archives go to
-/// `on_archive`, every other child is parsed whole and given to the parser.
+/// `on_archive`, every other child is parsed whole and given to the parser. An
+/// `xi:include` child is replaced by the root of its target (see [`user_include`]); without
+/// a parser (a user being skipped) includes are not read.
 fn read_user(
+    source: &Source<'_>,
     s: &mut XmlStream<'_>,
     mut parser: Option<&mut UserParser>,
     ctx: &mut Ctx<'_>,
@@ -510,17 +552,14 @@ fn read_user(
                     on_archive(s, &mark, &mut parser, ctx)?;
                 } else {
                     s.finish_element(&mut c).map_err(xml)?;
-                    if let Some(p) = parser.as_deref_mut() {
-                        p.child(&c, ctx);
-                    }
+                    ctx.count_element();
+                    child_or_include(source, &c, &mut parser, ctx, on_archive)?;
                 }
             }
             Ev::Empty(c, _) => {
-                if let (Some(p), false) = (
-                    parser.as_deref_mut(),
-                    c.ns == NS_MAM_ARCHIVE && c.name == "archive",
-                ) {
-                    p.child(&c, ctx);
+                if !(c.ns == NS_MAM_ARCHIVE && c.name == "archive") {
+                    ctx.count_element();
+                    child_or_include(source, &c, &mut parser, ctx, on_archive)?;
                 }
             }
             Ev::Text(_) => {}
@@ -528,6 +567,136 @@ fn read_user(
             Ev::Eof => return Err(xml(s.bad_here("unclosed element"))),
         }
     }
+}
+
+fn child_or_include(
+    source: &Source<'_>,
+    c: &Element,
+    parser: &mut Option<&mut UserParser>,
+    ctx: &mut Ctx<'_>,
+    on_archive: &mut OnArchive<'_>,
+) -> Result<()> {
+    match parser.as_deref_mut() {
+        Some(_) if is_include(c) => user_include(source, c, parser, ctx, on_archive),
+        Some(p) => {
+            p.child(c, ctx);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Where an `xi:include` points, if it may be followed: a relative href (no URI scheme,
+/// not absolute) whose target, symlinks resolved, lies inside the including file's
+/// directory. `Err` says why not.
+fn include_target(
+    source: &Source<'_>,
+    c: &Element,
+    href: &str,
+) -> std::result::Result<PathBuf, String> {
+    if href.contains(':') || Path::new(href).is_absolute() || href.contains('\0') {
+        return Err(format!(
+            "XInclude href '{href}' refused: only a relative path inside the including file's directory is followed"
+        ));
+    }
+    let base = c.file.parent().unwrap_or(Path::new("."));
+    let target = base.join(href);
+    // A missing target cannot be canonicalised; the caller reports it missing. Without
+    // file system access (bytes validated alone) every target is missing.
+    if !source.fs_access() {
+        return Ok(target);
+    }
+    if let (Ok(t), Ok(b)) = (target.canonicalize(), base.canonicalize())
+        && !t.starts_with(&b)
+    {
+        return Err(format!(
+            "XInclude href '{href}' refused: it leads outside the including file's directory ({})",
+            b.display()
+        ));
+    }
+    Ok(target)
+}
+
+/// An `xi:include` that is a child of `<user>`: XEP-0227 requires importers to follow it
+/// (deeper ones are user data and are kept as they are). The target's root element takes
+/// its place: an archive goes to `on_archive`, anything else to the parser. A refused,
+/// missing or unsupported include refuses the user (reported): what it holds would
+/// otherwise be lost. Includes inside the target are not followed, so there is no loop.
+fn user_include(
+    source: &Source<'_>,
+    c: &Element,
+    parser: &mut Option<&mut UserParser>,
+    ctx: &mut Ctx<'_>,
+    on_archive: &mut OnArchive<'_>,
+) -> Result<()> {
+    let Some(href) = c.attr("href").filter(|h| !h.is_empty()) else {
+        ctx.refuse(c, "xi:include without href; user refused");
+        return Ok(());
+    };
+    if c.attr("parse").is_some_and(|p| p != "xml") || c.attr("xpointer").is_some() {
+        ctx.refuse(
+            c,
+            format!("xi:include of '{href}' with parse or xpointer is not supported; user refused"),
+        );
+        return Ok(());
+    }
+    let target = match include_target(source, c, href) {
+        Ok(t) => t,
+        Err(why) => {
+            ctx.refuse(c, format!("{why}; user refused"));
+            return Ok(());
+        }
+    };
+    if !source.fs_access() || !target.is_file() {
+        ctx.refuse(
+            c,
+            format!(
+                "XInclude target '{href}' ({}) does not exist; user refused",
+                target.display()
+            ),
+        );
+        return Ok(());
+    }
+    let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
+    if same(&target, &c.file) {
+        ctx.refuse(
+            c,
+            format!("XInclude '{href}' includes its own file; user refused"),
+        );
+        return Ok(());
+    }
+    let file: Arc<Path> = Arc::from(target.as_path());
+    let mut s = XmlStream::open(source, &file)
+        .map_err(|e| xml(c.problem(format!("cannot read {}: {e}", target.display()))))?;
+    loop {
+        match s.next().map_err(xml)? {
+            Ev::Start(mut el, at) => {
+                if el.ns == NS_MAM_ARCHIVE && el.name == "archive" {
+                    let mark = s.mark(at, true);
+                    on_archive(&mut s, &mark, parser, ctx)?;
+                } else {
+                    s.finish_element(&mut el).map_err(xml)?;
+                    if let Some(p) = parser.as_deref_mut() {
+                        p.child(&el, ctx);
+                    }
+                }
+                break;
+            }
+            Ev::Empty(el, _) => {
+                if let (Some(p), false) = (
+                    parser.as_deref_mut(),
+                    el.ns == NS_MAM_ARCHIVE && el.name == "archive",
+                ) {
+                    p.child(&el, ctx);
+                }
+                break;
+            }
+            Ev::Text(t) if t.trim().is_empty() => {}
+            Ev::Text(_) | Ev::End => return Err(xml(s.bad(1, "text outside the root element"))),
+            Ev::Eof => return Err(xml(s.bad(1, "no root element"))),
+        }
+    }
+    s.expect_eof().map_err(xml)
 }
 
 /// Reads the children of an `<archive>` (start tag read) one at a time.
@@ -576,16 +745,23 @@ fn write_checked(
         fatal: None,
         policy: options.bad_timestamps,
         now,
+        progress: false,
     };
     let Some(mut parser) = UserParser::start(&el, &c.domain, &mut ctx) else {
         return Err(before(changed(&c.jid)));
     };
     let mut archives: Vec<Mark> = Vec::new();
     if open {
-        read_user(&mut s, Some(&mut parser), &mut ctx, &mut |s, mark, _, _| {
-            archives.push(mark.clone());
-            s.skip_element().map_err(xml)
-        })
+        read_user(
+            source,
+            &mut s,
+            Some(&mut parser),
+            &mut ctx,
+            &mut |s, mark, _, _| {
+                archives.push(mark.clone());
+                s.skip_element().map_err(xml)
+            },
+        )
         .map_err(before)?;
     }
     let u = parser.finish(&el, &mut ctx);
@@ -596,6 +772,13 @@ fn write_checked(
         let written = !matches!(e, Error::AccountExists(_));
         (e, written)
     })?;
+    crate::progress::advance(
+        c.counts
+            .iter()
+            .filter(|(k, _)| **k != "mam_pm")
+            .map(|(_, n)| n)
+            .sum(),
+    );
     let written = |e: Error| (e, true);
     let chunk_size = if options.archive_chunk == 0 {
         BULK_CHUNK
@@ -619,17 +802,21 @@ fn write_checked(
                 return Err(changed(&c.jid));
             }
             if chunk.len() >= chunk_size {
+                let n = chunk.len() as u64;
                 store.mam().append_bulk(&c.jid, chunk.drain(..))?;
+                crate::progress::advance(n);
             }
             Ok(())
         })
         .map_err(written)?;
     }
     if !chunk.is_empty() {
+        let n = chunk.len() as u64;
         store
             .mam()
             .append_bulk(&c.jid, chunk.drain(..))
             .map_err(written)?;
+        crate::progress::advance(n);
     }
     if Some(&ids.archived) != c.counts.get("mam_pm") {
         return Err(written(changed(&c.jid)));
@@ -650,6 +837,14 @@ fn counts(u: &UserData) -> BTreeMap<&'static str, u64> {
         (
             "pubsub_items",
             n(u.pep.values().map(|p| p.items.len()).sum()),
+        ),
+        (
+            "pubsub_affiliations",
+            n(u.pep.values().map(|p| p.affiliations.len()).sum()),
+        ),
+        (
+            "pubsub_subscriptions",
+            n(u.pep.values().map(|p| p.subscriptions.len()).sum()),
         ),
     ])
 }
@@ -702,6 +897,14 @@ fn write_user(store: &Store, u: &UserData, now: Timestamp) -> Result<()> {
             store
                 .pubsub()
                 .publish(jid, &n.node, id, publisher, payload, now)?;
+        }
+        for (other, a) in &n.affiliations {
+            store
+                .pubsub()
+                .set_affiliation(jid, &n.node, other, Some(*a))?;
+        }
+        for (other, state) in &n.subscriptions {
+            store.pubsub().subscribe(jid, &n.node, other, *state)?;
         }
     }
     Ok(())

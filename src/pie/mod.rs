@@ -3,7 +3,8 @@
 //! and users can take their data away.
 //!
 //! Import reads `urn:xmpp:pie:0` and the pre-1.0 namespace, resolves `XInclude` at the
-//! `server-data` and `host` levels relative to the including file, and imports each user
+//! `server-data` and `host` levels and as direct children of `<user>` (relative paths inside
+//! the including file's directory only), and imports each user
 //! all-or-nothing. The input is streamed twice: a first pass checks everything (each user
 //! parsed child by child, archived messages one at a time, so memory does not grow with an
 //! archive) and writes nothing; a second pass reads each accepted user again and writes it,
@@ -41,6 +42,7 @@ mod stream;
 mod user;
 
 pub use export::{export, export_to_path};
+pub(crate) use import::open_error;
 pub use import::{PROGRESS_FLUSH_INTERVAL, import_file, import_file_with_progress, validate_bytes};
 
 /// The XEP-0227 namespace.
@@ -61,6 +63,7 @@ const NS_DATA: &str = "jabber:x:data";
 const NS_MAM: &str = "urn:xmpp:mam:2";
 const NS_FORWARD: &str = "urn:xmpp:forward:0";
 const NS_SID: &str = "urn:xmpp:sid:0";
+const NS_NICK: &str = "http://jabber.org/protocol/nick";
 
 /// What to do with a timestamp that is not XEP-0082 (e.g. Openfire's `Thu Jan 21 14:17:35
 /// CET 2016`) or a MAM result without one.
@@ -145,12 +148,15 @@ pub struct ImportReport {
     pub imported: Vec<String>,
     /// Users refused, with the reason (also in `problems`).
     pub failed: Vec<(String, String)>,
-    /// Records written per class (CSV stem: `roster`, `offline`, `pubsub_items`...).
+    /// Records written (in a dry run: that would be written) per class (CSV stem: `roster`,
+    /// `offline`, `pubsub_items`...).
     pub items: BTreeMap<&'static str, u64>,
     /// Everything reported, in document order.
     pub problems: Vec<Problem>,
     /// `xi:include` targets that were missing (also in `problems`).
     pub missing_includes: usize,
+    /// A dry run: `imported` and `items` are what would be written; nothing was.
+    pub dry_run: bool,
 }
 
 impl ImportReport {
@@ -162,13 +168,23 @@ impl ImportReport {
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "users imported: {}, failed: {}, problems reported: {}",
-            self.imported.len(),
-            self.failed.len(),
-            self.problems.len()
-        )?;
+        if self.dry_run {
+            write!(
+                f,
+                "dry run, nothing written: users that would be imported: {}, would fail: {}, problems reported: {}",
+                self.imported.len(),
+                self.failed.len(),
+                self.problems.len()
+            )?;
+        } else {
+            write!(
+                f,
+                "users imported: {}, failed: {}, problems reported: {}",
+                self.imported.len(),
+                self.failed.len(),
+                self.problems.len()
+            )?;
+        }
         if self.missing_includes > 0 {
             write!(f, " (missing includes: {})", self.missing_includes)?;
         }

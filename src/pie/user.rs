@@ -8,12 +8,13 @@ use sha2::{Digest, Sha256};
 
 use super::dom::{Child, Element};
 use super::{
-    BadTimestamps, NS_CLIENT, NS_DATA, NS_DELAY, NS_FORWARD, NS_PRIVACY, NS_PRIVATE, NS_PUBSUB,
-    NS_PUBSUB_OWNER, NS_ROSTER, NS_SCRAM, NS_SID, NS_VCARD, Problem,
+    BadTimestamps, NS_CLIENT, NS_DATA, NS_DELAY, NS_FORWARD, NS_NICK, NS_PRIVACY, NS_PRIVATE,
+    NS_PUBSUB, NS_PUBSUB_OWNER, NS_ROSTER, NS_SCRAM, NS_SID, NS_VCARD, Problem,
 };
 use crate::ext::mam::{Direction, PmMessage};
 use crate::ext::offline::OfflineMessage;
 use crate::ext::privacy::{PrivacyAction, PrivacyItem, PrivacyType};
+use crate::ext::pubsub::{Affiliation, SubState};
 use crate::ext::roster::{Ask, RosterItem, Subscription};
 use crate::ext::scram::{Mechanism, Verifier};
 use crate::jid::{BareJid, Jid};
@@ -26,12 +27,15 @@ pub(crate) enum Credentials {
     None,
 }
 
-/// A PEP node with its items `(id, publisher, payload)`.
+/// A PEP node with its items `(id, publisher, payload)`, and the affiliations and
+/// subscriptions of other JIDs (the owner's own affiliation comes with the node).
 pub(crate) struct PepNode {
     pub node: String,
     pub access_model: String,
     pub config: Vec<(String, String)>,
     pub items: Vec<(String, BareJid, String)>,
+    pub affiliations: BTreeMap<BareJid, Affiliation>,
+    pub subscriptions: BTreeMap<BareJid, SubState>,
 }
 
 /// Everything imported for one user.
@@ -54,14 +58,23 @@ pub(crate) struct Ctx<'a> {
     pub fatal: Option<String>,
     pub policy: BadTimestamps,
     pub now: Timestamp,
+    /// Report each element read as progress (the check pass).
+    pub progress: bool,
 }
 
 impl Ctx<'_> {
+    /// One more element of the user read.
+    pub(crate) fn count_element(&self) {
+        if self.progress {
+            crate::progress::advance(1);
+        }
+    }
+
     fn report(&mut self, el: &Element, message: impl Into<String>) {
         self.problems.push(el.problem(message));
     }
 
-    fn refuse(&mut self, el: &Element, message: impl Into<String>) {
+    pub(crate) fn refuse(&mut self, el: &Element, message: impl Into<String>) {
         let p = el.problem(message);
         if self.fatal.is_none() {
             self.fatal = Some(p.to_string());
@@ -74,7 +87,25 @@ impl Ctx<'_> {
         let why = match raw {
             Some(s) => match Timestamp::parse_rfc3339(s.trim()) {
                 Ok(t) => return Some(t),
-                Err(_) => format!("{what}: timestamp '{s}' is not XEP-0082"),
+                Err(_) => match Timestamp::parse_java_date(s.trim()) {
+                    Ok((t, offset)) => {
+                        let sign = if offset < 0 { '-' } else { '+' };
+                        let (h, m) = (offset.abs() / 60, offset.abs() % 60);
+                        self.report(
+                            el,
+                            format!(
+                                "{what}: Java date '{s}' converted to {t} (read as UTC{sign}{h:02}:{m:02})"
+                            ),
+                        );
+                        return Some(t);
+                    }
+                    Err(_) => match s.split_ascii_whitespace().nth(4) {
+                        Some(zone) if crate::time::java_zone(zone).is_none() => format!(
+                            "{what}: timestamp '{s}' is not XEP-0082 (as a Java date, its zone '{zone}' is unknown)"
+                        ),
+                        _ => format!("{what}: timestamp '{s}' is not XEP-0082"),
+                    },
+                },
             },
             None => format!("{what}: no timestamp"),
         };
@@ -117,6 +148,10 @@ pub(crate) struct UserParser {
     ids: HashSet<u128>,
     /// Archived messages accepted so far.
     pub archived: u64,
+    /// Archived messages that involve neither the user nor its domain, and the first one
+    /// (reported once, by [`UserParser::finish`]).
+    foreign: u64,
+    first_foreign: Option<Problem>,
 }
 
 impl UserParser {
@@ -150,6 +185,8 @@ impl UserParser {
             pending: Vec::new(),
             ids: HashSet::new(),
             archived: 0,
+            foreign: 0,
+            first_foreign: None,
         })
     }
 
@@ -191,11 +228,35 @@ impl UserParser {
     pub fn archived(&mut self, r: &Element, ctx: &mut Ctx<'_>) -> Option<PmMessage> {
         let m = archived(r, &self.u.jid, &mut self.ids, ctx)?;
         self.archived += 1;
+        let jid = &self.u.jid;
+        let involves = |j: &Jid| {
+            let b = j.as_str().split_once('/').map_or(j.as_str(), |(b, _)| b);
+            b == jid.as_str() || b == jid.domain()
+        };
+        if !involves(&m.from) && !involves(&m.to) {
+            self.foreign += 1;
+            if self.first_foreign.is_none() {
+                self.first_foreign = Some(r.problem(format!(
+                    "between {} and {}",
+                    m.from.to_bare(),
+                    m.to.to_bare()
+                )));
+            }
+        }
         Some(m)
     }
 
     /// Settles pending subscription requests and credentials.
     pub fn finish(mut self, user: &Element, ctx: &mut Ctx<'_>) -> UserData {
+        if let Some(first) = self.first_foreign.take() {
+            ctx.problems.push(Problem {
+                message: format!(
+                    "{} archived message(s) involve neither {} nor its domain (the first, here, {}); kept as incoming",
+                    self.foreign, self.u.jid, first.message
+                ),
+                ..first
+            });
+        }
         for p in std::mem::take(&mut self.pending) {
             presence(&p, &mut self.u, ctx);
         }
@@ -206,6 +267,28 @@ impl UserParser {
                     ctx.report(user, "both a password and SCRAM credentials; SCRAM kept");
                 }
                 Credentials::Scram(self.verifiers)
+            }
+            Some(pw) if pw.starts_with("scram:") => {
+                if let Some(v) = ejabberd_scram(pw) {
+                    ctx.report(
+                        user,
+                        format!(
+                            "{}: password in ejabberd's 'scram:' export form read as {} credentials",
+                            u.jid,
+                            v.mechanism.sasl_name()
+                        ),
+                    );
+                    Credentials::Scram(vec![v])
+                } else {
+                    ctx.report(
+                        user,
+                        format!(
+                            "{}: password starts with 'scram:' but is not ejabberd's scram:StoredKey,ServerKey,Salt,Iterations form; taken as the literal password",
+                            u.jid
+                        ),
+                    );
+                    Credentials::Password(pw.to_owned())
+                }
             }
             Some(pw) if !pw.is_empty() => Credentials::Password(pw.to_owned()),
             _ => {
@@ -221,6 +304,38 @@ impl UserParser {
         };
         u
     }
+}
+
+/// ejabberd's export of SCRAM credentials in the password attribute (`ejabberd_piefxis`):
+/// `scram:` then base64 `StoredKey`, `ServerKey` and salt, and the iteration count, comma
+/// separated. ejabberd writes SCRAM-SHA-1 there; the key length tells the hash.
+fn ejabberd_scram(pw: &str) -> Option<Verifier> {
+    let mut parts = pw.strip_prefix("scram:")?.split(',');
+    let (Some(stored), Some(server), Some(salt), Some(iter), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let decode = |t: &str| BASE64.decode(t.trim()).ok().filter(|v| !v.is_empty());
+    let (stored_key, server_key, salt) = (decode(stored)?, decode(server)?, decode(salt)?);
+    let iterations = iter.trim().parse::<u32>().ok().filter(|n| *n > 0)?;
+    let mechanism = match stored_key.len() {
+        20 => Mechanism::Sha1,
+        32 => Mechanism::Sha256,
+        64 => Mechanism::Sha512,
+        _ => return None,
+    };
+    (server_key.len() == stored_key.len()).then_some(Verifier {
+        mechanism,
+        salt,
+        iterations,
+        stored_key,
+        server_key,
+    })
 }
 
 fn b64(el: &Element, name: &str, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
@@ -327,6 +442,12 @@ fn roster(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
                 continue;
             }
         };
+        if matches!(item.attr("approved"), Some("true" | "1")) {
+            ctx.report(
+                item,
+                format!("roster item {jid}: subscription pre-approval not kept"),
+            );
+        }
         let ask = match item.attr("ask") {
             None => Ask::None,
             Some("subscribe") => Ask::Out,
@@ -392,6 +513,27 @@ fn presence(p: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
         .child(NS_CLIENT, "status")
         .map(Element::text)
         .filter(|s| !s.is_empty());
+    // The roster keeps who asked and the status text; anything else is reported.
+    if p.attr("id").is_some() {
+        ctx.report(
+            p,
+            format!("subscription request from {from}: its id is not kept"),
+        );
+    }
+    for c in p.elements() {
+        if c.ns == NS_CLIENT && c.name == "status" {
+            continue;
+        }
+        let what = if c.ns == NS_NICK && c.name == "nick" {
+            "its <nick/> (XEP-0172)".to_owned()
+        } else {
+            format!("its <{}/>", c.name)
+        };
+        ctx.report(
+            p,
+            format!("subscription request from {from}: {what} is not kept"),
+        );
+    }
     let item = u
         .roster
         .entry(from.as_str().to_owned())
@@ -441,7 +583,10 @@ fn privacy(q: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     for el in q.elements() {
         match (el.ns.as_str(), el.name.as_str(), el.attr("name")) {
             (NS_PRIVACY, "default", Some(n)) => u.privacy_default = Some(n.to_owned()),
-            (NS_PRIVACY, "active", _) => {}
+            (NS_PRIVACY, "active", _) => ctx.report(
+                el,
+                "active privacy list: session state, not kept (the default list is)",
+            ),
             (NS_PRIVACY, "list", Some(n)) if !n.is_empty() => {
                 let items = privacy_items(el, ctx);
                 u.privacy.insert(n.to_owned(), items);
@@ -524,17 +669,33 @@ fn pep_node<'u>(u: &'u mut UserData, node: &str) -> &'u mut PepNode {
         access_model: "presence".into(),
         config: Vec::new(),
         items: Vec::new(),
+        affiliations: BTreeMap::new(),
+        subscriptions: BTreeMap::new(),
     })
 }
 
 fn pep_config(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     for c in ps.elements() {
         let node = c.attr("node").filter(|n| !n.is_empty());
-        let (NS_PUBSUB_OWNER, "configure", Some(node)) = (c.ns.as_str(), c.name.as_str(), node)
-        else {
+        let (NS_PUBSUB_OWNER, name, Some(node)) = (c.ns.as_str(), c.name.as_str(), node) else {
             ctx.unknown(c);
             continue;
         };
+        match name {
+            "configure" => {}
+            "affiliations" => {
+                pep_affiliations(c, node, u, ctx);
+                continue;
+            }
+            "subscriptions" => {
+                pep_subscriptions(c, node, u, ctx);
+                continue;
+            }
+            _ => {
+                ctx.unknown(c);
+                continue;
+            }
+        }
         let n = pep_node(u, node);
         if let Some(x) = c.child(NS_DATA, "x") {
             for f in x
@@ -560,6 +721,109 @@ fn pep_config(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     }
 }
 
+/// A JID attribute of a pubsub entry, as a bare JID; `None` (reported) when it is missing or
+/// invalid.
+fn entry_jid(e: &Element, what: &str, ctx: &mut Ctx<'_>) -> Option<BareJid> {
+    match e.attr("jid").map(Jid::parse) {
+        Some(Ok(j)) => Some(j.to_bare()),
+        Some(Err(err)) => {
+            ctx.report(e, format!("{what} skipped: {err}"));
+            None
+        }
+        None => {
+            ctx.report(e, format!("{what} without a jid skipped"));
+            None
+        }
+    }
+}
+
+/// `<affiliations node=..>` of the owner namespace (XEP-0227 v1.1, as Prosody writes it).
+fn pep_affiliations(list: &Element, node: &str, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    for a in list.elements() {
+        if a.ns != NS_PUBSUB_OWNER || a.name != "affiliation" {
+            ctx.unknown(a);
+            continue;
+        }
+        let what = format!("PEP node {node}: affiliation");
+        let Some(jid) = entry_jid(a, &what, ctx) else {
+            continue;
+        };
+        let affiliation = match a.attr("affiliation") {
+            Some("owner") => Affiliation::Owner,
+            Some("publisher") => Affiliation::Publisher,
+            Some("publish-only") => Affiliation::PublishOnly,
+            Some("member") => Affiliation::Member,
+            Some("outcast") => Affiliation::Outcast,
+            // No affiliation: nothing to keep.
+            Some("none") => continue,
+            other => {
+                ctx.report(
+                    a,
+                    format!(
+                        "{what} of {jid}: '{}' is not a XEP-0060 affiliation; skipped",
+                        other.unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
+        };
+        if jid == u.jid {
+            if affiliation != Affiliation::Owner {
+                ctx.report(
+                    a,
+                    format!(
+                        "{what} of the owner as {}: the owner keeps 'owner'",
+                        affiliation.as_str()
+                    ),
+                );
+            }
+            continue;
+        }
+        pep_node(u, node).affiliations.insert(jid, affiliation);
+    }
+}
+
+/// `<subscriptions node=..>` of the owner namespace. Prosody writes the state in a
+/// `subscribed` attribute rather than `subscription`; both are read.
+fn pep_subscriptions(list: &Element, node: &str, u: &mut UserData, ctx: &mut Ctx<'_>) {
+    for sub in list.elements() {
+        if sub.ns != NS_PUBSUB_OWNER || sub.name != "subscription" {
+            ctx.unknown(sub);
+            continue;
+        }
+        let what = format!("PEP node {node}: subscription");
+        let Some(jid) = entry_jid(sub, &what, ctx) else {
+            continue;
+        };
+        let state = match sub.attr("subscription").or_else(|| sub.attr("subscribed")) {
+            Some("subscribed") => SubState::Subscribed,
+            Some("pending") => SubState::Pending,
+            Some("unconfigured") => SubState::Unconfigured,
+            Some("none") => continue,
+            other => {
+                ctx.report(
+                    sub,
+                    format!(
+                        "{what} of {jid}: state '{}' is not a XEP-0060 subscription state; skipped",
+                        other.unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
+        };
+        if sub.attr("subid").is_some() {
+            ctx.report(sub, format!("{what} of {jid}: its subid is not kept"));
+        }
+        if sub.elements().next().is_some() {
+            ctx.report(
+                sub,
+                format!("{what} of {jid}: subscription options are not kept"),
+            );
+        }
+        pep_node(u, node).subscriptions.insert(jid, state);
+    }
+}
+
 fn pep_items(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
     for items in ps.elements() {
         let node = items.attr("node").filter(|n| !n.is_empty());
@@ -574,6 +838,12 @@ fn pep_items(ps: &Element, u: &mut UserData, ctx: &mut Ctx<'_>) {
                 ctx.report(item, format!("PEP node {node}: item without an id skipped"));
                 continue;
             };
+            if item.elements().nth(1).is_some() {
+                ctx.report(
+                    item,
+                    format!("PEP item {node}/{id}: only the first payload element is kept"),
+                );
+            }
             let Some(payload) = item.elements().next() else {
                 ctx.report(
                     item,
