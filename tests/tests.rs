@@ -19,6 +19,7 @@ mod cli;
 mod concurrency;
 mod corruption;
 mod disk_full;
+mod erasure;
 mod forensic;
 mod gdpr_checker;
 mod gdpr_race;

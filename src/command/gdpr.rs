@@ -132,6 +132,7 @@ pub(super) fn unregister(
             let doc = json!({
                 "subject": subject.to_string(),
                 "removed": receipt.removed,
+                "removed_as_consequence": consequences_json(&receipt),
                 "total_removed": receipt.total_removed(),
                 "sweep_error": e,
             });
@@ -139,7 +140,7 @@ pub(super) fn unregister(
         }
         writeln!(
             err,
-            "jidstore: {subject} is erased (committed), but deleting its archive records failed \
+            "jidstore: {subject} is erased (committed), but deleting its records failed \
              ({e}); the deletion resumes when the store is next opened"
         )?;
         return Ok(1);
@@ -162,6 +163,7 @@ pub(super) fn unregister(
         let doc = json!({
             "subject": subject.to_string(),
             "removed": receipt.removed,
+            "removed_as_consequence": consequences_json(&receipt),
             "total_removed": receipt.total_removed(),
             "kept": kept,
             "purged": compacted.as_ref().map(super::maint::compact_json),
@@ -169,4 +171,20 @@ pub(super) fn unregister(
         env.emit(out, &doc, "")?;
     }
     Ok(0)
+}
+
+/// Other users' rows an erasure removed with the subject's data, and why.
+fn consequences_json(receipt: &gdpr::Receipt) -> serde_json::Value {
+    receipt
+        .consequences
+        .iter()
+        .map(|c| {
+            json!({
+                "class": c.class,
+                "rows": c.rows,
+                "reason": c.reason,
+                "counted_in_removed": c.counted_as_subjects,
+            })
+        })
+        .collect()
 }
