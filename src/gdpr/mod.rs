@@ -39,6 +39,9 @@ pub use retrieve::{
 /// or range: bounded memory.
 pub const SWEEP_CHUNK: usize = 1_000;
 
+/// Chunks between flushes in the sweep of a range.
+const FLUSH_CHUNKS: u32 = 16;
+
 /// Erases `subject`: removes the account and everything DESIGN.md marks as removed, keeps
 /// group-chat history and what other users hold, and returns a receipt.
 ///
@@ -197,6 +200,7 @@ pub(crate) fn sweep_range(store: &Store, t: &Tombstone) -> Result<Swept> {
     if !store.is_pending(t) {
         return Ok(out);
     }
+    let mut chunks = 0u32;
     let class = crate::ext::owner_of(t.ks).ok_or_else(|| {
         keys::corrupt(Keyspace::Sweep, &t.prefix, "tombstone of a system keyspace")
     })?;
@@ -227,6 +231,12 @@ pub(crate) fn sweep_range(store: &Store, t: &Tombstone) -> Result<Swept> {
         }
         store.apply_batch(t.ks, batch)?;
         crate::progress::advance(n as u64);
+        chunks += 1;
+        // sled keeps the pages a removal dirtied in memory until it flushes them: flush
+        // every FLUSH_CHUNKS chunks so a sweep of any size stays within a few dozen MB.
+        if chunks.is_multiple_of(FLUSH_CHUNKS) {
+            store.flush()?;
+        }
     }
     store
         .tree(Keyspace::Sweep)
@@ -239,7 +249,7 @@ pub(crate) fn sweep_range(store: &Store, t: &Tombstone) -> Result<Swept> {
 /// The tombstones and archive markers queued in the `sweep` keyspace.
 fn queued(store: &Store) -> Result<(Vec<u64>, Vec<Tombstone>)> {
     let (mut archives, mut ranges) = (Vec::new(), Vec::new());
-    for entry in store.tree(Keyspace::Sweep).iter() {
+    for entry in store.tree(Keyspace::Sweep) {
         let (key, value) = entry?;
         match keys::read_sweep_key(&key)? {
             keys::SweepKey::Archive(a) => archives.push(a),
