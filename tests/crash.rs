@@ -8,7 +8,7 @@
 //! (one of them bob's), which the erasure deletes in a sweep after its commit (issue 13).
 //!
 //! `JIDSTORE_CRASH_KILLS` (default 200) sets the number of kills, `JIDSTORE_CRASH_MESSAGES`
-//! (default 20000) the size of the erased archive, `JIDSTORE_CRASH_RECORDS` (default 3000)
+//! (default 20000) the size of the erased archive, `JIDSTORE_CRASH_RECORDS` (default 1000)
 //! the number of roster items, offline messages and PEP items each.
 
 #![allow(clippy::expect_used, reason = "test setup fails the test")]
@@ -112,7 +112,7 @@ fn populate(store: &Store, messages: usize) -> Res {
 /// Many small records of alice (roster, offline, PEP items): what the sweep after the commit
 /// deletes.
 fn many_records(store: &Store, alice: &jidstore::BareJid, (a, b): (&Jid, &Jid)) -> Res {
-    for i in 0..env_usize("JIDSTORE_CRASH_RECORDS", 3000) {
+    for i in 0..env_usize("JIDSTORE_CRASH_RECORDS", 1000) {
         store.roster().set(
             alice,
             &RosterItem {

@@ -82,9 +82,9 @@ pub struct Consequence {
 /// afterwards, and the receipt's counts.
 ///
 /// The commit stays small whatever the subject holds: a class with unbounded per-subject
-/// data names the key ranges that hold it ([`RemovalPlan::sweep_range`]); the commit writes
+/// data names the key ranges that hold it (`RemovalPlan::sweep_range`); the commit writes
 /// one tombstone per range, and the sweep after it deletes and counts the range's entries
-/// ([`Extension::swept`]).
+/// (`Extension::swept`).
 #[derive(Debug, Default)]
 pub struct RemovalPlan {
     /// Keys removed by the one atomic commit.

@@ -40,7 +40,7 @@ pub use retrieve::{
 pub const SWEEP_CHUNK: usize = 1_000;
 
 /// Chunks between flushes in the sweep of a range.
-const FLUSH_CHUNKS: u32 = 16;
+const FLUSH_CHUNKS: u32 = 4;
 
 /// Erases `subject`: removes the account and everything DESIGN.md marks as removed, keeps
 /// group-chat history and what other users hold, and returns a receipt.
