@@ -33,6 +33,7 @@
 //! | `privacy` | owner `\0` `D` / owner `\0` `L` list | default list name / list |
 //! | `blocklist` | owner `\0` blocked | marker |
 //! | `sweep` | archive:u64 | marker: archive left to delete after an erasure |
+//! | `sweep` | `0xFF` `range` `\0` keyspace-name `\0` prefix | erased subject: a range left to delete after an erasure (a tombstone) |
 //!
 //! Archive time is kept in the message record, not in a key: it never decreases in seq order
 //! within an archive, so a time bound is found by binary search over the records. The
@@ -139,6 +140,11 @@ impl Keyspace {
     /// Position in [`Keyspace::ALL`], used to index the store's tree array.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The keyspace named `name`.
+    pub fn from_name(name: &str) -> Option<Keyspace> {
+        Keyspace::ALL.iter().copied().find(|ks| ks.name() == name)
     }
 }
 
@@ -310,6 +316,49 @@ pub fn owner_seq(owner: &BareJid, seq: u64) -> Vec<u8> {
 /// `archive`: the prefix of a 1-1 archive.
 pub fn archive(archive: u64) -> Vec<u8> {
     KeyBuf::with(8).u64(archive).done()
+}
+
+/// The start of a range tombstone's key in `sweep`. An archive marker's key is its 8-byte id;
+/// a tombstone's key is longer than 8 bytes (this, then a keyspace name and a separator).
+pub const SWEEP_RANGE: &[u8] = b"\xFFrange\0";
+
+/// `0xFF range \0 keyspace \0 prefix`: the `sweep` key of a range tombstone.
+pub fn sweep_range(ks: Keyspace, prefix: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(SWEEP_RANGE.len() + ks.name().len() + prefix.len() + 1);
+    k.extend_from_slice(SWEEP_RANGE);
+    k = KeyBuf(k).part(ks.name()).done();
+    k.extend_from_slice(prefix);
+    k
+}
+
+/// A key of the `sweep` keyspace, read back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SweepKey {
+    /// A 1-1 archive left to delete.
+    Archive(u64),
+    /// A range of a keyspace left to delete.
+    Range(Keyspace, Vec<u8>),
+}
+
+/// Reads a `sweep` key ([`archive`] or [`sweep_range`]).
+pub fn read_sweep_key(key: &[u8]) -> Result<SweepKey> {
+    let mut r = KeyReader::new(Keyspace::Sweep, key);
+    if key.len() != 8 {
+        let Some(rest) = key.strip_prefix(SWEEP_RANGE) else {
+            return Err(corrupt(
+                Keyspace::Sweep,
+                key,
+                "neither an archive nor a range",
+            ));
+        };
+        r.rest = rest;
+        let ks = Keyspace::from_name(r.part()?)
+            .ok_or_else(|| corrupt(Keyspace::Sweep, key, "unknown keyspace in a tombstone"))?;
+        return Ok(SweepKey::Range(ks, r.rest.to_vec()));
+    }
+    let archive = r.u64()?;
+    r.end()?;
+    Ok(SweepKey::Archive(archive))
 }
 
 /// Tag of a message record in `mam_pm`, after the archive id.
@@ -523,6 +572,17 @@ mod tests {
             prop_assert_eq!(r.part().unwrap(), b.as_str());
             prop_assert_eq!(r.part().unwrap(), c.as_str());
             prop_assert_eq!(r.tail().unwrap(), d.as_str());
+        }
+
+        #[test]
+        fn sweep_keys_roundtrip(prefix in proptest::collection::vec(any::<u8>(), 0..20), a in 0u64..(1 << 62)) {
+            for ks in Keyspace::ALL {
+                prop_assert_eq!(
+                    read_sweep_key(&sweep_range(*ks, &prefix)).unwrap(),
+                    SweepKey::Range(*ks, prefix.clone())
+                );
+            }
+            prop_assert_eq!(read_sweep_key(&archive(a)).unwrap(), SweepKey::Archive(a));
         }
 
         #[test]

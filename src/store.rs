@@ -1,6 +1,7 @@
 //! The [`Store`] handle: opens sled and every keyspace, checks the format, and guards writes
 //! against a concurrent erasure.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -56,6 +57,32 @@ impl ArchiveTails {
     }
 }
 
+/// A range of a keyspace that an erasure committed to deleting: every key of `ks` starting
+/// with `prefix`. Until the sweep after the commit has deleted the range, reads treat it as
+/// gone and a write into it first finishes that sweep (see [`crate::gdpr`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Tombstone {
+    /// The keyspace.
+    pub(crate) ks: Keyspace,
+    /// The key prefix of the range.
+    pub(crate) prefix: Vec<u8>,
+    /// The erased subject, to tell its rows from other users' in the receipt.
+    pub(crate) subject: BareJid,
+}
+
+impl Tombstone {
+    fn covers(&self, ks: Keyspace, key: &[u8]) -> bool {
+        self.ks == ks && key.starts_with(&self.prefix)
+    }
+}
+
+/// The prefixes of one keyspace hidden by pending tombstones (empty: nothing hidden).
+type Hidden = Vec<Vec<u8>>;
+
+fn hides(hidden: &Hidden, key: &[u8]) -> bool {
+    hidden.iter().any(|p| key.starts_with(p))
+}
+
 /// A handle on an open store. Cheap to clone; all clones share one sled database.
 ///
 /// ```
@@ -95,6 +122,13 @@ struct Inner {
     witness: Mutex<Witness>,
     /// Whether a write ran since the last recorded flush (the last handle then records one).
     dirty: std::sync::atomic::AtomicBool,
+    /// Ranges committed for deletion and not yet swept, mirrored from the `sweep` keyspace.
+    tombstones: RwLock<Vec<Tombstone>>,
+    /// `tombstones.len()`, read without the lock: zero on the hot path of every read.
+    pending: std::sync::atomic::AtomicUsize,
+    /// Held while a range is swept, so that one range is swept by one thread at a time and
+    /// a writer waiting for a range waits for its sweep to end.
+    sweep_lock: Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -370,6 +404,9 @@ impl Store {
                 space: SpaceGuard::new(reserve_for(&path, config.min_free)),
                 witness: Mutex::new(witness),
                 dirty: std::sync::atomic::AtomicBool::new(false),
+                tombstones: RwLock::new(Vec::new()),
+                pending: std::sync::atomic::AtomicUsize::new(0),
+                sweep_lock: Mutex::new(()),
                 path,
                 scram_iterations: config.scram_iterations,
             }),
@@ -477,7 +514,12 @@ impl Store {
 
     /// Applies a batch to one keyspace atomically.
     pub(crate) fn apply_batch(&self, ks: Keyspace, batch: Batch) -> Result<()> {
-        self.tree(ks).apply_batch(batch.0)?;
+        if self.pending_count() > 0 {
+            for key in &batch.inserted {
+                self.sweep_before_write(ks, key)?;
+            }
+        }
+        self.tree(ks).apply_batch(batch.batch)?;
         Ok(())
     }
 
@@ -528,6 +570,9 @@ impl Store {
 
     /// Reads and decodes one value.
     pub(crate) fn get<T: DeserializeOwned>(&self, ks: Keyspace, key: &[u8]) -> Result<Option<T>> {
+        if self.hidden(ks, key) {
+            return Ok(None);
+        }
         match self.tree(ks).get(key)? {
             Some(v) => codec::decode(ks, key, &v).map(Some),
             None => Ok(None),
@@ -536,13 +581,31 @@ impl Store {
 
     /// Whether `key` exists in `ks`.
     pub(crate) fn contains(&self, ks: Keyspace, key: &[u8]) -> Result<bool> {
-        Ok(self.tree(ks).contains_key(key)?)
+        Ok(!self.hidden(ks, key) && self.tree(ks).contains_key(key)?)
     }
 
     /// Encodes and writes one value (no index: callers with an index use [`Store::transaction`]).
     pub(crate) fn put<T: Serialize>(&self, ks: Keyspace, key: &[u8], value: &T) -> Result<()> {
+        self.sweep_before_write(ks, key)?;
         self.tree(ks).insert(key, codec::encode(value))?;
         Ok(())
+    }
+
+    /// The entries of `ks` under `prefix`, without those hidden by a pending tombstone (none
+    /// at all when `prefix` itself lies in a hidden range).
+    fn visible(
+        &self,
+        ks: Keyspace,
+        prefix: &[u8],
+    ) -> impl DoubleEndedIterator<Item = sled::Result<(IVec, IVec)>> + use<> {
+        let hidden = self.hidden_in(ks);
+        let tree = self.tree(ks);
+        let iter = if hides(&hidden, prefix) {
+            tree.range(prefix.to_vec()..prefix.to_vec())
+        } else {
+            tree.scan_prefix(prefix)
+        };
+        iter.filter(move |e| e.as_ref().map_or(true, |(k, _)| !hides(&hidden, k)))
     }
 
     /// Lazily decodes every entry whose key starts with `prefix`, in key order.
@@ -551,7 +614,7 @@ impl Store {
         ks: Keyspace,
         prefix: &[u8],
     ) -> impl DoubleEndedIterator<Item = Result<(IVec, T)>> + use<T> {
-        self.tree(ks).scan_prefix(prefix).map(move |entry| {
+        self.visible(ks, prefix).map(move |entry| {
             let (k, v) = entry?;
             let value = codec::decode(ks, &k, &v)?;
             Ok((k, value))
@@ -564,7 +627,100 @@ impl Store {
         ks: Keyspace,
         prefix: &[u8],
     ) -> impl DoubleEndedIterator<Item = Result<IVec>> + use<> {
-        self.tree(ks).scan_prefix(prefix).map(|entry| Ok(entry?.0))
+        self.visible(ks, prefix).map(|entry| Ok(entry?.0))
+    }
+
+    /// Whether `key` lies in a range an erasure committed to deleting (then it is gone for
+    /// every read, though the sweep may not have deleted it yet).
+    pub(crate) fn hidden(&self, ks: Keyspace, key: &[u8]) -> bool {
+        self.pending_count() > 0 && hides(&self.hidden_in(ks), key)
+    }
+
+    fn pending_count(&self) -> usize {
+        self.inner
+            .pending
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn tombstone_list(&self) -> std::sync::RwLockReadGuard<'_, Vec<Tombstone>> {
+        self.inner
+            .tombstones
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The prefixes hidden in `ks` now.
+    fn hidden_in(&self, ks: Keyspace) -> Hidden {
+        if self.pending_count() == 0 {
+            return Vec::new();
+        }
+        self.tombstone_list()
+            .iter()
+            .filter(|t| t.ks == ks)
+            .map(|t| t.prefix.clone())
+            .collect()
+    }
+
+    /// Whether `t` is still pending.
+    pub(crate) fn is_pending(&self, t: &Tombstone) -> bool {
+        self.pending_count() > 0 && self.tombstone_list().iter().any(|p| p == t)
+    }
+
+    /// Hides the ranges of `added` from every read (those already pending stay once).
+    pub(crate) fn add_tombstones(&self, added: &[Tombstone]) {
+        let mut list = self
+            .inner
+            .tombstones
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for t in added {
+            if !list.contains(t) {
+                list.push(t.clone());
+            }
+        }
+        self.inner
+            .pending
+            .store(list.len(), std::sync::atomic::Ordering::Release);
+    }
+
+    /// Forgets a tombstone whose range is deleted (or whose commit did not happen).
+    pub(crate) fn drop_tombstone(&self, t: &Tombstone) {
+        let mut list = self
+            .inner
+            .tombstones
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        list.retain(|p| p != t);
+        self.inner
+            .pending
+            .store(list.len(), std::sync::atomic::Ordering::Release);
+    }
+
+    /// Held while sweeping a range.
+    pub(crate) fn sweeper(&self) -> MutexGuard<'_, ()> {
+        self.inner
+            .sweep_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Before a write of `key`: if it lies in a range an erasure committed to deleting,
+    /// finishes that range's sweep first, so the new value is neither hidden nor swept (a
+    /// name registered again after an erasure starts from nothing).
+    fn sweep_before_write(&self, ks: Keyspace, key: &[u8]) -> Result<()> {
+        if self.pending_count() == 0 {
+            return Ok(());
+        }
+        let covering: Vec<Tombstone> = self
+            .tombstone_list()
+            .iter()
+            .filter(|t| t.covers(ks, key))
+            .cloned()
+            .collect();
+        for t in covering {
+            crate::gdpr::sweep_range(self, &t)?;
+        }
+        Ok(())
     }
 
     /// Fails with [`Error::NoAccount`] unless `owner` has an account. Call with
@@ -608,19 +764,39 @@ impl Store {
 
     /// Runs `f` atomically over the named keyspaces. `f` may be retried, so it must have no
     /// side effects. Plain tree calls inside `f` deadlock; use only the [`Tx`] it is given.
+    ///
+    /// A write into a range an erasure committed to deleting aborts the attempt; the range
+    /// is swept, then `f` runs again.
     pub(crate) fn transaction<A>(
         &self,
         spaces: &[Keyspace],
         f: impl Fn(&Tx<'_>) -> ConflictableTransactionResult<A, Error>,
     ) -> Result<A> {
         let trees: Vec<sled::Tree> = spaces.iter().map(|ks| self.tree(*ks).clone()).collect();
-        let res = trees
-            .as_slice()
-            .transaction(|txs| f(&Tx { spaces, trees: txs }));
-        match res {
-            Ok(a) => Ok(a),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+        loop {
+            let hidden: Vec<(Keyspace, Hidden)> = spaces
+                .iter()
+                .map(|ks| (*ks, self.hidden_in(*ks)))
+                .filter(|(_, h)| !h.is_empty())
+                .collect();
+            let hit = RefCell::new(None);
+            let res = trees.as_slice().transaction(|txs| {
+                f(&Tx {
+                    spaces,
+                    trees: txs,
+                    hidden: &hidden,
+                    hit: &hit,
+                })
+            });
+            if let Some((ks, key)) = hit.take() {
+                self.sweep_before_write(ks, &key)?;
+                continue;
+            }
+            return match res {
+                Ok(a) => Ok(a),
+                Err(TransactionError::Abort(e)) => Err(e),
+                Err(TransactionError::Storage(e)) => Err(e.into()),
+            };
         }
     }
 }
@@ -629,6 +805,11 @@ impl Store {
 pub(crate) struct Tx<'a> {
     spaces: &'a [Keyspace],
     trees: &'a [TransactionalTree],
+    /// Ranges hidden by pending tombstones when the transaction started.
+    hidden: &'a [(Keyspace, Hidden)],
+    /// Set by a write into a hidden range (the transaction then aborts, and is retried
+    /// after the sweep).
+    hit: &'a RefCell<Option<(Keyspace, Vec<u8>)>>,
 }
 
 type TxResult<T> = ConflictableTransactionResult<T, Error>;
@@ -647,14 +828,31 @@ impl Tx<'_> {
             })
     }
 
+    /// Aborts when `key` lies in a hidden range (see [`Store::transaction`]).
+    fn check_write(&self, ks: Keyspace, key: &[u8]) -> TxResult<()> {
+        let hidden = self
+            .hidden
+            .iter()
+            .any(|(h, prefixes)| *h == ks && hides(prefixes, key));
+        if hidden {
+            *self.hit.borrow_mut() = Some((ks, key.to_vec()));
+            return abort(Error::InvalidInput(
+                "internal: write into a range being swept".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Inserts an encoded value.
     pub(crate) fn put<T: Serialize>(&self, ks: Keyspace, key: &[u8], value: &T) -> TxResult<()> {
+        self.check_write(ks, key)?;
         self.tree(ks)?.insert(key, codec::encode(value))?;
         Ok(())
     }
 
     /// Inserts raw bytes (index markers, integers).
     pub(crate) fn put_raw(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.check_write(ks, key)?;
         self.tree(ks)?.insert(key, value)?;
         Ok(())
     }
@@ -686,7 +884,10 @@ impl Tx<'_> {
 
     /// Applies a batch to one keyspace, inside the transaction.
     pub(crate) fn apply_batch(&self, ks: Keyspace, batch: &Batch) -> TxResult<()> {
-        self.tree(ks)?.apply_batch(&batch.0)?;
+        for key in &batch.inserted {
+            self.check_write(ks, key)?;
+        }
+        self.tree(ks)?.apply_batch(&batch.batch)?;
         Ok(())
     }
 
@@ -706,17 +907,23 @@ impl Tx<'_> {
 
 /// Writes to one keyspace, applied atomically by [`Store::apply_batch`] or [`Tx::apply_batch`].
 #[derive(Default)]
-pub(crate) struct Batch(sled::Batch);
+pub(crate) struct Batch {
+    batch: sled::Batch,
+    /// The keys inserted (cheap clones), checked against pending tombstones.
+    inserted: Vec<IVec>,
+}
 
 impl Batch {
     /// Inserts (or overwrites) a key.
     pub(crate) fn insert(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
-        self.0.insert(key, value);
+        let key = key.into();
+        self.inserted.push(key.clone());
+        self.batch.insert(key, value);
     }
 
     /// Removes a key.
     pub(crate) fn remove(&mut self, key: impl Into<IVec>) {
-        self.0.remove(key);
+        self.batch.remove(key);
     }
 }
 

@@ -17,7 +17,7 @@ use std::fmt;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::ext;
-use crate::keys::{self, KeyReader, Keyspace};
+use crate::keys::{self, Keyspace};
 use crate::store::Store;
 
 /// One damaged or inconsistent entry.
@@ -207,18 +207,11 @@ fn live_archives(store: &Store) -> Result<Archives> {
     }
     let mut swept = BTreeSet::new();
     for key in store.scan_keys(Keyspace::Sweep, &[]) {
-        if let Ok(a) = sweep_key(&key?) {
+        if let Ok(keys::SweepKey::Archive(a)) = keys::read_sweep_key(&key?) {
             swept.insert(a);
         }
     }
     Ok(Archives { held, swept })
-}
-
-fn sweep_key(key: &[u8]) -> Result<u64> {
-    let mut r = KeyReader::new(Keyspace::Sweep, key);
-    let archive = r.u64()?;
-    r.end()?;
-    Ok(archive)
 }
 
 /// Checks one entry's key layout and value type (decoding the value as the record type its
@@ -251,10 +244,10 @@ pub fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
         Keyspace::Last => ext::last::verify_entry(key, value),
         Keyspace::Privacy => ext::privacy::verify_entry(key, value),
         Keyspace::Blocklist => ext::blocklist::verify_entry(key, value),
-        Keyspace::Sweep => {
-            sweep_key(key)?;
-            codec::decode::<()>(ks, key, value)
-        }
+        Keyspace::Sweep => match keys::read_sweep_key(key)? {
+            keys::SweepKey::Archive(_) => codec::decode::<()>(ks, key, value),
+            keys::SweepKey::Range(..) => codec::decode::<String>(ks, key, value).map(drop),
+        },
     }
 }
 

@@ -4,8 +4,12 @@
 //! data only, and every keyspace's entry count equal to a clean erasure's), and no other
 //! user's export may change; `verify` must be clean after every reopen.
 //!
+//! The subject also has a large roster, many offline messages and a PEP node with many items
+//! (one of them bob's), which the erasure deletes in a sweep after its commit (issue 13).
+//!
 //! `JIDSTORE_CRASH_KILLS` (default 200) sets the number of kills, `JIDSTORE_CRASH_MESSAGES`
-//! (default 20000) the size of the erased archive.
+//! (default 20000) the size of the erased archive, `JIDSTORE_CRASH_RECORDS` (default 1000)
+//! the number of roster items, offline messages and PEP items each.
 
 #![allow(clippy::expect_used, reason = "test setup fails the test")]
 
@@ -18,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use crash_util::{Res, bare, copy_dir, entry_counts, env_usize, export, open, rand_below};
 use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
+use jidstore::ext::offline::OfflineMessage;
 use jidstore::ext::pubsub::{Node, NodeType, SubState};
+use jidstore::ext::roster::{Ask, RosterItem, Subscription as RosterSubscription};
 use jidstore::{Jid, Store, Timestamp};
 
 fn populate(store: &Store, messages: usize) -> Res {
@@ -90,7 +96,53 @@ fn populate(store: &Store, messages: usize) -> Res {
         &bob,
         SubState::Subscribed,
     )?;
+    store.pubsub().publish(
+        &alice,
+        "urn:xmpp:avatar:metadata",
+        "from-bob",
+        &bob,
+        "<metadata xmlns='urn:xmpp:avatar:metadata'/>",
+        Timestamp::from_secs(1_700_000_000),
+    )?;
+    many_records(store, &alice, (&a, &b))?;
     store.flush()?;
+    Ok(())
+}
+
+/// Many small records of alice (roster, offline, PEP items): what the sweep after the commit
+/// deletes.
+fn many_records(store: &Store, alice: &jidstore::BareJid, (a, b): (&Jid, &Jid)) -> Res {
+    for i in 0..env_usize("JIDSTORE_CRASH_RECORDS", 1000) {
+        store.roster().set(
+            alice,
+            &RosterItem {
+                jid: bare(&format!("contact{i}@example.org")),
+                name: Some(format!("Contact {i}")),
+                subscription: RosterSubscription::Both,
+                ask: Ask::None,
+                groups: vec!["Friends".into()],
+                askmessage: None,
+            },
+        )?;
+        store.offline().store(
+            alice,
+            &OfflineMessage {
+                from: b.clone(),
+                to: a.clone(),
+                timestamp: Timestamp::from_secs(1_700_000_000),
+                expires: None,
+                stanza: format!("<message><body>offline {i}</body></message>"),
+            },
+        )?;
+        store.pubsub().publish(
+            alice,
+            "urn:xmpp:avatar:metadata",
+            &format!("item{i}"),
+            alice,
+            "<metadata xmlns='urn:xmpp:avatar:metadata'/>",
+            Timestamp::from_secs(1_700_000_000),
+        )?;
+    }
     Ok(())
 }
 

@@ -143,7 +143,7 @@ fn forced_progress_reports_the_final_counts() {
     // unregister sweeps the archive: records and their `with` entries (two keys a message).
     let (code, _, err) = run(&data, Some("always"), &["unregister", "alice", "localhost"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(last_line(&err), format!("archive sweep: {} entries", 2 * n));
+    assert_eq!(last_line(&err), format!("erasure sweep: {} entries", 2 * n));
     no_personal_data(&err);
 
     // compact copies, then verifies the copy.

@@ -20,6 +20,7 @@ mod cli_output;
 mod concurrency;
 mod corruption;
 mod disk_full;
+mod erasure;
 mod forensic;
 mod gdpr_checker;
 mod gdpr_race;

@@ -164,6 +164,7 @@ pub(super) fn unregister(
                 "account": account,
                 "erased": erased,
                 "removed": receipt.removed,
+                "removed_as_consequence": consequences_json(&receipt),
                 "total_removed": receipt.total_removed(),
                 "sweep_error": e,
             });
@@ -171,7 +172,7 @@ pub(super) fn unregister(
         }
         writeln!(
             err,
-            "jidstore: {subject} is erased (committed), but deleting its archive records failed \
+            "jidstore: {subject} is erased (committed), but deleting its records failed \
              ({e}); the deletion resumes when the store is next opened"
         )?;
         return Ok(1);
@@ -200,6 +201,7 @@ pub(super) fn unregister(
             "account": account,
             "erased": erased,
             "removed": receipt.removed,
+            "removed_as_consequence": consequences_json(&receipt),
             "total_removed": receipt.total_removed(),
             "kept": kept,
             "purged": compacted.as_ref().map(super::maint::compact_json),
@@ -226,4 +228,20 @@ fn nothing_erased(out: &mut dyn Write, receipt: &gdpr::Receipt) -> std::io::Resu
         }
     }
     Ok(())
+}
+
+/// Other users' rows an erasure removed with the subject's data, and why.
+fn consequences_json(receipt: &gdpr::Receipt) -> serde_json::Value {
+    receipt
+        .consequences
+        .iter()
+        .map(|c| {
+            json!({
+                "class": c.class,
+                "rows": c.rows,
+                "reason": c.reason,
+                "counted_in_removed": c.counted_as_subjects,
+            })
+        })
+        .collect()
 }

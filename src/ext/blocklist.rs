@@ -130,14 +130,6 @@ impl Extension for Class {
         Ok(())
     }
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        let mut n = 0;
-        for key in store.scan_keys(Keyspace::Blocklist, &keys::owner(subject)) {
-            plan.remove(Keyspace::Blocklist, key?);
-            n += 1;
-        }
-        if n > 0 {
-            plan.count("blocklist", n);
-        }
-        Ok(())
+        plan.sweep_range(store, Keyspace::Blocklist, keys::owner(subject))
     }
 }

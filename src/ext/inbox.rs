@@ -242,14 +242,6 @@ impl Extension for Class {
         Ok(())
     }
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        let mut n = 0;
-        for key in store.scan_keys(Keyspace::Inbox, &keys::owner(subject)) {
-            plan.remove(Keyspace::Inbox, key?);
-            n += 1;
-        }
-        if n > 0 {
-            plan.count("inbox", n);
-        }
-        Ok(())
+        plan.sweep_range(store, Keyspace::Inbox, keys::owner(subject))
     }
 }

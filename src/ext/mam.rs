@@ -1474,21 +1474,39 @@ impl Extension for Class {
         if let Some(archive) = store.mam().archive_of(subject)? {
             plan.sweeps.push(archive);
         }
-        let mut sent = 0u64;
-        for k in store.scan_keys(Keyspace::MamMucBySender, &keys::owner(subject)) {
-            k?;
-            sent += 1;
+        // Counted after the sweep (`count_kept`): a scan of every message sent is no part
+        // of the commit.
+        let by_sender = keys::owner(subject);
+        if store
+            .scan_keys(Keyspace::MamMucBySender, &by_sender)
+            .next()
+            .transpose()?
+            .is_some()
+        {
+            plan.keep("mam_muc", None, MUC_KEPT);
         }
-        if sent > 0 {
-            plan.keep(
-                "mam_muc",
-                Some(sent),
-                "group-chat history belongs to every participant",
-            );
+        Ok(())
+    }
+    fn count_kept(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        kept: &mut Vec<crate::ext::Kept>,
+    ) -> Result<()> {
+        if let Some(k) = kept.iter_mut().find(|k| k.reason == MUC_KEPT) {
+            let mut sent = 0u64;
+            for key in store.scan_keys(Keyspace::MamMucBySender, &keys::owner(subject)) {
+                key?;
+                sent += 1;
+            }
+            k.rows = Some(sent);
         }
         Ok(())
     }
 }
+
+/// Why an erasure keeps the subject's group-chat messages.
+const MUC_KEPT: &str = "group-chat history belongs to every participant";
 
 #[cfg(test)]
 mod tests {

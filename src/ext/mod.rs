@@ -63,14 +63,36 @@ pub struct Kept {
     pub reason: &'static str,
 }
 
-/// What erasing a subject will do: keys removed in the commit, archives swept afterwards,
-/// and the receipt's counts.
+/// Rows of other users that an erasure removed because they depended on the subject's data
+/// (e.g. their subscriptions to the subject's PEP nodes), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consequence {
+    /// The table (CSV file stem) the rows belong to.
+    pub class: &'static str,
+    /// How many rows were removed.
+    pub rows: u64,
+    /// Why they went with the subject.
+    pub reason: &'static str,
+    /// Whether the rows are also counted under the subject's removed rows (they were part
+    /// of the subject's export too, like other users' items on the subject's PEP nodes).
+    pub counted_as_subjects: bool,
+}
+
+/// What erasing a subject will do: keys removed in the commit, ranges and archives swept
+/// afterwards, and the receipt's counts.
+///
+/// The commit stays small whatever the subject holds: a class with unbounded per-subject
+/// data names the key ranges that hold it (`RemovalPlan::sweep_range`); the commit writes
+/// one tombstone per range, and the sweep after it deletes and counts the range's entries
+/// (`Extension::swept`).
 #[derive(Debug, Default)]
 pub struct RemovalPlan {
     /// Keys removed by the one atomic commit.
     pub(crate) removes: Vec<(Keyspace, IVec)>,
     /// 1-1 archive ids whose records are deleted after the commit, in bounded chunks.
     pub(crate) sweeps: Vec<u64>,
+    /// Key ranges (keyspace, prefix) deleted after the commit, in bounded chunks.
+    pub(crate) ranges: Vec<(Keyspace, Vec<u8>)>,
     /// Rows removed per table (CSV file stem).
     pub removed: BTreeMap<&'static str, u64>,
     /// What is kept, and why.
@@ -83,22 +105,57 @@ impl RemovalPlan {
         self.removes.push((ks, key.into()));
     }
 
+    /// Schedules every key of `ks` under `prefix` for deletion by the sweep after the commit
+    /// (a tombstone in the commit hides them from then on), if there is one.
+    pub(crate) fn sweep_range(
+        &mut self,
+        store: &Store,
+        ks: Keyspace,
+        prefix: Vec<u8>,
+    ) -> Result<()> {
+        if store.scan_keys(ks, &prefix).next().transpose()?.is_some() {
+            self.ranges.push((ks, prefix));
+        }
+        Ok(())
+    }
+
     /// Counts `n` removed rows of `class`.
     pub(crate) fn count(&mut self, class: &'static str, n: u64) {
         *self.removed.entry(class).or_default() += n;
     }
 
     /// Records that rows of `class` are kept.
-    #[allow(
-        dead_code,
-        reason = "used by the mam and pubsub classes, built on another branch"
-    )]
     pub(crate) fn keep(&mut self, class: &'static str, rows: Option<u64>, reason: &'static str) {
         self.kept.push(Kept {
             class,
             rows,
             reason,
         });
+    }
+}
+
+/// What the sweep of one range found: rows per table, and keys in other keyspaces that go
+/// with the swept entries (index entries).
+#[derive(Debug, Default)]
+pub(crate) struct Swept {
+    /// The subject's rows removed, per table (CSV file stem).
+    pub(crate) removed: BTreeMap<&'static str, u64>,
+    /// Other users' rows removed with the subject's data, per (table, reason, counted as
+    /// the subject's too).
+    pub(crate) others: BTreeMap<(&'static str, &'static str, bool), u64>,
+    /// Keys of other keyspaces to delete with the entries of this chunk.
+    pub(crate) also: Vec<(Keyspace, Vec<u8>)>,
+}
+
+impl Swept {
+    /// Counts `n` of the subject's rows of `class`.
+    pub(crate) fn count(&mut self, class: &'static str, n: u64) {
+        *self.removed.entry(class).or_default() += n;
+    }
+
+    /// Counts a row of another user removed as a consequence.
+    pub(crate) fn consequence(&mut self, class: &'static str, reason: &'static str, counted: bool) {
+        *self.others.entry((class, reason, counted)).or_default() += 1;
     }
 }
 
@@ -111,10 +168,6 @@ pub(crate) trait Extension: Sync {
     )]
     fn name(&self) -> &'static str;
     /// The keyspaces this class owns. Every keyspace is owned by exactly one class.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by the registry tests only")
-    )]
     fn keyspaces(&self) -> &'static [Keyspace];
     /// The CSV tables this class exports.
     fn tables(&self) -> &'static [Table];
@@ -133,7 +186,40 @@ pub(crate) trait Extension: Sync {
         self.rows(store, subject, table, &mut |row| emit_owned(emit, &row))
     }
     /// Adds to `plan` everything erasing `subject` removes from this class, and what it keeps.
+    /// Runs before the commit, under the erase lock: it reads no more than a few keys per
+    /// range it plans to sweep, so the commit stays small.
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()>;
+    /// Called by the sweep for every entry of a range this class planned (`ks` is one of its
+    /// keyspaces): counts the rows the entry held and names keys elsewhere that go with it.
+    /// By default an entry is one row of the class's first table.
+    fn swept(
+        &self,
+        ks: Keyspace,
+        key: &[u8],
+        value: &[u8],
+        subject: &BareJid,
+        out: &mut Swept,
+    ) -> Result<()> {
+        let _ = (ks, key, value, subject);
+        if let Some(t) = self.tables().first() {
+            out.count(stem(t.file), 1);
+        }
+        Ok(())
+    }
+    /// After the sweep: counts the rows the erasure kept where that needs a scan (kept too
+    /// large to count before the commit).
+    fn count_kept(&self, store: &Store, subject: &BareJid, kept: &mut Vec<Kept>) -> Result<()> {
+        let _ = (store, subject, kept);
+        Ok(())
+    }
+}
+
+/// The class that owns `ks` (`None` for a system keyspace).
+pub(crate) fn owner_of(ks: Keyspace) -> Option<&'static dyn Extension> {
+    EXTENSIONS
+        .iter()
+        .copied()
+        .find(|e| e.keyspaces().contains(&ks))
 }
 
 /// Every data class. Export writes their tables in this order; erasure plans over all of them.

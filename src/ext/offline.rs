@@ -187,14 +187,6 @@ impl Extension for Class {
         Ok(())
     }
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        let mut n = 0;
-        for key in store.scan_keys(Keyspace::Offline, &keys::owner(subject)) {
-            plan.remove(Keyspace::Offline, key?);
-            n += 1;
-        }
-        if n > 0 {
-            plan.count("offline", n);
-        }
-        Ok(())
+        plan.sweep_range(store, Keyspace::Offline, keys::owner(subject))
     }
 }

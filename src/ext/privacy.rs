@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::ext::{Emit, Extension, RemovalPlan, Swept, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::{Store, abort};
@@ -328,17 +328,21 @@ impl Extension for Class {
         Ok(())
     }
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        for key in store.scan_keys(Keyspace::Privacy, &keys::owner(subject)) {
-            plan.remove(Keyspace::Privacy, key?);
-        }
-        let mut n = 0;
-        let lists =
-            store.scan::<Vec<PrivacyItem>>(Keyspace::Privacy, &keys::owner_tag(subject, LIST));
-        for entry in lists {
-            n += row_count(&entry?.1);
-        }
-        if n > 0 {
-            plan.count("privacy", n);
+        plan.sweep_range(store, Keyspace::Privacy, keys::owner(subject))
+    }
+    fn swept(
+        &self,
+        ks: Keyspace,
+        key: &[u8],
+        value: &[u8],
+        _: &BareJid,
+        out: &mut Swept,
+    ) -> Result<()> {
+        let mut r = keys::KeyReader::new(ks, key);
+        r.part()?;
+        if r.byte()? == LIST {
+            let items: Vec<PrivacyItem> = crate::codec::decode(ks, key, value)?;
+            out.count("privacy", row_count(&items));
         }
         Ok(())
     }

@@ -122,14 +122,6 @@ impl Extension for Class {
         Ok(())
     }
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        let mut n = 0;
-        for key in store.scan_keys(Keyspace::Private, &keys::owner(subject)) {
-            plan.remove(Keyspace::Private, key?);
-            n += 1;
-        }
-        if n > 0 {
-            plan.count("private", n);
-        }
-        Ok(())
+        plan.sweep_range(store, Keyspace::Private, keys::owner(subject))
     }
 }

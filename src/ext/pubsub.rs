@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sled::IVec;
 
 use crate::error::{Error, Result};
-use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::ext::{Emit, Extension, Kept, RemovalPlan, Swept, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::{Store, abort};
@@ -205,8 +205,17 @@ fn missing(ks: Keyspace, key: &[u8]) -> Error {
 /// An index entry's record was not found. Index entry and record are removed in one
 /// transaction, but a reader scans the index and reads the record separately: if the index
 /// entry is gone too, both went in between (a concurrent `delete_node` or erasure) and the
-/// reader skips it (`Ok`); if it is still there, the store is damaged.
-fn gone_or_missing(store: &Store, index: Keyspace, key: &[u8]) -> Result<()> {
+/// reader skips it (`Ok`); so it does when the record lies in a range an erasure committed to
+/// deleting (the sweep deletes the index entry with it). Otherwise the store is damaged.
+fn gone_or_missing(
+    store: &Store,
+    index: Keyspace,
+    key: &[u8],
+    (ks, record): (Keyspace, &[u8]),
+) -> Result<()> {
+    if store.hidden(ks, record) {
+        return Ok(());
+    }
     if store.contains(index, key)? {
         Err(missing(index, key))
     } else {
@@ -575,7 +584,12 @@ impl Pubsub<'_> {
             let key = key?;
             let (service, node) = indexed_node(Keyspace::PubsubNodesByOwner, &key)?;
             let Some(n) = self.get_node(&service, &node)? else {
-                gone_or_missing(self.store, Keyspace::PubsubNodesByOwner, &key)?;
+                gone_or_missing(
+                    self.store,
+                    Keyspace::PubsubNodesByOwner,
+                    &key,
+                    (Keyspace::PubsubNodes, &node_key(&service, &node)),
+                )?;
                 continue;
             };
             out.push(n);
@@ -614,6 +628,10 @@ impl Pubsub<'_> {
                     self.store,
                     Keyspace::PubsubItemsByPublisher,
                     &keys::quad_tail(subject.as_str(), service.as_str(), &node, &id),
+                    (
+                        Keyspace::PubsubItems,
+                        &keys::triple_tail(service.as_str(), &node, &id),
+                    ),
                 )?;
                 continue;
             };
@@ -841,6 +859,14 @@ fn verify_personal_links(store: &Store, found: &mut Findings) -> Result<()> {
     Ok(())
 }
 
+/// Why other users' rows go with the subject's PEP and push nodes (receipt).
+const ITEMS_OF_OTHERS: &str =
+    "items other users published on the subject's PEP and push nodes, deleted with the nodes";
+const SUBS_OF_OTHERS: &str =
+    "other users' subscriptions to the subject's PEP and push nodes, deleted with the nodes";
+const AFFS_OF_OTHERS: &str =
+    "other users' affiliations with the subject's PEP and push nodes, deleted with the nodes";
+
 /// Registry entry.
 pub(crate) struct Class;
 
@@ -883,7 +909,7 @@ fn by_jid<T: serde::de::DeserializeOwned>(
         let (service, node) = indexed_node(index, &key)?;
         let rec_key = keys::triple_tail(service.as_str(), &node, subject.as_str());
         let Some(v) = store.get::<T>(ks, &rec_key)? else {
-            gone_or_missing(store, index, &key)?;
+            gone_or_missing(store, index, &key, (ks, &rec_key))?;
             continue;
         };
         out.push((service, node, v, key));
@@ -975,60 +1001,78 @@ impl Extension for Class {
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
         let p = store.pubsub();
         let s = subject.as_str();
-        let mut removes: BTreeSet<(Keyspace, IVec)> = BTreeSet::new();
         let mut flat: BTreeSet<(BareJid, String)> = BTreeSet::new();
-        let (mut nodes_removed, mut items_removed) = (0u64, 0u64);
+        let mut erased: BTreeSet<(BareJid, String)> = BTreeSet::new();
         for n in p.owned(subject)? {
             if n.kind == NodeType::Flat {
                 flat.insert((n.service, n.node));
                 continue;
             }
-            let (keys, items) = node_keys(store, &n.service, &n.node, s)?;
-            removes.extend(keys);
-            nodes_removed += 1;
-            items_removed += items.len() as u64;
-        }
-        let items_total = p.personal_items(subject)?.len() as u64;
-
-        let subs = by_jid::<SubState>(
-            store,
-            subject,
-            Keyspace::PubsubSubsBySubscriber,
-            Keyspace::PubsubSubs,
-        )?;
-        let subs_removed = subs.len() as u64;
-        for (service, node, _, ikey) in subs {
-            let key = keys::triple_tail(service.as_str(), &node, s);
-            removes.insert((Keyspace::PubsubSubs, key.into()));
-            removes.insert((Keyspace::PubsubSubsBySubscriber, ikey));
-        }
-
-        let affs = by_jid::<Affiliation>(
-            store,
-            subject,
-            Keyspace::PubsubAffsByJid,
-            Keyspace::PubsubAffs,
-        )?;
-        let (mut affs_removed, mut affs_kept) = (0u64, 0u64);
-        for (service, node, _, ikey) in affs {
-            // Affiliations on the subject's flat nodes stay: the node is still theirs (D14).
-            if flat.contains(&(service.clone(), node.clone())) {
-                affs_kept += 1;
-                continue;
+            // The node and its owner index go in the commit; its items, subscriptions and
+            // affiliations (anyone's) are ranges under the node, swept after it.
+            let sv = n.service.as_str();
+            plan.remove(Keyspace::PubsubNodes, node_key(&n.service, &n.node));
+            plan.remove(
+                Keyspace::PubsubNodesByOwner,
+                keys::triple_tail(s, sv, &n.node),
+            );
+            for ks in [
+                Keyspace::PubsubItems,
+                Keyspace::PubsubSubs,
+                Keyspace::PubsubAffs,
+            ] {
+                plan.sweep_range(store, ks, keys::pair(sv, &n.node))?;
             }
-            let key = keys::triple_tail(service.as_str(), &node, s);
-            removes.insert((Keyspace::PubsubAffs, key.into()));
-            removes.insert((Keyspace::PubsubAffsByJid, ikey));
-            affs_removed += 1;
+            erased.insert((n.service, n.node));
         }
+        plan.count("pubsub_nodes", erased.len() as u64);
 
-        for (ks, key) in removes {
-            plan.remove(ks, key);
+        // The subject's own subscriptions and affiliations with other nodes: one key pair
+        // each (those with its erased nodes go with their node's range).
+        for (ks, index, class) in [
+            (
+                Keyspace::PubsubSubs,
+                Keyspace::PubsubSubsBySubscriber,
+                "pubsub_subscriptions",
+            ),
+            (
+                Keyspace::PubsubAffs,
+                Keyspace::PubsubAffsByJid,
+                "pubsub_affiliations",
+            ),
+        ] {
+            let (mut removed, mut kept) = (0u64, 0u64);
+            for key in store.scan_keys(index, &keys::owner(subject)) {
+                let key = key?;
+                let (service, node) = indexed_node(index, &key)?;
+                let target = (service, node);
+                if erased.contains(&target) {
+                    continue;
+                }
+                // Affiliations with the subject's flat nodes stay: the node is still
+                // theirs (D14).
+                if ks == Keyspace::PubsubAffs && flat.contains(&target) {
+                    kept += 1;
+                    continue;
+                }
+                let rec = keys::triple_tail(target.0.as_str(), &target.1, s);
+                if !store.contains(ks, &rec)? {
+                    gone_or_missing(store, index, &key, (ks, &rec))?;
+                    continue;
+                }
+                plan.remove(ks, rec);
+                plan.remove(index, key);
+                removed += 1;
+            }
+            plan.count(class, removed);
+            if kept > 0 {
+                plan.keep(
+                    "pubsub_affiliations",
+                    Some(kept),
+                    "affiliations with the subject's flat nodes stay with those nodes",
+                );
+            }
         }
-        plan.count("pubsub_nodes", nodes_removed);
-        plan.count("pubsub_items", items_removed);
-        plan.count("pubsub_subscriptions", subs_removed);
-        plan.count("pubsub_affiliations", affs_removed);
         let flat_n = flat.len() as u64;
         if flat_n > 0 {
             plan.keep(
@@ -1037,20 +1081,77 @@ impl Extension for Class {
                 "flat nodes stay with their items, as in MongooseIM: other users use them",
             );
         }
-        let items_kept = items_total.saturating_sub(items_removed);
-        if items_kept > 0 {
-            plan.keep(
-                "pubsub_items",
-                Some(items_kept),
-                "items published on flat nodes and on other users' nodes stay, as in MongooseIM",
-            );
+        Ok(())
+    }
+
+    fn swept(
+        &self,
+        ks: Keyspace,
+        key: &[u8],
+        value: &[u8],
+        subject: &BareJid,
+        out: &mut Swept,
+    ) -> Result<()> {
+        let (service, node, last) = triple(ks, key)?;
+        let subjects = |jid: &str| jid == subject.as_str();
+        match ks {
+            Keyspace::PubsubItems => {
+                let st = crate::codec::decode::<StoredItem>(ks, key, value)?;
+                out.also.push((
+                    Keyspace::PubsubItemsByPublisher,
+                    keys::quad_tail(&st.publisher, &service, &node, &last),
+                ));
+                // Every item on the subject's PEP and push nodes is in its export.
+                out.count("pubsub_items", 1);
+                if !subjects(&st.publisher) {
+                    out.consequence("pubsub_items", ITEMS_OF_OTHERS, true);
+                }
+            }
+            Keyspace::PubsubSubs | Keyspace::PubsubAffs => {
+                let (index, class, reason) = if ks == Keyspace::PubsubSubs {
+                    (
+                        Keyspace::PubsubSubsBySubscriber,
+                        "pubsub_subscriptions",
+                        SUBS_OF_OTHERS,
+                    )
+                } else {
+                    (
+                        Keyspace::PubsubAffsByJid,
+                        "pubsub_affiliations",
+                        AFFS_OF_OTHERS,
+                    )
+                };
+                out.also
+                    .push((index, keys::triple_tail(&last, &service, &node)));
+                if subjects(&last) {
+                    out.count(class, 1);
+                } else {
+                    out.consequence(class, reason, false);
+                }
+            }
+            other => return Err(keys::corrupt(other, key, "not a swept pubsub keyspace")),
         }
-        if affs_kept > 0 {
-            plan.keep(
-                "pubsub_affiliations",
-                Some(affs_kept),
-                "affiliations with the subject's flat nodes stay with those nodes",
-            );
+        Ok(())
+    }
+
+    fn count_kept(&self, store: &Store, subject: &BareJid, kept: &mut Vec<Kept>) -> Result<()> {
+        // Items the subject published on nodes that stay (flat nodes, other users' nodes).
+        let mut n = 0u64;
+        for key in store.scan_keys(Keyspace::PubsubItemsByPublisher, &keys::owner(subject)) {
+            let (_, service, node, item) = quad_of(&key?)?;
+            if !store.hidden(
+                Keyspace::PubsubItems,
+                &keys::triple_tail(&service, &node, &item),
+            ) {
+                n += 1;
+            }
+        }
+        if n > 0 {
+            kept.push(Kept {
+                class: "pubsub_items",
+                rows: Some(n),
+                reason: "items published on flat nodes and on other users' nodes stay, as in MongooseIM",
+            });
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::Result;
-use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::ext::{Emit, Extension, RemovalPlan, Swept, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::{Store, Tx};
@@ -287,17 +287,13 @@ impl Extension for Class {
         Ok(())
     }
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        let items = keys::owner_tag(subject, ITEM);
-        let mut n = 0;
-        for key in store.scan_keys(Keyspace::Roster, &keys::owner(subject)) {
-            let key = key?;
-            if key.starts_with(&items) {
-                n += 1;
-            }
-            plan.remove(Keyspace::Roster, key);
-        }
-        if n > 0 {
-            plan.count("roster", n);
+        plan.sweep_range(store, Keyspace::Roster, keys::owner(subject))
+    }
+    fn swept(&self, _: Keyspace, key: &[u8], _: &[u8], _: &BareJid, out: &mut Swept) -> Result<()> {
+        let mut r = keys::KeyReader::new(Keyspace::Roster, key);
+        r.part()?;
+        if r.byte()? == ITEM {
+            out.count("roster", 1);
         }
         Ok(())
     }

@@ -3,14 +3,20 @@
 //! Both walk the one extension registry ([`crate::ext`]), so neither can miss a keyspace.
 //!
 //! **Erasure** ([`remove`]) has one commit point: a single sled transaction that removes the
-//! account and every small record of the subject, and queues the subject's 1-1 archive for
-//! deletion. The archive is addressed by an id held only in the account record, so once the
-//! commit lands the archive is unreachable for every read, and a name registered again gets
-//! a fresh archive. The queued archive is then deleted in bounded chunks ([`SWEEP_CHUNK`]
-//! keys per batch); if the process dies first, the next [`crate::Store`] open finishes it.
+//! account and the subject's single records, and writes a tombstone for every key range that
+//! holds the rest (roster, offline messages, inbox, private XML, privacy lists, blocklist, the
+//! items, subscriptions and affiliations of the subject's PEP and push nodes) and a marker
+//! for the 1-1 archive. Its size does not grow with what the subject holds. From the commit on
+//! every read treats a tombstoned range as gone, and the archive is unreachable (it is
+//! addressed by an id held only in the account record). The ranges and the archive are then
+//! deleted in bounded chunks ([`SWEEP_CHUNK`] keys per batch), which also counts the rows for
+//! the receipt; if the process dies first, the next [`crate::Store`] open finishes it. A write
+//! into a tombstoned range (a name registered again, a new subscription to a recreated node)
+//! first finishes that range's sweep, so it is neither hidden nor deleted.
+//!
 //! Writers of the subject's data hold the store's erase lock for reading, and erasure holds
-//! it for writing from collecting keys to commit, so no write can slip in between and
-//! survive the erasure.
+//! it for writing from planning to commit, so no write can slip in between and survive the
+//! erasure.
 
 mod receipt;
 mod retrieve;
@@ -18,10 +24,10 @@ mod retrieve;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::ext::{EXTENSIONS, RemovalPlan};
+use crate::ext::{EXTENSIONS, RemovalPlan, Swept};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
-use crate::store::Store;
+use crate::store::{Store, Tombstone};
 
 pub use receipt::Receipt;
 pub(crate) use retrieve::retrieve_with;
@@ -29,44 +35,62 @@ pub use retrieve::{
     CsvEscaping, ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path,
 };
 
-/// Keys deleted per batch when sweeping an erased archive (up to 8,000 messages in blocks):
-/// bounded memory.
+/// Keys deleted per batch when sweeping an erased archive (up to 8,000 messages in blocks)
+/// or range: bounded memory.
 pub const SWEEP_CHUNK: usize = 1_000;
+
+/// Chunks between flushes in the sweep of a range.
+const FLUSH_CHUNKS: u32 = 4;
 
 /// Erases `subject`: removes the account and everything DESIGN.md marks as removed, keeps
 /// group-chat history and what other users hold, and returns a receipt.
 ///
 /// Durable and atomic: when this returns, the erasure is on disk; after a crash at any point
 /// the subject is wholly present or wholly gone. Fails with [`Error::NoAccount`] when the store
-/// holds nothing about `subject` at all. If the commit succeeded but deleting the archive
-/// records after it failed (a full disk), returns the receipt with
-/// [`Receipt::sweep_error`] set: the subject is erased, and the deletion resumes on the
-/// next open. An error means the commit may not have been made durable.
+/// holds nothing about `subject` at all. If the commit succeeded but deleting the records
+/// after it failed (a full disk), returns the receipt with [`Receipt::sweep_error`] set (its
+/// counts then miss what was not swept): the subject is erased for every read, and the
+/// deletion resumes on the next open. An error means the commit may not have been made
+/// durable.
 pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let mut receipt = commit(store, subject)?;
     let started = Instant::now();
-    let _progress = (!receipt.pending_sweeps.is_empty())
-        .then(|| crate::progress::Phase::start("archive sweep", "entries", None));
-    let mut pending = std::mem::take(&mut receipt.pending_sweeps).into_iter();
-    while let Some(archive) = pending.next() {
-        match sweep(store, archive) {
-            Ok(n) => *receipt.removed.entry("mam_pm").or_default() += n,
-            Err(e) => {
-                // Committed and durable: the subject is erased; only the sweep is left.
-                receipt.sweep_error = Some(e.to_string());
-                receipt.pending_sweeps.push(archive);
-                receipt.pending_sweeps.extend(pending);
-                break;
-            }
+    let _progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
+        .then(|| crate::progress::Phase::start("erasure sweep", "entries", None));
+    let mut archives = std::mem::take(&mut receipt.pending_sweeps).into_iter();
+    let mut ranges = std::mem::take(&mut receipt.pending_ranges).into_iter();
+    let failed = loop {
+        let res = if let Some(archive) = archives.next() {
+            sweep(store, archive).map(|n| {
+                *receipt.removed.entry("mam_pm").or_default() += n;
+            })
+        } else if let Some(t) = ranges.next() {
+            sweep_range(store, &t).map(|swept| receipt.add_swept(swept))
+        } else {
+            break None;
+        };
+        if let Err(e) = res {
+            break Some(e);
         }
+    };
+    if let Some(e) = failed {
+        // Committed and durable: the subject is erased; only the sweep is left.
+        receipt.sweep_error = Some(e.to_string());
+        receipt.pending_sweeps.extend(archives);
+        receipt.pending_ranges.extend(ranges);
+    }
+    // Committed: a failed count leaves that row count unknown, never fails the erasure.
+    for ext in EXTENSIONS {
+        let _ = ext.count_kept(store, subject, &mut receipt.kept);
     }
     receipt.sweep_time = started.elapsed();
     Ok(receipt)
 }
 
 /// The commit point of [`remove`] alone: after it returns the subject is gone for every read,
-/// and the archive sweep is queued (it runs on the next open if not run here). Exposed so
-/// benchmarks can time the commit apart from the sweep; call [`finish_sweeps`] to complete.
+/// and the sweep of its ranges and archive is queued (it runs on the next open if not run
+/// here). Its receipt counts only what the commit itself removed. Exposed so benchmarks can
+/// time the commit apart from the sweep; call [`finish_sweeps`] to complete.
 pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let started = Instant::now();
     let _guard = store.eraser();
@@ -74,26 +98,60 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
     for ext in EXTENSIONS {
         ext.plan_removal(store, subject, &mut plan)?;
     }
-    if plan.removes.is_empty() && plan.sweeps.is_empty() {
+    if plan.removes.is_empty() && plan.sweeps.is_empty() && plan.ranges.is_empty() {
         if plan.kept.is_empty() {
             return Err(Error::NoAccount(subject.to_string()));
         }
         return Ok(Receipt::new(subject.clone(), plan, started.elapsed()));
     }
+    let tombstones: Vec<Tombstone> = plan
+        .ranges
+        .iter()
+        .map(|(ks, prefix)| Tombstone {
+            ks: *ks,
+            prefix: prefix.clone(),
+            subject: subject.clone(),
+        })
+        .collect();
     let mut spaces: Vec<Keyspace> = plan.removes.iter().map(|(ks, _)| *ks).collect();
     spaces.push(Keyspace::Sweep);
     spaces.sort();
     spaces.dedup();
-    store.recorded_transaction(&spaces, |tx| {
+    let subject_value = crate::codec::encode(&subject.as_str());
+    // Hidden from reads before the commit lands, so that no reader sees the account gone
+    // and the ranges still there; taken back if the commit fails.
+    store.add_tombstones(&tombstones);
+    let committed = store.recorded_transaction(&spaces, |tx| {
         for (ks, key) in &plan.removes {
             tx.remove(*ks, key)?;
         }
         for archive in &plan.sweeps {
             tx.mark(Keyspace::Sweep, &keys::archive(*archive))?;
         }
+        for t in &tombstones {
+            tx.put_raw(
+                Keyspace::Sweep,
+                &keys::sweep_range(t.ks, &t.prefix),
+                &subject_value,
+            )?;
+        }
         Ok(())
-    })?;
-    Ok(Receipt::new(subject.clone(), plan, started.elapsed()))
+    });
+    if let Err(e) = committed {
+        for t in &tombstones {
+            let on_disk = store
+                .tree(Keyspace::Sweep)
+                .contains_key(keys::sweep_range(t.ks, &t.prefix))
+                .unwrap_or(true);
+            if !on_disk {
+                store.drop_tombstone(t);
+            }
+        }
+        return Err(e);
+    }
+    let mut receipt = Receipt::new(subject.clone(), plan, started.elapsed());
+    receipt.pending_ranges = tombstones;
+    Ok(receipt)
 }
 
 /// Deletes every record and index entry of an erased 1-1 archive in chunks (all keyed by
@@ -132,18 +190,94 @@ fn sweep(store: &Store, archive: u64) -> Result<u64> {
     Ok(messages)
 }
 
-/// Finishes every queued archive sweep. Run by [`Store`] on open, so an erasure interrupted
-/// by a crash completes before the store is used again.
+/// Deletes the entries of a tombstoned range in chunks, each with the keys elsewhere that
+/// go with it (index entries, deleted first: a crash in between leaves entries the tombstone
+/// still hides, never an index entry without its record), then the tombstone. Idempotent;
+/// returns what the deleted entries held. A range no longer pending was swept already.
+pub(crate) fn sweep_range(store: &Store, t: &Tombstone) -> Result<Swept> {
+    let _sweeping = store.sweeper();
+    let mut out = Swept::default();
+    if !store.is_pending(t) {
+        return Ok(out);
+    }
+    let mut chunks = 0u32;
+    let class = crate::ext::owner_of(t.ks).ok_or_else(|| {
+        keys::corrupt(Keyspace::Sweep, &t.prefix, "tombstone of a system keyspace")
+    })?;
+    loop {
+        let mut batch = crate::store::Batch::default();
+        let mut n = 0usize;
+        crate::ext::mam::records::for_each_entry(store, t.ks, &t.prefix, |key, value| {
+            class.swept(t.ks, key, value, &t.subject, &mut out)?;
+            batch.remove(key);
+            n += 1;
+            Ok(n < SWEEP_CHUNK)
+        })?;
+        if n == 0 {
+            break;
+        }
+        let mut also = std::mem::take(&mut out.also);
+        also.sort();
+        for (ks, group) in also
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|g| (g.first().map(|e| e.0), g))
+        {
+            let Some(ks) = ks else { continue };
+            let mut b = crate::store::Batch::default();
+            for (_, key) in group {
+                b.remove(key.as_slice());
+            }
+            store.apply_batch(ks, b)?;
+        }
+        store.apply_batch(t.ks, batch)?;
+        crate::progress::advance(n as u64);
+        chunks += 1;
+        // sled keeps the pages a removal dirtied in memory until it flushes them: flush
+        // every FLUSH_CHUNKS chunks so a sweep of any size stays within a few dozen MB.
+        if chunks.is_multiple_of(FLUSH_CHUNKS) {
+            store.flush()?;
+        }
+    }
+    store
+        .tree(Keyspace::Sweep)
+        .remove(keys::sweep_range(t.ks, &t.prefix))?;
+    store.drop_tombstone(t);
+    store.flush()?;
+    Ok(out)
+}
+
+/// The tombstones and archive markers queued in the `sweep` keyspace.
+fn queued(store: &Store) -> Result<(Vec<u64>, Vec<Tombstone>)> {
+    let (mut archives, mut ranges) = (Vec::new(), Vec::new());
+    for entry in store.tree(Keyspace::Sweep) {
+        let (key, value) = entry?;
+        match keys::read_sweep_key(&key)? {
+            keys::SweepKey::Archive(a) => archives.push(a),
+            keys::SweepKey::Range(ks, prefix) => {
+                let subject: String = crate::codec::decode(Keyspace::Sweep, &key, &value)?;
+                ranges.push(Tombstone {
+                    ks,
+                    prefix,
+                    subject: BareJid::from_stored(subject),
+                });
+            }
+        }
+    }
+    Ok((archives, ranges))
+}
+
+/// Finishes every queued sweep (archives and tombstoned ranges); returns the rows deleted.
+/// Run by [`Store`] on open, so an erasure interrupted by a crash completes before the
+/// store is used again.
 pub fn finish_sweeps(store: &Store) -> Result<u64> {
+    let (archives, ranges) = queued(store)?;
+    store.add_tombstones(&ranges);
     let mut total = 0;
-    let pending: Vec<_> = store
-        .scan_keys(Keyspace::Sweep, &[])
-        .collect::<Result<_>>()?;
-    for key in pending {
-        let mut r = keys::KeyReader::new(Keyspace::Sweep, &key);
-        let archive = r.u64()?;
-        r.end()?;
+    for archive in archives {
         total += sweep(store, archive)?;
+    }
+    for t in &ranges {
+        total += sweep_range(store, t)?.removed.values().sum::<u64>();
     }
     Ok(total)
 }

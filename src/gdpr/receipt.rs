@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::ext::{self, Kept, RemovalPlan};
+use crate::ext::{self, Consequence, Kept, RemovalPlan, Swept};
 use crate::jid::BareJid;
+use crate::store::Tombstone;
 
 /// What [`super::remove`] did.
 #[derive(Debug, Clone)]
@@ -13,19 +14,24 @@ use crate::jid::BareJid;
 pub struct Receipt {
     /// The erased JID.
     pub subject: BareJid,
-    /// Rows removed per table (CSV file stem); every table is listed, zeros included.
+    /// The subject's rows removed per table (CSV file stem), i.e. the rows its export no
+    /// longer holds; every table is listed, zeros included.
     pub removed: BTreeMap<&'static str, u64>,
+    /// Other users' rows removed because they depended on the subject's data (their
+    /// subscriptions to, affiliations with and items on its PEP and push nodes), and why.
+    pub consequences: Vec<Consequence>,
     /// Rows kept, and why.
     pub kept: Vec<Kept>,
     /// Time from the start of the erasure to its durable commit point.
     pub commit_time: Duration,
-    /// Time spent deleting the erased 1-1 archive after the commit.
+    /// Time spent deleting the erased records after the commit (the sweep).
     pub sweep_time: Duration,
-    /// Set when the erasure committed but deleting the archive records afterwards failed
-    /// (e.g. a full disk): the subject is erased for every read, and the deletion resumes
-    /// when the store is next opened.
+    /// Set when the erasure committed but deleting the records afterwards failed (e.g. a
+    /// full disk): the subject is erased for every read, and the deletion resumes when the
+    /// store is next opened.
     pub sweep_error: Option<String>,
     pub(crate) pending_sweeps: Vec<u64>,
+    pub(crate) pending_ranges: Vec<Tombstone>,
 }
 
 /// Data other users hold that names the subject; always true, so always said.
@@ -42,17 +48,47 @@ impl Receipt {
         Receipt {
             subject,
             removed,
+            consequences: Vec::new(),
             kept: plan.kept,
             commit_time,
             sweep_time: Duration::ZERO,
             sweep_error: None,
             pending_sweeps: plan.sweeps,
+            pending_ranges: Vec::new(),
         }
     }
 
-    /// Total rows removed.
+    /// Adds what a sweep deleted.
+    pub(crate) fn add_swept(&mut self, swept: Swept) {
+        for (class, n) in swept.removed {
+            *self.removed.entry(class).or_default() += n;
+        }
+        for ((class, reason, counted_as_subjects), n) in swept.others {
+            match self
+                .consequences
+                .iter_mut()
+                .find(|c| c.class == class && c.reason == reason)
+            {
+                Some(c) => c.rows += n,
+                None => self.consequences.push(Consequence {
+                    class,
+                    rows: n,
+                    reason,
+                    counted_as_subjects,
+                }),
+            }
+        }
+    }
+
+    /// Total rows removed: the subject's, and other users' removed as a consequence.
     pub fn total_removed(&self) -> u64 {
-        self.removed.values().sum()
+        let others: u64 = self
+            .consequences
+            .iter()
+            .filter(|c| !c.counted_as_subjects)
+            .map(|c| c.rows)
+            .sum();
+        self.removed.values().sum::<u64>() + others
     }
 }
 
@@ -66,6 +102,17 @@ impl fmt::Display for Receipt {
             let n = self.removed.get(class).copied().unwrap_or(0);
             writeln!(f, "  {class:<26} {n}")?;
         }
+        if !self.consequences.is_empty() {
+            writeln!(f, "Removed as a consequence (rows of other users):")?;
+            for c in &self.consequences {
+                let also = if c.counted_as_subjects {
+                    "; also counted above, as they were in the subject's export"
+                } else {
+                    ""
+                };
+                writeln!(f, "  {:<26} {} ({}{also})", c.class, c.rows, c.reason)?;
+            }
+        }
         writeln!(f, "Kept:")?;
         for k in &self.kept {
             match k.rows {
@@ -77,14 +124,14 @@ impl fmt::Display for Receipt {
         if let Some(e) = &self.sweep_error {
             return write!(
                 f,
-                "Committed in {:.1} ms; deleting the archive records failed ({e}): it resumes \
+                "Committed in {:.1} ms; deleting the erased records failed ({e}): it resumes \
                  when the store is next opened",
                 self.commit_time.as_secs_f64() * 1e3
             );
         }
         write!(
             f,
-            "Committed in {:.1} ms, archive deleted in {:.1} ms",
+            "Committed in {:.1} ms, records deleted in {:.1} ms",
             self.commit_time.as_secs_f64() * 1e3,
             self.sweep_time.as_secs_f64() * 1e3
         )
