@@ -82,10 +82,10 @@ function driver:open(store, typ)
 end
 
 function driver:purge(user) -- luacheck: ignore 212/self
-	local removed, kept = call("purge", user, host);
-	if not removed then return nil, kept; end
-	module:log("info", "jidstore erasure committed: %d rows removed%s", removed,
-		kept ~= "" and (", kept: " .. kept) or "");
+	local removed, tables, kept = call("purge", user, host);
+	if not removed then return nil, tables; end
+	module:log("info", "jidstore erasure committed: %d rows removed (%s)%s", removed, tables,
+		kept ~= "" and ("; kept: " .. kept) or "");
 	return true;
 end
 

@@ -243,18 +243,25 @@ impl UserData for Handle {
                 })
             },
         );
-        // Erases `user@host` (jidstore's atomic erasure). Returns the number of rows removed
-        // and the classes kept, for a log line without personal data; 0 when nothing was held.
+        // Erases `user@host` (jidstore's atomic erasure). Returns the number of rows removed,
+        // the rows per table and the classes kept, for a log line without personal data; 0
+        // when nothing was held.
         methods.add_method("purge", |_, h, (user, host): (String, String)| {
             guarded(|| {
                 let owner = owner(Some(&user), &host)?;
                 match jidstore::gdpr::remove(&h.store, &owner) {
                     Ok(receipt) => {
+                        let removed: Vec<String> = receipt
+                            .removed
+                            .iter()
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(t, n)| format!("{t} {n}"))
+                            .collect();
                         let kept: Vec<&str> = receipt.kept.iter().map(|k| k.class).collect();
                         let total = i64::try_from(receipt.total_removed()).unwrap_or(i64::MAX);
-                        Ok((total, kept.join(",")))
+                        Ok((total, removed.join(", "), kept.join(", ")))
                     }
-                    Err(jidstore::Error::NoAccount(_)) => Ok((0, String::new())),
+                    Err(jidstore::Error::NoAccount(_)) => Ok((0, String::new(), String::new())),
                     Err(e) => Err(lua_err(&e)),
                 }
             })
