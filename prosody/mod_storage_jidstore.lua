@@ -7,7 +7,8 @@
 --     jidstore_path = "/var/lib/prosody/jidstore"  -- the store (default: data_path/jidstore)
 --     jidstore_lib_dir = "..."  -- where jidstore_prosody.so is (default: this module's dir)
 --
--- Every store goes to jidstore's generic per-owner class: key-value stores as Prosody's own
+-- Accounts (mod_auth_internal_hashed's SCRAM-SHA-1 verifiers) become jidstore accounts. Every
+-- other store goes to jidstore's generic per-owner class: key-value stores as Prosody's own
 -- serialisation of the value (util.serialization, as mod_storage_internal writes it), archive
 -- stores as one item per stanza (id, time, with, the stanza's XML). purge() is jidstore's
 -- atomic erasure. The store opens on first use (after Prosody has forked) and serves
@@ -74,6 +75,7 @@ end
 local driver = {};
 
 function driver:open(store, typ)
+	if store == "accounts" and (typ or "keyval") == "keyval" then typ = "accounts"; end
 	local mt = self[typ or "keyval"];
 	if not mt then
 		return nil, "unsupported-store";
@@ -115,6 +117,66 @@ end
 
 function keyval:users()
 	local names = call("users", host, self.store, false) or {};
+	local i = 0;
+	return function ()
+		i = i + 1;
+		return names[i];
+	end;
+end
+
+-- The accounts store: mod_auth_internal_hashed's SCRAM-SHA-1 verifiers become jidstore
+-- accounts (exported without secrets, and `jidstore register` accounts can log in); any other
+-- shape (e.g. mod_auth_internal_plain) is kept like any other key-value store.
+local accounts = setmetatable({}, { __index = keyval });
+driver.accounts = { __index = accounts };
+
+local scram_fields = { stored_key = true, server_key = true, salt = true, iteration_count = true };
+
+local function is_scram(data)
+	if type(data) ~= "table" then return false; end
+	for k in pairs(data) do
+		if not scram_fields[k] then return false; end
+	end
+	return type(data.stored_key) == "string" and type(data.server_key) == "string"
+		and type(data.salt) == "string" and math.type(data.iteration_count) == "integer"
+		and data.iteration_count > 0 and data.iteration_count < 2^32;
+end
+
+function accounts:get(user)
+	if user ~= nil then
+		local account, err = call("account_get", user, host);
+		if account then return account; end
+		if err then return nil, err; end
+	end
+	return keyval.get(self, user);
+end
+
+function accounts:set(user, data)
+	if user ~= nil then
+		if data == nil then
+			local ok, err = call("account_remove", user, host);
+			if ok == nil then return nil, err; end
+		elseif is_scram(data) then
+			local ok, err = call("account_set", user, host, data.salt, data.iteration_count,
+				data.stored_key, data.server_key);
+			if ok == nil then return nil, err; end
+			-- Stored as a jidstore account: drop a generic copy, if any.
+			if ok then return keyval.set(self, user, nil); end
+		end
+	end
+	return keyval.set(self, user, data);
+end
+
+function accounts:users()
+	local names, seen = {}, {};
+	for _, list in ipairs({ call("account_users", host) or {}, call("users", host, self.store, false) or {} }) do
+		for _, name in ipairs(list) do
+			if not seen[name] then
+				seen[name] = true;
+				names[#names + 1] = name;
+			end
+		end
+	end
 	local i = 0;
 	return function ()
 		i = i + 1;

@@ -65,13 +65,15 @@ def free_port():
 class Server:
     """A Prosody in a throwaway directory, run as the prosody user when we are root."""
 
-    def __init__(self, module_dir):
+    def __init__(self, module_dir, jidstore):
         self.dir = tempfile.mkdtemp(prefix="jidstore-prosody-")
         os.chmod(self.dir, 0o755)
         self.plugins = os.path.join(self.dir, "plugins")
         os.mkdir(self.plugins)
         for name in ("mod_storage_jidstore.lua", "jidstore_prosody.so"):
             shutil.copy(os.path.join(module_dir, name), self.plugins)
+        # A copy the prosody user can run (the checkout may be in a private directory).
+        self.jidstore = shutil.copy(jidstore, os.path.join(self.dir, "jidstore-cli"))
         self.port = free_port()
         self.config = os.path.join(self.dir, "prosody.cfg.lua")
         with open(self.config, "w") as f:
@@ -361,6 +363,15 @@ async def clients_phase(server):
     return sent, fn, room, offline
 
 
+async def login_once(server, user, password):
+    c = client(server, user, password)
+    ok = await c.login()
+    if ok:
+        c.disconnect()
+        await c.wait_until("disconnected", TIMEOUT)
+    return ok
+
+
 async def after_deletion(server, sent, offline):
     alice = client(server, "alice", "alice-pw")
     check(not await alice.login(), "alice cannot log in after deluser")
@@ -381,8 +392,8 @@ def main():
     ap.add_argument("--module-dir", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    jidstore = os.path.abspath(args.jidstore)
-    server = Server(os.path.abspath(args.module_dir))
+    server = Server(os.path.abspath(args.module_dir), os.path.abspath(args.jidstore))
+    jidstore = server.jidstore
     ok = False
     try:
         server.start()
@@ -390,8 +401,11 @@ def main():
 
         # The CLI on the live data, through the admin socket.
         a = export(jidstore, server, "alice")
-        check(kv(a, "accounts") is not None and "stored_key" in kv(a, "accounts"),
-              "export: alice's account (SCRAM verifiers)")
+        check([(r["jid"], r["mechanisms"]) for r in a.get("accounts", [])]
+              == [("alice@localhost", "SCRAM-SHA-1")] and kv(a, "accounts") is None,
+              "export: alice's account is a jidstore account (SCRAM-SHA-1)", str(a.get("accounts")))
+        check(not any("stored_key" in v or "server_key" in v for t in a.values() for r in t
+                      for v in r.values()), "export: no SCRAM keys in the export")
         check("bob@localhost" in (kv(a, "roster") or "") and "Friends" in kv(a, "roster"),
               "export: alice's roster with bob in Friends")
         # mod_vcard_legacy keeps the vCard as a PEP item (node urn:xmpp:vcard4).
@@ -403,6 +417,14 @@ def main():
               "export: alice's archive holds exactly the messages she sent and received")
         b = export(jidstore, server, "bob")
         check(bodies(b, "archive") == sent + [offline], "export: bob's archive")
+        # An account made by the jidstore CLI (through the admin socket) logs in to Prosody.
+        r = subprocess.run([jidstore, "--data-dir", server.store, "register", "--user", "carol",
+                            DOMAIN, "carol-pw"], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "jidstore register carol while Prosody runs", r.stderr)
+        check(asyncio.run(login_once(server, "carol", "carol-pw")),
+              "carol (registered by the jidstore CLI) logs in to Prosody")
+        check(not asyncio.run(login_once(server, "carol", "wrong-pw")),
+              "carol with a wrong password is refused")
         check(bodies(b, "offline") == [], "export: bob's offline store is empty after delivery")
 
         # Deletion through Prosody: prosodyctl deluser with the server stopped, then restart.

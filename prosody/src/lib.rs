@@ -18,6 +18,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
 use jidstore::ext::generic::{Deletion, Query};
+use jidstore::ext::scram::{Mechanism, Verifier};
 use jidstore::{BareJid, Store, Timestamp};
 use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 
@@ -54,12 +55,18 @@ fn owner(user: Option<&str>, host: &str) -> mlua::Result<BareJid> {
 }
 
 /// Seconds (Prosody's float time) to a timestamp.
-#[expect(clippy::cast_possible_truncation, reason = "times are far inside i64 micros")]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "times are far inside i64 micros"
+)]
 fn from_secs(secs: f64) -> Timestamp {
     Timestamp::from_micros((secs * 1e6).round() as i64)
 }
 
-#[expect(clippy::cast_precision_loss, reason = "micros fit an f64 exactly until 2255")]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "micros fit an f64 exactly until 2255"
+)]
 fn to_secs(t: Timestamp) -> f64 {
     t.as_micros() as f64 / 1e6
 }
@@ -82,7 +89,11 @@ fn opt_time(t: &Table, key: &str) -> mlua::Result<Option<Timestamp>> {
 fn opt_count(t: &Table, key: &str) -> mlua::Result<Option<usize>> {
     Ok(match t.get::<Value>(key)? {
         Value::Integer(n) => Some(usize::try_from(n).unwrap_or(0)),
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a count")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a count"
+        )]
         Value::Number(n) => Some(n.max(0.0) as usize),
         _ => None,
     })
@@ -130,122 +141,9 @@ type Args4 = (Option<String>, String, String, Option<String>);
 
 impl UserData for Handle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method(
-            "kv_get",
-            |_, h, (user, host, store): (Option<String>, String, String)| {
-                guarded(|| {
-                    let owner = owner(user.as_deref(), &host)?;
-                    h.store
-                        .generic()
-                        .get(&owner, &store)
-                        .map_err(|e| lua_err(&e))
-                })
-            },
-        );
-        methods.add_method("kv_set", |_, h, (user, host, store, value): Args4| {
-            guarded(|| {
-                let owner = owner(user.as_deref(), &host)?;
-                h.store
-                    .generic()
-                    .set(&owner, &store, value.as_deref())
-                    .map_err(|e| lua_err(&e))?;
-                Ok(true)
-            })
-        });
-        methods.add_method(
-            "users",
-            |lua, h, (host, store, archive): (String, String, bool)| {
-                guarded(|| {
-                    let owners = h
-                        .store
-                        .generic()
-                        .owners(&host, &store, archive)
-                        .map_err(|e| lua_err(&e))?;
-                    lua.create_sequence_from(
-                        owners
-                            .iter()
-                            .filter_map(|j| j.node().map(str::to_owned))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-            },
-        );
-        methods.add_method(
-            "append",
-            |_,
-             h,
-             (user, host, store, id, when, with, value): (
-                Option<String>,
-                String,
-                String,
-                Option<String>,
-                f64,
-                Option<String>,
-                String,
-            )| {
-                guarded(|| {
-                    let owner = owner(user.as_deref(), &host)?;
-                    h.store
-                        .generic()
-                        .append(
-                            &owner,
-                            &store,
-                            id.as_deref(),
-                            from_secs(when),
-                            with.as_deref(),
-                            &value,
-                        )
-                        .map_err(|e| lua_err(&e))
-                })
-            },
-        );
-        // Returns (items, total) or (nil, "item-not-found"); items are {id, when, with, value}.
-        methods.add_method(
-            "find",
-            |lua, h, (user, host, store, q): (Option<String>, String, String, Option<Table>)| {
-                guarded(|| {
-                    let owner = owner(user.as_deref(), &host)?;
-                    let q = query(q.as_ref())?;
-                    let page = h
-                        .store
-                        .generic()
-                        .find(&owner, &store, &q)
-                        .map_err(|e| lua_err(&e))?;
-                    let Some(page) = page else {
-                        return Ok((Value::Nil, Value::String(lua.create_string("item-not-found")?)));
-                    };
-                    let items = lua.create_table_with_capacity(page.items.len(), 0)?;
-                    for item in page.items {
-                        let t = lua.create_table_with_capacity(0, 4)?;
-                        t.set("id", item.id)?;
-                        t.set("when", to_secs(item.when))?;
-                        t.set("with", item.with)?;
-                        t.set("value", item.value)?;
-                        items.push(t)?;
-                    }
-                    let total = i64::try_from(page.total).unwrap_or(i64::MAX);
-                    Ok((Value::Table(items), Value::Integer(total)))
-                })
-            },
-        );
-        methods.add_method(
-            "delete",
-            |_, h, (user, host, store, q): (Option<String>, String, String, Option<Table>)| {
-                guarded(|| {
-                    let owner = owner(user.as_deref(), &host)?;
-                    let d = deletion(q.as_ref())?;
-                    let n = h
-                        .store
-                        .generic()
-                        .delete(&owner, &store, &d)
-                        .map_err(|e| lua_err(&e))?;
-                    Ok(i64::try_from(n).unwrap_or(i64::MAX))
-                })
-            },
-        );
-        // Erases `user@host` (jidstore's atomic erasure). Returns the number of rows removed,
-        // the rows per table and the classes kept, for a log line without personal data; 0
-        // when nothing was held.
+        keyval_methods(methods);
+        account_methods(methods);
+        archive_methods(methods);
         methods.add_method("purge", |_, h, (user, host): (String, String)| {
             guarded(|| {
                 let owner = owner(Some(&user), &host)?;
@@ -284,6 +182,227 @@ impl UserData for Handle {
             })
         });
     }
+}
+
+/// `kv_get`, `kv_set`, `users`.
+fn keyval_methods<M: UserDataMethods<Handle>>(methods: &mut M) {
+    methods.add_method(
+        "kv_get",
+        |_, h, (user, host, store): (Option<String>, String, String)| {
+            guarded(|| {
+                let owner = owner(user.as_deref(), &host)?;
+                h.store
+                    .generic()
+                    .get(&owner, &store)
+                    .map_err(|e| lua_err(&e))
+            })
+        },
+    );
+    methods.add_method("kv_set", |_, h, (user, host, store, value): Args4| {
+        guarded(|| {
+            let owner = owner(user.as_deref(), &host)?;
+            h.store
+                .generic()
+                .set(&owner, &store, value.as_deref())
+                .map_err(|e| lua_err(&e))?;
+            Ok(true)
+        })
+    });
+    methods.add_method(
+        "users",
+        |lua, h, (host, store, archive): (String, String, bool)| {
+            guarded(|| {
+                let owners = h
+                    .store
+                    .generic()
+                    .owners(&host, &store, archive)
+                    .map_err(|e| lua_err(&e))?;
+                lua.create_sequence_from(
+                    owners
+                        .iter()
+                        .filter_map(|j| j.node().map(str::to_owned))
+                        .collect::<Vec<_>>(),
+                )
+            })
+        },
+    );
+}
+
+/// Lowercase hex, as Prosody's `mod_auth_internal_hashed` stores keys.
+fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `account_get`, `account_set`, `account_remove`, `account_users`: Prosody's `accounts` store
+/// as jidstore accounts (one SCRAM-SHA-1 verifier, as `mod_auth_internal_hashed` keeps).
+fn account_methods<M: UserDataMethods<Handle>>(methods: &mut M) {
+    // Returns the account as `mod_auth_internal_hashed` keeps it, or nil.
+    methods.add_method("account_get", |lua, h, (user, host): (String, String)| {
+        guarded(|| {
+            let owner = owner(Some(&user), &host)?;
+            let v = h
+                .store
+                .accounts()
+                .verifier(&owner, Mechanism::Sha1)
+                .map_err(|e| lua_err(&e))?;
+            let Some(v) = v else {
+                return Ok(Value::Nil);
+            };
+            let t = lua.create_table_with_capacity(0, 4)?;
+            t.set("salt", lua.create_string(&v.salt)?)?;
+            t.set("iteration_count", v.iterations)?;
+            t.set("stored_key", to_hex(&v.stored_key))?;
+            t.set("server_key", to_hex(&v.server_key))?;
+            Ok(Value::Table(t))
+        })
+    });
+    // Returns true, or false when the keys are not hex (the caller stores the value as is).
+    methods.add_method(
+        "account_set",
+        |_,
+         h,
+         (user, host, salt, iterations, stored, server): (
+            String,
+            String,
+            mlua::BString,
+            u32,
+            String,
+            String,
+        )| {
+            guarded(|| {
+                let owner = owner(Some(&user), &host)?;
+                let (Some(stored_key), Some(server_key)) = (from_hex(&stored), from_hex(&server))
+                else {
+                    return Ok(false);
+                };
+                let verifier = Verifier {
+                    mechanism: Mechanism::Sha1,
+                    salt: salt.to_vec(),
+                    iterations,
+                    stored_key,
+                    server_key,
+                };
+                h.store
+                    .accounts()
+                    .set_verifiers(&owner, vec![verifier])
+                    .map_err(|e| lua_err(&e))?;
+                Ok(true)
+            })
+        },
+    );
+    methods.add_method("account_remove", |_, h, (user, host): (String, String)| {
+        guarded(|| {
+            let owner = owner(Some(&user), &host)?;
+            h.store.accounts().remove(&owner).map_err(|e| lua_err(&e))
+        })
+    });
+    methods.add_method("account_users", |lua, h, host: String| {
+        guarded(|| {
+            let jids = h.store.accounts().list(&host).map_err(|e| lua_err(&e))?;
+            lua.create_sequence_from(
+                jids.iter()
+                    .filter_map(|j| j.node().map(str::to_owned))
+                    .collect::<Vec<_>>(),
+            )
+        })
+    });
+}
+
+/// `append`, `find`, `delete`.
+fn archive_methods<M: UserDataMethods<Handle>>(methods: &mut M) {
+    methods.add_method(
+        "append",
+        |_,
+         h,
+         (user, host, store, id, when, with, value): (
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+            f64,
+            Option<String>,
+            String,
+        )| {
+            guarded(|| {
+                let owner = owner(user.as_deref(), &host)?;
+                h.store
+                    .generic()
+                    .append(
+                        &owner,
+                        &store,
+                        id.as_deref(),
+                        from_secs(when),
+                        with.as_deref(),
+                        &value,
+                    )
+                    .map_err(|e| lua_err(&e))
+            })
+        },
+    );
+    // Returns (items, total) or (nil, "item-not-found"); items are {id, when, with, value}.
+    methods.add_method(
+        "find",
+        |lua, h, (user, host, store, q): (Option<String>, String, String, Option<Table>)| {
+            guarded(|| {
+                let owner = owner(user.as_deref(), &host)?;
+                let q = query(q.as_ref())?;
+                let page = h
+                    .store
+                    .generic()
+                    .find(&owner, &store, &q)
+                    .map_err(|e| lua_err(&e))?;
+                let Some(page) = page else {
+                    return Ok((
+                        Value::Nil,
+                        Value::String(lua.create_string("item-not-found")?),
+                    ));
+                };
+                let items = lua.create_table_with_capacity(page.items.len(), 0)?;
+                for item in page.items {
+                    let t = lua.create_table_with_capacity(0, 4)?;
+                    t.set("id", item.id)?;
+                    t.set("when", to_secs(item.when))?;
+                    t.set("with", item.with)?;
+                    t.set("value", item.value)?;
+                    items.push(t)?;
+                }
+                let total = i64::try_from(page.total).unwrap_or(i64::MAX);
+                Ok((Value::Table(items), Value::Integer(total)))
+            })
+        },
+    );
+    methods.add_method(
+        "delete",
+        |_, h, (user, host, store, q): (Option<String>, String, String, Option<Table>)| {
+            guarded(|| {
+                let owner = owner(user.as_deref(), &host)?;
+                let d = deletion(q.as_ref())?;
+                let n = h
+                    .store
+                    .generic()
+                    .delete(&owner, &store, &d)
+                    .map_err(|e| lua_err(&e))?;
+                Ok(i64::try_from(n).unwrap_or(i64::MAX))
+            })
+        },
+    );
+    // Erases `user@host` (jidstore's atomic erasure). Returns the number of rows removed,
+    // the rows per table and the classes kept, for a log line without personal data; 0
+    // when nothing was held.
 }
 
 /// `open(path, serve_admin)`: opens (creating) the store at `path`; with `serve_admin` also
