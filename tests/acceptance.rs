@@ -99,6 +99,11 @@ const HEADERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("blocklist.csv", &["jid"]),
+    ("generic_kv.csv", &["store", "value"]),
+    (
+        "generic_archive.csv",
+        &["store", "id", "timestamp", "with", "value"],
+    ),
 ];
 
 /// Columns that hold XML text.

@@ -22,6 +22,7 @@ mod disk_full;
 mod forensic;
 mod gdpr_checker;
 mod gdpr_race;
+mod generic;
 mod inbox;
 mod last;
 mod maintenance;

@@ -195,7 +195,12 @@ impl Accounts<'_> {
             return Ok(false);
         };
         let prefix = keys::archive(account.archive);
-        if self.store.scan_keys(Keyspace::MamPm, &prefix).next().is_some() {
+        if self
+            .store
+            .scan_keys(Keyspace::MamPm, &prefix)
+            .next()
+            .is_some()
+        {
             return Err(Error::InvalidInput(
                 "the account has a message archive: erase the user instead".into(),
             ));

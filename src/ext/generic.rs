@@ -193,7 +193,10 @@ impl Generic<'_> {
         let _seq = self.store.archive_appender();
         let tree = self.store.tree(Keyspace::GenericArchive);
         let mut replaced = None;
-        for entry in self.store.scan::<StoredItem>(Keyspace::GenericArchive, &prefix) {
+        for entry in self
+            .store
+            .scan::<StoredItem>(Keyspace::GenericArchive, &prefix)
+        {
             let (key, item) = entry?;
             if item.id == id {
                 replaced = Some(key);
