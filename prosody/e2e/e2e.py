@@ -37,7 +37,8 @@ CONFIG = """
 pidfile = "{dir}/prosody.pid"
 data_path = "{dir}/data"
 plugin_paths = {{ "{plugins}" }}
-storage = "jidstore"
+storage = "{storage}"
+sql = {{ driver = "SQLite3", database = "{dir}/prosody.sqlite" }}
 jidstore_path = "{dir}/jidstore"
 admin_socket = "{dir}/prosody.sock"
 log = {{ debug = "{dir}/prosody.log" }}
@@ -53,6 +54,8 @@ modules_enabled = {{ "roster", "saslauth", "disco", "private", "vcard_legacy", "
 modules_disabled = {{ "s2s" }}
 archive_expires_after = "never"
 VirtualHost "{domain}"
+Component "conference.{domain}" "muc"
+    modules_enabled = {{ "muc_mam" }}
 """
 
 
@@ -65,7 +68,7 @@ def free_port():
 class Server:
     """A Prosody in a throwaway directory, run as the prosody user when we are root."""
 
-    def __init__(self, module_dir, jidstore):
+    def __init__(self, module_dir, jidstore, storage="jidstore"):
         self.dir = tempfile.mkdtemp(prefix="jidstore-prosody-")
         os.chmod(self.dir, 0o755)
         self.plugins = os.path.join(self.dir, "plugins")
@@ -78,7 +81,7 @@ class Server:
         self.config = os.path.join(self.dir, "prosody.cfg.lua")
         with open(self.config, "w") as f:
             f.write(CONFIG.format(dir=self.dir, plugins=self.plugins, port=self.port,
-                                  domain=DOMAIN))
+                                  domain=DOMAIN, storage=storage))
         self.as_user = []
         if os.geteuid() == 0:
             pw = pwd.getpwnam("prosody")
@@ -183,9 +186,11 @@ class Client(slixmpp.ClientXMPP):
             return False
         raise AssertionError("neither session nor auth failure in time")
 
-    async def iq_set(self, payload):
+    async def iq_set(self, payload, to=None):
         iq = self.Iq()
         iq["type"] = "set"
+        if to:
+            iq["to"] = to
         iq.append(ET.fromstring(payload))
         return await iq.send(timeout=TIMEOUT)
 
@@ -210,7 +215,7 @@ class Client(slixmpp.ClientXMPP):
                 pass
 
     async def mam_query(self, with_=None, start=None, end=None, max_=None, after=None,
-                        before=None):
+                        before=None, to=None):
         """One MAM query; returns (items, fin element)."""
         qid = secrets.token_hex(4)
         fields = "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>"
@@ -230,9 +235,23 @@ class Client(slixmpp.ClientXMPP):
         if rsm:
             rsm = f"<set xmlns='http://jabber.org/protocol/rsm'>{rsm}</set>"
         resp = await self.iq_set(f"<query xmlns='urn:xmpp:mam:2' queryid='{qid}'>"
-                                 f"<x xmlns='jabber:x:data' type='submit'>{fields}</x>{rsm}</query>")
+                                 f"<x xmlns='jabber:x:data' type='submit'>{fields}</x>{rsm}</query>",
+                                 to=to)
         fin = resp.xml.find("{urn:xmpp:mam:2}fin")
         return self.mam.pop(qid, []), fin
+
+
+async def join(c, room_jid, nick):
+    """Joins a room; an answer (any) to an iq sent after the presence means the join was
+    handled (one stream, in order)."""
+    pres = c.Presence()
+    pres["to"] = f"{room_jid}/{nick}"
+    pres.append(ET.fromstring("<x xmlns='http://jabber.org/protocol/muc'/>"))
+    pres.send()
+    try:
+        await c.iq_get("<query xmlns='http://jabber.org/protocol/disco#info'/>", to=room_jid)
+    except slixmpp.exceptions.IqError:
+        pass
 
 
 def client(server, user, password, register=False):
@@ -345,6 +364,24 @@ async def clients_phase(server):
     except slixmpp.exceptions.IqError as e:
         check(e.condition == "item-not-found", "MAM after an unknown id gives item-not-found")
 
+    # A persistent room with MAM: its archive is the room's, kept when a participant is erased.
+    room_jid = f"tea-{NONCE}@conference.{DOMAIN}"
+    await join(alice, room_jid, "Alice")
+    await alice.iq_set(
+        f"<query xmlns='http://jabber.org/protocol/muc#owner'>"
+        "<x xmlns='jabber:x:data' type='submit'>"
+        "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+        "<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query>",
+        to=room_jid)
+    await join(bob, room_jid, "Bob")
+    muc = [f"muc-alice-{NONCE}", f"muc-bob-{NONCE}"]
+    alice.send_message(mto=room_jid, mbody=muc[0], mtype="groupchat")
+    await bob.wait_body(muc[0])
+    bob.send_message(mto=room_jid, mbody=muc[1], mtype="groupchat")
+    await alice.wait_body(muc[1])
+    items, _ = await bob.mam_query(to=room_jid)
+    check([b for _, b, _ in items] == muc, "room MAM returns both group-chat messages")
+
     # Offline delivery.
     bob.disconnect()
     await bob.wait_until("disconnected", TIMEOUT)
@@ -360,7 +397,7 @@ async def clients_phase(server):
     bob2.disconnect()
     await asyncio.gather(alice.wait_until("disconnected", TIMEOUT),
                          bob2.wait_until("disconnected", TIMEOUT))
-    return sent, fn, room, offline
+    return sent, fn, room, offline, room_jid, muc
 
 
 async def login_once(server, user, password):
@@ -372,7 +409,7 @@ async def login_once(server, user, password):
     return ok
 
 
-async def after_deletion(server, sent, offline):
+async def after_deletion(server, sent, offline, room_jid, muc):
     alice = client(server, "alice", "alice-pw")
     check(not await alice.login(), "alice cannot log in after deluser")
     bob = client(server, "bob", "bob-pw")
@@ -382,6 +419,10 @@ async def after_deletion(server, sent, offline):
           "bob's archive with alice is unchanged after the restart and alice's deletion")
     roster = await bob.iq_get("<query xmlns='jabber:iq:roster'/>")
     check(roster.xml.find("{jabber:iq:roster}query") is not None, "bob's roster answers")
+    await join(bob, room_jid, "Bob")
+    items, _ = await bob.mam_query(to=room_jid)
+    check([b for _, b, _ in items] == muc,
+          "the persistent room and its archive (alice's message too) survive restart and deletion")
     bob.disconnect()
     await bob.wait_until("disconnected", TIMEOUT)
 
@@ -397,7 +438,7 @@ def main():
     ok = False
     try:
         server.start()
-        sent, fn, room, offline = asyncio.run(clients_phase(server))
+        sent, fn, room, offline, room_jid, muc = asyncio.run(clients_phase(server))
 
         # The CLI on the live data, through the admin socket.
         a = export(jidstore, server, "alice")
@@ -436,7 +477,7 @@ def main():
         check(len(receipts) == 1 and "alice" not in receipts[0],
               "deluser ends in one jidstore erasure, logged without the JID", str(receipts))
         server.start()
-        asyncio.run(after_deletion(server, sent, offline))
+        asyncio.run(after_deletion(server, sent, offline, room_jid, muc))
         a = export(jidstore, server, "alice")
         rows = sum(len(t) for t in a.values())
         check(rows == 0, f"export: nothing left about alice ({rows} rows)")

@@ -34,6 +34,10 @@ fn lua_err(e: &jidstore::Error) -> mlua::Error {
         jidstore::Error::InvalidJid { .. } => "invalid JID".to_owned(),
         jidstore::Error::NoAccount(_) => "no such user".to_owned(),
         jidstore::Error::AccountExists(_) => "user exists".to_owned(),
+        // The key names its owner: say where, not whose.
+        jidstore::Error::Corrupt { keyspace, .. } => {
+            format!("a damaged entry in keyspace {keyspace} (run jidstore verify)")
+        }
         other => other.to_string(),
     };
     mlua::Error::runtime(format!("jidstore: {text}"))
