@@ -114,6 +114,13 @@ class Server:
             self.proc.wait(timeout=TIMEOUT)
         self.proc = None
 
+    def kill9(self):
+        """SIGKILL to the Prosody process itself (not runuser)."""
+        with open(os.path.join(self.dir, "prosody.pid")) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+        self.proc.wait(timeout=TIMEOUT)
+        self.proc = None
+
     def prosodyctl(self, *args):
         return subprocess.run(self.as_user + ["prosodyctl", "--config", self.config, *args],
                               capture_output=True, text=True, timeout=60)
@@ -409,6 +416,27 @@ async def login_once(server, user, password):
     return ok
 
 
+async def traffic_then_kill(server, jidstore):
+    """bob -> carol: a batch made durable (a CLI register through the admin socket flushes
+    the store), then a burst during which Prosody is killed with SIGKILL."""
+    bob = client(server, "bob", "bob-pw")
+    carol = client(server, "carol", "carol-pw")
+    check(await bob.login() and await carol.login(), "bob and carol log in for the kill -9 run")
+    durable = [f"durable-{i}-{NONCE}" for i in range(20)]
+    for body in durable:
+        bob.send_message(mto=f"carol@{DOMAIN}", mbody=body, mtype="chat")
+    await carol.wait_body(durable[-1])
+    r = subprocess.run([jidstore, "--data-dir", server.store, "register", "--user", "flushpoint",
+                        DOMAIN, "flush-pw"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "a flush point through the admin socket", r.stderr)
+    burst = [f"inflight-{i}-{NONCE}" for i in range(300)]
+    for body in burst:
+        bob.send_message(mto=f"carol@{DOMAIN}", mbody=body, mtype="chat")
+    await carol.wait_body(burst[9])
+    server.kill9()
+    return durable, burst
+
+
 async def after_deletion(server, sent, offline, room_jid, muc):
     alice = client(server, "alice", "alice-pw")
     check(not await alice.login(), "alice cannot log in after deluser")
@@ -483,6 +511,21 @@ def main():
         check(rows == 0, f"export: nothing left about alice ({rows} rows)")
         b = export(jidstore, server, "bob")
         check(bodies(b, "archive") == sent + [offline], "export: bob's archive unchanged")
+
+        # kill -9 during traffic: what was flushed is there, the rest a prefix, verify clean.
+        durable, burst = asyncio.run(traffic_then_kill(server, jidstore))
+        r = subprocess.run(server.as_user + [jidstore, "--data-dir", server.store, "verify"],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, "verify is clean after kill -9", f"{r.stdout} {r.stderr}")
+        c = export(jidstore, server, "carol")
+        got = [b for b in bodies(c, "archive") if NONCE in b]
+        check(got[:len(durable)] == durable, "every flushed message survived kill -9")
+        rest = got[len(durable):]
+        check(rest == burst[:len(rest)],
+              f"the burst's survivors are a prefix of it ({len(rest)} of {len(burst)})")
+        server.start()
+        check(asyncio.run(login_once(server, "carol", "carol-pw")),
+              "Prosody serves again after kill -9")
 
         # Offline checks: verify, compact, and no byte of alice's own text left.
         server.stop()
