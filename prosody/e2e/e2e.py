@@ -496,6 +496,13 @@ def main():
               "carol with a wrong password is refused")
         check(bodies(b, "offline") == [], "export: bob's offline store is empty after delivery")
 
+        # prosodyctl deluser while Prosody runs: refused with one line (the running server
+        # holds the store), nothing lost.
+        r = server.prosodyctl("deluser", f"alice@{DOMAIN}")
+        check(r.returncode != 0 and "the store is in use by another process" in r.stdout + r.stderr,
+              "prosodyctl deluser while Prosody runs is refused", f"{r.stdout} {r.stderr}")
+        check(asyncio.run(login_once(server, "alice", "alice-pw")), "alice still logs in")
+
         # Deletion through Prosody: prosodyctl deluser with the server stopped, then restart.
         server.stop()
         r = server.prosodyctl("--verbose", "deluser", f"alice@{DOMAIN}")
