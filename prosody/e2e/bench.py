@@ -36,7 +36,10 @@ async def run(server, n, pages):
         alice.send_message(mto="bob@localhost", mbody=f"bench message {i}", mtype="chat")
         if i % 100 == 99:
             await asyncio.sleep(0)  # let the client's writer run
-    await asyncio.wait_for(done.wait(), TIMEOUT + n / 50)
+    try:
+        await asyncio.wait_for(done.wait(), TIMEOUT + n / 50)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"{count} of {n} messages received in time") from None
     elapsed = time.monotonic() - started
     latencies = []
     for _ in range(pages):

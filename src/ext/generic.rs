@@ -185,22 +185,25 @@ impl Generic<'_> {
         value: &str,
     ) -> Result<String> {
         let prefix = keys::owner_part(owner, store_name(name)?);
-        let id = match id {
-            Some(id) if !id.is_empty() => id.to_owned(),
-            _ => uuid::Uuid::new_v4().simple().to_string(),
+        let (id, given) = match id {
+            Some(id) if !id.is_empty() => (id.to_owned(), true),
+            _ => (uuid::Uuid::new_v4().simple().to_string(), false),
         };
         let _w = self.store.writer()?;
         let _seq = self.store.archive_appender();
         let tree = self.store.tree(Keyspace::GenericArchive);
         let mut replaced = None;
-        for entry in self
-            .store
-            .scan::<StoredItem>(Keyspace::GenericArchive, &prefix)
-        {
-            let (key, item) = entry?;
-            if item.id == id {
-                replaced = Some(key);
-                break;
+        // Only a caller's id can be taken (found by a scan of the archive); a new one cannot.
+        if given {
+            for entry in self
+                .store
+                .scan::<StoredItem>(Keyspace::GenericArchive, &prefix)
+            {
+                let (key, item) = entry?;
+                if item.id == id {
+                    replaced = Some(key);
+                    break;
+                }
             }
         }
         let key = match replaced {
