@@ -70,12 +70,9 @@ fn values_export_erase_and_reopen() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn archive_find_follows_prosody() -> TestResult {
-    let (_dir, store) = store();
-    let alice = bare("alice@localhost");
+/// Five items in alice's "archive", three in the same second, two `with`s; their ids.
+fn five_items(store: &jidstore::Store, alice: &jidstore::BareJid) -> jidstore::Result<Vec<String>> {
     let g = store.generic();
-    // Five items, three in the same second, two `with`s.
     let mut all = Vec::new();
     for (secs, with) in [
         (10, "bob"),
@@ -86,7 +83,7 @@ fn archive_find_follows_prosody() -> TestResult {
     ] {
         let with = format!("{with}@localhost");
         all.push(g.append(
-            &alice,
+            alice,
             "archive",
             None,
             Timestamp::from_secs(secs),
@@ -94,6 +91,15 @@ fn archive_find_follows_prosody() -> TestResult {
             &format!("<message><body>{secs}</body></message>"),
         )?);
     }
+    Ok(all)
+}
+
+#[test]
+fn archive_find_follows_prosody() -> TestResult {
+    let (_dir, store) = store();
+    let alice = bare("alice@localhost");
+    let g = store.generic();
+    let all = five_items(&store, &alice)?;
     let find = |q: Query| g.find(&alice, "archive", &q);
     let page = find(Query::default())?.expect("page");
     assert_eq!(
@@ -155,6 +161,20 @@ fn archive_find_follows_prosody() -> TestResult {
     })?
     .expect("page");
     assert_eq!(ids(&page), [&*all[0], &*all[4]]);
+    Ok(())
+}
+
+#[test]
+fn archive_unknown_ids_and_replacing_appends() -> TestResult {
+    let (_dir, store) = store();
+    let alice = bare("alice@localhost");
+    let g = store.generic();
+    let all = five_items(&store, &alice)?;
+    let find = |q: Query| g.find(&alice, "archive", &q);
+    let with_bob = Query {
+        with: Some("bob@localhost".into()),
+        ..Query::default()
+    };
 
     // Unknown before/after: item-not-found (None), also when the id is filtered out.
     for q in [

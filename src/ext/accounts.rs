@@ -164,21 +164,14 @@ impl Accounts<'_> {
     /// change), creating the account when it does not exist; an existing account keeps its
     /// creation time and archive.
     pub fn set_verifiers(&self, jid: &BareJid, verifiers: Vec<Verifier>) -> Result<()> {
-        let _w = self.store.writer()?;
-        match self
-            .store
-            .get::<Account>(Keyspace::Accounts, &keys::owner(jid))?
-        {
-            Some(mut account) => {
-                account.verifiers = verifiers;
-                self.store
-                    .put(Keyspace::Accounts, &keys::owner(jid), &account)
-            }
-            None => {
-                drop(_w);
-                self.create_with_verifiers(jid, verifiers, Timestamp::now())
-            }
+        let writer = self.store.writer()?;
+        let key = keys::owner(jid);
+        if let Some(mut account) = self.store.get::<Account>(Keyspace::Accounts, &key)? {
+            account.verifiers = verifiers;
+            return self.store.put(Keyspace::Accounts, &key, &account);
         }
+        drop(writer);
+        self.create_with_verifiers(jid, verifiers, Timestamp::now())
     }
 
     /// Removes the account record alone (its login), leaving the rest of the subject's data

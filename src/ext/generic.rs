@@ -206,17 +206,17 @@ impl Generic<'_> {
                 }
             }
         }
-        let key = match replaced {
-            Some(key) => key.to_vec(),
-            None => {
-                let next = match tree.scan_prefix(&prefix).next_back() {
-                    Some(last) => {
-                        keys::trailing_seq(Keyspace::GenericArchive, &last?.0)?.saturating_add(1)
-                    }
-                    None => 0,
-                };
-                keys::prefix_seq(&prefix, next)
-            }
+        let key = if let Some(key) = replaced {
+            key.to_vec()
+        } else {
+            let last = tree.scan_prefix(&prefix).next_back().transpose()?;
+            let next = match last {
+                Some((key, _)) => {
+                    keys::trailing_seq(Keyspace::GenericArchive, &key)?.saturating_add(1)
+                }
+                None => 0,
+            };
+            keys::prefix_seq(&prefix, next)
         };
         self.store.put(
             Keyspace::GenericArchive,
