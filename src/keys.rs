@@ -132,6 +132,10 @@ keyspaces! {
     Privacy => "privacy",
     /// XEP-0191 blocklist.
     Blocklist => "blocklist",
+    /// Generic per-owner key-value records (a server's stores with no class of their own).
+    GenericKv => "generic_kv",
+    /// Generic per-owner archives (a server's archive stores with no class of their own).
+    GenericArchive => "generic_archive",
     /// Archives whose records are left to delete after an erasure committed.
     Sweep => "sweep",
 }
@@ -311,6 +315,20 @@ pub fn owner_tag_and(owner: &BareJid, tag: u8, name: &str) -> Vec<u8> {
 /// `owner \0 seq`: sequenced records of an owner (offline messages).
 pub fn owner_seq(owner: &BareJid, seq: u64) -> Vec<u8> {
     KeyBuf::default().part(owner.as_str()).u64(seq).done()
+}
+
+/// `owner \0 name \0`: the prefix of one named sequence of an owner (generic archives).
+pub fn owner_part(owner: &BareJid, name: &str) -> Vec<u8> {
+    KeyBuf::default().part(owner.as_str()).part(name).done()
+}
+
+/// `owner \0 name \0 seq`: one record of a named sequence of an owner (generic archives).
+pub fn owner_part_seq(owner: &BareJid, name: &str, seq: u64) -> Vec<u8> {
+    KeyBuf::default()
+        .part(owner.as_str())
+        .part(name)
+        .u64(seq)
+        .done()
 }
 
 /// `archive`: the prefix of a 1-1 archive.

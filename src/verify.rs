@@ -244,6 +244,9 @@ pub fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
         Keyspace::Last => ext::last::verify_entry(key, value),
         Keyspace::Privacy => ext::privacy::verify_entry(key, value),
         Keyspace::Blocklist => ext::blocklist::verify_entry(key, value),
+        Keyspace::GenericKv | Keyspace::GenericArchive => {
+            ext::generic::verify_entry(ks, key, value)
+        }
         Keyspace::Sweep => match keys::read_sweep_key(key)? {
             keys::SweepKey::Archive(_) => codec::decode::<()>(ks, key, value),
             keys::SweepKey::Range(..) => codec::decode::<String>(ks, key, value).map(drop),

@@ -100,6 +100,11 @@ const HEADERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("blocklist.csv", &["jid"]),
+    ("generic_kv.csv", &["store", "value"]),
+    (
+        "generic_archive.csv",
+        &["store", "id", "timestamp", "with", "value"],
+    ),
 ];
 
 /// Columns that hold XML text.
@@ -1713,6 +1718,7 @@ fn a2_reregistered_name_starts_empty() {
     create(&store, "bob@localhost", "bobns", &bob, NodeType::Pep);
     subscribe(&store, "bob@localhost", "bobns", &alice);
     store.last().set(&alice, 10, "old status").unwrap();
+    generic(&store, &alice, "old");
     store
         .blocklist()
         .block(&alice, &[full("spam@example.com")])
@@ -1808,10 +1814,26 @@ fn a3_anonymised_register_is_random_and_timeless() {
 // Beyond MongooseIM
 
 /// Alice with data in every class (and bob, a room and pubsub nodes around her).
+/// A key-value record and an archive item in the generic class (what a Prosody driver writes).
+fn generic(store: &Store, owner: &BareJid, text: &str) {
+    let g = store.generic();
+    g.set(owner, "pep", Some(&format!("{{ {text} }}"))).unwrap();
+    g.append(
+        owner,
+        "archive",
+        None,
+        Timestamp::from_secs(1),
+        Some("bob@localhost"),
+        &format!("<message><body>{text}</body></message>"),
+    )
+    .unwrap();
+}
+
 fn everything(store: &Store) {
     let alice = account(store, "alice@localhost");
     let bob = account(store, "bob@localhost");
     mutual_contacts(store, &alice, &bob);
+    generic(store, &alice, "everything");
     store
         .roster()
         .set(&alice, &contact("kate@remote.example", Subscription::To))

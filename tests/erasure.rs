@@ -117,6 +117,18 @@ fn fill(store: &Store, subject: &BareJid, n: usize) -> TestResult {
             at(),
             true,
         )?;
+        // The generic class (Prosody's stores with no class of their own).
+        store
+            .generic()
+            .set(subject, &format!("store{i}"), Some("{ value = 1 }"))?;
+        store.generic().append(
+            subject,
+            "archive",
+            None,
+            at(),
+            Some("bob@localhost"),
+            "<message><body>hi</body></message>",
+        )?;
     }
     Ok(())
 }

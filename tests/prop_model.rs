@@ -316,6 +316,8 @@ impl Model {
                 "blocklist.csv",
                 len(self.blocked.get(&u).map_or(0, BTreeSet::len)),
             ),
+            ("generic_kv.csv", 0),
+            ("generic_archive.csv", 0),
         ])
     }
 }

@@ -24,6 +24,7 @@ mod erasure;
 mod forensic;
 mod gdpr_checker;
 mod gdpr_race;
+mod generic;
 mod inbox;
 mod last;
 mod maintenance;

@@ -33,6 +33,11 @@ fn node(service: &BareJid, id: &str, owner: &BareJid, kind: NodeType) -> Node {
 pub fn populate(store: &Store) -> (BareJid, BareJid) {
     let alice = user(store, "alice@localhost");
     let bob = user(store, "bob@localhost");
+    store.generic().set(&alice, "pep", Some("{ }")).unwrap();
+    store
+        .generic()
+        .append(&alice, "archive", None, at(1), None, "<message/>")
+        .unwrap();
     let room = bare("room@muc.localhost");
     let service = bare("pubsub.localhost");
     store

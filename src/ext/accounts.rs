@@ -160,6 +160,47 @@ impl Accounts<'_> {
             .and_then(|a| a.verifiers.into_iter().find(|v| v.mechanism == mechanism)))
     }
 
+    /// Sets the verifiers of an account computed elsewhere (an embedding server's password
+    /// change), creating the account when it does not exist; an existing account keeps its
+    /// creation time and archive.
+    pub fn set_verifiers(&self, jid: &BareJid, verifiers: Vec<Verifier>) -> Result<()> {
+        let writer = self.store.writer()?;
+        let key = keys::owner(jid);
+        if let Some(mut account) = self.store.get::<Account>(Keyspace::Accounts, &key)? {
+            account.verifiers = verifiers;
+            return self.store.put(Keyspace::Accounts, &key, &account);
+        }
+        drop(writer);
+        self.create_with_verifiers(jid, verifiers, Timestamp::now())
+    }
+
+    /// Removes the account record alone (its login), leaving the rest of the subject's data
+    /// to a later erasure ([`crate::gdpr::remove`]): an embedding server that deletes a user
+    /// clears the account first, then erases. Returns whether there was an account. Refused
+    /// while the account's 1-1 archive holds messages (only the account leads an erasure to
+    /// them): erase the subject instead.
+    pub fn remove(&self, jid: &BareJid) -> Result<bool> {
+        let _w = self.store.remover();
+        // Appends hold this from taking a seq to the write: none lands between check and removal.
+        let _appends = self.store.archive_appender();
+        let key = keys::owner(jid);
+        let Some(account) = self.store.get::<Account>(Keyspace::Accounts, &key)? else {
+            return Ok(false);
+        };
+        let prefix = keys::archive(account.archive);
+        if self
+            .store
+            .scan_keys(Keyspace::MamPm, &prefix)
+            .next()
+            .is_some()
+        {
+            return Err(Error::InvalidInput(
+                "the account has a message archive: erase the user instead".into(),
+            ));
+        }
+        Ok(self.store.tree(Keyspace::Accounts).remove(key)?.is_some())
+    }
+
     /// Replaces the verifiers with ones for a new password.
     pub fn set_password(&self, jid: &BareJid, password: &str) -> Result<()> {
         if password.is_empty() {

@@ -16,6 +16,7 @@ use crate::store::Store;
 
 pub mod accounts;
 pub mod blocklist;
+pub mod generic;
 pub mod inbox;
 pub mod last;
 pub mod mam;
@@ -235,6 +236,7 @@ pub(crate) static EXTENSIONS: &[&dyn Extension] = &[
     &last::Class,
     &privacy::Class,
     &blocklist::Class,
+    &generic::Class,
 ];
 
 /// Keyspaces that hold no personal data: store identity and the sweep queue (archive ids).

@@ -741,6 +741,8 @@ impl Deployment {
                 of(|u| u.privacy.iter().map(|l| l.1.len().max(1)).sum()),
             ),
             ("blocklist.csv", of(|u| u.blocked.len())),
+            ("generic_kv.csv", 0),
+            ("generic_archive.csv", 0),
         ])
     }
 

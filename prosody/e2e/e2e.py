@@ -1,0 +1,565 @@
+#!/usr/bin/env python3
+"""End-to-end test: a real Prosody with mod_storage_jidstore, real slixmpp clients, and the
+jidstore CLI acting on the live data through the admin socket.
+
+Usage: e2e.py --jidstore BIN --module-dir DIR
+  DIR holds mod_storage_jidstore.lua and jidstore_prosody.so.
+Runs as root (Prosody is started as the `prosody` user) or as an unprivileged user. Prints
+"prosody e2e: PASS" last on success; any failed check raises and exits non-zero.
+"""
+
+import argparse
+import asyncio
+import csv
+import io
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+DOMAIN = "localhost"
+TIMEOUT = 20  # seconds any single wait may take before the test fails
+NONCE = secrets.token_hex(4)
+
+CONFIG = """
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+plugin_paths = {{ "{plugins}" }}
+storage = "{storage}"
+sql = {{ driver = "SQLite3", database = "{dir}/prosody.sqlite" }}
+jidstore_path = "{dir}/jidstore"
+admin_socket = "{dir}/prosody.sock"
+log = {{ debug = "{dir}/prosody.log" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+allow_registration = true
+authentication = "internal_hashed"
+daemonize = false
+modules_enabled = {{ "roster", "saslauth", "disco", "private", "vcard_legacy", "register",
+    "mam", "offline", "ping", "posix" }}
+modules_disabled = {{ "s2s" }}
+archive_expires_after = "never"
+VirtualHost "{domain}"
+Component "conference.{domain}" "muc"
+    modules_enabled = {{ "muc_mam" }}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A Prosody in a throwaway directory, run as the prosody user when we are root."""
+
+    def __init__(self, module_dir, jidstore, storage="jidstore"):
+        self.dir = tempfile.mkdtemp(prefix="jidstore-prosody-")
+        os.chmod(self.dir, 0o755)
+        self.plugins = os.path.join(self.dir, "plugins")
+        os.mkdir(self.plugins)
+        for name in ("mod_storage_jidstore.lua", "jidstore_prosody.so"):
+            shutil.copy(os.path.join(module_dir, name), self.plugins)
+        # A copy the prosody user can run (the checkout may be in a private directory).
+        self.jidstore = shutil.copy(jidstore, os.path.join(self.dir, "jidstore-cli"))
+        self.port = free_port()
+        self.config = os.path.join(self.dir, "prosody.cfg.lua")
+        with open(self.config, "w") as f:
+            f.write(CONFIG.format(dir=self.dir, plugins=self.plugins, port=self.port,
+                                  domain=DOMAIN, storage=storage))
+        self.as_user = []
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("prosody")
+            for root, dirs, files in os.walk(self.dir):
+                for p in [root] + [os.path.join(root, n) for n in dirs + files]:
+                    os.chown(p, pw.pw_uid, pw.pw_gid)
+            self.as_user = ["runuser", "-u", "prosody", "--"]
+        self.proc = None
+        self.store = os.path.join(self.dir, "jidstore")
+
+    def start(self):
+        self.proc = subprocess.Popen(self.as_user + ["prosody", "--config", self.config, "-F"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prosody exited with {self.proc.returncode}; log:\n"
+                                     + self.log_tail())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("prosody did not listen in time")
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=TIMEOUT)
+        self.proc = None
+
+    def kill9(self):
+        """SIGKILL to the Prosody process itself (not runuser)."""
+        with open(os.path.join(self.dir, "prosody.pid")) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+        self.proc.wait(timeout=TIMEOUT)
+        self.proc = None
+
+    def prosodyctl(self, *args):
+        return subprocess.run(self.as_user + ["prosodyctl", "--config", self.config, *args],
+                              capture_output=True, text=True, timeout=60)
+
+    def log_tail(self, n=60):
+        try:
+            with open(os.path.join(self.dir, "prosody.log")) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+class Client(slixmpp.ClientXMPP):
+    """A client on loopback without TLS (SCRAM allowed unencrypted)."""
+
+    def __init__(self, user, password, register=False):
+        super().__init__(f"{user}@{DOMAIN}/e2e", password,
+                         plugin_config={"feature_mechanisms": {"unencrypted_scram": True,
+                                                               "unencrypted_plain": True}})
+        self.enable_starttls = False
+        self.enable_direct_tls = False
+        self.enable_plaintext = True
+        self.received = []  # message bodies received, in order
+        self.mam = {}  # queryid -> list of (archive id, body, from)
+        self.got_message = asyncio.Event()
+        self.add_event_handler("message", self.on_message)
+        # slixmpp's "message" event is for messages with a body only.
+        self.register_handler(Callback("MAM result", MatchXPath(
+            "{jabber:client}message/{urn:xmpp:mam:2}result"), self.on_message))
+        if register:
+            self.register_plugin("xep_0077")
+            self["xep_0077"].force_registration = True
+            self.add_event_handler("register", self.on_register)
+
+    async def on_register(self, _form):
+        iq = self.Iq()
+        iq["type"] = "set"
+        iq["register"]["username"] = self.boundjid.user
+        iq["register"]["password"] = self.password
+        await iq.send(timeout=TIMEOUT)
+
+    def on_message(self, msg):
+        result = msg.xml.find("{urn:xmpp:mam:2}result")
+        if result is not None:
+            fwd = result.find("{urn:xmpp:forward:0}forwarded")
+            inner = fwd.find("{jabber:client}message")
+            body = inner.findtext("{jabber:client}body")
+            self.mam.setdefault(result.get("queryid"), []).append(
+                (result.get("id"), body, inner.get("from")))
+            return
+        if msg.xml.findtext("{jabber:client}body"):
+            self.received.append(msg["body"])
+            self.got_message.set()
+
+    async def login(self):
+        """Connects and waits for the session; returns False on a failed authentication."""
+        started = asyncio.ensure_future(self.wait_until("session_start", TIMEOUT))
+        failed = asyncio.ensure_future(self.wait_until("failed_all_auth", TIMEOUT))
+        self.connect("127.0.0.1", self.server_port)
+        done, pending = await asyncio.wait([started, failed], timeout=TIMEOUT,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for p in pending:
+            p.cancel()
+        if started in done:
+            self.send_presence()
+            await self.get_roster(timeout=TIMEOUT)
+            return True
+        if failed in done:
+            self.disconnect()
+            return False
+        raise AssertionError("neither session nor auth failure in time")
+
+    async def iq_set(self, payload, to=None):
+        iq = self.Iq()
+        iq["type"] = "set"
+        if to:
+            iq["to"] = to
+        iq.append(ET.fromstring(payload))
+        return await iq.send(timeout=TIMEOUT)
+
+    async def iq_get(self, payload, to=None):
+        iq = self.Iq()
+        iq["type"] = "get"
+        if to:
+            iq["to"] = to
+        iq.append(ET.fromstring(payload))
+        return await iq.send(timeout=TIMEOUT)
+
+    async def wait_body(self, body):
+        deadline = time.monotonic() + TIMEOUT
+        while body not in self.received:
+            self.got_message.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"message {body!r} not received; got {self.received}")
+            try:
+                await asyncio.wait_for(self.got_message.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def mam_query(self, with_=None, start=None, end=None, max_=None, after=None,
+                        before=None, to=None):
+        """One MAM query; returns (items, fin element)."""
+        qid = secrets.token_hex(4)
+        fields = "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>"
+        if with_:
+            fields += f"<field var='with'><value>{with_}</value></field>"
+        if start:
+            fields += f"<field var='start'><value>{start}</value></field>"
+        if end:
+            fields += f"<field var='end'><value>{end}</value></field>"
+        rsm = ""
+        if max_ is not None:
+            rsm += f"<max>{max_}</max>"
+        if after is not None:
+            rsm += f"<after>{after}</after>"
+        if before is not None:
+            rsm += f"<before>{before}</before>" if before else "<before/>"
+        if rsm:
+            rsm = f"<set xmlns='http://jabber.org/protocol/rsm'>{rsm}</set>"
+        resp = await self.iq_set(f"<query xmlns='urn:xmpp:mam:2' queryid='{qid}'>"
+                                 f"<x xmlns='jabber:x:data' type='submit'>{fields}</x>{rsm}</query>",
+                                 to=to)
+        fin = resp.xml.find("{urn:xmpp:mam:2}fin")
+        return self.mam.pop(qid, []), fin
+
+
+async def join(c, room_jid, nick):
+    """Joins a room; an answer (any) to an iq sent after the presence means the join was
+    handled (one stream, in order)."""
+    pres = c.Presence()
+    pres["to"] = f"{room_jid}/{nick}"
+    pres.append(ET.fromstring("<x xmlns='http://jabber.org/protocol/muc'/>"))
+    pres.send()
+    try:
+        await c.iq_get("<query xmlns='http://jabber.org/protocol/disco#info'/>", to=room_jid)
+    except slixmpp.exceptions.IqError:
+        pass
+
+
+def client(server, user, password, register=False):
+    c = Client(user, password, register)
+    c.server_port = server.port
+    return c
+
+
+def export(jidstore, server, user):
+    """retrieve_personal_data through the admin socket (Prosody running); returns the CSVs."""
+    out = os.path.join(server.dir, f"export-{user}-{secrets.token_hex(3)}.zip")
+    r = subprocess.run([jidstore, "--data-dir", server.store, "retrieve_personal_data", user,
+                        DOMAIN, out], capture_output=True, text=True, timeout=60)
+    if r.returncode == 1 and "no personal data held" in r.stderr:
+        return {}
+    assert r.returncode == 0, f"retrieve_personal_data {user}: {r.returncode} {r.stderr}"
+    tables = {}
+    with zipfile.ZipFile(out) as z:
+        for name in z.namelist():
+            if name.endswith(".csv"):
+                text = z.read(name).decode()
+                tables[name[:-4]] = list(csv.DictReader(io.StringIO(text)))
+    os.remove(out)
+    return tables
+
+
+def kv(tables, store):
+    rows = [r["value"] for r in tables.get("generic_kv", []) if r["store"] == store]
+    return rows[0] if rows else None
+
+
+def bodies(tables, store):
+    out = []
+    for r in tables.get("generic_archive", []):
+        if r["store"] == store:
+            # Stored as Prosody serialises the stanza: a top-level stanza has no xmlns.
+            msg = ET.fromstring(r["value"])
+            out.append(msg.findtext("body") or msg.findtext("{jabber:client}body"))
+    return out
+
+
+def check(cond, what, detail=""):
+    if not cond:
+        raise AssertionError(f"{what} {detail}")
+    print(f"ok - {what}", flush=True)
+
+
+async def clients_phase(server):
+    alice = client(server, "alice", "alice-pw", register=True)
+    bob = client(server, "bob", "bob-pw", register=True)
+    check(await alice.login(), "alice registered in band and logged in")
+    check(await bob.login(), "bob registered in band and logged in")
+
+    await alice.iq_set("<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'>"
+                       "<group>Friends</group></item></query>")
+    roster = await alice.iq_get("<query xmlns='jabber:iq:roster'/>")
+    items = roster.xml.findall(".//{jabber:iq:roster}item")
+    check([(i.get("jid"), i.findtext("{jabber:iq:roster}group")) for i in items]
+          == [("bob@localhost", "Friends")], "alice's roster holds bob in Friends")
+
+    fn = f"Alice Liddell {NONCE}"
+    await alice.iq_set(f"<vCard xmlns='vcard-temp'><FN>{fn}</FN></vCard>")
+    vc = await bob.iq_get("<vCard xmlns='vcard-temp'/>", to="alice@localhost")
+    check(vc.xml.findtext(".//{vcard-temp}FN") == fn, "bob reads alice's vCard")
+
+    room = f"wonderland-{NONCE}"
+    await alice.iq_set("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>"
+                       f"<conference jid='tea@conference.localhost' name='{room}'/></storage>"
+                       "</query>")
+    priv = await alice.iq_get("<query xmlns='jabber:iq:private'>"
+                              "<storage xmlns='storage:bookmarks'/></query>")
+    conf = priv.xml.find(".//{storage:bookmarks}conference")
+    check(conf is not None and conf.get("name") == room, "alice reads her private bookmarks")
+
+    sent = []
+    for i in range(1, 4):
+        for src, dst, tag in ((alice, bob, "a2b"), (bob, alice, "b2a")):
+            body = f"{tag}-{i}-{NONCE}"
+            src.send_message(mto=dst.boundjid.bare, mbody=body, mtype="chat")
+            await dst.wait_body(body)
+            sent.append(body)
+    check(True, "six messages exchanged both ways")
+
+    # MAM: everything with bob, paged by two with RSM.
+    items, fin = await alice.mam_query(with_="bob@localhost")
+    check([b for _, b, _ in items] == sent, "MAM with=bob returns the six messages in order")
+    first_id = items[0][0]
+    paged, after = [], None
+    while True:
+        page, fin = await alice.mam_query(with_="bob@localhost", max_=2, after=after)
+        paged += [b for _, b, _ in page]
+        if fin.get("complete") == "true" or not page:
+            break
+        after = fin.find(".//{http://jabber.org/protocol/rsm}last").text
+    check(paged == sent, "MAM RSM pages of 2 (after) return the six messages in order")
+    page, fin = await alice.mam_query(max_=2, before="")
+    check([b for _, b, _ in page] == sent[-2:], "MAM <before/> returns the last page")
+    count = fin.findtext(".//{http://jabber.org/protocol/rsm}count")
+    check(count == "6", f"MAM total count is 6 (got {count})")
+    page, fin = await alice.mam_query(max_=2, before=first_id)
+    check(page == [], "MAM before the first id is empty")
+    past = "2000-01-01T00:00:00Z"
+    page, _ = await alice.mam_query(start=past)
+    check(len(page) == 6, "MAM start in the past returns all")
+    page, _ = await alice.mam_query(end=past)
+    check(page == [], "MAM end in the past returns none")
+    try:
+        await alice.mam_query(max_=2, after="no-such-id")
+        check(False, "MAM after an unknown id fails")
+    except slixmpp.exceptions.IqError as e:
+        check(e.condition == "item-not-found", "MAM after an unknown id gives item-not-found")
+
+    # A persistent room with MAM: its archive is the room's, kept when a participant is erased.
+    room_jid = f"tea-{NONCE}@conference.{DOMAIN}"
+    await join(alice, room_jid, "Alice")
+    await alice.iq_set(
+        f"<query xmlns='http://jabber.org/protocol/muc#owner'>"
+        "<x xmlns='jabber:x:data' type='submit'>"
+        "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+        "<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query>",
+        to=room_jid)
+    await join(bob, room_jid, "Bob")
+    muc = [f"muc-alice-{NONCE}", f"muc-bob-{NONCE}"]
+    alice.send_message(mto=room_jid, mbody=muc[0], mtype="groupchat")
+    await bob.wait_body(muc[0])
+    bob.send_message(mto=room_jid, mbody=muc[1], mtype="groupchat")
+    await alice.wait_body(muc[1])
+    items, _ = await bob.mam_query(to=room_jid)
+    check([b for _, b, _ in items] == muc, "room MAM returns both group-chat messages")
+
+    # Offline delivery.
+    bob.disconnect()
+    await bob.wait_until("disconnected", TIMEOUT)
+    offline = f"offline-{NONCE}"
+    alice.send_message(mto="bob@localhost", mbody=offline, mtype="chat")
+    # A round trip to the server: the message before it has been handled.
+    await alice.iq_get("<ping xmlns='urn:xmpp:ping'/>", to=DOMAIN)
+    bob2 = client(server, "bob", "bob-pw")
+    check(await bob2.login(), "bob logs in again")
+    await bob2.wait_body(offline)
+    check(True, "bob receives the offline message on login")
+    alice.disconnect()
+    bob2.disconnect()
+    await asyncio.gather(alice.wait_until("disconnected", TIMEOUT),
+                         bob2.wait_until("disconnected", TIMEOUT))
+    return sent, fn, room, offline, room_jid, muc
+
+
+async def login_once(server, user, password):
+    c = client(server, user, password)
+    ok = await c.login()
+    if ok:
+        c.disconnect()
+        await c.wait_until("disconnected", TIMEOUT)
+    return ok
+
+
+async def traffic_then_kill(server, jidstore):
+    """bob -> carol: a batch made durable (a CLI register through the admin socket flushes
+    the store), then a burst during which Prosody is killed with SIGKILL."""
+    bob = client(server, "bob", "bob-pw")
+    carol = client(server, "carol", "carol-pw")
+    check(await bob.login() and await carol.login(), "bob and carol log in for the kill -9 run")
+    durable = [f"durable-{i}-{NONCE}" for i in range(20)]
+    for body in durable:
+        bob.send_message(mto=f"carol@{DOMAIN}", mbody=body, mtype="chat")
+    await carol.wait_body(durable[-1])
+    r = subprocess.run([jidstore, "--data-dir", server.store, "register", "--user", "flushpoint",
+                        DOMAIN, "flush-pw"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "a flush point through the admin socket", r.stderr)
+    burst = [f"inflight-{i}-{NONCE}" for i in range(300)]
+    for body in burst:
+        bob.send_message(mto=f"carol@{DOMAIN}", mbody=body, mtype="chat")
+    await carol.wait_body(burst[9])
+    server.kill9()
+    return durable, burst
+
+
+async def after_deletion(server, sent, offline, room_jid, muc):
+    alice = client(server, "alice", "alice-pw")
+    check(not await alice.login(), "alice cannot log in after deluser")
+    bob = client(server, "bob", "bob-pw")
+    check(await bob.login(), "bob logs in after the restart")
+    items, _ = await bob.mam_query(with_="alice@localhost")
+    check([b for _, b, _ in items] == sent + [offline],
+          "bob's archive with alice is unchanged after the restart and alice's deletion")
+    roster = await bob.iq_get("<query xmlns='jabber:iq:roster'/>")
+    check(roster.xml.find("{jabber:iq:roster}query") is not None, "bob's roster answers")
+    await join(bob, room_jid, "Bob")
+    items, _ = await bob.mam_query(to=room_jid)
+    check([b for _, b, _ in items] == muc,
+          "the persistent room and its archive (alice's message too) survive restart and deletion")
+    bob.disconnect()
+    await bob.wait_until("disconnected", TIMEOUT)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jidstore", required=True)
+    ap.add_argument("--module-dir", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    server = Server(os.path.abspath(args.module_dir), os.path.abspath(args.jidstore))
+    jidstore = server.jidstore
+    ok = False
+    try:
+        server.start()
+        sent, fn, room, offline, room_jid, muc = asyncio.run(clients_phase(server))
+
+        # The CLI on the live data, through the admin socket.
+        a = export(jidstore, server, "alice")
+        check([(r["jid"], r["mechanisms"]) for r in a.get("accounts", [])]
+              == [("alice@localhost", "SCRAM-SHA-1")] and kv(a, "accounts") is None,
+              "export: alice's account is a jidstore account (SCRAM-SHA-1)", str(a.get("accounts")))
+        check(not any("stored_key" in v or "server_key" in v for t in a.values() for r in t
+                      for v in r.values()), "export: no SCRAM keys in the export")
+        check("bob@localhost" in (kv(a, "roster") or "") and "Friends" in kv(a, "roster"),
+              "export: alice's roster with bob in Friends")
+        # mod_vcard_legacy keeps the vCard as a PEP item (node urn:xmpp:vcard4).
+        vcards = [r["value"] for r in a.get("generic_archive", [])
+                  if r["store"] == "pep_urn:xmpp:vcard4"]
+        check(len(vcards) == 1 and fn in vcards[0], "export: alice's vCard (a PEP item)")
+        check(room in (kv(a, "private") or ""), "export: alice's bookmarks")
+        check(bodies(a, "archive") == sent + [offline],
+              "export: alice's archive holds exactly the messages she sent and received")
+        b = export(jidstore, server, "bob")
+        check(bodies(b, "archive") == sent + [offline], "export: bob's archive")
+        # An account made by the jidstore CLI (through the admin socket) logs in to Prosody.
+        r = subprocess.run([jidstore, "--data-dir", server.store, "register", "--user", "carol",
+                            DOMAIN, "carol-pw"], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "jidstore register carol while Prosody runs", r.stderr)
+        check(asyncio.run(login_once(server, "carol", "carol-pw")),
+              "carol (registered by the jidstore CLI) logs in to Prosody")
+        check(not asyncio.run(login_once(server, "carol", "wrong-pw")),
+              "carol with a wrong password is refused")
+        check(bodies(b, "offline") == [], "export: bob's offline store is empty after delivery")
+
+        # prosodyctl deluser while Prosody runs: refused with one line (the running server
+        # holds the store), nothing lost.
+        r = server.prosodyctl("deluser", f"alice@{DOMAIN}")
+        check(r.returncode != 0 and "the store is in use by another process" in r.stdout + r.stderr,
+              "prosodyctl deluser while Prosody runs is refused", f"{r.stdout} {r.stderr}")
+        check(asyncio.run(login_once(server, "alice", "alice-pw")), "alice still logs in")
+
+        # Deletion through Prosody: prosodyctl deluser with the server stopped, then restart.
+        server.stop()
+        r = server.prosodyctl("--verbose", "deluser", f"alice@{DOMAIN}")
+        check(r.returncode == 0, "prosodyctl deluser alice", f"{r.returncode} {r.stdout} {r.stderr}")
+        receipts = [line for line in (r.stdout + r.stderr).splitlines()
+                    if "jidstore erasure committed" in line]
+        check(len(receipts) == 1 and "alice" not in receipts[0],
+              "deluser ends in one jidstore erasure, logged without the JID", str(receipts))
+        server.start()
+        asyncio.run(after_deletion(server, sent, offline, room_jid, muc))
+        a = export(jidstore, server, "alice")
+        rows = sum(len(t) for t in a.values())
+        check(rows == 0, f"export: nothing left about alice ({rows} rows)")
+        b = export(jidstore, server, "bob")
+        check(bodies(b, "archive") == sent + [offline], "export: bob's archive unchanged")
+
+        # kill -9 during traffic: what was flushed is there, the rest a prefix, verify clean.
+        durable, burst = asyncio.run(traffic_then_kill(server, jidstore))
+        r = subprocess.run(server.as_user + [jidstore, "--data-dir", server.store, "verify"],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, "verify is clean after kill -9", f"{r.stdout} {r.stderr}")
+        c = export(jidstore, server, "carol")
+        got = [b for b in bodies(c, "archive") if NONCE in b]
+        check(got[:len(durable)] == durable, "every flushed message survived kill -9")
+        rest = got[len(durable):]
+        check(rest == burst[:len(rest)],
+              f"the burst's survivors are a prefix of it ({len(rest)} of {len(burst)})")
+        server.start()
+        check(asyncio.run(login_once(server, "carol", "carol-pw")),
+              "Prosody serves again after kill -9")
+
+        # Offline checks: verify, compact, and no byte of alice's own text left.
+        server.stop()
+        for cmd in (["verify"], ["compact"], ["verify"]):
+            r = subprocess.run(server.as_user + [jidstore, "--data-dir", server.store] + cmd,
+                               capture_output=True, text=True, timeout=300)
+            check(r.returncode == 0, f"jidstore {' '.join(cmd)}", f"{r.stdout} {r.stderr}")
+        left = []
+        for root, _, files in os.walk(server.store):
+            for name in files:
+                path = os.path.join(root, name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    left += [s for s in (fn, room) if s.encode() in data]
+        check(left == [], "after compact no byte of alice's vCard or bookmarks is left", str(left))
+        ok = True
+    finally:
+        server.stop()
+        if not ok:
+            print("--- prosody log (tail) ---\n" + server.log_tail(), file=sys.stderr)
+        if ok and not args.keep:
+            shutil.rmtree(server.dir, ignore_errors=True)
+        else:
+            print(f"work directory kept: {server.dir}", file=sys.stderr)
+    print("prosody e2e: PASS", flush=True)
+
+
+if __name__ == "__main__":
+    main()
