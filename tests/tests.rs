@@ -29,6 +29,7 @@ mod maintenance;
 mod mam;
 mod mam_query;
 mod offline;
+mod paths;
 mod pie;
 mod pie_stream;
 mod privacy;
