@@ -33,6 +33,9 @@ pub struct Config {
     pub(crate) read_only_check: bool,
     pub(crate) lock_timeout: std::time::Duration,
     pub(crate) min_free: Option<u64>,
+    /// Open a copy still being written, despite its incomplete-copy marker
+    /// ([`crate::maintenance`] only).
+    pub(crate) incomplete_copy: bool,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             read_only_check: false,
             lock_timeout: std::time::Duration::ZERO,
             min_free: None,
+            incomplete_copy: false,
         }
     }
 

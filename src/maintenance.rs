@@ -15,7 +15,8 @@
 //! directory and deletes the old directory. A crash leaves one of these states:
 //!
 //! 1. during the copy or verification: the old store at `<path>`, plus a stale
-//!    `<path>.compact-*` directory that can be deleted;
+//!    `<path>.compact-*` directory that can be deleted (it holds the incomplete-copy marker
+//!    [`copy_into`] describes, so it never opens as a store);
 //! 2. between the two renames: nothing at `<path>`, the old store at `<path>.old-*` and the
 //!    verified copy at `<path>.compact-*`. Opening `<path>` then fails with an error naming
 //!    the `.old-*` directory (it never creates an empty store there); rename either directory
@@ -34,6 +35,15 @@ use crate::error::{Error, Result};
 use crate::keys::Keyspace;
 use crate::store::Store;
 use crate::verify::verify;
+
+/// The file a copy of a store holds while it is written ([`copy_into`], [`compact`]): a
+/// directory that holds it never opens as a store, so a copy that a crash or a kill
+/// interrupted cannot pass for a good one. Written and synced before the first entry is
+/// copied, deleted once every file of the copy is synced.
+pub(crate) const INCOMPLETE_COPY: &str = "jidstore-incomplete-copy";
+
+/// [`copy_into`] writes into `.<dest name>` + this + `<random hex>` next to `<dest>`.
+pub const BACKUP_TMP_INFIX: &str = ".jidstore-backup-tmp-";
 
 /// Entries per batch (and per tree pass) when copying: bounded memory.
 pub const COPY_CHUNK: usize = 10_000;
@@ -107,6 +117,14 @@ impl std::fmt::Display for CompactSummary {
 /// exist, and flushes it. Keys and values are copied verbatim (no decoding), in batches of
 /// [`COPY_CHUNK`] entries.
 ///
+/// The copy is written into a temporary sibling `.<name>`[`BACKUP_TMP_INFIX`]`<random>`
+/// that holds an incomplete-copy marker file until the end; once every entry is copied,
+/// every file and directory of it is synced, the marker deleted, and the directory renamed
+/// to `dest` (never replacing anything there) and the parent synced. A crash or kill leaves
+/// either no `dest` at all or a complete one; a leftover temporary directory is refused by
+/// every open (it names the marker) and can be deleted. The free-space reserve is the
+/// source's as configured ([`Config::min_free`]), or the default for `dest`'s filesystem.
+///
 /// The copy is consistent: it holds the store's erase lock exclusively throughout, so no
 /// writer of owner data (nor an erasure) changes anything mid-copy; writers wait until it is
 /// done. Queued archive sweeps are finished first, so erased archives are not carried over.
@@ -119,13 +137,111 @@ impl std::fmt::Display for CompactSummary {
 /// store never creates others). `dest`'s parent must exist, and `dest` may not lie inside
 /// the data directory. The copy is created owner-only, as every new store is.
 pub fn copy_into(store: &Store, dest: &Path) -> Result<CopySummary> {
-    let (copy, summary) = copy_open(store, dest)?;
+    check_dest(store, dest)?;
+    let mut name = OsString::from(".");
+    name.push(dest.file_name().unwrap_or_default());
+    name.push(format!("{BACKUP_TMP_INFIX}{:016x}", rand::random::<u64>()));
+    let tmp = parent_of(dest).join(name);
+    let (copy, summary) = copy_open(store, &tmp).map_err(|e| shown_at(e, &tmp, dest))?;
     drop(copy);
+    let placed = complete(&tmp).and_then(|()| {
+        kill_point("backup:completed");
+        rename_new(&tmp, dest)
+    });
+    if let Err(e) = placed {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    kill_point("backup:renamed");
+    sync_dir(&parent_of(dest))?;
     Ok(summary)
 }
 
-/// [`copy_into`], returning the new store still open.
-fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
+/// A free-space refusal on the temporary copy `tmp` names `shown` (the path the user gave).
+fn shown_at(e: Error, tmp: &Path, shown: &Path) -> Error {
+    match e {
+        Error::LowSpace {
+            path,
+            free,
+            reserve,
+        } if path == tmp => Error::LowSpace {
+            path: shown.to_path_buf(),
+            free,
+            reserve,
+        },
+        other => other,
+    }
+}
+
+/// Test hook for the crash tests: with `JIDSTORE_TEST_KILL_AT=<point>` in its environment
+/// the process kills itself with SIGKILL on reaching `point`, so that a test interrupts a
+/// copy at a chosen step rather than after a guessed delay.
+fn kill_point(point: &str) {
+    if std::env::var_os("JIDSTORE_TEST_KILL_AT").is_some_and(|p| p == point) {
+        let me = rustix::process::getpid();
+        let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+    }
+}
+
+/// Makes a finished copy durable, then marks it complete: every file and directory in it
+/// synced, the [`INCOMPLETE_COPY`] marker deleted, the directory synced again.
+fn complete(dir: &Path) -> Result<()> {
+    sync_tree(dir)?;
+    let marker = dir.join(INCOMPLETE_COPY);
+    fs::remove_file(&marker).map_err(Error::on_path("remove", &marker))?;
+    sync_dir(dir)
+}
+
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(Error::on_path("read directory", dir))? {
+        let entry = entry.map_err(Error::on_path("read directory", dir))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(Error::on_path("read metadata of", &path))?;
+        if kind.is_dir() {
+            sync_tree(&path)?;
+        } else if kind.is_file() {
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::on_path("sync", &path))?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::on_path("sync directory", dir))
+}
+
+/// Renames `from` to `to`, never replacing anything at `to` (atomically on Linux; elsewhere,
+/// or where the filesystem lacks `RENAME_NOREPLACE`, checked just before).
+fn rename_new(from: &Path, to: &Path) -> Result<()> {
+    let failed = Error::on_path("move the finished copy to", to);
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e != Errno::INVAL && e != Errno::NOSYS => return Err(failed(e.into())),
+            Err(_) => {}
+        }
+    }
+    if fs::symlink_metadata(to).is_ok() {
+        return Err(failed(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "it already exists",
+        )));
+    }
+    fs::rename(from, to).map_err(failed)
+}
+
+/// Refuses a copy destination that is empty, exists, has no existing parent directory, or
+/// lies inside the store's data directory.
+fn check_dest(store: &Store, dest: &Path) -> Result<()> {
     if dest.as_os_str().is_empty() {
         return Err(Error::InvalidInput("destination path is empty".into()));
     }
@@ -152,14 +268,31 @@ fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
         });
     }
     let real_store = fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_path_buf());
-    if real_parent.join(name).starts_with(&real_store) {
+    if !store.is_temporary() && real_parent.join(name).starts_with(&real_store) {
         return Err(Error::InvalidInput(format!(
             "the copy {} cannot be inside the data directory {}",
             dest.display(),
             store.path().display()
         )));
     }
-    let copy = match Config::new(dest).open() {
+    Ok(())
+}
+
+/// Copies `store` into a new store at `dest` (checked by [`check_dest`]), which keeps the
+/// [`INCOMPLETE_COPY`] marker; returns the new store still open.
+fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
+    check_dest(store, dest)?;
+    create_private_dir(dest).map_err(Error::on_path("create a copy at", dest))?;
+    let opened = mark_incomplete(dest).and_then(|()| {
+        kill_point("copy:created");
+        let mut config = Config::new(dest);
+        config.incomplete_copy = true;
+        if let Some(bytes) = store.configured_min_free() {
+            config = config.min_free(bytes);
+        }
+        config.open()
+    });
+    let copy = match opened {
         Ok(copy) => copy,
         Err(e) => {
             // It did not exist a moment ago: whatever is there now is this attempt's.
@@ -176,6 +309,27 @@ fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
             Err(e)
         }
     }
+}
+
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+}
+
+/// Writes the [`INCOMPLETE_COPY`] marker into `dir` and makes it durable.
+fn mark_incomplete(dir: &Path) -> Result<()> {
+    let marker = dir.join(INCOMPLETE_COPY);
+    let text = "This directory is a jidstore copy that is still being written, or whose \
+                writing was interrupted. It is not a usable store: delete it.\n";
+    fs::write(&marker, text)
+        .and_then(|()| fs::File::open(&marker)?.sync_all())
+        .map_err(Error::on_path("create", &marker))?;
+    sync_dir(dir)
 }
 
 fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
@@ -197,6 +351,7 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
                 entries,
                 bytes,
             });
+            kill_point(&format!("copy:keyspace:{}", ks.name()));
             continue;
         }
         let mut entries = 0u64;
@@ -220,6 +375,7 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
             }
         }
         if in_batch > 0 {
+            copy.check_space_for(batch_bytes)?;
             copy.apply_batch(ks, batch)?;
             crate::progress::advance(in_batch as u64);
         }
@@ -228,12 +384,14 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
             entries,
             bytes,
         });
+        kill_point(&format!("copy:keyspace:{}", ks.name()));
     }
     // sled's id generator lives outside every tree: carry it over, or a new account could
     // get an existing archive id and new messages would sort before old ones.
     let floor = store.generate_id()?;
     while copy.generate_id()? < floor {}
     copy.flush()?;
+    kill_point("copy:flushed");
     Ok(summary)
 }
 
@@ -274,8 +432,9 @@ fn parent_of(path: &Path) -> PathBuf {
 /// Opens an existing store, waiting up to 5 s while the directory is locked: sled's
 /// background threads can hold the lock for a moment after the last handle of the same
 /// process is dropped (e.g. right after an erasure in `unregister --purge`).
-fn open_existing(path: &Path) -> Result<Store> {
-    Config::new(path)
+fn open_existing(mut config: Config, path: &Path) -> Result<Store> {
+    config.path = path.to_path_buf();
+    config
         .must_exist(true)
         .lock_timeout(Duration::from_secs(5))
         .open()
@@ -288,16 +447,29 @@ fn open_existing(path: &Path) -> Result<Store> {
 /// (sled's lock enforces it). A symlinked `path` is resolved first: the directory it points
 /// to is compacted and the link is kept.
 pub fn compact(path: &Path) -> Result<CompactSummary> {
+    compact_with(Config::new(path))
+}
+
+/// [`compact`] the store at `config`'s path, opened with `config` (which must not be
+/// [`Config::temporary`]); the copy keeps its free-space reserve ([`Config::min_free`]).
+pub fn compact_with(config: Config) -> Result<CompactSummary> {
+    if config.temporary {
+        return Err(Error::InvalidInput(
+            "a temporary store cannot be compacted".into(),
+        ));
+    }
+    let path = config.path.clone();
+    let path = path.as_path();
     // Through a symlink, the renames would replace the link and leave the real directory,
     // erased bytes and all, where it is: work on the directory the link points to.
     let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let path = real.as_path();
     // Measured before opening: opening writes to sled's files.
     let size_before = dir_size(path);
-    let store = open_existing(path)?;
+    let store = open_existing(config, path)?;
     let size_before = size_before?;
     let tmp = sibling(path, ".compact-")?;
-    let (copy, summary) = copy_open(&store, &tmp)?;
+    let (copy, summary) = copy_open(&store, &tmp).map_err(|e| shown_at(e, &tmp, path))?;
     let report = match verify(&copy) {
         Ok(r) => r,
         Err(e) => {
@@ -314,6 +486,10 @@ pub fn compact(path: &Path) -> Result<CompactSummary> {
             path: path.to_path_buf(),
             problems: report.problems.len(),
         });
+    }
+    if let Err(e) = complete(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
     }
     let old = sibling(path, ".old-")?;
     if let Err(e) = fs::rename(path, &old) {

@@ -38,6 +38,89 @@ pub(crate) fn resolve(path: &Path, default_name: &str) -> Result<PathBuf> {
     }
 }
 
+/// Refuses an existing `target` that is not a regular file, with or without `force`: a
+/// device node, a FIFO, a socket or a directory is never replaced (as root, `--force` would
+/// otherwise turn `/dev/null` into a zip). A symbolic link is not followed: with `force` the
+/// link itself is replaced, its target untouched. Any other existing `target` is refused
+/// with [`Error::OutputExists`] unless `force`.
+pub(crate) fn check_target(target: &Path, force: bool) -> Result<()> {
+    let Ok(meta) = fs::symlink_metadata(target) else {
+        return Ok(());
+    };
+    let kind = meta.file_type();
+    if kind.is_file() || kind.is_symlink() {
+        return if force {
+            Ok(())
+        } else {
+            Err(Error::OutputExists(target.to_path_buf()))
+        };
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else {
+        special_kind(kind)
+    };
+    Err(Error::Path {
+        action: "write to",
+        path: target.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("it is {what}, not a regular file (never replaced, even with --force)"),
+        ),
+    })
+}
+
+#[cfg(unix)]
+fn special_kind(kind: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: fs::FileType) -> &'static str {
+    "a special file"
+}
+
+/// Refuses an output `target` inside the data directory `data`, however either is spelt
+/// (`..`, symbolic links): a file there could replace one of the store's own (`db`, `conf`)
+/// and anything else in it is deleted by `compact`. The target (a file to create, or an
+/// existing directory) or its parent must exist.
+pub(crate) fn refuse_inside_store(data: &Path, target: &Path, what: &str) -> Result<()> {
+    // A directory (or a link to one) is resolved whole; a file's name is kept as it is, as
+    // an output file that is a symbolic link is replaced, not followed.
+    let real = match target.file_name() {
+        Some(name) if !target.is_dir() => {
+            let parent = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            fs::canonicalize(parent)
+                .map_err(Error::on_path("write into", parent))?
+                .join(name)
+        }
+        _ => fs::canonicalize(target).map_err(Error::on_path("write into", target))?,
+    };
+    let real_data = fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    if real.starts_with(&real_data) {
+        return Err(Error::InvalidInput(format!(
+            "{what} {} cannot be inside the data directory {}",
+            target.display(),
+            data.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Removes the temporary file unless disarmed.
 struct TempGuard(Option<PathBuf>);
 
@@ -64,23 +147,14 @@ fn create_private(path: &Path) -> io::Result<File> {
 ///
 /// The content goes to a temporary file in the target's directory, created owner-only
 /// (0600); it is flushed, fsynced and renamed into place, and the directory is synced. An
-/// existing `target` is refused with [`Error::OutputExists`] unless `force` (checked before
-/// and again just before the rename). On any failure the temporary file is removed.
+/// existing `target` is refused as [`check_target`] says (checked before and again just
+/// before the rename). On any failure the temporary file is removed.
 pub(crate) fn write_new<T>(
     target: &Path,
     force: bool,
     write: impl FnOnce(&mut io::BufWriter<&File>) -> Result<T>,
 ) -> Result<T> {
-    if !force && fs::symlink_metadata(target).is_ok() {
-        return Err(Error::OutputExists(target.to_path_buf()));
-    }
-    if target.is_dir() {
-        return Err(Error::Path {
-            action: "overwrite",
-            path: target.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
-        });
-    }
+    check_target(target, force)?;
     let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -117,9 +191,7 @@ pub(crate) fn write_new<T>(
     drop(buffered);
     file.sync_all().map_err(write_err)?;
     drop(file);
-    if !force && fs::symlink_metadata(target).is_ok() {
-        return Err(Error::OutputExists(target.to_path_buf()));
-    }
+    check_target(target, force)?;
     fs::rename(&tmp, target).map_err(write_err)?;
     guard.0 = None;
     // Make the rename itself durable.

@@ -116,6 +116,11 @@ struct Inner {
     /// never outlives the erasure.
     archive_ids: Mutex<HashMap<BareJid, u64>>,
     path: PathBuf,
+    /// A [`Config::temporary`] store: `path` is the system temp directory, not its own.
+    temporary: bool,
+    /// The free-space reserve as configured (`None`: the default for the filesystem), which
+    /// copies of the store ([`crate::maintenance`]) keep too.
+    min_free: Option<u64>,
     scram_iterations: u32,
     space: SpaceGuard,
     /// The flush witness ([`crate::witness`]); held from taking a generation to recording it.
@@ -332,7 +337,7 @@ impl Store {
         }
         let path = config.path.clone();
         if !config.temporary {
-            check_dir(&path, config.read_only_check)?;
+            check_dir(&path, config.read_only_check, config.incomplete_copy)?;
         }
         if !config.temporary {
             discard_partial_snapshots(&path)?;
@@ -408,6 +413,8 @@ impl Store {
                 pending: std::sync::atomic::AtomicUsize::new(0),
                 sweep_lock: Mutex::new(()),
                 path,
+                temporary: config.temporary,
+                min_free: config.min_free,
                 scram_iterations: config.scram_iterations,
             }),
         };
@@ -418,6 +425,16 @@ impl Store {
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether this is a [`Config::temporary`] store (its [`Store::path`] is not its own).
+    pub(crate) fn is_temporary(&self) -> bool {
+        self.inner.temporary
+    }
+
+    /// The free-space reserve as configured ([`Config::min_free`]), `None` for the default.
+    pub(crate) fn configured_min_free(&self) -> Option<u64> {
+        self.inner.min_free
     }
 
     /// Makes every write so far durable, and records that in the flush witness
@@ -934,19 +951,47 @@ pub(crate) fn abort<T>(e: Error) -> TxResult<T> {
 
 /// The checks before sled touches `path`: a directory holding a store or nothing, or (unless
 /// `must_exist`) missing, then created owner-only.
-fn check_dir(path: &Path, must_exist: bool) -> Result<()> {
+fn check_dir(path: &Path, must_exist: bool, incomplete_copy: bool) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if !m.is_dir() => return Err(not_a_store(path.to_path_buf(), "not a directory")),
         Ok(_) => {
+            let marker = crate::maintenance::INCOMPLETE_COPY;
+            if !incomplete_copy && std::fs::symlink_metadata(path.join(marker)).is_ok() {
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    &format!(
+                        "it is an incomplete copy (a `jidstore backup` or `compact` that did \
+                         not finish left its {marker} file); delete it and take the backup again"
+                    ),
+                ));
+            }
             let ours = looks_like_sled_dir(path).map_err(|source| Error::Path {
                 action: "read data directory",
                 path: path.to_path_buf(),
                 source,
             })?;
-            if !ours {
+            if !ours && !incomplete_copy {
                 return Err(not_a_store(
                     path.to_path_buf(),
                     "it holds files that are not sled's",
+                ));
+            }
+            // sled would create an empty `db` next to the old snapshot and report the store
+            // as damaged. A store that ever held data has a snapshot or the flush witness.
+            let has = |name: &str| std::fs::symlink_metadata(path.join(name)).is_ok();
+            let written = has(crate::witness::FILE_NAME)
+                || std::fs::read_dir(path).is_ok_and(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with("snap."))
+                });
+            if !has("db") && written {
+                let db = path.join("db");
+                return Err(not_a_store(
+                    path.to_path_buf(),
+                    &format!(
+                        "{} (sled's data file) is missing; restore a backup",
+                        db.display()
+                    ),
                 ));
             }
             // An empty directory: sled would create its files in it before the check

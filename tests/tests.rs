@@ -31,6 +31,7 @@ mod maintenance;
 mod mam;
 mod mam_query;
 mod offline;
+mod paths;
 mod pie;
 mod pie_compliance;
 mod pie_stream;

@@ -64,6 +64,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "TMPDIR",
         "Where demo creates its directory when --data-dir is not given.",
     ),
+    (
+        "JIDSTORE_TEST_KILL_AT",
+        "For crash tests only, never set otherwise: the process kills itself (SIGKILL) at the \
+         named step of backup or compact's copy.",
+    ),
 ];
 
 /// `jidstore man`: one man page (roff) on stdout, with a section per subcommand.

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::Env;
 use crate::BareJid;
 use crate::forensic::{self, ForensicOptions};
+use crate::output;
 
 /// `jidstore forensic-export --from DIR <username> <domain> <path>`. The data directory
 /// (`--data-dir`) is not opened.
@@ -22,11 +23,18 @@ pub(super) fn export(
 ) -> anyhow::Result<u8> {
     let subject = BareJid::from_parts(username, domain)?;
     let source = env.ctx.resolve(from);
+    let path = env.output_path(path)?;
+    // The data directory is not opened, but nothing is written into it either.
+    let data = env.data_dir();
+    let name = format!("{}.zip", subject.node().unwrap_or(subject.as_str()));
+    output::refuse_inside_store(data, &output::resolve(&path, &name)?, "the export file")?;
     let mut options = ForensicOptions::default().force(force);
     if let Some(dir) = work_dir {
-        options = options.work_dir(env.ctx.resolve(dir));
+        let dir = env.ctx.resolve(dir);
+        output::refuse_inside_store(data, &dir, "the working directory")?;
+        options = options.work_dir(dir);
     }
-    let summary = forensic::export(&source, &subject, &env.ctx.resolve(path), &options)?;
+    let summary = forensic::export(&source, &subject, &path, &options)?;
     let m = &summary.manifest;
     let text = format!(
         "Personal data of {subject} exported from the copy {} to {} ({} rows in {} files; \

@@ -69,11 +69,12 @@ pub(super) fn retrieve(
         CsvEscaping::None
     };
     let subject = BareJid::from_parts(username, domain)?;
+    let path = env.output_path(path)?;
     let store = env.open(false)?;
     let (written, summary) = gdpr::retrieve_to_path(
         &store,
         &subject,
-        &env.ctx.resolve(path),
+        &path,
         &ExportOptions::default().force(force).csv_escaping(escaping),
     )?;
     let text = format!(
@@ -179,7 +180,7 @@ pub(super) fn unregister(
     }
     // Also when nothing was erased now: the bytes of an earlier erasure may still be there.
     let compacted = if purge {
-        let summary = maintenance::compact(env.data_dir())?;
+        let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false)?)?;
         if !env.ctx.json {
             writeln!(out, "{summary}")?;
         }

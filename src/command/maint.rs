@@ -32,15 +32,15 @@ pub(super) fn compact_json(summary: &CompactSummary) -> Value {
 
 /// `jidstore compact`.
 pub(super) fn compact(env: &Env<'_>, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let summary = maintenance::compact(env.data_dir())?;
+    let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false)?)?;
     env.emit(out, &compact_json(&summary), &format!("{summary}\n"))?;
     Ok(0)
 }
 
 /// `jidstore backup <dest>`.
 pub(super) fn backup(env: &Env<'_>, dest: &Path, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let dest = env.output_path(dest)?;
     let store = env.open(false)?;
-    let dest = env.ctx.resolve(dest);
     let summary = maintenance::copy_into(&store, &dest)?;
     let mut doc = copy_json(&summary);
     if let Some(map) = doc.as_object_mut() {

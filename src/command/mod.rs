@@ -246,6 +246,20 @@ impl Env<'_> {
         }
     }
 
+    /// An output path argument (an export file or a backup directory) as the caller means
+    /// it. `-` is refused rather than taken as a file name: exports are zip files and
+    /// directories, which are not written to stdout.
+    fn output_path(&self, path: &Path) -> anyhow::Result<PathBuf> {
+        if path.as_os_str() == "-" {
+            anyhow::bail!(
+                "output path `-`: jidstore does not write to stdout (an export is a zip or \
+                 XML file written in place, a backup a directory); give a file name \
+                 (`./-` for a file named -)"
+            );
+        }
+        Ok(self.ctx.resolve(path))
+    }
+
     /// Writes `json` (one line) or `text`, as the caller asked.
     fn emit(&self, out: &mut dyn Write, json: &serde_json::Value, text: &str) -> io::Result<()> {
         if self.ctx.json {
@@ -266,11 +280,17 @@ pub(crate) fn open_path(path: &Path, create: bool) -> crate::Result<Store> {
             source,
         })?;
     }
+    dir_config(path, create)?.open()
+}
+
+/// How commands open the data directory at `path`: created only if `create`, with the
+/// free-space reserve of `JIDSTORE_MIN_FREE` when set.
+pub(crate) fn dir_config(path: &Path, create: bool) -> crate::Result<Config> {
     let mut config = Config::new(path).must_exist(!create);
     if let Some(bytes) = min_free_from_env()? {
         config = config.min_free(bytes);
     }
-    config.open()
+    Ok(config)
 }
 
 /// `JIDSTORE_MIN_FREE`: the free-space reserve ([`Config::min_free`]) as bytes, or with a

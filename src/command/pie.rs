@@ -107,9 +107,9 @@ pub(super) fn export(
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let user = BareJid::from_parts(username, domain)?;
+    let path = env.output_path(path)?;
     let store = env.open(false)?;
-    let (written, counts) =
-        crate::pie::export_to_path(&store, &user, &env.ctx.resolve(path), force)?;
+    let (written, counts) = crate::pie::export_to_path(&store, &user, &path, force)?;
     let list: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let text = format!(
         "XEP-0227 export of {user} written to {} ({})\n",

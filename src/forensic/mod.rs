@@ -147,9 +147,7 @@ pub fn export(
         .clone()
         .unwrap_or_else(|| parent_of(&target));
     refuse_inside(&source, &work_parent, "the working directory")?;
-    if !options.export.force && fs::symlink_metadata(&target).is_ok() {
-        return Err(Error::OutputExists(target));
-    }
+    output::check_target(&target, options.export.force)?;
     let work = WorkDir::create(&work_parent)?;
     let copy = work.path.join("copy");
     let hashed_at = Timestamp::now();

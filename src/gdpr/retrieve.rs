@@ -410,8 +410,10 @@ fn write_zip<W: Write + Seek, M: Serialize>(
 ///
 /// The zip is written to a temporary file in the target directory, created owner-only
 /// (0600), fsynced and renamed into place, so a reader never sees a partial export and a
-/// failure leaves nothing behind. An existing file is refused unless `options.force`. The
-/// parent directory must exist.
+/// failure leaves nothing behind. An existing file is refused unless `options.force`, and
+/// anything but a regular file (or a symbolic link, which is replaced, not followed) even
+/// with it. The parent directory must exist, and the file may not lie inside the store's
+/// data directory.
 pub fn retrieve_to_path(
     store: &Store,
     subject: &BareJid,
@@ -420,6 +422,9 @@ pub fn retrieve_to_path(
 ) -> Result<(PathBuf, ExportSummary)> {
     let name = format!("{}.zip", subject.node().unwrap_or(subject.as_str()));
     let target = output::resolve(path, &name)?;
+    if !store.is_temporary() {
+        output::refuse_inside_store(store.path(), &target, "the export file")?;
+    }
     let summary = output::write_new(&target, options.force, |sink| {
         retrieve(store, subject, sink, options)
     })?;

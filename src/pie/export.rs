@@ -439,7 +439,8 @@ fn archive<S: Write>(
 
 /// Writes the export of `user` to `path` (or `<path>/<username>.xml` when `path` is a
 /// directory) with the same file safety as the GDPR zip: a temporary file created 0600,
-/// fsynced and renamed into place, no overwrite without `force`, nothing left on failure.
+/// fsynced and renamed into place, no overwrite without `force` (and never of anything but a
+/// regular file), nothing left on failure, never inside the store's data directory.
 pub fn export_to_path(
     store: &Store,
     user: &BareJid,
@@ -451,6 +452,9 @@ pub fn export_to_path(
     }
     let name = format!("{}.xml", user.node().unwrap_or(user.as_str()));
     let target = output::resolve(path, &name)?;
+    if !store.is_temporary() {
+        output::refuse_inside_store(store.path(), &target, "the export file")?;
+    }
     let counts = output::write_new(&target, force, |sink| export(store, user, sink))?;
     Ok((target, counts))
 }
