@@ -315,7 +315,8 @@ impl Store {
         // directory must give a message, not abort the process.
         let deadline = std::time::Instant::now() + config.lock_timeout;
         let opened = loop {
-            let res = catch_unwind(AssertUnwindSafe(|| sled_config.open()));
+            // Quiet: sled's panic message would print before the one-line error.
+            let res = quiet_panics(|| sled_config.open());
             match res {
                 Ok(Err(e)) => match map_open_error(&path, e) {
                     Error::Locked(_) if std::time::Instant::now() < deadline => {
@@ -329,12 +330,7 @@ impl Store {
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(map_open_error(&path, e)),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("unknown panic");
+            Err(what) => {
                 return Err(not_a_store(
                     path,
                     &format!("sled panicked while opening it ({what})"),
@@ -970,4 +966,36 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+thread_local! {
+    /// Set while this thread runs [`quiet_panics`]: the panic hook stays silent.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+static HOOK: std::sync::Once = std::sync::Once::new();
+
+/// Runs `f`, catching a panic and returning its message instead. While it runs, panics on
+/// this thread print nothing (the previous hook still serves every other thread and time),
+/// so the caller's one-line error is all that reaches stderr.
+pub(crate) fn quiet_panics<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let res = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    res.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic")
+            .to_owned()
+    })
 }

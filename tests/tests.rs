@@ -31,6 +31,7 @@ mod offline;
 mod pie;
 mod pie_stream;
 mod privacy;
+mod process;
 mod private;
 mod progress;
 mod pubsub;
