@@ -30,11 +30,146 @@ fn a_panic_caught_on_a_damaged_store_prints_one_line() {
         let run = jidstore(&data, &[cmd]);
         assert_eq!(run.code, 1, "{cmd}: {}", run.stderr);
         let lines: Vec<&str> = run.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{cmd}: stderr is not one line:\n{}", run.stderr);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{cmd}: stderr is not one line:\n{}",
+            run.stderr
+        );
         assert!(
             lines[0].starts_with("jidstore: ") && lines[0].contains("sled panicked"),
             "{cmd}: {}",
             lines[0]
         );
     }
+}
+
+/// Runs `jidstore --data-dir <data> <args>` with extra environment, killed (and the test
+/// failed) if it hangs.
+fn run_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> crate::util::Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"));
+    cmd.arg("--data-dir").arg(data).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    crate::bounded::run_bounded(&mut cmd)
+}
+
+/// A store held open by this process (so the CLI finds it locked and forwards), with a fake
+/// admin socket whose connections `serve` handles.
+fn fake_server(
+    serve: impl FnOnce(std::os::unix::net::UnixStream) + Send + 'static,
+) -> (
+    tempfile::TempDir,
+    jidstore::Store,
+    std::thread::JoinHandle<()>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = jidstore::Config::new(&data).open().unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(data.join("admin.sock")).unwrap();
+    let thread = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        serve(conn);
+    });
+    (dir, store, thread)
+}
+
+/// Reads the client's request frame.
+fn read_request(conn: &mut std::os::unix::net::UnixStream) {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body).unwrap();
+}
+
+// See issue 13, item 6: a server that holds the socket but never answers hung the client.
+#[test]
+fn admin_client_times_out_on_a_server_that_never_answers() {
+    let (dir, _store, server) = fake_server(|mut conn| {
+        // Accept, then say nothing until the client gives up and closes.
+        let _ = std::io::Read::read_to_end(&mut conn, &mut Vec::new());
+    });
+    let run = run_env(
+        &dir.path().join("data"),
+        &["stats"],
+        &[("JIDSTORE_ADMIN_TIMEOUT", "0.3")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("jidstore: cannot use the admin socket")
+            && run.stderr.contains("the server did not answer for 0.3 s"),
+        "{}",
+        run.stderr
+    );
+    server.join().unwrap();
+    // A bad value is refused with one line.
+    let run = run_env(
+        &dir.path().join("data"),
+        &["stats"],
+        &[("JIDSTORE_ADMIN_TIMEOUT", "soon")],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("JIDSTORE_ADMIN_TIMEOUT must be"),
+        "{}",
+        run.stderr
+    );
+}
+
+// See issue 13, item 6: a server that dies after taking the command (an erasure that
+// committed) was reported as "not the server's user?".
+#[test]
+fn admin_client_says_a_command_taken_may_have_run() {
+    let (dir, _store, server) = fake_server(|mut conn| {
+        read_request(&mut conn);
+        // Take the command (a heartbeat), then die without answering.
+        std::io::Write::write_all(&mut conn, &0u32.to_be_bytes()).unwrap();
+    });
+    let run = run_env(
+        &dir.path().join("data"),
+        &["unregister", "alice", "localhost"],
+        &[("JIDSTORE_ADMIN_TIMEOUT", "30")],
+    );
+    server.join().unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the command may have run") && !run.stderr.contains("user?"),
+        "{}",
+        run.stderr
+    );
+}
+
+// See issue 13, item 6: the timeout bounds the silence between bytes, not a long command.
+#[test]
+fn admin_heartbeats_keep_a_long_command_alive() {
+    let (dir, _store, server) = fake_server(|mut conn| {
+        use std::io::Write;
+        read_request(&mut conn);
+        // Runs for ~2 s, twice the client's timeout, with a heartbeat every 50 ms.
+        for _ in 0..40 {
+            conn.write_all(&0u32.to_be_bytes()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let body = br#"{"code":0,"stdout":"ZG9uZQo=","stderr":""}"#;
+        conn.write_all(&u32::try_from(body.len()).unwrap().to_be_bytes())
+            .unwrap();
+        conn.write_all(body).unwrap();
+    });
+    let run = run_env(
+        &dir.path().join("data"),
+        &["stats"],
+        &[("JIDSTORE_ADMIN_TIMEOUT", "1")],
+    );
+    server.join().unwrap();
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "done\n"),
+        "{}",
+        run.stderr
+    );
 }
