@@ -22,6 +22,7 @@
 
 #[cfg(unix)]
 pub mod admin;
+pub mod cleanup;
 pub mod codec;
 pub mod command;
 mod config;

@@ -297,6 +297,7 @@ pub fn compact(path: &Path) -> Result<CompactSummary> {
     let store = open_existing(path)?;
     let size_before = size_before?;
     let tmp = sibling(path, ".compact-")?;
+    let scratch = crate::cleanup::register(&tmp);
     let (copy, summary) = copy_open(&store, &tmp)?;
     let report = match verify(&copy) {
         Ok(r) => r,
@@ -316,11 +317,18 @@ pub fn compact(path: &Path) -> Result<CompactSummary> {
         });
     }
     let old = sibling(path, ".old-")?;
-    if let Err(e) = fs::rename(path, &old) {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(Error::on_path("move aside", path)(e));
-    }
-    fs::rename(&tmp, path).map_err(Error::on_path("move the compacted copy into", path))?;
+    crate::cleanup::test_pause("compact-swap");
+    // A signal waits for both renames: it never finds `path` missing, and never removes the
+    // copy once it is in place.
+    scratch.commit(|| {
+        if let Err(e) = fs::rename(path, &old) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(Error::on_path("move aside", path)(e));
+        }
+        fs::rename(&tmp, path).map_err(Error::on_path("move the compacted copy into", path))
+    })?;
+    // The old store holds the erased bytes: removed on a signal too.
+    let _old = crate::cleanup::register(&old);
     let parent = parent_of(path);
     fs::File::open(&parent)
         .and_then(|d| d.sync_all())

@@ -173,3 +173,137 @@ fn admin_heartbeats_keep_a_long_command_alive() {
         run.stderr
     );
 }
+
+/// Names of the entries of `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Starts `jidstore --data-dir <data> <args>` stopped at the test pause `point` (it printed
+/// `jidstore: paused at <point>` and waits for a signal).
+fn paused(data: &Path, args: &[&str], point: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("JIDSTORE_DATA_DIR")
+        .env("JIDSTORE_TEST_PAUSE", point)
+        .env("JIDSTORE_PROGRESS", "never")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let want = format!("jidstore: paused at {point}\n");
+    loop {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("{args:?} ended ({status}) without pausing at {point}");
+        }
+        if line == want {
+            return child;
+        }
+    }
+}
+
+/// Sends `signal` and waits (at most a minute: a hang fails the test) for the exit code.
+fn stop(mut child: std::process::Child, signal: rustix::process::Signal) -> Option<i32> {
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), signal).unwrap();
+    let deadline = std::time::Instant::now() + crate::bounded::CHILD_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("jidstore did not exit after a signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A stopped store holding alice@localhost, at `<root>/data`.
+fn alice_store(root: &Path) -> std::path::PathBuf {
+    let data = root.join("data");
+    let run = jidstore(&data, &["register", "--user", "alice", "localhost", "pw"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    data
+}
+
+// See issue 13, item 4: an interrupted export left its partial `.tmp` zip.
+#[test]
+fn a_signal_during_retrieve_removes_the_partial_zip() {
+    use rustix::process::Signal;
+    for (signal, code) in [(Signal::TERM, 143), (Signal::HUP, 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = alice_store(dir.path());
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let args = [
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            out.to_str().unwrap(),
+        ];
+        let child = paused(&data, &args, "export-tmp");
+        let left = names(&out);
+        assert!(
+            left.len() == 1 && left[0].starts_with(".alice.zip.") && left[0].ends_with(".tmp"),
+            "{left:?}"
+        );
+        assert_eq!(stop(child, signal), Some(code));
+        assert_eq!(names(&out), Vec::<String>::new());
+        // The store is untouched and still opens.
+        assert_eq!(jidstore(&data, &["stats"]).code, 0);
+    }
+}
+
+// See issue 13, item 4: an interrupted forensic export left `.jidstore-forensic-*`, a full
+// copy of the source, and its partial `.tmp` zip.
+#[test]
+fn a_signal_during_forensic_export_removes_the_working_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = alice_store(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let zip = out.join("alice.zip");
+    let args = [
+        "forensic-export",
+        "--from",
+        data.to_str().unwrap(),
+        "alice",
+        "localhost",
+        zip.to_str().unwrap(),
+    ];
+    let child = paused(&dir.path().join("unused"), &args, "export-tmp");
+    let left = names(&out);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left[0].starts_with(".alice.zip.") && left[1].starts_with(".jidstore-forensic-"));
+    assert_eq!(stop(child, rustix::process::Signal::INT), Some(130));
+    assert_eq!(names(&out), Vec::<String>::new());
+}
+
+// See issue 13, item 4: compaction's scratch copy of the store.
+#[test]
+fn a_signal_during_compact_removes_the_scratch_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = alice_store(dir.path());
+    let child = paused(&data, &["compact"], "compact-swap");
+    let left = names(dir.path());
+    assert!(
+        left.len() == 2 && left[0] == "data" && left[1].starts_with("data.compact-"),
+        "{left:?}"
+    );
+    assert_eq!(stop(child, rustix::process::Signal::TERM), Some(143));
+    assert_eq!(names(dir.path()), vec!["data".to_owned()]);
+    assert_eq!(jidstore(&data, &["verify"]).code, 0);
+}

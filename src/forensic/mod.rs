@@ -294,11 +294,14 @@ fn unusable(source: &Path, e: &Error) -> Error {
 /// A private (0700) directory with a random name, deleted with everything in it on drop.
 struct WorkDir {
     path: PathBuf,
+    /// Removed on SIGINT, SIGTERM or SIGHUP too (a full copy of the source).
+    _registered: crate::cleanup::Registered,
 }
 
 impl WorkDir {
     fn create(parent: &Path) -> Result<WorkDir> {
         let path = parent.join(format!(".jidstore-forensic-{:016x}", rand::random::<u64>()));
+        let registered = crate::cleanup::register(&path);
         let mut b = fs::DirBuilder::new();
         #[cfg(unix)]
         {
@@ -310,7 +313,10 @@ impl WorkDir {
             path: parent.to_path_buf(),
             source,
         })?;
-        Ok(WorkDir { path })
+        Ok(WorkDir {
+            path,
+            _registered: registered,
+        })
     }
 }
 

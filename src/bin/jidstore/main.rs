@@ -32,6 +32,10 @@ fn main() -> ExitCode {
     if let Command::ServeAdmin = args.command {
         return serve_admin(&dir);
     }
+    // SIGINT, SIGTERM, SIGHUP: remove the temporary files this command created, then exit.
+    if let Err(e) = jidstore::cleanup::install() {
+        return fail(&format!("cannot install signal handlers: {e}"));
+    }
     // A process that has just let go of the directory (a server stopping, a command that has
     // just finished) holds sled's lock a few milliseconds longer while its threads end: wait
     // that out, briefly, before calling the directory locked.
