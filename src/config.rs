@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) read_only_check: bool,
     pub(crate) lock_timeout: std::time::Duration,
     pub(crate) min_free: Option<u64>,
+    pub(crate) allow_foreign_owner: bool,
 }
 
 impl Config {
@@ -47,6 +48,7 @@ impl Config {
             read_only_check: false,
             lock_timeout: std::time::Duration::ZERO,
             min_free: None,
+            allow_foreign_owner: false,
         }
     }
 
@@ -107,6 +109,17 @@ impl Config {
     #[must_use]
     pub fn min_free(mut self, bytes: u64) -> Self {
         self.min_free = Some(bytes);
+        self
+    }
+
+    /// Open a data directory owned by another user. By default that is refused with
+    /// [`Error::ForeignOwner`](crate::Error::ForeignOwner) (unless another process holds it:
+    /// then [`Error::Locked`](crate::Error::Locked)), because files this process creates
+    /// there would lock the owner out. When allowed, every file in the directory is given to
+    /// the directory's owner and group at open and when the last handle is dropped.
+    #[must_use]
+    pub fn allow_foreign_owner(mut self, yes: bool) -> Self {
+        self.allow_foreign_owner = yes;
         self
     }
 

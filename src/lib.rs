@@ -34,6 +34,7 @@ mod jid;
 pub mod keys;
 pub mod maintenance;
 mod output;
+mod owner;
 pub mod pie;
 pub mod progress;
 mod stats;

@@ -95,6 +95,20 @@ struct Inner {
     witness: Mutex<Witness>,
     /// Whether a write ran since the last recorded flush (the last handle then records one).
     dirty: std::sync::atomic::AtomicBool,
+    /// Last, so that it drops after sled's handles: gives the files sled wrote to the
+    /// directory's owner.
+    owner: GiveBack,
+}
+
+/// Gives every file in a foreign-owned data directory back to its owner when dropped.
+struct GiveBack(PathBuf, Option<crate::owner::Owner>);
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        if let Some(owner) = self.1 {
+            crate::owner::give(&self.0, owner);
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -297,6 +311,13 @@ impl Store {
             ));
         }
         let path = config.path.clone();
+        let owner = if config.temporary {
+            None
+        } else {
+            crate::owner::check(&path, config.allow_foreign_owner)?
+        };
+        // Dropped last, also on the error paths below, after sled wrote its files.
+        let owner = GiveBack(path.clone(), owner);
         if !config.temporary {
             check_dir(&path, config.read_only_check)?;
         }
@@ -347,6 +368,9 @@ impl Store {
         if !config.temporary {
             restrict_sled_files(&path);
         }
+        if let Some(o) = owner.1 {
+            crate::owner::give(&path, o);
+        }
         let witness = if config.temporary {
             Witness::none()
         } else {
@@ -366,6 +390,7 @@ impl Store {
                 space: SpaceGuard::new(reserve_for(&path, config.min_free)),
                 witness: Mutex::new(witness),
                 dirty: std::sync::atomic::AtomicBool::new(false),
+                owner,
                 path,
                 scram_iterations: config.scram_iterations,
             }),
@@ -392,6 +417,9 @@ impl Store {
     /// Makes sled's snapshot and blob files owner-only (see [`restrict_sled_files`]).
     pub(crate) fn restrict_files(&self) {
         restrict_sled_files(&self.inner.path);
+        if let Some(owner) = self.inner.owner.1 {
+            crate::owner::give(&self.inner.path, owner);
+        }
     }
 
     /// Bytes the store occupies on disk, as sled reports it.

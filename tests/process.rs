@@ -2,6 +2,7 @@
 //! owned by another user is refused, the admin client never hangs, and a caught panic stays
 //! one line on stderr.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use crate::util::jidstore;
@@ -306,4 +307,183 @@ fn a_signal_during_compact_removes_the_scratch_copy() {
     assert_eq!(stop(child, rustix::process::Signal::TERM), Some(143));
     assert_eq!(names(dir.path()), vec!["data".to_owned()]);
     assert_eq!(jidstore(&data, &["verify"]).code, 0);
+}
+
+fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+const NOBODY: u32 = 65534;
+
+/// Gives `path` and everything under it to nobody.
+fn chown_nobody(path: &Path) {
+    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    if std::fs::symlink_metadata(path).unwrap().is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            chown_nobody(&e.unwrap().path());
+        }
+    }
+}
+
+/// Every entry under `path` (itself included) whose owner is not `uid`.
+fn not_owned_by(path: &Path, uid: u32) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    if meta.uid() != uid {
+        out.push(path.to_path_buf());
+    }
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            out.extend(not_owned_by(&e.unwrap().path(), uid));
+        }
+    }
+    out
+}
+
+// See issue 13, item 5: `stats` run by root on a store nobody owns left a root-owned,
+// owner-only `snap.*` file, and the owner could no longer open its store.
+#[test]
+fn a_data_dir_owned_by_another_user_is_refused_unless_allowed() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root to give a data directory to another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = alice_store(dir.path());
+    chown_nobody(&data);
+    let before = names(&data);
+    for args in [
+        &["stats"][..],
+        &["retrieve_personal_data", "alice", "localhost", "x.zip"],
+    ] {
+        let run = jidstore(&data, args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("belongs to nobody (uid 65534), not to root (uid 0)"),
+            "{}",
+            run.stderr
+        );
+    }
+    // Nothing was written into it.
+    assert_eq!(names(&data), before);
+    assert_eq!(
+        not_owned_by(&data, NOBODY),
+        Vec::<std::path::PathBuf>::new()
+    );
+
+    // Allowed: the command runs, and every file it created is given to the owner.
+    let run = jidstore(&data, &["--allow-foreign-owner", "stats"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = dir.path().join("alice.zip");
+    let run = jidstore(
+        &data,
+        &[
+            "register",
+            "--allow-foreign-owner",
+            "--user",
+            "bob",
+            "localhost",
+            "pw",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        not_owned_by(&data, NOBODY),
+        Vec::<std::path::PathBuf>::new()
+    );
+
+    // The owner can still open its store and sees the new account.
+    let owner = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("stats")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .env_remove("JIDSTORE_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        owner.status.success(),
+        "{}",
+        String::from_utf8_lossy(&owner.stderr)
+    );
+    assert!(String::from_utf8_lossy(&owner.stdout).contains("localhost                      2"));
+
+    // compact swaps in a new store as this user: refused even when allowed.
+    let run = jidstore(&data, &["--allow-foreign-owner", "compact"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("compact must run as the owner"),
+        "{}",
+        run.stderr
+    );
+
+    // forensic-export only reads the source (its working copy is this user's): it works.
+    let run = jidstore(
+        &dir.path().join("unused"),
+        &[
+            "forensic-export",
+            "--from",
+            data.to_str().unwrap(),
+            "alice",
+            "localhost",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        not_owned_by(&data, NOBODY),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+// See issue 13, item 5: a foreign directory held by its owner's server still takes commands
+// through the admin socket (the server writes as its own user).
+#[test]
+fn a_foreign_dir_held_by_its_owners_server_is_served_through_the_socket() {
+    use std::io::BufRead;
+    if !running_as_root() {
+        eprintln!("skipped: needs root to run a server as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let data = alice_store(dir.path());
+    chown_nobody(&data);
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve-admin")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .env_remove("JIDSTORE_DATA_DIR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("serving "), "{line}");
+    let run = jidstore(&data, &["stats"]);
+    drop(server.stdin.take());
+    assert!(server.wait().unwrap().success());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("localhost                      1"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        not_owned_by(&data, NOBODY),
+        Vec::<std::path::PathBuf>::new()
+    );
 }

@@ -290,6 +290,7 @@ fn decode(request: &Request) -> std::result::Result<(Vec<OsString>, Context), St
             cwd,
             stdin,
             json: request.json,
+            allow_foreign_owner: false,
         },
     ))
 }

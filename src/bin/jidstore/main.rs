@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
         stdin: Vec::new(),
         json: args.json,
+        allow_foreign_owner: args.allow_foreign_owner,
     };
     if args.command.reads_stdin() {
         match read_line() {
