@@ -1,4 +1,4 @@
-//! Who owns a data directory: a directory owned by another user is refused (as PostgreSQL
+//! Who owns a data directory: a directory owned by another user is refused (as `postgres`
 //! refuses a data directory it does not own), because files this process creates there
 //! (sled's snapshots, owner-only) would lock the owner out. When the caller allows it anyway
 //! ([`crate::Config::allow_foreign_owner`]), every file in the directory is given back to the
