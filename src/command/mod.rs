@@ -122,9 +122,7 @@ fn dispatch(
     if let Target::Store(_) = target {
         refuse_in_server(&command)?;
     }
-    if let Target::Dir(dir) = target
-        && ctx.allow_foreign_owner
-    {
+    if let Target::Dir(dir) = target {
         refuse_foreign_compact(dir, &command)?;
     }
     let env = Env { target, ctx };
