@@ -419,13 +419,15 @@ fn a_data_dir_owned_by_another_user_is_refused_unless_allowed() {
     assert!(String::from_utf8_lossy(&owner.stdout).contains("localhost                      2"));
 
     // compact swaps in a new store as this user: refused even when allowed.
-    let run = jidstore(&data, &["--allow-foreign-owner", "compact"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("compact must run as the owner"),
-        "{}",
-        run.stderr
-    );
+    for args in [&["compact"][..], &["--allow-foreign-owner", "compact"]] {
+        let run = jidstore(&data, args);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("compact must run as the owner"),
+            "{}",
+            run.stderr
+        );
+    }
 
     // forensic-export only reads the source (its working copy is this user's): it works.
     let run = jidstore(
