@@ -121,6 +121,44 @@ fn admin_client_times_out_on_a_server_that_never_answers() {
     );
 }
 
+// See issue 13, item 6: a stopped server's backlog fills up, and a blocking connect then
+// waits forever.
+#[test]
+fn admin_client_times_out_on_a_full_backlog() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _store = jidstore::Config::new(&data).open().unwrap();
+    // A listener that never accepts, its backlog filled.
+    let addr = SocketAddrUnix::new(data.join("admin.sock")).unwrap();
+    let listener = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&listener, &addr).unwrap();
+    rustix::net::listen(&listener, 0).unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..100 {
+        let c = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        match rustix::net::connect(&c, &addr) {
+            Ok(()) => queued.push(c),
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(queued.len() < 100, "the backlog never filled");
+    let run = run_env(&data, &["stats"], &[("JIDSTORE_ADMIN_TIMEOUT", "0.3")]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the server did not answer for 0.3 s"),
+        "{}",
+        run.stderr
+    );
+}
+
 // See issue 13, item 6: a server that dies after taking the command (an erasure that
 // committed) was reported as "not the server's user?".
 #[test]

@@ -103,7 +103,7 @@ pub fn forward(data_dir: &Path, argv: &[OsString], ctx: &Context) -> Result<Opti
         path: path.clone(),
         source,
     };
-    let mut stream = match UnixStream::connect(&path) {
+    let mut stream = match connect(&path, idle) {
         Ok(s) => s,
         Err(e)
             if matches!(
@@ -113,7 +113,7 @@ pub fn forward(data_dir: &Path, argv: &[OsString], ctx: &Context) -> Result<Opti
         {
             return Ok(None);
         }
-        Err(e) => return Err(failed(e)),
+        Err(e) => return Err(failed(stalled(e, idle, false))),
     };
     stream
         .set_read_timeout(Some(idle))
@@ -159,6 +159,32 @@ pub fn forward(data_dir: &Path, argv: &[OsString], ctx: &Context) -> Result<Opti
         stdout: proto::unb64(&response.stdout).map_err(failed)?,
         stderr: proto::unb64(&response.stderr).map_err(failed)?,
     }))
+}
+
+/// Connects, waiting at most `idle`: a server that stopped accepting (`SIGSTOP`) lets its
+/// backlog fill, and a blocking connect would then wait forever.
+fn connect(path: &Path, idle: Duration) -> io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let addr = SocketAddrUnix::new(path)?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    let deadline = std::time::Instant::now() + idle;
+    loop {
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => break,
+            // A full backlog: a Unix socket connect does not stay in progress, so retry.
+            Err(rustix::io::Errno::AGAIN) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    rustix::io::ioctl_fionbio(&fd, false)?;
+    Ok(UnixStream::from(fd))
 }
 
 /// A socket timeout as a sentence (other errors pass through).
