@@ -30,12 +30,13 @@ fn main() -> ExitCode {
         }
     }
     let dir = command::data_dir(args.data_dir.as_deref(), &args.command, &ctx);
-    if let Command::ServeAdmin = args.command {
-        return serve_admin(&dir);
-    }
-    // SIGINT, SIGTERM, SIGHUP: remove the temporary files this command created, then exit.
+    // SIGINT, SIGTERM, SIGHUP: remove the temporary files this command (or, in serve-admin,
+    // a forwarded command) created, then exit.
     if let Err(e) = jidstore::cleanup::install() {
         return fail(&format!("cannot install signal handlers: {e}"));
+    }
+    if let Command::ServeAdmin = args.command {
+        return serve_admin(&dir);
     }
     // A process that has just let go of the directory (a server stopping, a command that has
     // just finished) holds sled's lock a few milliseconds longer while its threads end: wait
