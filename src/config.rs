@@ -36,6 +36,7 @@ pub struct Config {
     /// Open a copy still being written, despite its incomplete-copy marker
     /// ([`crate::maintenance`] only).
     pub(crate) incomplete_copy: bool,
+    pub(crate) allow_foreign_owner: bool,
 }
 
 impl Config {
@@ -51,6 +52,7 @@ impl Config {
             lock_timeout: std::time::Duration::ZERO,
             min_free: None,
             incomplete_copy: false,
+            allow_foreign_owner: false,
         }
     }
 
@@ -111,6 +113,17 @@ impl Config {
     #[must_use]
     pub fn min_free(mut self, bytes: u64) -> Self {
         self.min_free = Some(bytes);
+        self
+    }
+
+    /// Open a data directory owned by another user. By default that is refused with
+    /// [`Error::ForeignOwner`](crate::Error::ForeignOwner) (unless another process holds it:
+    /// then [`Error::Locked`](crate::Error::Locked)), because files this process creates
+    /// there would lock the owner out. When allowed, every file in the directory is given to
+    /// the directory's owner and group at open and when the last handle is dropped.
+    #[must_use]
+    pub fn allow_foreign_owner(mut self, yes: bool) -> Self {
+        self.allow_foreign_owner = yes;
         self
     }
 

@@ -29,6 +29,16 @@ pub enum Error {
     Storage(sled::Error),
     /// Another process holds the data directory.
     Locked(PathBuf),
+    /// The data directory belongs to another user (see
+    /// [`Config::allow_foreign_owner`](crate::Config::allow_foreign_owner)).
+    ForeignOwner {
+        /// The data directory.
+        path: PathBuf,
+        /// Its owner, `name (uid N)`.
+        owner: String,
+        /// The user this process runs as, `name (uid N)`.
+        user: String,
+    },
     /// The directory holds something that is not a usable jidstore store.
     NotAStore {
         /// The data directory.
@@ -163,6 +173,12 @@ impl fmt::Display for Error {
                  blobs/): {e}; restore a backup"
             ),
             Error::Storage(e) => write!(f, "storage error: {e}"),
+            Error::ForeignOwner { path, owner, user } => write!(
+                f,
+                "data directory {} belongs to {owner}, not to {user} running this: run jidstore \
+                 as its owner, or pass --allow-foreign-owner (files created are then given to the owner)",
+                path.display()
+            ),
             Error::Locked(p) => write!(
                 f,
                 "data directory {} is locked by another process (is a server or another jidstore running?)",

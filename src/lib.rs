@@ -22,6 +22,7 @@
 
 #[cfg(unix)]
 pub mod admin;
+pub mod cleanup;
 pub mod codec;
 pub mod command;
 mod config;
@@ -33,6 +34,7 @@ mod jid;
 pub mod keys;
 pub mod maintenance;
 mod output;
+mod owner;
 pub mod pie;
 pub mod progress;
 mod stats;

@@ -142,11 +142,15 @@ pub fn copy_into(store: &Store, dest: &Path) -> Result<CopySummary> {
     name.push(dest.file_name().unwrap_or_default());
     name.push(format!("{BACKUP_TMP_INFIX}{:016x}", rand::random::<u64>()));
     let tmp = parent_of(dest).join(name);
+    // A signal before the rename removes the partial copy (SIGKILL cannot: the marker then
+    // keeps it from ever opening as a store).
+    let scratch = crate::cleanup::register(&tmp);
     let (copy, summary) = copy_open(store, &tmp).map_err(|e| shown_at(e, &tmp, dest))?;
     drop(copy);
+    crate::cleanup::test_pause("backup-copied");
     let placed = complete(&tmp).and_then(|()| {
         kill_point("backup:completed");
-        rename_new(&tmp, dest)
+        scratch.commit(|| rename_new(&tmp, dest))
     });
     if let Err(e) = placed {
         let _ = fs::remove_dir_all(&tmp);
@@ -469,6 +473,7 @@ pub fn compact_with(config: Config) -> Result<CompactSummary> {
     let store = open_existing(config, path)?;
     let size_before = size_before?;
     let tmp = sibling(path, ".compact-")?;
+    let scratch = crate::cleanup::register(&tmp);
     let (copy, summary) = copy_open(&store, &tmp).map_err(|e| shown_at(e, &tmp, path))?;
     let report = match verify(&copy) {
         Ok(r) => r,
@@ -492,11 +497,18 @@ pub fn compact_with(config: Config) -> Result<CompactSummary> {
         return Err(e);
     }
     let old = sibling(path, ".old-")?;
-    if let Err(e) = fs::rename(path, &old) {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(Error::on_path("move aside", path)(e));
-    }
-    fs::rename(&tmp, path).map_err(Error::on_path("move the compacted copy into", path))?;
+    crate::cleanup::test_pause("compact-swap");
+    // A signal waits for both renames: it never finds `path` missing, and never removes the
+    // copy once it is in place.
+    scratch.commit(|| {
+        if let Err(e) = fs::rename(path, &old) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(Error::on_path("move aside", path)(e));
+        }
+        fs::rename(&tmp, path).map_err(Error::on_path("move the compacted copy into", path))
+    })?;
+    // The old store holds the erased bytes: removed on a signal too.
+    let _old = crate::cleanup::register(&old);
     let parent = parent_of(path);
     fs::File::open(&parent)
         .and_then(|d| d.sync_all())

@@ -164,6 +164,7 @@ pub(crate) fn write_new<T>(
         .file_name()
         .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let registered = crate::cleanup::register(&tmp);
     let file = create_private(&tmp).map_err(|source| Error::Path {
         action: "create export file in",
         path: dir.clone(),
@@ -188,11 +189,14 @@ pub(crate) fn write_new<T>(
         other => other,
     })?;
     buffered.flush().map_err(write_err)?;
+    crate::cleanup::test_pause("export-tmp");
     drop(buffered);
     file.sync_all().map_err(write_err)?;
     drop(file);
     check_target(target, force)?;
-    fs::rename(&tmp, target).map_err(write_err)?;
+    registered
+        .commit(|| fs::rename(&tmp, target))
+        .map_err(write_err)?;
     guard.0 = None;
     // Make the rename itself durable.
     if let Ok(d) = File::open(&dir) {

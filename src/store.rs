@@ -134,6 +134,20 @@ struct Inner {
     /// Held while a range is swept, so that one range is swept by one thread at a time and
     /// a writer waiting for a range waits for its sweep to end.
     sweep_lock: Mutex<()>,
+    /// Last, so that it drops after sled's handles: gives the files sled wrote to the
+    /// directory's owner.
+    owner: GiveBack,
+}
+
+/// Gives every file in a foreign-owned data directory back to its owner when dropped.
+struct GiveBack(PathBuf, Option<crate::owner::Owner>);
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        if let Some(owner) = self.1 {
+            crate::owner::give(&self.0, owner);
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -336,6 +350,13 @@ impl Store {
             ));
         }
         let path = config.path.clone();
+        let owner = if config.temporary {
+            None
+        } else {
+            crate::owner::check(&path, config.allow_foreign_owner)?
+        };
+        // Dropped last, also on the error paths below, after sled wrote its files.
+        let owner = GiveBack(path.clone(), owner);
         if !config.temporary {
             check_dir(&path, config.read_only_check, config.incomplete_copy)?;
         }
@@ -354,7 +375,8 @@ impl Store {
         // directory must give a message, not abort the process.
         let deadline = std::time::Instant::now() + config.lock_timeout;
         let opened = loop {
-            let res = catch_unwind(AssertUnwindSafe(|| sled_config.open()));
+            // Quiet: sled's panic message would print before the one-line error.
+            let res = quiet_panics(|| sled_config.open());
             match res {
                 Ok(Err(e)) => match map_open_error(&path, e) {
                     Error::Locked(_) if std::time::Instant::now() < deadline => {
@@ -368,12 +390,7 @@ impl Store {
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(map_open_error(&path, e)),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("unknown panic");
+            Err(what) => {
                 return Err(not_a_store(
                     path,
                     &format!("sled panicked while opening it ({what})"),
@@ -389,6 +406,9 @@ impl Store {
         }
         if !config.temporary {
             restrict_sled_files(&path);
+        }
+        if let Some(o) = owner.1 {
+            crate::owner::give(&path, o);
         }
         let witness = if config.temporary {
             Witness::none()
@@ -412,6 +432,7 @@ impl Store {
                 tombstones: RwLock::new(Vec::new()),
                 pending: std::sync::atomic::AtomicUsize::new(0),
                 sweep_lock: Mutex::new(()),
+                owner,
                 path,
                 temporary: config.temporary,
                 min_free: config.min_free,
@@ -450,6 +471,9 @@ impl Store {
     /// Makes sled's snapshot and blob files owner-only (see [`restrict_sled_files`]).
     pub(crate) fn restrict_files(&self) {
         restrict_sled_files(&self.inner.path);
+        if let Some(owner) = self.inner.owner.1 {
+            crate::owner::give(&self.inner.path, owner);
+        }
     }
 
     /// Bytes the store occupies on disk, as sled reports it.
@@ -1222,4 +1246,36 @@ fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+thread_local! {
+    /// Set while this thread runs [`quiet_panics`]: the panic hook stays silent.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+static HOOK: std::sync::Once = std::sync::Once::new();
+
+/// Runs `f`, catching a panic and returning its message instead. While it runs, panics on
+/// this thread print nothing (the previous hook still serves every other thread and time),
+/// so the caller's one-line error is all that reaches stderr.
+pub(crate) fn quiet_panics<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let res = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    res.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic")
+            .to_owned()
+    })
 }

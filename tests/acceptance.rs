@@ -1221,6 +1221,8 @@ fn g6_unwritable_directory() {
                 .arg(env!("CARGO_BIN_EXE_jidstore"))
                 .arg("--data-dir")
                 .arg(env.data())
+                // The store is root's: what is tested here is the output directory.
+                .arg("--allow-foreign-owner")
                 .args(args)
                 .env_remove("JIDSTORE_DATA_DIR")
                 .output()

@@ -319,6 +319,8 @@ fn retrieve_into_unwritable_directory_names_the_path() {
             .arg(env!("CARGO_BIN_EXE_jidstore"))
             .arg("--data-dir")
             .arg(&data)
+            // The store is root's: what is tested here is the output directory.
+            .arg("--allow-foreign-owner")
             .args(args)
             .output()
             .expect("setpriv (util-linux) is needed to drop root for this test");

@@ -37,6 +37,7 @@ mod pie_compliance;
 mod pie_stream;
 mod privacy;
 mod private;
+mod process;
 mod progress;
 mod pubsub;
 mod roster;

@@ -1,6 +1,12 @@
 //! The admin socket's wire format: one request, one response, each a frame of a 4-byte
 //! big-endian length and a JSON body. Byte strings (argv, cwd, stdin, output) travel as
 //! base64 so that non-UTF-8 paths survive.
+//!
+//! A client that sets [`Request::heartbeat_ms`] gets empty frames (length 0) before the
+//! response: one as soon as the server accepts the request, then one every `heartbeat_ms`
+//! while the command runs. The client's read timeout thus bounds the time between bytes, not
+//! the length of a command, and a connection that ends after the first empty frame tells the
+//! client that the server took the command (it may have run) rather than refused it.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -32,6 +38,10 @@ pub(crate) struct Request {
     pub stdin: String,
     /// `--json`.
     pub json: bool,
+    /// Send empty frames this often while the command runs (absent: none, as version 1
+    /// clients before heartbeats expect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// What the command printed and its exit code.
@@ -77,18 +87,38 @@ pub(crate) fn write_frame<T: Serialize>(w: &mut impl Write, value: &T) -> io::Re
     w.flush()
 }
 
-/// Reads one frame of at most `max` bytes; `Ok(None)` if the peer closed before sending one.
-pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
+/// Writes an empty frame (a heartbeat).
+pub(crate) fn write_heartbeat(w: &mut impl Write) -> io::Result<()> {
+    w.write_all(&0u32.to_be_bytes())?;
+    w.flush()
+}
+
+/// What [`read_reply`] read.
+#[derive(Debug)]
+pub(crate) enum Reply<T> {
+    /// The peer closed the connection before a frame began.
+    Closed,
+    /// An empty frame.
+    Heartbeat,
+    /// A frame.
+    Frame(T),
+}
+
+/// Reads one frame of at most `max` bytes, or an empty frame (a heartbeat).
+pub(crate) fn read_reply<T: for<'de> Deserialize<'de>>(
     r: &mut impl Read,
     max: u32,
-) -> io::Result<Option<T>> {
+) -> io::Result<Reply<T>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Reply::Closed),
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len);
+    if len == 0 {
+        return Ok(Reply::Heartbeat);
+    }
     if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -103,7 +133,23 @@ pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
             "admin frame cut short",
         ));
     }
-    Ok(Some(serde_json::from_slice(&body)?))
+    Ok(Reply::Frame(serde_json::from_slice(&body)?))
+}
+
+/// Reads one frame of at most `max` bytes; `Ok(None)` if the peer closed before sending one.
+/// An empty frame is an error here.
+pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
+    r: &mut impl Read,
+    max: u32,
+) -> io::Result<Option<T>> {
+    match read_reply(r, max)? {
+        Reply::Closed => Ok(None),
+        Reply::Heartbeat => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "empty admin frame",
+        )),
+        Reply::Frame(v) => Ok(Some(v)),
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +164,7 @@ mod tests {
             cwd: os_b64(std::ffi::OsStr::new("/tmp")),
             stdin: b64(b"pw\n"),
             json: true,
+            heartbeat_ms: None,
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &req).unwrap();

@@ -170,8 +170,48 @@ fn serve_connection(store: &Store, mut stream: UnixStream) {
     let Ok(Some(request)) = proto::read_frame::<Request>(&mut stream, proto::MAX_REQUEST) else {
         return;
     };
-    let response = execute(store, &request);
+    let response = match request.heartbeat_ms {
+        None => execute(store, &request),
+        Some(ms) => {
+            // Tells the client the command was taken; a client already gone gets nothing run.
+            if proto::write_heartbeat(&mut stream).is_err() {
+                return;
+            }
+            let every = Duration::from_millis(ms.clamp(10, 60_000));
+            let Some(response) = run_with_heartbeats(store, &request, &mut stream, every) else {
+                return;
+            };
+            response
+        }
+    };
     let _ = proto::write_frame(&mut stream, &response);
+}
+
+/// Runs the request in a thread of its own while this one sends a heartbeat `every` so
+/// often; `None` if the command panicked.
+fn run_with_heartbeats(
+    store: &Store,
+    request: &Request,
+    stream: &mut UnixStream,
+    every: Duration,
+) -> Option<Response> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let _ = tx.send(execute(store, request));
+        });
+        let mut beating = true;
+        loop {
+            match rx.recv_timeout(every) {
+                Ok(response) => return Some(response),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    // A client gone: the command still runs to its end, unheard.
+                    beating = beating && proto::write_heartbeat(stream).is_ok();
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    })
 }
 
 /// Parses and runs a request against the server's store.
@@ -250,6 +290,7 @@ fn decode(request: &Request) -> std::result::Result<(Vec<OsString>, Context), St
             cwd,
             stdin,
             json: request.json,
+            allow_foreign_owner: false,
         },
     ))
 }

@@ -28,6 +28,11 @@ pub struct Args {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Open a data directory owned by another user (refused by default); files created in
+    /// it are given to its owner.
+    #[arg(long, global = true)]
+    pub allow_foreign_owner: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -180,7 +180,7 @@ pub(super) fn unregister(
     }
     // Also when nothing was erased now: the bytes of an earlier erasure may still be there.
     let compacted = if purge {
-        let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false)?)?;
+        let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
         if !env.ctx.json {
             writeln!(out, "{summary}")?;
         }

@@ -32,7 +32,7 @@ pub(super) fn compact_json(summary: &CompactSummary) -> Value {
 
 /// `jidstore compact`.
 pub(super) fn compact(env: &Env<'_>, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false)?)?;
+    let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
     env.emit(out, &compact_json(&summary), &format!("{summary}\n"))?;
     Ok(0)
 }

@@ -37,6 +37,9 @@ pub struct Context {
     pub stdin: Vec<u8>,
     /// One JSON document on stdout instead of text.
     pub json: bool,
+    /// `--allow-foreign-owner`: open a data directory owned by another user
+    /// ([`Config::allow_foreign_owner`]).
+    pub allow_foreign_owner: bool,
 }
 
 impl Context {
@@ -119,6 +122,9 @@ fn dispatch(
 ) -> anyhow::Result<u8> {
     if let Target::Store(_) = target {
         refuse_in_server(&command)?;
+    }
+    if let Target::Dir(dir) = target {
+        refuse_foreign_compact(dir, &command)?;
     }
     let env = Env { target, ctx };
     match command {
@@ -211,6 +217,24 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
     )
 }
 
+/// `compact` writes a new store and swaps it in, as this user: on a directory owned by
+/// another user it must run as that user, flag or not.
+fn refuse_foreign_compact(dir: &Path, command: &Command) -> anyhow::Result<()> {
+    let name = match command {
+        Command::Compact => "compact",
+        Command::Unregister { purge: true, .. } => "unregister --purge",
+        _ => return Ok(()),
+    };
+    if let Err(Error::ForeignOwner { owner, .. }) = crate::owner::check(dir, false) {
+        anyhow::bail!(
+            "{name} must run as the owner of the data directory {}, {owner} \
+             (it writes a new store and swaps it in), --allow-foreign-owner or not",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// What every command gets besides its arguments.
 pub(crate) struct Env<'a> {
     target: Target<'a>,
@@ -222,7 +246,7 @@ impl Env<'_> {
     fn open(&self, create: bool) -> crate::Result<Store> {
         match self.target {
             Target::Store(store) => Ok(store.clone()),
-            Target::Dir(path) => open_path(path, create),
+            Target::Dir(path) => open_path(path, create, self.ctx.allow_foreign_owner),
         }
     }
 
@@ -272,7 +296,7 @@ impl Env<'_> {
 }
 
 /// Opens a data directory (creating it and its parent only for `create`).
-pub(crate) fn open_path(path: &Path, create: bool) -> crate::Result<Store> {
+pub(crate) fn open_path(path: &Path, create: bool, allow_foreign: bool) -> crate::Result<Store> {
     if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| Error::Path {
             action: "create data directory",
@@ -280,13 +304,15 @@ pub(crate) fn open_path(path: &Path, create: bool) -> crate::Result<Store> {
             source,
         })?;
     }
-    dir_config(path, create)?.open()
+    dir_config(path, create, allow_foreign)?.open()
 }
 
 /// How commands open the data directory at `path`: created only if `create`, with the
 /// free-space reserve of `JIDSTORE_MIN_FREE` when set.
-pub(crate) fn dir_config(path: &Path, create: bool) -> crate::Result<Config> {
-    let mut config = Config::new(path).must_exist(!create);
+pub(crate) fn dir_config(path: &Path, create: bool, allow_foreign: bool) -> crate::Result<Config> {
+    let mut config = Config::new(path)
+        .must_exist(!create)
+        .allow_foreign_owner(allow_foreign);
     if let Some(bytes) = min_free_from_env()? {
         config = config.min_free(bytes);
     }

@@ -28,10 +28,8 @@
 
 mod source;
 
-use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use serde::Serialize;
 
@@ -40,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::gdpr::{self, ExportOptions, ExportSummary};
 use crate::jid::BareJid;
 use crate::output;
-use crate::store::Store;
+use crate::store::{Store, quiet_panics};
 use crate::time::Timestamp;
 use crate::verify::verify;
 
@@ -294,11 +292,14 @@ fn unusable(source: &Path, e: &Error) -> Error {
 /// A private (0700) directory with a random name, deleted with everything in it on drop.
 struct WorkDir {
     path: PathBuf,
+    /// Removed on SIGINT, SIGTERM or SIGHUP too (a full copy of the source).
+    _registered: crate::cleanup::Registered,
 }
 
 impl WorkDir {
     fn create(parent: &Path) -> Result<WorkDir> {
         let path = parent.join(format!(".jidstore-forensic-{:016x}", rand::random::<u64>()));
+        let registered = crate::cleanup::register(&path);
         let mut b = fs::DirBuilder::new();
         #[cfg(unix)]
         {
@@ -310,7 +311,10 @@ impl WorkDir {
             path: parent.to_path_buf(),
             source,
         })?;
-        Ok(WorkDir { path })
+        Ok(WorkDir {
+            path,
+            _registered: registered,
+        })
     }
 }
 
@@ -326,36 +330,4 @@ impl Drop for WorkDir {
             }
         }
     }
-}
-
-thread_local! {
-    /// Set while this thread runs [`quiet_panics`]: the panic hook stays silent.
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-static HOOK: Once = Once::new();
-
-/// Runs `f`, catching a panic and returning its message instead. While it runs, panics on
-/// this thread print nothing (the previous hook still serves every other thread and time),
-/// so the caller's one-line error is all that reaches stderr.
-fn quiet_panics<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(Cell::get) {
-                previous(info);
-            }
-        }));
-    });
-    let was = QUIET.with(|q| q.replace(true));
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(was));
-    res.map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown panic")
-            .to_owned()
-    })
 }

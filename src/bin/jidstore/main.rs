@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
         stdin: Vec::new(),
         json: args.json,
+        allow_foreign_owner: args.allow_foreign_owner,
     };
     if args.command.reads_stdin() {
         match read_line() {
@@ -29,6 +30,11 @@ fn main() -> ExitCode {
         }
     }
     let dir = command::data_dir(args.data_dir.as_deref(), &args.command, &ctx);
+    // SIGINT, SIGTERM, SIGHUP: remove the temporary files this command (or, in serve-admin,
+    // a forwarded command) created, then exit.
+    if let Err(e) = jidstore::cleanup::install() {
+        return fail(&format!("cannot install signal handlers: {e}"));
+    }
     if let Command::ServeAdmin = args.command {
         return serve_admin(&dir);
     }
