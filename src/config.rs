@@ -24,6 +24,10 @@ pub const DEFAULT_SCRAM_ITERATIONS: u32 = 10_000;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent open options, each set by its own builder method"
+)]
 pub struct Config {
     pub(crate) path: PathBuf,
     pub(crate) temporary: bool,

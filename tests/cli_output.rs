@@ -477,6 +477,14 @@ fn man_page_has_exit_status_and_environment_and_no_missing_pages() {
                     let name: String = rest[open + 2..].chars().take_while(|c| *c != '"').collect();
                     names.push(name);
                 }
+                // Names read through a constant (`const TIMEOUT_ENV: &str = "JIDSTORE_...";`).
+                for (i, _) in text.match_indices("\"JIDSTORE_") {
+                    let name: String = text[i + 1..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                        .collect();
+                    names.push(name);
+                }
             }
         }
     }

@@ -65,6 +65,16 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Where demo creates its directory when --data-dir is not given.",
     ),
     (
+        "JIDSTORE_ADMIN_TIMEOUT",
+        "Seconds (decimals allowed) a command forwarded to a server's admin socket waits for \
+         the next byte before it gives up. Default: 30.",
+    ),
+    (
+        "JIDSTORE_TEST_PAUSE",
+        "For signal tests only, never set otherwise: the process stops at the named point and \
+         waits for a signal.",
+    ),
+    (
         "JIDSTORE_TEST_KILL_AT",
         "For crash tests only, never set otherwise: the process kills itself (SIGKILL) at the \
          named step of backup or compact's copy.",
