@@ -342,3 +342,31 @@ fn receipt_names_other_users_rows_removed_as_a_consequence() -> TestResult {
     assert_eq!(doc["total_removed"].as_u64(), Some(removed + 3));
     Ok(())
 }
+
+/// A subject whose only data is kept (an item published on another user's node, counted by
+/// a scan after the sweep) is held: erasure removes nothing and says what is kept, rather than
+/// "does not exist". Found by the property model (`store_matches_model`).
+#[test]
+fn a_subject_holding_only_kept_rows_found_by_a_scan_is_not_unknown() -> TestResult {
+    let (_dir, store) = store();
+    user(&store, "bob@localhost");
+    let bob = bare("bob@localhost");
+    let alice = bare("alice@localhost");
+    store.pubsub().create_node(&pep_node(&bob))?;
+    store
+        .pubsub()
+        .publish(&bob, NODE, "from-alice", &alice, "<entry/>", at())?;
+    let receipt = gdpr::remove(&store, &alice)?;
+    assert_eq!(receipt.total_removed(), 0);
+    assert!(
+        receipt
+            .kept
+            .iter()
+            .any(|k| k.class == "pubsub_items" && k.rows == Some(1)),
+        "{:?}",
+        receipt.kept
+    );
+    // Counted once, after the sweep.
+    assert_eq!(receipt.kept.len(), 1, "{:?}", receipt.kept);
+    Ok(())
+}
