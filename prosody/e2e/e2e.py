@@ -267,11 +267,15 @@ def client(server, user, password, register=False):
     return c
 
 
-def export(jidstore, server, user):
-    """retrieve_personal_data through the admin socket (Prosody running); returns the CSVs."""
+def export(jidstore, server, user, as_owner=False):
+    """retrieve_personal_data through the admin socket (Prosody running), or with as_owner
+    as the store's owner (Prosody stopped: the store refuses any other user); returns the
+    CSVs."""
     out = os.path.join(server.dir, f"export-{user}-{secrets.token_hex(3)}.zip")
-    r = subprocess.run([jidstore, "--data-dir", server.store, "retrieve_personal_data", user,
-                        DOMAIN, out], capture_output=True, text=True, timeout=60)
+    argv = [jidstore, "--data-dir", server.store, "retrieve_personal_data", user, DOMAIN, out]
+    if as_owner:
+        argv = server.as_user + [server.jidstore] + argv[1:]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     if r.returncode == 1 and "no personal data held" in r.stderr:
         return {}
     assert r.returncode == 0, f"retrieve_personal_data {user}: {r.returncode} {r.stderr}"
@@ -524,7 +528,16 @@ def main():
         r = subprocess.run(server.as_user + [jidstore, "--data-dir", server.store, "verify"],
                            capture_output=True, text=True, timeout=300)
         check(r.returncode == 0, "verify is clean after kill -9", f"{r.stdout} {r.stderr}")
-        c = export(jidstore, server, "carol")
+        if server.as_user:
+            # Prosody is down, so nothing forwards: a root CLI would open the prosody user's
+            # store itself, and is refused before writing anything into it.
+            r = subprocess.run([jidstore, "--data-dir", server.store, "stats"],
+                               capture_output=True, text=True, timeout=60)
+            check(r.returncode == 1 and "belongs to prosody" in r.stderr
+                  and r.stderr.count("\n") == 1,
+                  "root's CLI refuses the prosody user's store while Prosody is down",
+                  f"{r.returncode} {r.stderr}")
+        c = export(jidstore, server, "carol", as_owner=True)
         got = [b for b in bodies(c, "archive") if NONCE in b]
         check(got[:len(durable)] == durable, "every flushed message survived kill -9")
         rest = got[len(durable):]
