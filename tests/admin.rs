@@ -10,15 +10,16 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use crate::util::*;
 
-/// A `jidstore serve-admin` process; dropping it closes its stdin, which stops it.
-struct Server {
+/// A `jidstore serve-admin` process; dropping it closes its stdin, which stops it. Shared
+/// with the other modules that need a running server.
+pub(crate) struct Server {
     child: Child,
     stdin: Option<ChildStdin>,
     socket: PathBuf,
 }
 
 impl Server {
-    fn start(data: &Path) -> Server {
+    pub(crate) fn start(data: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_jidstore"))
             .arg("--data-dir")
             .arg(data)

@@ -5,7 +5,6 @@
 //! is reported as missing.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use std::process::{Command, Stdio};
 use jidstore::Timestamp;
 use jidstore::ext::mam::{Direction, PmMessage};
 
+use crate::admin::Server;
 use crate::util::*;
 
 /// One run of the binary: exit code (-1 when killed), output, and the killing signal.
@@ -323,36 +323,6 @@ fn outputs_that_are_not_regular_files_are_never_replaced() {
         })
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
-}
-
-/// A `jidstore serve-admin` process holding `data`; stops when dropped (stdin closed).
-struct Server(std::process::Child);
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jidstore"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("serve-admin")
-            .env_remove("JIDSTORE_DATA_DIR")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("serving "), "{line}");
-        Server(child)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.wait();
-    }
 }
 
 /// Issue 13, item 3: no export (nor forensic-export's working directory) is written inside
