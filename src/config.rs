@@ -41,6 +41,8 @@ pub struct Config {
     /// ([`crate::maintenance`] only).
     pub(crate) incomplete_copy: bool,
     pub(crate) allow_foreign_owner: bool,
+    /// Keep everything in memory ([`Config::in_memory`]).
+    pub(crate) in_memory: bool,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             min_free: None,
             incomplete_copy: false,
             allow_foreign_owner: false,
+            in_memory: false,
         }
     }
 
@@ -64,6 +67,23 @@ impl Config {
     pub fn temporary() -> Self {
         let mut c = Config::new(std::env::temp_dir());
         c.temporary = true;
+        c
+    }
+
+    /// A store held in memory only (ordered maps, no files), gone when the last handle drops.
+    /// Every API works as on disk, with nothing durable; meant for test suites (a server's
+    /// own, and jidstore's property model, which runs against both engines).
+    ///
+    /// ```
+    /// let store = jidstore::Config::in_memory().open()?;
+    /// let alice = jidstore::BareJid::parse("alice@example.org")?;
+    /// store.accounts().create(&alice, "secret")?;
+    /// assert!(store.accounts().get(&alice)?.is_some());
+    /// # Ok::<(), jidstore::Error>(())
+    /// ```
+    pub fn in_memory() -> Self {
+        let mut c = Config::temporary();
+        c.in_memory = true;
         c
     }
 

@@ -25,8 +25,8 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
-    /// sled reported an error.
-    Storage(sled::Error),
+    /// The storage engine reported an error (the message says what and what to do).
+    Storage(String),
     /// Another process holds the data directory.
     Locked(PathBuf),
     /// The data directory belongs to another user (see
@@ -105,9 +105,9 @@ pub enum Error {
         what: String,
     },
     /// Writing CSV failed.
-    Csv(csv::Error),
+    Csv(String),
     /// Writing the zip container failed.
-    Zip(zip::result::ZipError),
+    Zip(String),
     /// The filesystem holding the data directory is full (or over quota). sled stops
     /// accepting writes from this process after the first failed write; free space and open
     /// the store again.
@@ -160,18 +160,6 @@ impl fmt::Display for Error {
                 path,
                 source,
             } => write!(f, "cannot {action} {}: {source}", path.display()),
-            Error::Storage(sled::Error::Corruption { at, .. }) => {
-                write!(f, "storage error: sled found damaged data in its files")?;
-                if let Some(at) = at {
-                    write!(f, " (at {at})")?;
-                }
-                write!(f, "; restore a backup")
-            }
-            Error::Storage(sled::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => write!(
-                f,
-                "storage error: a file of the store is missing (sled keeps large values in \
-                 blobs/): {e}; restore a backup"
-            ),
             Error::Storage(e) => write!(f, "storage error: {e}"),
             Error::ForeignOwner { path, owner, user } => write!(
                 f,
@@ -313,9 +301,6 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) | Error::Path { source: e, .. } => Some(e),
-            Error::Storage(e) => Some(e),
-            Error::Csv(e) => Some(e),
-            Error::Zip(e) => Some(e),
             _ => None,
         }
     }
@@ -343,28 +328,24 @@ pub(crate) fn is_storage_full(e: &io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(28 | 122))
 }
 
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) if is_storage_full(&io) => Error::StorageFull { path: None },
-            // After open, the files sled opens are blobs: a missing one is damage.
-            sled::Error::Io(io) if io.kind() == io::ErrorKind::NotFound => {
-                Error::Storage(sled::Error::Io(io))
-            }
-            sled::Error::Io(io) => Error::Io(io),
-            other => Error::Storage(other),
-        }
-    }
-}
-
 impl From<csv::Error> for Error {
     fn from(e: csv::Error) -> Self {
-        Error::Csv(e)
+        if e.is_io_error() {
+            let text = e.to_string();
+            return match e.into_kind() {
+                csv::ErrorKind::Io(io) => Error::Io(io),
+                _ => Error::Io(io::Error::other(text)),
+            };
+        }
+        Error::Csv(e.to_string())
     }
 }
 
 impl From<zip::result::ZipError> for Error {
     fn from(e: zip::result::ZipError) -> Self {
-        Error::Zip(e)
+        match e {
+            zip::result::ZipError::Io(io) => Error::Io(io),
+            other => Error::Zip(other.to_string()),
+        }
     }
 }

@@ -22,6 +22,7 @@
 
 #[cfg(unix)]
 pub mod admin;
+mod backend;
 pub mod cleanup;
 pub mod codec;
 pub mod command;
@@ -33,6 +34,7 @@ pub mod gdpr;
 mod jid;
 pub mod keys;
 pub mod maintenance;
+mod meta;
 mod output;
 mod owner;
 pub mod pie;
@@ -51,6 +53,8 @@ pub mod xml;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[doc(hidden)]
+pub use backend::{Bytes, KvIter, Tree};
 pub use config::{Config, DEFAULT_CACHE_BYTES, DEFAULT_SCRAM_ITERATIONS};
 pub use error::{Error, Result};
 pub use jid::{BareJid, Jid};

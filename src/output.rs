@@ -178,14 +178,7 @@ pub(crate) fn write_new<T>(
     };
     let mut buffered = io::BufWriter::new(&file);
     let out = write(&mut buffered).map_err(|e| match e {
-        Error::Io(source) | Error::Zip(zip::result::ZipError::Io(source)) => write_err(source),
-        Error::Csv(e) if e.is_io_error() => {
-            let text = e.to_string();
-            match e.into_kind() {
-                csv::ErrorKind::Io(source) => write_err(source),
-                _ => write_err(io::Error::other(text)),
-            }
-        }
+        Error::Io(source) => write_err(source),
         other => other,
     })?;
     buffered.flush().map_err(write_err)?;

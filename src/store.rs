@@ -1,28 +1,27 @@
-//! The [`Store`] handle: opens sled and every keyspace, checks the format, and guards writes
-//! against a concurrent erasure.
+//! The [`Store`] handle: opens the storage engine ([`crate::backend`]), checks the format,
+//! guards writes against a concurrent erasure and hides ranges an erasure committed to
+//! deleting until they are swept.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    TransactionalTree,
-};
-use sled::{IVec, Transactional};
 
+use crate::backend::{
+    self, Bytes, Durability, Engine, KvIter, TxError, TxView, WriteBatch, memory::MemoryEngine,
+    sled_engine::SledEngine,
+};
+pub(crate) use crate::backend::{Tree, TxResult};
 use crate::codec;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ext;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
-use crate::witness::Witness;
 
 /// Archive ids cached at most (one small entry per account appending).
 const ARCHIVE_ID_CACHE: usize = 100_000;
@@ -83,7 +82,7 @@ fn hides(hidden: &Hidden, key: &[u8]) -> bool {
     hidden.iter().any(|p| key.starts_with(p))
 }
 
-/// A handle on an open store. Cheap to clone; all clones share one sled database.
+/// A handle on an open store. Cheap to clone; all clones share one engine.
 ///
 /// ```
 /// use jidstore::{BareJid, Store};
@@ -101,8 +100,7 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
-    trees: Vec<sled::Tree>,
+    engine: Box<dyn Engine>,
     /// Writers of owner data hold the read side; an erasure holds the write side from
     /// collecting keys to commit, so no write can slip in between.
     erase_lock: RwLock<()>,
@@ -122,11 +120,6 @@ struct Inner {
     /// copies of the store ([`crate::maintenance`]) keep too.
     min_free: Option<u64>,
     scram_iterations: u32,
-    space: SpaceGuard,
-    /// The flush witness ([`crate::witness`]); held from taking a generation to recording it.
-    witness: Mutex<Witness>,
-    /// Whether a write ran since the last recorded flush (the last handle then records one).
-    dirty: std::sync::atomic::AtomicBool,
     /// Ranges committed for deletion and not yet swept, mirrored from the `sweep` keyspace.
     tombstones: RwLock<Vec<Tombstone>>,
     /// `tombstones.len()`, read without the lock: zero on the hot path of every read.
@@ -134,7 +127,7 @@ struct Inner {
     /// Held while a range is swept, so that one range is swept by one thread at a time and
     /// a writer waiting for a range waits for its sweep to end.
     sweep_lock: Mutex<()>,
-    /// Last, so that it drops after sled's handles: gives the files sled wrote to the
+    /// Last, so that it drops after the engine: gives the files the engine wrote to the
     /// directory's owner.
     owner: GiveBack,
 }
@@ -150,181 +143,11 @@ impl Drop for GiveBack {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = flush_recorded(&self.db, &self.witness);
-        }
-    }
-}
-
-/// Writes the next flush generation into `meta`, flushes sled, then records the generation
-/// in the witness file.
-fn flush_recorded(db: &sled::Db, witness: &Mutex<Witness>) -> Result<()> {
-    let mut w = witness.lock().unwrap_or_else(PoisonError::into_inner);
-    let generation = w.next();
-    db.open_tree(Keyspace::Meta.name())?
-        .insert(keys::META_FLUSHED, &keys::u64_value(generation))?;
-    db.flush()?;
-    w.record(generation);
-    Ok(())
-}
-
-/// Refuses new data while the filesystem holding the store has less free space than the
-/// reserve, so that sled never runs out of space in the middle of its own writes: an erasure,
-/// the archive sweep, sled's log and snapshots, and the recovery at the next open still have
-/// room. sled 0.34 that hit ENOSPC while writing its log refused to reopen the store as
-/// damaged in 5 of 7 runs; with the reserve no ingest reaches that point.
-///
-/// `statvfs` is called at most every [`SpaceGuard::RELAXED`] while free space is over
-/// [`SpaceGuard::NEAR`] times the reserve, and before every write below that.
-struct SpaceGuard {
-    /// Bytes kept free (0: no reserve).
-    reserve: u64,
-    /// Nanoseconds since `epoch` before which the cached answer holds.
-    next_check: std::sync::atomic::AtomicU64,
-    /// Free bytes at the last check.
-    free: std::sync::atomic::AtomicU64,
-    epoch: std::time::Instant,
-}
-
-impl SpaceGuard {
-    /// How long a check holds while space is plentiful.
-    const RELAXED: std::time::Duration = std::time::Duration::from_millis(250);
-    /// Below this many reserves of free space, every write checks.
-    const NEAR: u64 = 16;
-
-    fn new(reserve: u64) -> Self {
-        SpaceGuard {
-            reserve,
-            next_check: std::sync::atomic::AtomicU64::new(0),
-            free: std::sync::atomic::AtomicU64::new(u64::MAX),
-            epoch: std::time::Instant::now(),
-        }
-    }
-
-    /// Free bytes for an unprivileged writer, or `None` when the filesystem does not say.
-    fn free_bytes(path: &Path) -> Option<u64> {
-        rustix::fs::statvfs(path)
-            .ok()
-            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-    }
-
-    /// `Err(LowSpace)` when less than the reserve plus `extra` bytes is free.
-    fn check(&self, path: &Path, extra: u64) -> Result<()> {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.reserve == 0 {
-            return Ok(());
-        }
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let mut free = self.free.load(Relaxed);
-        if now >= self.next_check.load(Relaxed) {
-            free = Self::free_bytes(path).unwrap_or(u64::MAX);
-            self.free.store(free, Relaxed);
-            let hold = if free / Self::NEAR > self.reserve.saturating_add(extra) {
-                u64::try_from(Self::RELAXED.as_nanos()).unwrap_or(u64::MAX)
-            } else {
-                0
-            };
-            self.next_check.store(now.saturating_add(hold), Relaxed);
-        }
-        if free < self.reserve.saturating_add(extra) {
-            return Err(Error::LowSpace {
-                path: path.to_path_buf(),
-                free,
-                reserve: self.reserve,
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Bytes sled may write per logical byte of a large batch (see [`Store::check_space_for`]).
-const SLED_WRITE_FACTOR: u64 = 4;
-
-/// The default reserve for a filesystem of `total` bytes: 5 %, at least 4 MiB (a chunk of
-/// [`crate::ext::mam::Mam::append_bulk`] and a few sled segments) and at most 64 MiB.
-pub(crate) fn default_reserve(total: u64) -> u64 {
-    (total / 20).clamp(4 << 20, 64 << 20)
-}
-
-fn reserve_for(path: &Path, configured: Option<u64>) -> u64 {
-    configured.unwrap_or_else(|| {
-        rustix::fs::statvfs(path).map_or(0, |s| {
-            default_reserve(s.f_blocks.saturating_mul(s.f_frsize))
-        })
-    })
-}
-
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
-    }
-}
-
-/// Files sled keeps in its directory; anything else means the directory is not ours.
-fn looks_like_sled_dir(path: &Path) -> io::Result<bool> {
-    let mut empty = true;
-    for entry in std::fs::read_dir(path)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        empty = false;
-        if name == "conf" || name == "db" {
-            return Ok(true);
-        }
-    }
-    Ok(empty)
-}
-
-fn not_a_store(path: PathBuf, reason: &str) -> Error {
-    Error::NotAStore {
-        path,
-        reason: reason.to_owned(),
-    }
-}
-
-/// Below this many free bytes the filesystem counts as full when sled fails to open a store:
-/// sled writes (a segment tail, a snapshot) while it recovers, and reports a failed write
-/// there as corruption or an I/O error.
-const FULL_BELOW: u64 = 512 * 1024;
-
-/// Whether the filesystem holding `path` has (almost) no space left for an unprivileged
-/// writer.
-fn filesystem_full(path: &Path) -> bool {
-    rustix::fs::statvfs(path).is_ok_and(|s| s.f_bavail.saturating_mul(s.f_frsize) < FULL_BELOW)
-}
-
-fn map_open_error(path: &Path, e: sled::Error) -> Error {
-    match e {
-        sled::Error::Io(_) | sled::Error::Corruption { .. } if filesystem_full(path) => {
-            Error::StorageFull {
-                path: Some(path.to_path_buf()),
-            }
-        }
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            Error::Locked(path.to_path_buf())
-        }
-        sled::Error::Io(io) if crate::error::is_storage_full(&io) => Error::StorageFull {
-            path: Some(path.to_path_buf()),
-        },
-        sled::Error::Io(io) => Error::Path {
-            action: "open data directory",
-            path: path.to_path_buf(),
-            source: io,
-        },
-        sled::Error::Corruption { at, .. } => {
-            let whereabouts = at.map_or_else(String::new, |at| format!(" (at {at})"));
-            not_a_store(
-                path.to_path_buf(),
-                &format!("sled found damaged data in its files{whereabouts}; restore a backup"),
-            )
-        }
-        sled::Error::Unsupported(what) => {
-            not_a_store(path.to_path_buf(), &format!("sled: unsupported: {what}"))
-        }
-        other => Error::Storage(other),
     }
 }
 
@@ -355,80 +178,25 @@ impl Store {
         } else {
             crate::owner::check(&path, config.allow_foreign_owner)?
         };
-        // Dropped last, also on the error paths below, after sled wrote its files.
+        // Dropped last, also on the error paths below, after the engine wrote its files.
         let owner = GiveBack(path.clone(), owner);
-        if !config.temporary {
-            check_dir(&path, config.read_only_check, config.incomplete_copy)?;
-        }
-        if !config.temporary {
-            discard_partial_snapshots(&path)?;
-        }
-        let mut sled_config = sled::Config::new()
-            .cache_capacity(config.cache_capacity)
-            .flush_every_ms(config.flush_every_ms);
-        sled_config = if config.temporary {
-            sled_config.temporary(true)
+        let engine: Box<dyn Engine> = if config.in_memory {
+            Box::new(MemoryEngine::new())
         } else {
-            sled_config.path(&path)
+            Box::new(SledEngine::open(&config)?)
         };
-        // sled panics on some damaged files instead of returning an error; a damaged data
-        // directory must give a message, not abort the process.
-        let deadline = std::time::Instant::now() + config.lock_timeout;
-        let opened = loop {
-            // Quiet: sled's panic message would print before the one-line error.
-            let res = quiet_panics(|| sled_config.open());
-            match res {
-                Ok(Err(e)) => match map_open_error(&path, e) {
-                    Error::Locked(_) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                    }
-                    err => return Err(err),
-                },
-                other => break other,
-            }
-        };
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(map_open_error(&path, e)),
-            Err(what) => {
-                return Err(not_a_store(
-                    path,
-                    &format!("sled panicked while opening it ({what})"),
-                ));
-            }
-        };
-        if check_meta(&db, &path, config.read_only_check)? && !config.temporary {
-            restrict(&path).map_err(|source| Error::Path {
-                action: "make owner-only the new data directory",
-                path: path.clone(),
-                source,
-            })?;
-        }
-        if !config.temporary {
-            restrict_sled_files(&path);
+        if crate::meta::check(&*engine, &path, config.read_only_check)? && !config.temporary {
+            engine.created()?;
         }
         if let Some(o) = owner.1 {
             crate::owner::give(&path, o);
         }
-        let witness = if config.temporary {
-            Witness::none()
-        } else {
-            check_witness(&db, &path)?
-        };
-        let trees = Keyspace::ALL
-            .iter()
-            .map(|ks| db.open_tree(ks.name()))
-            .collect::<sled::Result<Vec<_>>>()?;
         let store = Store {
             inner: Arc::new(Inner {
-                db,
-                trees,
+                engine,
                 erase_lock: RwLock::new(()),
                 archive_lock: Mutex::new(ArchiveTails::default()),
                 archive_ids: Mutex::new(HashMap::new()),
-                space: SpaceGuard::new(reserve_for(&path, config.min_free)),
-                witness: Mutex::new(witness),
-                dirty: std::sync::atomic::AtomicBool::new(false),
                 tombstones: RwLock::new(Vec::new()),
                 pending: std::sync::atomic::AtomicUsize::new(0),
                 sweep_lock: Mutex::new(()),
@@ -462,57 +230,53 @@ impl Store {
     /// ([`crate::witness`]): should sled later recover an earlier state, opening the store
     /// fails with [`Error::EarlierState`].
     pub fn flush(&self) -> Result<()> {
-        self.inner
-            .dirty
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        flush_recorded(&self.inner.db, &self.inner.witness)
+        self.inner.engine.flush()
     }
 
-    /// Makes sled's snapshot and blob files owner-only (see [`restrict_sled_files`]).
+    /// Makes the engine's files owner-only again (after a copy into this store).
     pub(crate) fn restrict_files(&self) {
-        restrict_sled_files(&self.inner.path);
+        self.inner.engine.restrict_files();
         if let Some(owner) = self.inner.owner.1 {
             crate::owner::give(&self.inner.path, owner);
         }
     }
 
-    /// Bytes the store occupies on disk, as sled reports it.
+    /// Bytes the store occupies on disk, as the engine reports it (0 in memory).
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.inner.db.size_on_disk()?)
+        self.inner.engine.size_on_disk()
     }
 
     pub(crate) fn scram_iterations(&self) -> u32 {
         self.inner.scram_iterations
     }
 
-    /// The names of every tree sled holds, including ones this build does not know.
+    /// The names of every keyspace the engine holds, including ones this build does not know.
     #[cfg_attr(
         not(test),
         expect(dead_code, reason = "read by the registry tests only")
     )]
-    pub(crate) fn tree_names(&self) -> Vec<IVec> {
-        self.inner.db.tree_names()
+    pub(crate) fn tree_names(&self) -> Result<Vec<Vec<u8>>> {
+        self.inner.engine.keyspace_names()
     }
 
-    pub(crate) fn tree(&self, ks: Keyspace) -> &sled::Tree {
-        // `trees` is built from Keyspace::ALL in order, so every index exists.
-        #[expect(clippy::indexing_slicing, reason = "trees has one entry per Keyspace")]
-        &self.inner.trees[ks.index()]
+    /// One keyspace of the engine, with no tombstone hiding or index upkeep.
+    pub(crate) fn tree(&self, ks: Keyspace) -> Tree<'_> {
+        Tree::new(&*self.inner.engine, ks)
     }
 
-    /// The sled tree of one keyspace, bypassing every check and index.
+    /// One keyspace of the engine, bypassing every check and index.
     ///
     /// For tests and tools only (e.g. damaging an entry to see [`crate::verify`] report it):
     /// writes through it can break the invariants the typed APIs keep.
     #[doc(hidden)]
-    pub fn raw_tree(&self, ks: Keyspace) -> &sled::Tree {
+    pub fn raw_tree(&self, ks: Keyspace) -> Tree<'_> {
         self.tree(ks)
     }
 
     /// A unique, monotonically increasing id (survives restarts; carried over by
     /// [`crate::maintenance::copy_into`]).
     pub(crate) fn generate_id(&self) -> Result<u64> {
-        Ok(self.inner.db.generate_id()?)
+        self.inner.engine.generate_id()
     }
 
     /// Held by every writer that adds owner data: fails with [`Error::LowSpace`] when the
@@ -522,16 +286,9 @@ impl Store {
         Ok(self.remover())
     }
 
-    fn mark_dirty(&self) {
-        self.inner
-            .dirty
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Held by every writer that only removes owner data (never refused for lack of space:
     /// removing is how space comes back).
     pub(crate) fn remover(&self) -> RwLockReadGuard<'_, ()> {
-        self.mark_dirty();
         self.inner
             .erase_lock
             .read()
@@ -540,28 +297,23 @@ impl Store {
 
     /// [`Error::LowSpace`] when less than the reserve is free.
     pub(crate) fn check_space(&self) -> Result<()> {
-        self.inner.space.check(&self.inner.path, 0)
+        self.inner.engine.check_space(0)
     }
 
     /// [`Error::LowSpace`] unless the reserve stays free after a write of `logical` bytes of
-    /// keys and values (bulk appends, copies). sled writes several times the logical size
-    /// (page rewrites, log framing): measured up to 4x on a 2,000-message chunk, so that is
-    /// what is asked for.
+    /// keys and values (bulk appends, copies).
     pub(crate) fn check_space_for(&self, logical: u64) -> Result<()> {
-        self.inner
-            .space
-            .check(&self.inner.path, logical.saturating_mul(SLED_WRITE_FACTOR))
+        self.inner.engine.check_space(logical)
     }
 
     /// Applies a batch to one keyspace atomically.
     pub(crate) fn apply_batch(&self, ks: Keyspace, batch: Batch) -> Result<()> {
         if self.pending_count() > 0 {
-            for key in &batch.inserted {
+            for key in batch.inserted() {
                 self.sweep_before_write(ks, key)?;
             }
         }
-        self.tree(ks).apply_batch(batch.batch)?;
-        Ok(())
+        self.inner.engine.apply(&batch.into_write_batch(ks))
     }
 
     /// Held by archive appends (1-1 and room) from taking a seq to the write; gives the
@@ -576,7 +328,6 @@ impl Store {
     /// Held by an erasure from key collection to commit. Forgets every cached archive id:
     /// no writer runs while this is held, so none can be cached again before the commit.
     pub(crate) fn eraser(&self) -> RwLockWriteGuard<'_, ()> {
-        self.mark_dirty();
         let guard = self
             .inner
             .erase_lock
@@ -614,7 +365,7 @@ impl Store {
         if self.hidden(ks, key) {
             return Ok(None);
         }
-        match self.tree(ks).get(key)? {
+        match self.inner.engine.get(ks, key)? {
             Some(v) => codec::decode(ks, key, &v).map(Some),
             None => Ok(None),
         }
@@ -622,13 +373,13 @@ impl Store {
 
     /// Whether `key` exists in `ks`.
     pub(crate) fn contains(&self, ks: Keyspace, key: &[u8]) -> Result<bool> {
-        Ok(!self.hidden(ks, key) && self.tree(ks).contains_key(key)?)
+        Ok(!self.hidden(ks, key) && self.inner.engine.get(ks, key)?.is_some())
     }
 
     /// Encodes and writes one value (no index: callers with an index use [`Store::transaction`]).
     pub(crate) fn put<T: Serialize>(&self, ks: Keyspace, key: &[u8], value: &T) -> Result<()> {
         self.sweep_before_write(ks, key)?;
-        self.tree(ks).insert(key, codec::encode(value))?;
+        self.inner.engine.insert(ks, key, &codec::encode(value))?;
         Ok(())
     }
 
@@ -638,13 +389,12 @@ impl Store {
         &self,
         ks: Keyspace,
         prefix: &[u8],
-    ) -> impl DoubleEndedIterator<Item = sled::Result<(IVec, IVec)>> + use<> {
+    ) -> impl DoubleEndedIterator<Item = Result<(Bytes, Bytes)>> + use<> {
         let hidden = self.hidden_in(ks);
-        let tree = self.tree(ks);
-        let iter = if hides(&hidden, prefix) {
-            tree.range(prefix.to_vec()..prefix.to_vec())
+        let iter: KvIter = if hides(&hidden, prefix) {
+            Box::new(std::iter::empty())
         } else {
-            tree.scan_prefix(prefix)
+            self.inner.engine.range(ks, backend::prefix_range(prefix))
         };
         iter.filter(move |e| e.as_ref().map_or(true, |(k, _)| !hides(&hidden, k)))
     }
@@ -654,7 +404,7 @@ impl Store {
         &self,
         ks: Keyspace,
         prefix: &[u8],
-    ) -> impl DoubleEndedIterator<Item = Result<(IVec, T)>> + use<T> {
+    ) -> impl DoubleEndedIterator<Item = Result<(Bytes, T)>> + use<T> {
         self.visible(ks, prefix).map(move |entry| {
             let (k, v) = entry?;
             let value = codec::decode(ks, &k, &v)?;
@@ -667,7 +417,7 @@ impl Store {
         &self,
         ks: Keyspace,
         prefix: &[u8],
-    ) -> impl DoubleEndedIterator<Item = Result<IVec>> + use<> {
+    ) -> impl DoubleEndedIterator<Item = Result<Bytes>> + use<> {
         self.visible(ks, prefix).map(|entry| Ok(entry?.0))
     }
 
@@ -771,81 +521,72 @@ impl Store {
             .ok_or_else(|| Error::NoAccount(owner.to_string()))
     }
 
-    /// [`Store::transaction`], made durable before it returns and recorded in the flush
-    /// witness (a GDPR erasure's commit: should sled ever recover a state before it, the
-    /// store refuses to open instead of bringing erased data back).
+    /// [`Store::transaction`], made durable before it returns and recorded as such (a GDPR
+    /// erasure's commit: should the engine ever recover a state before it, the store refuses
+    /// to open instead of bringing erased data back).
     pub(crate) fn recorded_transaction<A>(
         &self,
         spaces: &[Keyspace],
-        f: impl Fn(&Tx<'_>) -> ConflictableTransactionResult<A, Error>,
+        f: impl Fn(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A> {
-        let mut witness = self
-            .inner
-            .witness
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let generation = witness.next();
-        let mut all = spaces.to_vec();
-        all.push(Keyspace::Meta);
-        all.sort();
-        all.dedup();
-        let out = self.transaction(&all, |tx| {
-            let a = f(tx)?;
-            tx.put_raw(
-                Keyspace::Meta,
-                keys::META_FLUSHED,
-                &keys::u64_value(generation),
-            )?;
-            tx.flush();
-            Ok(a)
-        })?;
-        witness.record(generation);
-        Ok(out)
+        self.run_transaction(spaces, Durability::Flushed, f)
     }
 
     /// Runs `f` atomically over the named keyspaces. `f` may be retried, so it must have no
-    /// side effects. Plain tree calls inside `f` deadlock; use only the [`Tx`] it is given.
+    /// side effects. Other store calls inside `f` may deadlock; use only the [`Tx`] it is given.
     ///
     /// A write into a range an erasure committed to deleting aborts the attempt; the range
     /// is swept, then `f` runs again.
     pub(crate) fn transaction<A>(
         &self,
         spaces: &[Keyspace],
-        f: impl Fn(&Tx<'_>) -> ConflictableTransactionResult<A, Error>,
+        f: impl Fn(&Tx<'_>) -> TxResult<A>,
     ) -> Result<A> {
-        let trees: Vec<sled::Tree> = spaces.iter().map(|ks| self.tree(*ks).clone()).collect();
+        self.run_transaction(spaces, Durability::Buffered, f)
+    }
+
+    fn run_transaction<A>(
+        &self,
+        spaces: &[Keyspace],
+        durability: Durability,
+        f: impl Fn(&Tx<'_>) -> TxResult<A>,
+    ) -> Result<A> {
+        let mut sorted = spaces.to_vec();
+        sorted.sort();
+        sorted.dedup();
         loop {
-            let hidden: Vec<(Keyspace, Hidden)> = spaces
+            let hidden: Vec<(Keyspace, Hidden)> = sorted
                 .iter()
                 .map(|ks| (*ks, self.hidden_in(*ks)))
                 .filter(|(_, h)| !h.is_empty())
                 .collect();
             let hit = RefCell::new(None);
-            let res = trees.as_slice().transaction(|txs| {
-                f(&Tx {
-                    spaces,
-                    trees: txs,
+            // The value of the attempt that committed (each attempt overwrites it).
+            let out = RefCell::new(None);
+            let res = self.inner.engine.transaction(&sorted, durability, &|view| {
+                let a = f(&Tx {
+                    view,
                     hidden: &hidden,
                     hit: &hit,
-                })
+                })?;
+                *out.borrow_mut() = Some(a);
+                Ok(())
             });
             if let Some((ks, key)) = hit.take() {
                 self.sweep_before_write(ks, &key)?;
                 continue;
             }
-            return match res {
-                Ok(a) => Ok(a),
-                Err(TransactionError::Abort(e)) => Err(e),
-                Err(TransactionError::Storage(e)) => Err(e.into()),
-            };
+            res?;
+            return out.into_inner().ok_or_else(|| {
+                Error::InvalidInput("internal: a transaction committed without a value".into())
+            });
         }
     }
 }
 
-/// The trees of one transaction, addressed by keyspace.
+/// The keyspaces of one transaction.
 pub(crate) struct Tx<'a> {
-    spaces: &'a [Keyspace],
-    trees: &'a [TransactionalTree],
+    view: &'a dyn TxView,
     /// Ranges hidden by pending tombstones when the transaction started.
     hidden: &'a [(Keyspace, Hidden)],
     /// Set by a write into a hidden range (the transaction then aborts, and is retried
@@ -853,22 +594,7 @@ pub(crate) struct Tx<'a> {
     hit: &'a RefCell<Option<(Keyspace, Vec<u8>)>>,
 }
 
-type TxResult<T> = ConflictableTransactionResult<T, Error>;
-
 impl Tx<'_> {
-    fn tree(&self, ks: Keyspace) -> TxResult<&TransactionalTree> {
-        self.spaces
-            .iter()
-            .position(|s| *s == ks)
-            .and_then(|i| self.trees.get(i))
-            .ok_or_else(|| {
-                ConflictableTransactionError::Abort(Error::InvalidInput(format!(
-                    "internal: keyspace {} not part of this transaction",
-                    ks.name()
-                )))
-            })
-    }
-
     /// Aborts when `key` lies in a hidden range (see [`Store::transaction`]).
     fn check_write(&self, ks: Keyspace, key: &[u8]) -> TxResult<()> {
         let hidden = self
@@ -886,16 +612,13 @@ impl Tx<'_> {
 
     /// Inserts an encoded value.
     pub(crate) fn put<T: Serialize>(&self, ks: Keyspace, key: &[u8], value: &T) -> TxResult<()> {
-        self.check_write(ks, key)?;
-        self.tree(ks)?.insert(key, codec::encode(value))?;
-        Ok(())
+        self.put_raw(ks, key, &codec::encode(value))
     }
 
     /// Inserts raw bytes (index markers, integers).
     pub(crate) fn put_raw(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> TxResult<()> {
         self.check_write(ks, key)?;
-        self.tree(ks)?.insert(key, value)?;
-        Ok(())
+        self.view.insert(ks, key, value)
     }
 
     /// Inserts an index marker.
@@ -905,347 +628,78 @@ impl Tx<'_> {
 
     /// Reads and decodes a value.
     pub(crate) fn get<T: DeserializeOwned>(&self, ks: Keyspace, key: &[u8]) -> TxResult<Option<T>> {
-        match self.tree(ks)?.get(key)? {
-            Some(v) => Ok(Some(
-                codec::decode(ks, key, &v).map_err(ConflictableTransactionError::Abort)?,
-            )),
+        match self.view.get(ks, key)? {
+            Some(v) => Ok(Some(codec::decode(ks, key, &v)?)),
             None => Ok(None),
         }
     }
 
     /// Reads raw bytes (integers written with `put_raw`).
-    pub(crate) fn get_raw(&self, ks: Keyspace, key: &[u8]) -> TxResult<Option<IVec>> {
-        Ok(self.tree(ks)?.get(key)?)
+    pub(crate) fn get_raw(&self, ks: Keyspace, key: &[u8]) -> TxResult<Option<Bytes>> {
+        self.view.get(ks, key)
     }
 
     /// Whether a key exists.
     pub(crate) fn contains(&self, ks: Keyspace, key: &[u8]) -> TxResult<bool> {
-        Ok(self.tree(ks)?.get(key)?.is_some())
+        Ok(self.view.get(ks, key)?.is_some())
     }
 
     /// Applies a batch to one keyspace, inside the transaction.
     pub(crate) fn apply_batch(&self, ks: Keyspace, batch: &Batch) -> TxResult<()> {
-        for key in &batch.inserted {
+        for key in batch.inserted() {
             self.check_write(ks, key)?;
         }
-        self.tree(ks)?.apply_batch(&batch.batch)?;
+        for (key, value) in &batch.ops {
+            match value {
+                Some(v) => self.view.insert(ks, key, v)?,
+                None => self.view.remove(ks, key)?,
+            }
+        }
         Ok(())
     }
 
     /// Removes a key.
     pub(crate) fn remove(&self, ks: Keyspace, key: &[u8]) -> TxResult<()> {
-        self.tree(ks)?.remove(key)?;
-        Ok(())
-    }
-
-    /// Makes the transaction durable before it returns.
-    pub(crate) fn flush(&self) {
-        if let Some(t) = self.trees.first() {
-            t.flush();
-        }
+        self.view.remove(ks, key)
     }
 }
 
 /// Writes to one keyspace, applied atomically by [`Store::apply_batch`] or [`Tx::apply_batch`].
 #[derive(Default)]
 pub(crate) struct Batch {
-    batch: sled::Batch,
-    /// The keys inserted (cheap clones), checked against pending tombstones.
-    inserted: Vec<IVec>,
+    /// In order; a later write of the same key wins.
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Batch {
     /// Inserts (or overwrites) a key.
-    pub(crate) fn insert(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
-        let key = key.into();
-        self.inserted.push(key.clone());
-        self.batch.insert(key, value);
+    pub(crate) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
     }
 
     /// Removes a key.
-    pub(crate) fn remove(&mut self, key: impl Into<IVec>) {
-        self.batch.remove(key);
+    pub(crate) fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// The keys inserted, checked against pending tombstones.
+    fn inserted(&self) -> impl Iterator<Item = &[u8]> {
+        self.ops
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.as_slice())
+    }
+
+    fn into_write_batch(self, ks: Keyspace) -> WriteBatch {
+        WriteBatch {
+            ops: self.ops.into_iter().map(|(k, v)| (ks, k, v)).collect(),
+        }
     }
 }
 
 /// Aborts a transaction with a jidstore error.
 pub(crate) fn abort<T>(e: Error) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(e))
-}
-
-/// The checks before sled touches `path`: a directory holding a store or nothing, or (unless
-/// `must_exist`) missing, then created owner-only.
-fn check_dir(path: &Path, must_exist: bool, incomplete_copy: bool) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(m) if !m.is_dir() => return Err(not_a_store(path.to_path_buf(), "not a directory")),
-        Ok(_) => {
-            let marker = crate::maintenance::INCOMPLETE_COPY;
-            if !incomplete_copy && std::fs::symlink_metadata(path.join(marker)).is_ok() {
-                return Err(not_a_store(
-                    path.to_path_buf(),
-                    &format!(
-                        "it is an incomplete copy (a `jidstore backup` or `compact` that did \
-                         not finish left its {marker} file); delete it and take the backup again"
-                    ),
-                ));
-            }
-            let ours = looks_like_sled_dir(path).map_err(|source| Error::Path {
-                action: "read data directory",
-                path: path.to_path_buf(),
-                source,
-            })?;
-            if !ours && !incomplete_copy {
-                return Err(not_a_store(
-                    path.to_path_buf(),
-                    "it holds files that are not sled's",
-                ));
-            }
-            // sled would create an empty `db` next to the old snapshot and report the store
-            // as damaged. A store that ever held data has a snapshot or the flush witness.
-            let has = |name: &str| std::fs::symlink_metadata(path.join(name)).is_ok();
-            let written = has(crate::witness::FILE_NAME)
-                || std::fs::read_dir(path).is_ok_and(|d| {
-                    d.flatten()
-                        .any(|e| e.file_name().to_string_lossy().starts_with("snap."))
-                });
-            if !has("db") && written {
-                let db = path.join("db");
-                return Err(not_a_store(
-                    path.to_path_buf(),
-                    &format!(
-                        "{} (sled's data file) is missing; restore a backup",
-                        db.display()
-                    ),
-                ));
-            }
-            // An empty directory: sled would create its files in it before the check
-            // below could refuse, so a command that must not create a store stops here.
-            let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
-            if empty && must_exist {
-                return Err(not_a_store(
-                    path.to_path_buf(),
-                    "no store has been created here",
-                ));
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(old) = crate::maintenance::interrupted_compact(path) {
-                let reason = format!(
-                    "it is missing, but {} exists: a `jidstore compact` was interrupted; \
-                         rename that directory (or a complete `.compact-*` sibling) back to \
-                         this path",
-                    old.display()
-                );
-                return Err(not_a_store(path.to_path_buf(), &reason));
-            }
-            if must_exist {
-                return Err(Error::Path {
-                    action: "open data directory",
-                    path: path.to_path_buf(),
-                    source: e,
-                });
-            }
-            create_private_dir(path)?;
-        }
-        Err(_) => {}
-    }
-    Ok(())
-}
-
-/// Creates a missing data directory (and missing parents) owner-only (0700), before sled
-/// creates its files in it.
-fn create_private_dir(path: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path).map_err(|source| Error::Path {
-        action: "create data directory",
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Makes a data directory that was just turned into a store owner-only: the directory and
-/// its subdirectories 0700, sled's files (created under the umask, usually 0644) 0600. Files
-/// sled creates later inherit nothing, but sit inside the 0700 directory.
-fn restrict(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::symlink_metadata(path)?;
-        let mode = meta.permissions().mode() & 0o7777;
-        if meta.is_dir() {
-            if mode != 0o700 {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-            }
-            for entry in std::fs::read_dir(path)? {
-                restrict(&entry?.path())?;
-            }
-        } else if meta.is_file() && mode != 0o600 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-/// sled creates its snapshots (`snap.*`, written while it opens a store) and blob files with
-/// the process umask (0666 under umask 0), unlike the `db` file: take the group and other
-/// bits off them. Done at every open and after a copy; best effort (a file owned by someone
-/// else stays as it is), and the directory's own mode, the operator's choice, is left alone.
-fn restrict_sled_files(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let fix = |p: &Path| {
-            if let Ok(meta) = std::fs::symlink_metadata(p) {
-                let mode = meta.permissions().mode();
-                if meta.is_file() && mode & 0o077 != 0 {
-                    let _ =
-                        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o700));
-                }
-            }
-        };
-        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy().starts_with("snap.") {
-                fix(&entry.path());
-            }
-        }
-        for entry in std::fs::read_dir(path.join("blobs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            fix(&entry.path());
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-}
-
-/// Removes the snapshots sled had not finished writing (`snap.<lsn>.generating`) when its
-/// process was killed. sled 0.34 writes a snapshot to that name, syncs it, renames it to
-/// `snap.<lsn>` and only then deletes older ones, so a `.generating` file is always partial
-/// and never the only copy of anything; but sled's own recovery takes it as the newest
-/// snapshot and, finding its checksum wrong, refuses the store as damaged (seen once in 600
-/// SIGKILLs of `unregister`, killed while sled wrote its start-up snapshot).
-fn discard_partial_snapshots(path: &Path) -> Result<()> {
-    let entries = match std::fs::read_dir(path) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(Error::Path {
-                action: "read data directory",
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let partial = name
-            .strip_prefix("snap.")
-            .and_then(|rest| rest.strip_suffix(".generating"))
-            .is_some_and(|lsn| lsn.len() == 16 && lsn.bytes().all(|b| b.is_ascii_hexdigit()));
-        if partial && entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::remove_file(entry.path()).map_err(|source| Error::Path {
-                action: "remove the partial snapshot",
-                path: entry.path(),
-                source,
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// Reads the flush witness and refuses a store that sled recovered to a state older than the
-/// newest flush the witness recorded.
-fn check_witness(db: &sled::Db, path: &Path) -> Result<Witness> {
-    let (mut witness, recorded) = Witness::read(path).map_err(|source| Error::Path {
-        action: "read the flush witness of",
-        path: path.join(crate::witness::FILE_NAME),
-        source,
-    })?;
-    let found = match db
-        .open_tree(Keyspace::Meta.name())?
-        .get(keys::META_FLUSHED)?
-    {
-        Some(raw) => keys::read_u64_value(Keyspace::Meta, keys::META_FLUSHED, &raw)?,
-        None => 0,
-    };
-    if found < recorded {
-        return Err(Error::EarlierState {
-            path: path.to_path_buf(),
-            recorded,
-            found,
-        });
-    }
-    witness.saw(found);
-    Ok(witness)
-}
-
-/// Checks (or, on a fresh directory, writes) the magic and format version. Returns whether
-/// it created the store.
-fn check_meta(db: &sled::Db, path: &Path, must_exist: bool) -> Result<bool> {
-    let meta = db.open_tree(Keyspace::Meta.name())?;
-    match meta.get(keys::META_MAGIC)? {
-        Some(magic) if magic.as_ref() == keys::MAGIC => {
-            let raw = meta
-                .get(keys::META_FORMAT)?
-                .ok_or_else(|| not_a_store(path.to_path_buf(), "format version missing"))?;
-            let found = keys::read_u64_value(Keyspace::Meta, keys::META_FORMAT, &raw)?;
-            let found = u32::try_from(found).unwrap_or(u32::MAX);
-            if !(keys::OLDEST_FORMAT..=keys::FORMAT_VERSION).contains(&found) {
-                return Err(Error::UnsupportedVersion {
-                    found,
-                    supported: keys::FORMAT_VERSION,
-                });
-            }
-            if found < keys::FORMAT_VERSION {
-                // Every older format is a subset of this one: only the version changes, so
-                // an older build refuses the store once it may hold what that build cannot
-                // read.
-                meta.insert(
-                    keys::META_FORMAT,
-                    &keys::u64_value(u64::from(keys::FORMAT_VERSION)),
-                )?;
-                meta.flush()?;
-            }
-            Ok(false)
-        }
-        Some(_) => Err(not_a_store(path.to_path_buf(), "wrong magic bytes")),
-        None => {
-            // A fresh sled directory has only the default tree (empty) and our meta tree.
-            let foreign = db.tree_names().iter().any(|n| {
-                n.as_ref() != b"__sled__default" && n.as_ref() != Keyspace::Meta.name().as_bytes()
-            }) || !db.is_empty();
-            if foreign {
-                return Err(not_a_store(
-                    path.to_path_buf(),
-                    "a sled database without jidstore's magic (another program's store?)",
-                ));
-            }
-            if must_exist {
-                return Err(not_a_store(
-                    path.to_path_buf(),
-                    "no store has been created here",
-                ));
-            }
-            meta.insert(keys::META_MAGIC, keys::MAGIC)?;
-            meta.insert(
-                keys::META_FORMAT,
-                &keys::u64_value(u64::from(keys::FORMAT_VERSION)),
-            )?;
-            meta.flush()?;
-            Ok(true)
-        }
-    }
+    Err(TxError::Abort(e))
 }
 
 thread_local! {

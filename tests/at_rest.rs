@@ -232,18 +232,11 @@ fn marker_store(data: &Path) {
             .unwrap();
     }
     // A damaged record of the marked user: only `verify` (asked for it) may name its key.
+    let (key, value) = store.raw_tree(Keyspace::Vcard).first().unwrap().unwrap();
+    let damaged: Vec<u8> = value.iter().map(|b| b ^ 0x5a).collect();
     store
         .raw_tree(Keyspace::Vcard)
-        .update_and_fetch(
-            store
-                .raw_tree(Keyspace::Vcard)
-                .iter()
-                .keys()
-                .next()
-                .unwrap()
-                .unwrap(),
-            |v| v.map(|v| v.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>()),
-        )
+        .insert(&key, damaged)
         .unwrap();
     store.flush().unwrap();
 }

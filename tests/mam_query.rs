@@ -782,7 +782,7 @@ fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
     };
     let id = store.mam().append(&alice, &msg)?;
     let meta = store.raw_tree(jidstore::keys::Keyspace::Meta);
-    meta.insert(jidstore::keys::META_FORMAT, &1u64.to_be_bytes())?;
+    meta.insert(jidstore::keys::META_FORMAT, 1u64.to_be_bytes())?;
     let store = reopen(&dir, store);
     let raw = store
         .raw_tree(jidstore::keys::Keyspace::Meta)
@@ -795,7 +795,7 @@ fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
     );
     store
         .raw_tree(jidstore::keys::Keyspace::Meta)
-        .insert(jidstore::keys::META_FORMAT, &3u64.to_be_bytes())?;
+        .insert(jidstore::keys::META_FORMAT, 3u64.to_be_bytes())?;
     store.flush()?;
     drop(store);
     let err = jidstore::Config::new(dir.path().join("data"))

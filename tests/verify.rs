@@ -183,7 +183,7 @@ fn problems_at(report: &VerifyReport, ks: Keyspace, key: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn first_entry(store: &Store, ks: Keyspace) -> (sled::IVec, sled::IVec) {
+fn first_entry(store: &Store, ks: Keyspace) -> (jidstore::Bytes, jidstore::Bytes) {
     store
         .raw_tree(ks)
         .iter()
@@ -410,8 +410,7 @@ fn imported_ids_orphans_and_nodeless_records_are_reported() -> TestResult {
         let target: Vec<u8> = store
             .raw_tree(records)
             .iter()
-            .keys()
-            .map(Result::unwrap)
+            .map(|kv| kv.unwrap().0)
             .find(|k| k.ends_with(&seq))
             .expect("message of the imported id")
             .to_vec();

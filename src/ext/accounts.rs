@@ -83,8 +83,8 @@ impl Accounts<'_> {
         let key = keys::owner(jid);
         let swapped = self.store.tree(Keyspace::Accounts).compare_and_swap(
             &key,
-            None::<&[u8]>,
-            Some(crate::codec::encode(&account)),
+            None,
+            Some(&crate::codec::encode(&account)),
         )?;
         swapped.map_err(|_| Error::AccountExists(jid.to_string()))
     }
@@ -100,10 +100,9 @@ impl Accounts<'_> {
 
     /// Whether an account exists.
     pub fn exists(&self, jid: &BareJid) -> Result<bool> {
-        Ok(self
-            .store
+        self.store
             .tree(Keyspace::Accounts)
-            .contains_key(keys::owner(jid))?)
+            .contains_key(keys::owner(jid))
     }
 
     /// The public part of an account.

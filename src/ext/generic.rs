@@ -232,7 +232,7 @@ impl Generic<'_> {
     }
 
     /// Items of archive `name` of `owner` (oldest first), with their keys.
-    fn items(&self, owner: &BareJid, name: &str) -> Result<Vec<(sled::IVec, Item)>> {
+    fn items(&self, owner: &BareJid, name: &str) -> Result<Vec<(crate::backend::Bytes, Item)>> {
         let prefix = keys::owner_part(owner, store_name(name)?);
         self.store
             .scan::<StoredItem>(Keyspace::GenericArchive, &prefix)
@@ -299,7 +299,7 @@ impl Generic<'_> {
     pub fn delete(&self, owner: &BareJid, name: &str, d: &Deletion) -> Result<u64> {
         let _w = self.store.remover();
         let _seq = self.store.archive_appender();
-        let mut matching: Vec<sled::IVec> = self
+        let mut matching: Vec<crate::backend::Bytes> = self
             .items(owner, name)?
             .into_iter()
             .filter(|(_, i)| d.id.as_ref().is_none_or(|id| *id == i.id))

@@ -1,7 +1,6 @@
 //! Inbox (XEP-0430): one entry per conversation of the owner.
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionResult;
 
 use crate::error::{Error, Result};
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
@@ -181,17 +180,15 @@ impl Inbox<'_> {
         let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         let key = keys::owner_and(owner, remote.as_str());
-        self.store.transaction(
-            &[Keyspace::Inbox],
-            |tx| -> ConflictableTransactionResult<bool, Error> {
+        self.store
+            .transaction(&[Keyspace::Inbox], |tx| -> crate::store::TxResult<bool> {
                 let Some(mut s) = tx.get::<Stored>(Keyspace::Inbox, &key)? else {
                     return Ok(false);
                 };
                 change(&mut s);
                 tx.put(Keyspace::Inbox, &key, &s)?;
                 Ok(true)
-            },
-        )
+            })
     }
 }
 

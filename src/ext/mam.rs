@@ -35,8 +35,8 @@ pub(crate) mod records;
 
 use std::collections::HashSet;
 
+use crate::backend::Bytes;
 use serde::{Deserialize, Serialize};
-use sled::IVec;
 
 use crate::codec;
 
@@ -540,7 +540,7 @@ fn insert<A: Archive, T: Serialize>(
             let mapped = match tx.get_raw(A::IDS, id_key)? {
                 Some(v) => {
                     let s = keys::read_u64_value(A::IDS, id_key, &v)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                        .map_err(crate::backend::TxError::Abort)?;
                     tx.contains(A::RECORDS, &a.record_key(s))?
                 }
                 None => false,
@@ -850,7 +850,7 @@ impl Mam<'_> {
             prev = Some(at);
             let id = StoredId::new(msg.id.as_ref());
             if let StoredId::Foreign(f) = &id {
-                ids.insert(a.id_key(f), &keys::u64_value(seq));
+                ids.insert(a.id_key(f), keys::u64_value(seq));
             }
             packer.push(seq, pm_record(msg, id, at), &mut records);
         }
@@ -1095,7 +1095,7 @@ impl MucArchive<'_> {
         self.store
             .scan_keys(Keyspace::MamMucBySender, &keys::owner(sender))
             .map(|key| {
-                let key: IVec = key?;
+                let key: Bytes = key?;
                 let (room, seq) = parse_sender_key(&key)?;
                 let s = self
                     .store

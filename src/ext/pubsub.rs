@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::backend::Bytes;
 use serde::{Deserialize, Serialize};
-use sled::IVec;
 
 use crate::error::{Error, Result};
 use crate::ext::{Emit, Extension, Kept, RemovalPlan, Swept, Table};
@@ -224,7 +224,7 @@ fn gone_or_missing(
 }
 
 /// A key in a keyspace, scheduled for removal.
-type KeyRef = (Keyspace, IVec);
+type KeyRef = (Keyspace, Bytes);
 
 /// Every key a node owns: the node, its owner index, items and their publisher index,
 /// subscriptions and affiliations with their indexes. Also returns the node's items.
@@ -902,7 +902,7 @@ fn by_jid<T: serde::de::DeserializeOwned>(
     subject: &BareJid,
     index: Keyspace,
     ks: Keyspace,
-) -> Result<Vec<(BareJid, String, T, IVec)>> {
+) -> Result<Vec<(BareJid, String, T, Bytes)>> {
     let mut out = Vec::new();
     for key in store.scan_keys(index, &keys::owner(subject)) {
         let key = key?;

@@ -127,10 +127,7 @@ impl Store {
 }
 
 /// Increments the owner's roster version inside a transaction and returns the new one.
-fn bump_version(
-    tx: &Tx<'_>,
-    key: &[u8],
-) -> sled::transaction::ConflictableTransactionResult<u64, crate::Error> {
+fn bump_version(tx: &Tx<'_>, key: &[u8]) -> crate::store::TxResult<u64> {
     let version = tx
         .get::<u64>(Keyspace::Roster, key)?
         .unwrap_or(0)

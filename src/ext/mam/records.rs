@@ -4,16 +4,14 @@
 //! of its entry; entries under one prefix never overlap, so the only entry below a seq that
 //! can hold it is the one right before it.
 //!
-//! Long scans ([`Scan`]) start a new sled range for every entry: sled 0.34 evicts cached
-//! pages only as it counts page accesses, and one long-lived iterator touches each leaf once,
-//! so a scan of a large archive would otherwise keep all of it resident.
+//! Long scans ([`Scan`], [`for_each_entry`]) read through the engine's long-scan path
+//! ([`crate::backend::Engine::scan`]), so memory stays flat over any archive.
 
 use std::collections::VecDeque;
-use std::ops::Bound;
 
 use serde::de::DeserializeOwned;
-use sled::IVec;
 
+use crate::backend::{Bytes, KvIter, Tree, prefix_range};
 use crate::codec;
 use crate::error::Result;
 use crate::keys::{self, Keyspace};
@@ -29,12 +27,12 @@ pub const WITH_PER_BLOCK: usize = 32;
 
 /// The entry with the greatest key at or below `prefix seq`.
 pub(crate) fn entry_at_or_before(
-    tree: &sled::Tree,
+    tree: Tree<'_>,
     prefix: &[u8],
     seq: u64,
-) -> Result<Option<(IVec, IVec)>> {
+) -> Result<Option<(Bytes, Bytes)>> {
     let range = keys::prefix_seq(prefix, 0)..=keys::prefix_seq(prefix, seq);
-    Ok(tree.range(range).next_back().transpose()?)
+    tree.range(range).next_back().transpose()
 }
 
 /// The value numbered `seq` under `prefix` (alone or in a block), read and checked.
@@ -74,7 +72,7 @@ pub(crate) fn holds(store: &Store, ks: Keyspace, prefix: &[u8], seq: u64) -> Res
 
 /// Visits the values with seqs in `[lo, hi]` of the entries under `prefix`, in seq order or
 /// (with `backward`) reversed; `visit` gets the entry, the value's index and its seq, and
-/// returns `false` to stop. One sled range: for pages, not for whole-archive scans.
+/// returns `false` to stop. One short range: for pages, not for whole-archive scans.
 pub(crate) fn visit(
     store: &Store,
     ks: Keyspace,
@@ -92,7 +90,7 @@ pub(crate) fn visit(
         None => keys::prefix_seq(prefix, lo),
     };
     let it = tree.range(start..=keys::prefix_seq(prefix, hi));
-    let it: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if backward {
+    let it: Box<dyn Iterator<Item = Result<(Bytes, Bytes)>>> = if backward {
         Box::new(it.rev())
     } else {
         Box::new(it)
@@ -113,45 +111,28 @@ pub(crate) fn visit(
     Ok(())
 }
 
-/// The upper bound of a range that ends before `end` (`None`: unbounded).
-fn upper(end: Option<&Vec<u8>>) -> Bound<Vec<u8>> {
-    end.map_or(Bound::Unbounded, |b| Bound::Excluded(b.clone()))
-}
-
-/// Calls `f` with every entry (key, value) under `prefix` in key order, each read by a new
-/// short sled range (see the module docs), until `f` returns `false`.
+/// Calls `f` with every entry (key, value) under `prefix` in key order, read as a long scan
+/// (see the module docs), until `f` returns `false`.
 pub(crate) fn for_each_entry(
     store: &Store,
     ks: Keyspace,
     prefix: &[u8],
     mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
 ) -> Result<()> {
-    let tree = store.tree(ks);
-    let end = keys::prefix_end(prefix);
-    let mut from = prefix.to_vec();
-    loop {
-        let Some(kv) = tree
-            .range::<Vec<u8>, _>((Bound::Included(from), upper(end.as_ref())))
-            .next()
-        else {
-            return Ok(());
-        };
+    for kv in store.tree(ks).scan(prefix_range(prefix)) {
         let (k, v) = kv?;
         if !f(&k, &v)? {
             return Ok(());
         }
-        from = k.to_vec();
-        from.push(0);
     }
+    Ok(())
 }
 
-/// Every value under a prefix in seq order, from both ends, decoded entry by entry; each
-/// step is a new sled range (see the module docs), so memory stays flat over any archive.
+/// Every value under a prefix in seq order, from both ends, decoded entry by entry, read as
+/// a long scan (see the module docs).
 pub(crate) struct Scan<T> {
-    tree: sled::Tree,
+    entries: KvIter,
     ks: Keyspace,
-    front: Vec<u8>,
-    back: Option<Vec<u8>>,
     front_buf: VecDeque<Result<(u64, T)>>,
     back_buf: VecDeque<Result<(u64, T)>>,
     done: bool,
@@ -160,10 +141,8 @@ pub(crate) struct Scan<T> {
 impl<T: DeserializeOwned> Scan<T> {
     pub(crate) fn new(store: &Store, ks: Keyspace, prefix: &[u8]) -> Self {
         Scan {
-            tree: store.tree(ks).clone(),
+            entries: store.tree(ks).scan(prefix_range(prefix)),
             ks,
-            front: prefix.to_vec(),
-            back: keys::prefix_end(prefix),
             front_buf: VecDeque::new(),
             back_buf: VecDeque::new(),
             done: false,
@@ -175,37 +154,22 @@ impl<T: DeserializeOwned> Scan<T> {
         if self.done {
             return None;
         }
-        if self.back.as_ref().is_some_and(|b| *b <= self.front) {
-            self.done = true;
-            return None;
-        }
-        let mut range = self.tree.range::<Vec<u8>, _>((
-            Bound::Included(self.front.clone()),
-            upper(self.back.as_ref()),
-        ));
         let kv = if from_back {
-            range.next_back()
+            self.entries.next_back()
         } else {
-            range.next()
+            self.entries.next()
         };
-        let (k, v) = match kv {
+        match kv {
             None => {
                 self.done = true;
-                return None;
+                None
             }
             Some(Err(e)) => {
                 self.done = true;
-                return Some(VecDeque::from([Err(e.into())]));
+                Some(VecDeque::from([Err(e)]))
             }
-            Some(Ok(kv)) => kv,
-        };
-        if from_back {
-            self.back = Some(k.to_vec());
-        } else {
-            self.front = k.to_vec();
-            self.front.push(0);
+            Some(Ok((k, v))) => Some(decode_all(self.ks, &k, &v)),
         }
-        Some(decode_all(self.ks, &k, &v))
     }
 }
 
