@@ -35,6 +35,7 @@ pub mod keys;
 pub mod maintenance;
 mod output;
 mod owner;
+mod paths;
 pub mod pie;
 pub mod progress;
 mod stats;
