@@ -37,6 +37,7 @@ pub mod maintenance;
 mod meta;
 mod output;
 mod owner;
+mod paths;
 pub mod pie;
 pub mod progress;
 mod stats;

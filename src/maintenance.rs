@@ -33,6 +33,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
+use crate::paths::{COMPACT_OLD_INFIX, COMPACT_TMP_INFIX};
 use crate::store::Store;
 use crate::verify::verify;
 
@@ -40,10 +41,10 @@ use crate::verify::verify;
 /// directory that holds it never opens as a store, so a copy that a crash or a kill
 /// interrupted cannot pass for a good one. Written and synced before the first entry is
 /// copied, deleted once every file of the copy is synced.
-pub(crate) const INCOMPLETE_COPY: &str = "jidstore-incomplete-copy";
+pub(crate) use crate::paths::INCOMPLETE_COPY;
 
 /// [`copy_into`] writes into `.<dest name>` + this + `<random hex>` next to `<dest>`.
-pub const BACKUP_TMP_INFIX: &str = ".jidstore-backup-tmp-";
+pub use crate::paths::BACKUP_TMP_INFIX;
 
 /// Entries per batch (and per tree pass) when copying: bounded memory.
 pub const COPY_CHUNK: usize = 10_000;
@@ -472,7 +473,7 @@ pub fn compact_with(config: Config) -> Result<CompactSummary> {
     let size_before = dir_size(path);
     let store = open_existing(config, path)?;
     let size_before = size_before?;
-    let tmp = sibling(path, ".compact-")?;
+    let tmp = sibling(path, COMPACT_TMP_INFIX)?;
     let scratch = crate::cleanup::register(&tmp);
     let (copy, summary) = copy_open(&store, &tmp).map_err(|e| shown_at(e, &tmp, path))?;
     let report = match verify(&copy) {
@@ -496,7 +497,7 @@ pub fn compact_with(config: Config) -> Result<CompactSummary> {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    let old = sibling(path, ".old-")?;
+    let old = sibling(path, COMPACT_OLD_INFIX)?;
     crate::cleanup::test_pause("compact-swap");
     // A signal waits for both renames: it never finds `path` missing, and never removes the
     // copy once it is in place.
@@ -525,7 +526,7 @@ pub fn compact_with(config: Config) -> Result<CompactSummary> {
 /// When `path` is missing: the `<path>.old-*` sibling an interrupted [`compact`] left, if any.
 pub(crate) fn interrupted_compact(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
-    let prefix = format!("{name}.old-");
+    let prefix = format!("{name}{COMPACT_OLD_INFIX}");
     fs::read_dir(parent_of(path))
         .ok()?
         .filter_map(std::result::Result::ok)

@@ -182,7 +182,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
     }
     let archives = live_archives(store)?;
     ext::mam::verify_links(store, &archives, &mut found)?;
-    ext::mam_indexes::verify_links(store, &archives, &mut found)?;
+    ext::mam::indexes::verify_links(store, &archives, &mut found)?;
     ext::pubsub::verify_links(store, &mut found)?;
     report.problems = found.problems;
     Ok(report)
@@ -232,7 +232,7 @@ pub fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
         | Keyspace::MamMuc
         | Keyspace::MamMucIds
         | Keyspace::MamMucBySender => ext::mam::verify_entry(ks, key, value),
-        Keyspace::MamMucNick => ext::mam_indexes::verify_entry(ks, key, value),
+        Keyspace::MamMucNick => ext::mam::indexes::verify_entry(ks, key, value),
         Keyspace::PubsubNodes
         | Keyspace::PubsubNodesByOwner
         | Keyspace::PubsubItems

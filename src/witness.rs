@@ -27,7 +27,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The file's name inside the data directory.
-pub const FILE_NAME: &str = "flush-witness";
+pub use crate::paths::FLUSH_WITNESS as FILE_NAME;
 
 const MAGIC: &[u8; 4] = b"jsw1";
 const SLOT: usize = 16;

@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// The socket's file name inside the data directory.
-pub const SOCKET_NAME: &str = "admin.sock";
+pub use crate::paths::ADMIN_SOCKET as SOCKET_NAME;
 
 /// How long [`forward`] waits for the next byte by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -17,6 +17,7 @@ use clap::Parser;
 use super::proto::{self, Request, Response};
 use crate::command::{self, Args, Context, Outcome, Target};
 use crate::error::{Error, Result};
+use crate::paths::ADMIN_TMP_PREFIX;
 use crate::store::Store;
 
 /// How long a connected client may take to send its request.
@@ -77,7 +78,7 @@ fn bind_private(dir: &Path, path: &Path) -> Result<UnixListener> {
         }
     }
     // Short: a socket path has to fit in about 100 bytes.
-    let tmp_dir = dir.join(format!(".admin-{:08x}", rand::random::<u32>()));
+    let tmp_dir = dir.join(format!("{ADMIN_TMP_PREFIX}{:08x}", rand::random::<u32>()));
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&tmp_dir)

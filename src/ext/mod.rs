@@ -20,7 +20,6 @@ pub mod generic;
 pub mod inbox;
 pub mod last;
 pub mod mam;
-pub(crate) mod mam_indexes;
 pub mod offline;
 pub mod privacy;
 pub mod private;

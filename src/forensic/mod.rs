@@ -38,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::gdpr::{self, ExportOptions, ExportSummary};
 use crate::jid::BareJid;
 use crate::output;
+use crate::paths::FORENSIC_TMP_PREFIX;
 use crate::store::{Store, quiet_panics};
 use crate::time::Timestamp;
 use crate::verify::verify;
@@ -298,7 +299,10 @@ struct WorkDir {
 
 impl WorkDir {
     fn create(parent: &Path) -> Result<WorkDir> {
-        let path = parent.join(format!(".jidstore-forensic-{:016x}", rand::random::<u64>()));
+        let path = parent.join(format!(
+            "{FORENSIC_TMP_PREFIX}{:016x}",
+            rand::random::<u64>()
+        ));
         let registered = crate::cleanup::register(&path);
         let mut b = fs::DirBuilder::new();
         #[cfg(unix)]

@@ -53,7 +53,7 @@ pub(crate) fn walk(root: &Path) -> Result<(Vec<String>, Vec<String>)> {
 
 /// The admin socket's name, skipped in a copy.
 #[cfg(unix)]
-const ADMIN_SOCKET: &str = crate::admin::SOCKET_NAME;
+const ADMIN_SOCKET: &str = crate::paths::ADMIN_SOCKET;
 
 /// Whether `kind` is the admin socket (`name`, at the top of the copy).
 fn is_admin_socket(rel: &str, name: &str, kind: fs::FileType) -> bool {

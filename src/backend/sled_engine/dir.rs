@@ -77,7 +77,7 @@ pub(super) fn check_dir(path: &Path, must_exist: bool, incomplete_copy: bool) ->
     match std::fs::metadata(path) {
         Ok(m) if !m.is_dir() => return Err(not_a_store(path.to_path_buf(), "not a directory")),
         Ok(_) => {
-            let marker = crate::maintenance::INCOMPLETE_COPY;
+            let marker = crate::paths::INCOMPLETE_COPY;
             if !incomplete_copy && std::fs::symlink_metadata(path.join(marker)).is_ok() {
                 return Err(not_a_store(
                     path.to_path_buf(),
@@ -101,7 +101,7 @@ pub(super) fn check_dir(path: &Path, must_exist: bool, incomplete_copy: bool) ->
             // sled would create an empty `db` next to the old snapshot and report the store
             // as damaged. A store that ever held data has a snapshot or the flush witness.
             let has = |name: &str| std::fs::symlink_metadata(path.join(name)).is_ok();
-            let written = has(crate::witness::FILE_NAME)
+            let written = has(crate::paths::FLUSH_WITNESS)
                 || std::fs::read_dir(path).is_ok_and(|d| {
                     d.flatten()
                         .any(|e| e.file_name().to_string_lossy().starts_with("snap."))
@@ -266,7 +266,7 @@ pub(super) fn discard_partial_snapshots(path: &Path) -> Result<()> {
 pub(super) fn check_witness(db: &sled::Db, path: &Path) -> Result<Witness> {
     let (mut witness, recorded) = Witness::read(path).map_err(|source| Error::Path {
         action: "read the flush witness of",
-        path: path.join(crate::witness::FILE_NAME),
+        path: path.join(crate::paths::FLUSH_WITNESS),
         source,
     })?;
     let found = match db

@@ -9,12 +9,12 @@
 //! archive (seq) order archive time never decreases, which the binary search of `start`/`end`
 //! relies on.
 
-use crate::codec::{self, Entries, decode};
-use crate::error::Result;
-use crate::ext::mam::records;
-use crate::ext::mam::{
+use super::records;
+use super::stored::{
     StoredMuc, StoredPm, parse_pm_key, parse_room_key, peer, pm_key_kind, with_item,
 };
+use crate::codec::{self, Entries, decode};
+use crate::error::Result;
 use crate::jid::Jid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::Store;
