@@ -343,14 +343,15 @@ fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
     let mut summary = CopySummary::default();
     let _progress = crate::progress::Phase::start("copy", "entries", None);
     for &ks in Keyspace::ALL {
-        if ks == Keyspace::MamPm {
-            // 1-1 archives are repacked into blocks, however they were written.
-            let (entries, bytes) = crate::ext::mam::repack(store, |batch, logical, read| {
-                copy.check_space_for(logical)?;
-                copy.apply_batch(ks, batch)?;
-                crate::progress::advance(read);
-                Ok(())
-            })?;
+        let mut write = |batch, logical, read| {
+            copy.check_space_for(logical)?;
+            copy.apply_batch(ks, batch)?;
+            crate::progress::advance(read);
+            Ok(())
+        };
+        let repacked = crate::ext::owner_of(ks).and_then(|c| c.repack(ks, store, &mut write));
+        if let Some(repacked) = repacked {
+            let (entries, bytes) = repacked?;
             summary.keyspaces.push(KeyspaceCopy {
                 keyspace: ks.name(),
                 entries,

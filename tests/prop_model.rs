@@ -572,11 +572,13 @@ fn full(u: usize) -> Jid {
     Jid::parse(USERS[u]).unwrap()
 }
 
-/// A store in a temporary directory, the model, and the ops applied so far.
+/// A store (in a temporary directory, or in memory), the model, and the ops applied so far.
 struct Run {
     dir: TempDir,
     store: Option<Store>,
     m: Model,
+    /// The store is on the in-memory engine: a reopen is not possible, so `Reopen` only checks.
+    memory: bool,
 }
 
 impl Run {
@@ -838,6 +840,7 @@ impl Run {
                 }
                 assert_eq!(out(&st.blocklist().block(&jid(u), &[full(c)])), want);
             }
+            Op::Reopen if self.memory => check(self.store(), &self.m),
             Op::Reopen => {
                 drop(st);
                 let store = self.store.take().unwrap();
@@ -895,17 +898,40 @@ proptest! {
         created in proptest::collection::btree_set(0..N, 0..N),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        let (dir, store) = util::store();
-        let mut run = Run { dir, store: Some(store), m: Model::default() };
-        // Most sequences start with some accounts, so writes mostly land.
-        for u in created {
-            run.apply(&Op::Create(u));
-        }
-        for op in &ops {
-            run.apply(op);
-        }
-        check(run.store(), &run.m);
+        model_run(false, created, &ops);
     }
+
+    /// The same model against the in-memory engine ([`jidstore::Config::in_memory`]).
+    #[test]
+    fn memory_store_matches_model(
+        created in proptest::collection::btree_set(0..N, 0..N),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        model_run(true, created, &ops);
+    }
+}
+
+fn model_run(memory: bool, created: BTreeSet<usize>, ops: &[Op]) {
+    let (dir, store) = util::store();
+    let store = if memory {
+        jidstore::Config::in_memory().open().unwrap()
+    } else {
+        store
+    };
+    let mut run = Run {
+        dir,
+        store: Some(store),
+        m: Model::default(),
+        memory,
+    };
+    // Most sequences start with some accounts, so writes mostly land.
+    for u in created {
+        run.apply(&Op::Create(u));
+    }
+    for op in ops {
+        run.apply(op);
+    }
+    check(run.store(), &run.m);
 }
 
 proptest! {
@@ -919,6 +945,18 @@ proptest! {
         let (dir, store) = util::store();
         d.apply(&store).unwrap();
         let store = util::reopen(&dir, store);
+        let check = testing::check_gdpr(&store, &d, &subject);
+        prop_assert!(check.is_ok(), "{}", check.unwrap_err());
+        let check = check.unwrap();
+        prop_assert_eq!(check.before["accounts.csv"], 1);
+        prop_assert_eq!(check.after.get("accounts.csv").copied().unwrap_or(0), 0);
+    }
+
+    /// The same on the in-memory engine (no reopen: nothing outlives the handle).
+    #[test]
+    fn memory_deployments_keep_gdpr_invariants((d, subject) in testing::deployment_and_subject()) {
+        let store = jidstore::Config::in_memory().open().unwrap();
+        d.apply(&store).unwrap();
         let check = testing::check_gdpr(&store, &d, &subject);
         prop_assert!(check.is_ok(), "{}", check.unwrap_err());
         let check = check.unwrap();

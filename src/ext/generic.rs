@@ -359,6 +359,10 @@ const TABLES: &[Table] = &[
 ];
 
 impl Extension for Class {
+    fn verify_entry(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+        verify_entry(ks, key, value)
+    }
+
     fn name(&self) -> &'static str {
         "generic"
     }

@@ -215,6 +215,10 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl Extension for Class {
+    fn verify_entry(&self, _ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+        verify_entry(key, value)
+    }
+
     fn name(&self) -> &'static str {
         "inbox"
     }

@@ -206,6 +206,29 @@ pub(crate) trait Extension: Sync {
         }
         Ok(())
     }
+    /// Checks one stored entry of `ks` (one of this class's keyspaces): the key parses as the
+    /// keyspace's layout and the value decodes as its record type. [`crate::verify()`] calls it
+    /// for every entry, reading each keyspace once.
+    fn verify_entry(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>;
+    /// After every entry was checked: the links between this class's keyspaces (every index
+    /// entry names its record and the reverse) and to other classes'.
+    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
+        let _ = (store, found);
+        Ok(())
+    }
+    /// For `backup` and `compact`: copies keyspace `ks` (one of this class's) of `src` in its
+    /// own way, handing each batch to `write` with its logical bytes and the entries read, and
+    /// returns (entries read, bytes read); `None` when entries are copied as they are (the
+    /// default). The 1-1 archive repacks its records into blocks here.
+    fn repack(
+        &self,
+        ks: Keyspace,
+        src: &Store,
+        write: &mut dyn FnMut(crate::store::Batch, u64, u64) -> Result<()>,
+    ) -> Option<Result<(u64, u64)>> {
+        let _ = (ks, src, write);
+        None
+    }
     /// After the sweep: counts the rows the erasure kept where that needs a scan (kept too
     /// large to count before the commit).
     fn count_kept(&self, store: &Store, subject: &BareJid, kept: &mut Vec<Kept>) -> Result<()> {

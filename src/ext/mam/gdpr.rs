@@ -27,6 +27,30 @@ const TABLES: &[Table] = &[
 ];
 
 impl Extension for Class {
+    fn verify_entry(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+        if ks == Keyspace::MamMucNick {
+            super::indexes::verify_entry(ks, key, value)
+        } else {
+            super::verify::verify_entry(ks, key, value)
+        }
+    }
+
+    fn repack(
+        &self,
+        ks: Keyspace,
+        src: &Store,
+        write: &mut dyn FnMut(crate::store::Batch, u64, u64) -> Result<()>,
+    ) -> Option<Result<(u64, u64)>> {
+        // 1-1 archives are repacked into blocks, however they were written.
+        (ks == Keyspace::MamPm).then(|| super::blocks::repack(src, write))
+    }
+
+    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
+        let archives = super::verify::live_archives(store)?;
+        super::verify::verify_links(store, &archives, found)?;
+        super::indexes::verify_links(store, &archives, found)
+    }
+
     fn name(&self) -> &'static str {
         "mam"
     }

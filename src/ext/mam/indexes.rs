@@ -19,7 +19,9 @@ use crate::jid::Jid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::Store;
 use crate::time::Timestamp;
-use crate::verify::{Archives, Findings};
+use crate::verify::Findings;
+
+use super::verify::Archives;
 
 /// `archive w with \0 seq` (a `with` entry of `mam_pm`).
 fn parse_with_key(key: &[u8]) -> Result<(u64, &str, u64)> {

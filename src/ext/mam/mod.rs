@@ -54,9 +54,7 @@ use crate::xml;
 pub use query::{ArchiveEnd, Metadata, Page, PageFrom, Query};
 pub use types::{ArchivedMessage, ArchivedMucMessage, Direction, MucMessage, PmMessage};
 
-pub(crate) use blocks::repack;
 pub(crate) use gdpr::Class;
-pub(crate) use verify::{verify_entry, verify_links};
 
 use archive::{Archive, Pm, WithSource, archive_time, insert, last_archive_time, record, resolve};
 use blocks::Packer;

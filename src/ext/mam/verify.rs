@@ -1,12 +1,14 @@
 //! Verification of the mam keyspaces: key layouts, value types, and the links between
 //! records, imported ids and the by-sender index.
 
+use std::collections::BTreeSet;
+
 use crate::codec;
 use crate::error::Result;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
-use crate::verify::{Archives, Findings};
+use crate::verify::Findings;
 
 use super::archive::{Archive, Pm, Room, record};
 use super::id::StoredId;
@@ -200,4 +202,32 @@ fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> 
         verify_id_target(store, found, (&key, id), (&Pm(archive), seq));
     }
     Ok(())
+}
+
+/// Archive ids whose records may exist: held by an account, or queued for sweeping.
+pub(crate) struct Archives {
+    /// Held by an account.
+    pub(crate) held: BTreeSet<u64>,
+    /// Queued in `sweep`: their records are being deleted.
+    pub(crate) swept: BTreeSet<u64>,
+}
+
+pub(crate) fn live_archives(store: &Store) -> Result<Archives> {
+    let mut held = BTreeSet::new();
+    for entry in store.tree(Keyspace::Accounts) {
+        let (key, value) = entry?;
+        // A damaged account was reported by the entry pass.
+        if let Ok(a) =
+            codec::decode::<crate::ext::accounts::Account>(Keyspace::Accounts, &key, &value)
+        {
+            held.insert(a.archive);
+        }
+    }
+    let mut swept = BTreeSet::new();
+    for key in store.scan_keys(Keyspace::Sweep, &[]) {
+        if let Ok(keys::SweepKey::Archive(a)) = keys::read_sweep_key(&key?) {
+            swept.insert(a);
+        }
+    }
+    Ok(Archives { held, swept })
 }

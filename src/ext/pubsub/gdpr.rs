@@ -72,6 +72,14 @@ fn by_jid<T: serde::de::DeserializeOwned>(
 }
 
 impl Extension for Class {
+    fn verify_entry(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
+        super::verify::verify_entry(ks, key, value)
+    }
+
+    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
+        super::verify::verify_links(store, found)
+    }
+
     fn name(&self) -> &'static str {
         "pubsub"
     }

@@ -17,7 +17,6 @@ use crate::store::Store;
 pub use types::{Affiliation, Item, Node, NodeType, SubState, Subscription};
 
 pub(crate) use gdpr::Class;
-pub(crate) use verify::{verify_entry, verify_links};
 
 /// Handle on pubsub; from [`Store::pubsub`].
 pub struct Pubsub<'a> {
