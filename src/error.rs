@@ -73,7 +73,8 @@ pub enum Error {
     NoAccount(String),
     /// An account with that JID exists already.
     AccountExists(String),
-    /// The store holds nothing about that JID.
+    /// The store holds nothing about that JID: what both retrieval and erasure of a JID the
+    /// store knows nothing of fail with.
     NoPersonalData(String),
     /// A named record does not exist (e.g. a pubsub node, an archive id).
     NotFound(String),

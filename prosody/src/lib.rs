@@ -163,7 +163,7 @@ impl UserData for Handle {
                         let total = i64::try_from(receipt.total_removed()).unwrap_or(i64::MAX);
                         Ok((total, removed.join(", "), kept.join(", ")))
                     }
-                    Err(jidstore::Error::NoAccount(_)) => Ok((0, String::new(), String::new())),
+                    Err(jidstore::Error::NoPersonalData(_)) => Ok((0, String::new(), String::new())),
                     Err(e) => Err(lua_err(&e)),
                 }
             })

@@ -131,6 +131,8 @@ pub(super) fn unregister(
                  the user does not exist, the erasure was committed)",
                 store.path().display()
             ),
+            // MongooseIM's wording for `unregister` (acceptance case A1).
+            crate::Error::NoPersonalData(jid) => anyhow::anyhow!("user {jid} does not exist"),
             other => other.into(),
         };
         let receipt = gdpr::remove(&store, &subject).map_err(not_committed)?;

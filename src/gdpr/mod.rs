@@ -46,8 +46,8 @@ const FLUSH_CHUNKS: u32 = 4;
 /// group-chat history and what other users hold, and returns a receipt.
 ///
 /// Durable and atomic: when this returns, the erasure is on disk; after a crash at any point
-/// the subject is wholly present or wholly gone. Fails with [`Error::NoAccount`] when the store
-/// holds nothing about `subject` at all. If the commit succeeded but deleting the records
+/// the subject is wholly present or wholly gone. Fails with [`Error::NoPersonalData`] (as
+/// [`retrieve`] does) when the store holds nothing about `subject` at all. If the commit succeeded but deleting the records
 /// after it failed (a full disk), returns the receipt with [`Receipt::sweep_error`] set (its
 /// counts then miss what was not swept): the subject is erased for every read, and the
 /// deletion resumes on the next open. An error means the commit may not have been made
@@ -116,7 +116,7 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
         // data, including the kept rows only a scan finds (counted into the receipt by
         // `remove` after the sweep, so only looked at here).
         if plan.kept.is_empty() && !holds_kept(store, subject)? {
-            return Err(Error::NoAccount(subject.to_string()));
+            return Err(Error::NoPersonalData(subject.to_string()));
         }
         return Ok(Receipt::new(subject.clone(), plan, started.elapsed()));
     }
