@@ -20,11 +20,12 @@
 //! # Ok::<(), jidstore::Error>(())
 //! ```
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "cli"))]
 pub mod admin;
 mod backend;
 pub mod cleanup;
 pub mod codec;
+#[cfg(feature = "cli")]
 pub mod command;
 mod config;
 mod error;

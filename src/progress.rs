@@ -94,6 +94,7 @@ pub(crate) fn finish() {
 
 /// Prints `line` through the current receiver ([`Progress::note`]); `false` when there is
 /// none or it does not print, and the caller prints the line itself.
+#[cfg(feature = "cli")]
 pub(crate) fn note(line: &str) -> bool {
     let mut printed = false;
     report(|p| printed = p.note(line));
