@@ -51,10 +51,10 @@ pub const MAGIC: &[u8] = b"jidstore";
 pub const META_MAGIC: &[u8] = b"magic";
 /// Key of the format version in `meta`.
 pub const META_FORMAT: &[u8] = b"format";
-/// Key of the newest flush generation in `meta` (see [`crate::witness`]).
+/// Key of the newest flush generation in `meta` (see `src/witness.rs`).
 pub const META_FLUSHED: &[u8] = b"flushed";
 /// The on-disk format this build writes. Format 2 added blocks of archive records (see
-/// [`crate::codec`]); a format 1 store holds none and is marked 2 when opened.
+/// `src/codec.rs`); a format 1 store holds none and is marked 2 when opened.
 pub const FORMAT_VERSION: u32 = 2;
 /// The oldest format this build opens (and upgrades by rewriting the version alone).
 pub const OLDEST_FORMAT: u32 = 1;

@@ -20,19 +20,20 @@
 //! # Ok::<(), jidstore::Error>(())
 //! ```
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "cli"))]
 pub mod admin;
 mod backend;
 pub mod cleanup;
-pub mod codec;
-pub mod command;
+mod codec;
+#[cfg(feature = "cli")]
+mod command;
 mod config;
 mod error;
 pub mod ext;
 pub mod forensic;
 pub mod gdpr;
 mod jid;
-pub mod keys;
+mod keys;
 pub mod maintenance;
 mod meta;
 mod output;
@@ -46,7 +47,7 @@ mod store;
 pub mod testing;
 mod time;
 pub mod verify;
-pub mod witness;
+mod witness;
 pub mod xml;
 
 /// Compiles and runs the README's examples as doctests.
@@ -54,8 +55,6 @@ pub mod xml;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-#[doc(hidden)]
-pub use backend::{Bytes, KvIter, Tree};
 pub use config::{Config, DEFAULT_CACHE_BYTES, DEFAULT_SCRAM_ITERATIONS};
 pub use error::{Error, Result};
 pub use jid::{BareJid, Jid};
@@ -63,3 +62,26 @@ pub use stats::{KeyspaceStats, Stats, stats};
 pub use store::Store;
 pub use time::Timestamp;
 pub use verify::{Problem, VerifyReport, verify};
+
+/// jidstore's own binary, tests, benchmarks and fuzz targets reach the internals they need
+/// through here: key layouts, value encodings, raw keyspace access, the CLI's commands.
+/// **Not part of the public API**: anything in it may change in any release.
+#[doc(hidden)]
+pub mod __internal {
+    pub use crate::backend::{Bytes, KvIter, Tree};
+    pub use crate::verify::check_entry;
+
+    /// The CLI: argument types and [`run`](command::run).
+    #[cfg(feature = "cli")]
+    pub mod command {
+        pub use crate::command::*;
+    }
+    /// Key layouts ([`Keyspace`](keys::Keyspace) for `Store::raw_tree`).
+    pub mod keys {
+        pub use crate::keys::*;
+    }
+    /// Value encodings.
+    pub mod codec {
+        pub use crate::codec::*;
+    }
+}

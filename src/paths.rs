@@ -8,6 +8,7 @@ pub const ADMIN_SOCKET: &str = "admin.sock";
 
 /// Start of the private directory, inside the data directory, in which the admin socket is
 /// bound before it is renamed into place; a random suffix follows.
+#[cfg(all(unix, feature = "cli"))]
 pub(crate) const ADMIN_TMP_PREFIX: &str = ".admin-";
 
 /// The flush witness, inside the data directory (see [`crate::witness`]); also

@@ -1,7 +1,7 @@
 //! Store verification: every entry of every keyspace decoded and cross-checked.
 //!
 //! [`verify`] reads the whole store once. Each entry's key must parse as its keyspace's
-//! layout (see [`crate::keys`]) and its value must decode as the record type stored there.
+//! layout (see `src/keys.rs`) and its value must decode as the record type stored there.
 //! Then the links between keyspaces are checked both ways: every index entry names a record
 //! and every record has its index entry; imported message ids name a message with that id;
 //! pubsub items, subscriptions and affiliations belong to an existing node; 1-1 archive

@@ -337,7 +337,7 @@ fn admin_peer_child() {
     let Some(dir) = std::env::var_os("JIDSTORE_TEST_ADMIN_DIR") else {
         return;
     };
-    let ctx = jidstore::command::Context {
+    let ctx = jidstore::__internal::command::Context {
         cwd: "/".into(),
         ..Default::default()
     };

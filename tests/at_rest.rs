@@ -13,10 +13,10 @@ use std::io::{Cursor, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use jidstore::__internal::keys::Keyspace;
 use jidstore::ext::mam::{Direction, PmMessage};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
 use jidstore::gdpr::{CsvEscaping, ExportOptions};
-use jidstore::keys::Keyspace;
 use jidstore::{Config, Store, Timestamp};
 
 use crate::util::*;

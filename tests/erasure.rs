@@ -7,11 +7,11 @@
 
 use std::io::Cursor;
 
+use jidstore::__internal::keys::Keyspace;
 use jidstore::ext::offline::OfflineMessage;
 use jidstore::ext::pubsub::{Affiliation, Node, NodeType, SubState};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
 use jidstore::gdpr::{self, ExportOptions};
-use jidstore::keys::Keyspace;
 use jidstore::{BareJid, Error, Store, Timestamp};
 
 use crate::util::{TestResult, bare, full, jidstore, open, reopen, store, user};

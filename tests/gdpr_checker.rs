@@ -2,8 +2,8 @@
 //! behind through raw writes, the wrong user erased, and another user's data altered are
 //! each reported as the violation they are.
 
+use jidstore::__internal::keys::Keyspace;
 use jidstore::gdpr;
-use jidstore::keys::Keyspace;
 use jidstore::testing::{self, Phase, Violation};
 use jidstore::{BareJid, Store};
 use proptest::prelude::*;

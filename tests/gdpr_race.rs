@@ -7,12 +7,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use jidstore::__internal::keys::{self, Keyspace};
 use jidstore::ext::accounts::Account;
 use jidstore::ext::mam::{Direction, PmMessage};
 use jidstore::ext::offline::OfflineMessage;
 use jidstore::ext::pubsub::{Node, NodeType, SubState};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
-use jidstore::keys::{self, Keyspace};
 use jidstore::{BareJid, Error, Store, Timestamp};
 
 use crate::util::*;
@@ -103,7 +103,7 @@ fn archive_of(store: &Store, jid: &BareJid) -> u64 {
         .get(&key)
         .unwrap()
         .expect("account");
-    jidstore::codec::decode::<Account>(Keyspace::Accounts, &key, &raw)
+    jidstore::__internal::codec::decode::<Account>(Keyspace::Accounts, &key, &raw)
         .unwrap()
         .archive
 }

@@ -440,7 +440,7 @@ fn interrupted_compact_is_reported_not_replaced_by_an_empty_store() {
 
 #[test]
 fn compact_refuses_a_store_that_does_not_verify_and_leaves_it_unchanged() {
-    use jidstore::keys::{self, Keyspace};
+    use jidstore::__internal::keys::{self, Keyspace};
     let (dir, store) = store();
     populate(&store);
     let bob = bare("bob@localhost");

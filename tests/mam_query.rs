@@ -781,12 +781,12 @@ fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
         stanza: "<message/>".into(),
     };
     let id = store.mam().append(&alice, &msg)?;
-    let meta = store.raw_tree(jidstore::keys::Keyspace::Meta);
-    meta.insert(jidstore::keys::META_FORMAT, 1u64.to_be_bytes())?;
+    let meta = store.raw_tree(jidstore::__internal::keys::Keyspace::Meta);
+    meta.insert(jidstore::__internal::keys::META_FORMAT, 1u64.to_be_bytes())?;
     let store = reopen(&dir, store);
     let raw = store
-        .raw_tree(jidstore::keys::Keyspace::Meta)
-        .get(jidstore::keys::META_FORMAT)?
+        .raw_tree(jidstore::__internal::keys::Keyspace::Meta)
+        .get(jidstore::__internal::keys::META_FORMAT)?
         .ok_or("no format key")?;
     assert_eq!(raw.as_ref(), &2u64.to_be_bytes());
     assert_eq!(
@@ -794,8 +794,8 @@ fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
         Some(msg.stanza.clone())
     );
     store
-        .raw_tree(jidstore::keys::Keyspace::Meta)
-        .insert(jidstore::keys::META_FORMAT, 3u64.to_be_bytes())?;
+        .raw_tree(jidstore::__internal::keys::Keyspace::Meta)
+        .insert(jidstore::__internal::keys::META_FORMAT, 3u64.to_be_bytes())?;
     store.flush()?;
     drop(store);
     let err = jidstore::Config::new(dir.path().join("data"))

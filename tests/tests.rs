@@ -12,6 +12,7 @@ mod util;
 mod acceptance;
 mod accounts;
 mod admin;
+mod api;
 mod at_rest;
 mod bad_input;
 mod blocklist;

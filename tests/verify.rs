@@ -2,12 +2,12 @@
 //! and missing index entries and orphaned records are each reported by keyspace and key,
 //! through the library and through `jidstore verify`.
 
+use jidstore::__internal::keys::{self, Keyspace};
 use jidstore::ext::inbox::DEFAULT_BOX;
 use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
 use jidstore::ext::privacy::{PrivacyAction, PrivacyItem};
 use jidstore::ext::pubsub::{Affiliation, Node, NodeType, SubState};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
-use jidstore::keys::{self, Keyspace};
 use jidstore::{BareJid, Store, Timestamp, VerifyReport};
 
 use crate::util::*;
@@ -114,7 +114,10 @@ pub fn populate(store: &Store) -> (BareJid, BareJid) {
         .unwrap();
     store
         .raw_tree(Keyspace::Sweep)
-        .insert(keys::archive(u64::MAX), jidstore::codec::marker())
+        .insert(
+            keys::archive(u64::MAX),
+            jidstore::__internal::codec::marker(),
+        )
         .unwrap();
     (alice, bob)
 }
@@ -183,7 +186,10 @@ fn problems_at(report: &VerifyReport, ks: Keyspace, key: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn first_entry(store: &Store, ks: Keyspace) -> (jidstore::Bytes, jidstore::Bytes) {
+fn first_entry(
+    store: &Store,
+    ks: Keyspace,
+) -> (jidstore::__internal::Bytes, jidstore::__internal::Bytes) {
     store
         .raw_tree(ks)
         .iter()
@@ -301,7 +307,7 @@ fn vcard_flip_names_keyspace_and_key() -> TestResult {
 fn unparsable_keys_are_reported() -> TestResult {
     let (_dir, store) = store();
     populate(&store);
-    let marker = jidstore::codec::marker();
+    let marker = jidstore::__internal::codec::marker();
     let cases: [(Keyspace, &[u8]); 6] = [
         (Keyspace::PubsubItems, b"no separators"),
         (Keyspace::MamPm, b"short"),

@@ -2,7 +2,7 @@
 //! parses as `room \0 seq` rebuilds identically.
 #![no_main]
 
-use jidstore::keys::{self, KeyReader, Keyspace};
+use jidstore::__internal::keys::{self, KeyReader, Keyspace};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

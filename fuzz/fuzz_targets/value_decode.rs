@@ -5,8 +5,8 @@
 //! panic. Input: byte 0 picks the keyspace, byte 1 the key length, then key, then value.
 #![no_main]
 
-use jidstore::codec;
-use jidstore::keys::Keyspace;
+use jidstore::__internal::codec;
+use jidstore::__internal::keys::Keyspace;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let ks = Keyspace::ALL[usize::from(*pick) % Keyspace::ALL.len()];
         let split = usize::from(*key_len).min(rest.len());
         let (key, value) = rest.split_at(split);
-        if let Err(e) = jidstore::verify::check_entry(ks, key, value) {
+        if let Err(e) = jidstore::__internal::check_entry(ks, key, value) {
             // An error names the keyspace and says what is wrong, in one line.
             let text = e.to_string();
             assert!(!text.is_empty() && !text.contains('\n'), "{text:?}");

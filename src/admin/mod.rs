@@ -8,10 +8,10 @@
 //! credentials (`SO_PEERCRED`) are checked: only the server's own user and root are served;
 //! anyone else is disconnected without an answer.
 //!
-//! A client ([`forward`], used by the CLI when opening the directory fails with
+//! A client (`forward`, used by the CLI when opening the directory fails with
 //! [`Error::Locked`]) sends its arguments, working directory, what the command reads from
 //! stdin and the output format; the server runs the command on its own store with
-//! [`crate::command::run`] and returns stdout, stderr and the exit code, so a command prints
+//! the CLI's own code and returns stdout, stderr and the exit code, so a command prints
 //! the same either way. Commands that need the directory to themselves (`compact`,
 //! `unregister --purge`, `demo`) are refused with one line and exit 1.
 //!
@@ -81,6 +81,7 @@ pub fn serve(store: &Store) -> Result<AdminHandle> {
 }
 
 /// What a forwarded command printed, and its exit code.
+#[doc(hidden)] // the CLI's client side; not covered by semver
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
     /// The exit code.
@@ -95,6 +96,7 @@ pub struct Forwarded {
 /// program name (global flags may stay in it: the server uses its own store). `Ok(None)`
 /// when no server listens there (no socket, or a stale one). Each read and write waits at
 /// most [`idle_timeout`] for the next byte; the server's heartbeats keep a long command alive.
+#[doc(hidden)] // the CLI's client side; not covered by semver
 pub fn forward(data_dir: &Path, argv: &[OsString], ctx: &Context) -> Result<Option<Forwarded>> {
     let idle = idle_timeout()?;
     let path = data_dir.join(SOCKET_NAME);

@@ -26,6 +26,22 @@ pub struct OfflineMessage {
 }
 
 impl OfflineMessage {
+    /// A message that never expires.
+    pub fn new(
+        from: Jid,
+        to: Jid,
+        timestamp: Timestamp,
+        stanza: impl Into<String>,
+    ) -> OfflineMessage {
+        OfflineMessage {
+            from,
+            to,
+            timestamp,
+            expires: None,
+            stanza: stanza.into(),
+        }
+    }
+
     /// Whether the message has expired at `now` (its expiry is at or before `now`).
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires.is_some_and(|e| e <= now)

@@ -81,6 +81,21 @@ pub struct PrivacyItem {
 }
 
 impl PrivacyItem {
+    /// A fall-through item (no type, so it matches every sender) for every stanza kind (no
+    /// kind flag set); set `kind`, `value` and the flags directly to narrow it.
+    pub fn new(order: u32, action: PrivacyAction) -> PrivacyItem {
+        PrivacyItem {
+            order,
+            kind: None,
+            value: None,
+            action,
+            message: false,
+            iq: false,
+            presence_in: false,
+            presence_out: false,
+        }
+    }
+
     /// The stanza kinds the item names, space-separated (empty: all kinds).
     fn matches(&self) -> String {
         [

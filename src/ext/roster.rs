@@ -81,6 +81,21 @@ pub struct RosterItem {
     pub askmessage: Option<String>,
 }
 
+impl RosterItem {
+    /// A contact with no name, no groups, no subscription and nothing pending; set the other
+    /// fields directly (`RosterItem { name: Some(..), ..RosterItem::new(jid) }`).
+    pub fn new(jid: BareJid) -> RosterItem {
+        RosterItem {
+            jid,
+            name: None,
+            subscription: Subscription::None,
+            ask: Ask::None,
+            groups: Vec::new(),
+            askmessage: None,
+        }
+    }
+}
+
 /// An item as stored; the contact lives in the key.
 #[derive(Serialize, Deserialize)]
 struct Stored {

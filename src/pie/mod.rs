@@ -42,6 +42,7 @@ mod stream;
 mod user;
 
 pub use export::{export, export_to_path};
+#[cfg(feature = "cli")]
 pub(crate) use import::open_error;
 pub use import::{PROGRESS_FLUSH_INTERVAL, import_file, import_file_with_progress, validate_bytes};
 

@@ -1,5 +1,5 @@
 //! The `jidstore` command-line tool: parses the arguments and runs the command with
-//! [`jidstore::command::run`]. When another process (a server embedding the store) holds the
+//! `jidstore::__internal::command::run`. When another process (a server embedding the store) holds the
 //! data directory, the command goes to that process's admin socket instead
 //! ([`jidstore::admin`]), with the same output and exit code.
 
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use jidstore::command::{self, Args, Command, Context, Outcome, Target};
+use jidstore::__internal::command::{self, Args, Command, Context, Outcome, Target};
 use jidstore::progress::{self, Progress};
 
 fn main() -> ExitCode {

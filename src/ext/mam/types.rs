@@ -43,6 +43,27 @@ pub struct PmMessage {
     pub stanza: String,
 }
 
+impl PmMessage {
+    /// A message with no client-chosen archive id (the store assigns one) and no origin id.
+    pub fn new(
+        timestamp: Timestamp,
+        from: Jid,
+        to: Jid,
+        direction: Direction,
+        stanza: impl Into<String>,
+    ) -> PmMessage {
+        PmMessage {
+            id: None,
+            timestamp,
+            from,
+            to,
+            direction,
+            origin_id: None,
+            stanza: stanza.into(),
+        }
+    }
+}
+
 /// A 1-1 message read back from an archive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchivedMessage {
@@ -75,6 +96,24 @@ pub struct MucMessage {
     pub nick: String,
     /// The stanza XML.
     pub stanza: String,
+}
+
+impl MucMessage {
+    /// A room message with no client-chosen archive id (the store assigns one).
+    pub fn new(
+        timestamp: Timestamp,
+        sender: BareJid,
+        nick: impl Into<String>,
+        stanza: impl Into<String>,
+    ) -> MucMessage {
+        MucMessage {
+            id: None,
+            timestamp,
+            sender,
+            nick: nick.into(),
+            stanza: stanza.into(),
+        }
+    }
 }
 
 /// A group-chat message read back from a room archive.

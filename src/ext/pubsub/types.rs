@@ -46,6 +46,34 @@ pub struct Node {
     pub created_at: Timestamp,
 }
 
+impl Node {
+    /// A node with no configuration fields and the default access model of its kind
+    /// (XEP-0163: `presence` for a PEP node; XEP-0060: `open` otherwise); set the other
+    /// fields directly (`Node { access_model: "whitelist".into(), ..Node::new(..) }`).
+    pub fn new(
+        service: BareJid,
+        node: impl Into<String>,
+        owner: BareJid,
+        kind: NodeType,
+        created_at: Timestamp,
+    ) -> Node {
+        let access_model = if kind == NodeType::Pep {
+            "presence"
+        } else {
+            "open"
+        };
+        Node {
+            service,
+            node: node.into(),
+            owner,
+            kind,
+            access_model: access_model.to_owned(),
+            config: Vec::new(),
+            created_at,
+        }
+    }
+}
+
 /// A published item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
