@@ -5,10 +5,12 @@
 //! copy: the committed zips are never opened in place.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use jidstore::ext::generic::Query as GenericQuery;
 use jidstore::ext::last::LastActivity;
+use jidstore::ext::mam::Direction::{Incoming as In, Outgoing as Out};
 use jidstore::ext::mam::{ArchivedMessage, Direction, PageFrom, Query};
 use jidstore::ext::privacy::{PrivacyAction, PrivacyItem, PrivacyType};
 use jidstore::ext::pubsub::{Affiliation, NodeType, SubState};
@@ -164,11 +166,10 @@ fn format1_fixture_is_marked_2_when_opened_and_still_verifies() -> TestResult {
 }
 
 #[test]
-fn format2_fixture_keeps_format_2() -> TestResult {
+fn format2_fixture_keeps_format_2() {
     let (_dir, data) = copy_of(&FORMAT2);
     let store = open(&data);
     assert_eq!(format_version(&store), Some(2u64.to_be_bytes().to_vec()));
-    Ok(())
 }
 
 fn verifies_clean_with_the_binary(f: &Fixture) {
@@ -191,11 +192,18 @@ fn format_fixtures_verify_clean_with_the_binary() {
     verifies_clean_with_the_binary(&FORMAT2);
 }
 
-/// Accounts, roster, vCard, private XML, offline messages, last activity, privacy lists and
-/// the blocklist, as the generator wrote them.
-fn reads_back_the_owner_keyed_classes(f: &Fixture) -> TestResult {
-    let (_dir, data) = copy_of(f);
-    let store = open(&data);
+/// Runs `check` on a fresh copy of each fixture, opened through the library.
+fn on_each_fixture(check: impl Fn(&Store, &Fixture) -> TestResult) -> TestResult {
+    for f in [&FORMAT1, &FORMAT2] {
+        let (_dir, data) = copy_of(f);
+        let store = open(&data);
+        check(&store, f).map_err(|e| format!("{}: {e}", f.dir))?;
+    }
+    Ok(())
+}
+
+/// Accounts and rosters, as the generator wrote them.
+fn accounts_and_roster(store: &Store, _: &Fixture) -> TestResult {
     let (alice, bob, kate) = (
         bare("alice@localhost"),
         bare("bob@localhost"),
@@ -245,7 +253,16 @@ fn reads_back_the_owner_keyed_classes(f: &Fixture) -> TestResult {
     let pending = store.roster().pending_inbound(&kate)?;
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].askmessage.as_deref(), Some("Hi, it's Alice"));
+    Ok(())
+}
 
+/// vCard, private XML, offline messages, last activity, privacy lists and the blocklist.
+fn single_record_classes(store: &Store, _: &Fixture) -> TestResult {
+    let (alice, bob, kate) = (
+        bare("alice@localhost"),
+        bare("bob@localhost"),
+        bare("kate@localhost"),
+    );
     assert_eq!(
         store.vcard().get(&bob)?.as_deref(),
         Some("<vCard xmlns='vcard-temp'><FN>Bob</FN></vCard>")
@@ -331,20 +348,18 @@ fn reads_back_the_owner_keyed_classes(f: &Fixture) -> TestResult {
 }
 
 #[test]
-fn format_fixtures_read_back_the_owner_keyed_classes() -> TestResult {
-    reads_back_the_owner_keyed_classes(&FORMAT1)?;
-    reads_back_the_owner_keyed_classes(&FORMAT2)
+fn format_fixtures_read_back_accounts_and_rosters() -> TestResult {
+    on_each_fixture(accounts_and_roster)
 }
 
-/// Both 1-1 archives, the room archive, the inboxes and pubsub.
-fn reads_back_archives_inbox_and_pubsub(f: &Fixture) -> TestResult {
-    let (_dir, data) = copy_of(f);
-    let store = open(&data);
-    let (alice, bob, kate) = (
-        bare("alice@localhost"),
-        bare("bob@localhost"),
-        bare("kate@localhost"),
-    );
+#[test]
+fn format_fixtures_read_back_vcard_private_offline_last_privacy_blocklist() -> TestResult {
+    on_each_fixture(single_record_classes)
+}
+
+/// Both 1-1 archives: every message, in order, and MAM pages.
+fn one_to_one_archives(store: &Store, f: &Fixture) -> TestResult {
+    let (alice, bob) = (bare("alice@localhost"), bare("bob@localhost"));
 
     // alice's archive: four live messages (native ids), then two imported from kate.
     let mut expected: Vec<(String, String)> = f
@@ -357,7 +372,6 @@ fn reads_back_archives_inbox_and_pubsub(f: &Fixture) -> TestResult {
     let list = store.mam().list(&alice)?;
     assert_eq!(ids_and_stanzas(&list), expected);
     let directions: Vec<Direction> = list.iter().map(|m| m.direction).collect();
-    use Direction::{Incoming as In, Outgoing as Out};
     assert_eq!(directions, [Out, In, Out, In, In, In]);
     let times: Vec<Timestamp> = list.iter().map(|m| m.timestamp).collect();
     assert_eq!(times, [at(0), at(1), at(2), at(3), at(10), at(11)]);
@@ -382,12 +396,12 @@ fn reads_back_archives_inbox_and_pubsub(f: &Fixture) -> TestResult {
         ..Query::default()
     })?;
     assert_eq!(ids_and_stanzas(&next.messages), expected[2..4]);
-    let last = page(Query {
+    let tail = page(Query {
         max: Some(1),
         page: PageFrom::Before(None),
         ..Query::default()
     })?;
-    assert_eq!(ids_and_stanzas(&last.messages), expected[5..]);
+    assert_eq!(ids_and_stanzas(&tail.messages), expected[5..]);
     let with_kate = page(Query {
         with: Some(full("kate@localhost")),
         ..Query::default()
@@ -400,7 +414,12 @@ fn reads_back_archives_inbox_and_pubsub(f: &Fixture) -> TestResult {
     let got: Vec<String> = bob_list.iter().take(4).map(|m| m.stanza.clone()).collect();
     assert_eq!(got, bob_live);
     assert_eq!(bob_list.len(), if f.format2 { 14 } else { 4 });
+    Ok(())
+}
 
+/// The room archive and both inboxes.
+fn room_archive_and_inboxes(store: &Store, f: &Fixture) -> TestResult {
+    let (alice, bob) = (bare("alice@localhost"), bare("bob@localhost"));
     // The room: three live messages and an imported one, with their senders and nicks.
     let room = bare("room@muc.localhost");
     let muc: Vec<_> = store
@@ -475,7 +494,16 @@ fn reads_back_archives_inbox_and_pubsub(f: &Fixture) -> TestResult {
         (&alice, 0, Some(at(600)))
     );
     assert_eq!(bobs[0].content, live_chat()[3].1);
+    Ok(())
+}
 
+/// Pubsub: nodes, items, subscriptions and affiliations.
+fn pubsub(store: &Store, _: &Fixture) -> TestResult {
+    let (alice, bob, kate) = (
+        bare("alice@localhost"),
+        bare("bob@localhost"),
+        bare("kate@localhost"),
+    );
     // Pubsub: nodes, items, subscriptions and affiliations.
     let service = bare("pubsub.localhost");
     let news = store
@@ -543,9 +571,18 @@ fn reads_back_archives_inbox_and_pubsub(f: &Fixture) -> TestResult {
 }
 
 #[test]
-fn format_fixtures_read_back_archives_inbox_and_pubsub() -> TestResult {
-    reads_back_archives_inbox_and_pubsub(&FORMAT1)?;
-    reads_back_archives_inbox_and_pubsub(&FORMAT2)
+fn format_fixtures_read_back_the_1_1_archives_and_mam_pages() -> TestResult {
+    on_each_fixture(one_to_one_archives)
+}
+
+#[test]
+fn format_fixtures_read_back_the_room_archive_and_inboxes() -> TestResult {
+    on_each_fixture(room_archive_and_inboxes)
+}
+
+#[test]
+fn format_fixtures_read_back_pubsub() -> TestResult {
+    on_each_fixture(pubsub)
 }
 
 #[test]
@@ -665,15 +702,17 @@ fn exports_alice(f: &Fixture) {
         } else {
             (b, a, "incoming")
         };
-        mam_pm.push_str(&format!(
-            "{id},{from},{},2026-01-01T00:0{i}:00.000000Z,{to},{dir}\n",
+        let _ = writeln!(
+            mam_pm,
+            "{id},{from},{},2026-01-01T00:0{i}:00.000000Z,{to},{dir}",
             quoted(&stanza)
-        ));
+        );
     }
     for (i, (id, stanza)) in kate_imports().iter().enumerate() {
-        mam_pm.push_str(&format!(
-            "{id},kate@localhost/tab,{stanza},2026-01-01T00:1{i}:00.000000Z,{a},incoming\n"
-        ));
+        let _ = writeln!(
+            mam_pm,
+            "{id},kate@localhost/tab,{stanza},2026-01-01T00:1{i}:00.000000Z,{a},incoming"
+        );
     }
     let mam_muc = format!(
         "id,message,room,timestamp,nick\n\
@@ -723,7 +762,7 @@ fn exports_alice(f: &Fixture) {
     .collect();
     let csv: BTreeMap<&str, String> = files
         .iter()
-        .filter(|(name, _)| name.ends_with(".csv"))
+        .filter(|(name, _)| *name != "manifest.json")
         .map(|(name, text)| (name.as_str(), text.replace("\r\n", "\n")))
         .collect();
     assert_eq!(csv, expected, "{}", f.dir);
