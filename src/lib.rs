@@ -30,6 +30,8 @@ mod error;
 pub mod ext;
 pub mod forensic;
 pub mod gdpr;
+#[cfg(test)]
+mod golden;
 mod jid;
 pub mod keys;
 pub mod maintenance;
