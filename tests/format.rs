@@ -12,7 +12,7 @@ use jidstore::ext::generic::Query as GenericQuery;
 use jidstore::ext::last::LastActivity;
 use jidstore::ext::mam::Direction::{Incoming as In, Outgoing as Out};
 use jidstore::ext::mam::{ArchivedMessage, Direction, PageFrom, Query};
-use jidstore::ext::privacy::{PrivacyAction, PrivacyItem, PrivacyType};
+use jidstore::ext::privacy::{PrivacyAction, PrivacyType};
 use jidstore::ext::pubsub::{Affiliation, NodeType, SubState};
 use jidstore::ext::roster::{Ask, Subscription};
 use jidstore::ext::scram::Mechanism;
@@ -318,27 +318,30 @@ fn single_record_classes(store: &Store, _: &Fixture) -> TestResult {
         store.privacy().default_list(&alice)?.as_deref(),
         Some("work")
     );
-    let deny = PrivacyItem {
-        order: 1,
-        kind: Some(PrivacyType::Jid),
-        value: Some("spam@bad.example".into()),
-        action: PrivacyAction::Deny,
-        message: true,
-        iq: false,
-        presence_in: false,
-        presence_out: false,
-    };
-    let allow = PrivacyItem {
-        order: 2,
-        kind: None,
-        value: None,
-        action: PrivacyAction::Allow,
-        message: false,
-        ..deny.clone()
-    };
+    // (order, type, value, action, [message, iq, presence-in, presence-out])
+    let items: Vec<_> = store
+        .privacy()
+        .get_list(&alice, "work")?
+        .ok_or("no list work")?
+        .into_iter()
+        .map(|i| {
+            let flags = [i.message, i.iq, i.presence_in, i.presence_out];
+            (i.order, i.kind, i.value, i.action, flags)
+        })
+        .collect();
+    let spam = Some("spam@bad.example".to_owned());
     assert_eq!(
-        store.privacy().get_list(&alice, "work")?,
-        Some(vec![deny, allow])
+        items,
+        [
+            (
+                1,
+                Some(PrivacyType::Jid),
+                spam,
+                PrivacyAction::Deny,
+                [true, false, false, false]
+            ),
+            (2, None, None, PrivacyAction::Allow, [false; 4]),
+        ]
     );
     assert_eq!(
         store.blocklist().list(&alice)?,
