@@ -7,9 +7,10 @@
 //!
 //! Values are pinned as a class writes them, through the public API into a fresh temporary
 //! store, then read raw from each keyspace: what is pinned is what reaches the disk, private
-//! record types included. Inputs are fixed (times, salts, imported ids); ids drawn from the
-//! store's generator are deterministic in a fresh store. Only the random half of a native
-//! archive id is masked (and the CRC that covers it, checked first).
+//! record types included. Inputs are fixed (times, salts, imported ids). Ids drawn from the
+//! store's generator (archive ids, seqs) are deterministic in a fresh store: a build that
+//! draws them in another order moves those bytes only, which is no format change. The
+//! random half of a native archive id is masked (and the CRC over it, checked first).
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
