@@ -32,6 +32,8 @@ mod error;
 pub mod ext;
 pub mod forensic;
 pub mod gdpr;
+#[cfg(test)]
+mod golden;
 mod jid;
 mod keys;
 pub mod maintenance;

@@ -5,13 +5,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use crate::util::jidstore;
-
-/// Unpacks a zip of a data directory (`data/...`) into `into`.
-fn unpack(zip: &Path, into: &Path) {
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
-    zip.extract(into).unwrap();
-}
+use crate::util::{jidstore, unpack};
 
 // See issue 13, item 8: sled's panic message printed before the one-line error.
 #[test]

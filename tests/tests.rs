@@ -23,6 +23,7 @@ mod corruption;
 mod disk_full;
 mod erasure;
 mod forensic;
+mod format;
 mod gdpr_checker;
 mod gdpr_race;
 mod generic;

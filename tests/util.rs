@@ -99,6 +99,12 @@ pub fn unzip(path: &std::path::Path) -> std::collections::BTreeMap<String, Strin
     out
 }
 
+/// Unpacks a zip of a data directory (`data/...`, e.g. a fixture) into `into`.
+pub fn unpack(zip: &std::path::Path, into: &std::path::Path) {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(zip).expect("open zip")).expect("zip");
+    zip.extract(into).expect("unpack zip");
+}
+
 /// Parses one CSV file strictly (RFC 4180) into header and rows.
 pub fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::ReaderBuilder::new()
