@@ -40,6 +40,7 @@ mod private;
 mod process;
 mod progress;
 mod pubsub;
+mod toolbox;
 mod roster;
 mod vcard;
 mod verify;

@@ -54,6 +54,25 @@ pub enum Command {
         /// The password (stored only as SCRAM verifiers). `-` reads one line from stdin.
         password: String,
     },
+    /// List accounts, one JID per line in JID order, streamed (never all held in memory).
+    Users {
+        /// Only accounts on this domain.
+        #[arg(long, value_name = "D")]
+        domain: Option<String>,
+        /// Only usernames starting with this (normalised as a username is).
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+    },
+    /// Set an account's password (stored only as SCRAM-SHA-1/256/512 verifiers), e.g. for
+    /// an imported user without credentials.
+    Passwd {
+        /// The username (localpart).
+        username: String,
+        /// The domain.
+        domain: String,
+        /// The new password. `-` reads one line from stdin.
+        password: String,
+    },
     /// Write everything held about a JID into a zip of CSV files.
     #[command(name = "retrieve_personal_data", alias = "retrieve-personal-data")]
     RetrievePersonalData {
@@ -177,9 +196,12 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command reads a line from stdin (`register DOMAIN -`).
+    /// Whether the command reads a line from stdin (`register DOMAIN -`, `passwd U D -`).
     pub fn reads_stdin(&self) -> bool {
-        matches!(self, Command::Register { password, .. } if password == "-")
+        matches!(
+            self,
+            Command::Register { password, .. } | Command::Passwd { password, .. } if password == "-"
+        )
     }
 }
 

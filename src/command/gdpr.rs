@@ -11,7 +11,7 @@ use crate::gdpr::{self, CsvEscaping, ExportOptions};
 use crate::{BareJid, maintenance};
 
 /// The password argument; `-` takes the first line of the caller's stdin.
-fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
+pub(super) fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
     if arg != "-" {
         return Ok(arg.to_owned());
     }

@@ -19,6 +19,7 @@ mod init;
 mod maint;
 mod mam;
 mod pie;
+mod toolbox;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -133,6 +134,14 @@ fn dispatch(
             domain,
             password,
         } => gdpr::register(&env, user.as_deref(), &domain, &password, out),
+        Command::Users { domain, prefix } => {
+            toolbox::users(&env, domain.as_deref(), prefix.as_deref(), out)
+        }
+        Command::Passwd {
+            username,
+            domain,
+            password,
+        } => toolbox::passwd(&env, &username, &domain, &password, out),
         Command::RetrievePersonalData {
             username,
             domain,
