@@ -177,3 +177,241 @@ fn passwd_replaces_a_password_and_refuses_unknown_users() {
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr, "jidstore: invalid input: password must not be empty\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A deployment for inspect and unregister: alice holds something in most classes, including
+// what erasure keeps (group-chat messages, items on bob's and on her flat node) and what
+// goes with her as a consequence (bob's item on and subscription to her PEP node).
+
+mod fixture {
+    use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
+    use jidstore::ext::pubsub::{Node, NodeType, SubState};
+    use jidstore::{BareJid, Store, Timestamp};
+
+    use crate::util::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_secs(1_700_000_000 + secs)
+    }
+
+    fn node(store: &Store, service: &str, id: &str, owner: &BareJid, kind: NodeType) {
+        store
+            .pubsub()
+            .create_node(&Node {
+                service: bare(service),
+                node: id.to_owned(),
+                owner: owner.clone(),
+                kind,
+                access_model: "open".into(),
+                config: vec![],
+                created_at: at(1),
+            })
+            .unwrap();
+    }
+
+    fn publish(store: &Store, service: &str, id: &str, item: &str, by: &BareJid) {
+        let payload = format!("<entry xmlns='urn:x'><title>{item}</title></entry>");
+        store
+            .pubsub()
+            .publish(&bare(service), id, item, by, &payload, at(2))
+            .unwrap();
+    }
+
+    /// Fills `store`; returns the subjects whose exports a dry run must leave unchanged.
+    pub fn fill(store: &Store) -> Vec<BareJid> {
+        let alice = user(store, "alice@localhost");
+        let bob = user(store, "bob@localhost");
+        let carol = bare("carol@remote.example");
+        store
+            .vcard()
+            .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
+            .unwrap();
+        for i in 0..3 {
+            store
+                .mam()
+                .append(
+                    &alice,
+                    &PmMessage {
+                        id: None,
+                        timestamp: at(i),
+                        from: full("alice@localhost/a"),
+                        to: full("bob@localhost/b"),
+                        direction: Direction::Outgoing,
+                        origin_id: None,
+                        stanza: format!("<message><body>m{i}</body></message>"),
+                    },
+                )
+                .unwrap();
+        }
+        for (sender, nick) in [(&alice, "al"), (&alice, "al"), (&bob, "bob")] {
+            store
+                .muc()
+                .append(
+                    &bare("room@muc.localhost"),
+                    &MucMessage {
+                        id: None,
+                        timestamp: at(10),
+                        sender: sender.clone(),
+                        nick: nick.into(),
+                        stanza: "<message type='groupchat'><body>hi</body></message>".into(),
+                    },
+                )
+                .unwrap();
+        }
+        node(store, "alice@localhost", "pep1", &alice, NodeType::Pep);
+        publish(store, "alice@localhost", "pep1", "mine", &alice);
+        publish(store, "alice@localhost", "pep1", "bobs", &bob);
+        store
+            .pubsub()
+            .subscribe(&bare("alice@localhost"), "pep1", &bob, SubState::Subscribed)
+            .unwrap();
+        node(store, "pubsub.localhost", "flat", &alice, NodeType::Flat);
+        publish(store, "pubsub.localhost", "flat", "onflat", &alice);
+        node(store, "pubsub.localhost", "bobnode", &bob, NodeType::Flat);
+        publish(store, "pubsub.localhost", "bobnode", "onbobs", &alice);
+        store
+            .pubsub()
+            .subscribe(&bare("pubsub.localhost"), "flat", &carol, SubState::Subscribed)
+            .unwrap();
+        vec![alice, bob, carol]
+    }
+}
+
+/// `fixture::fill` in `dir/data`, closed; the data dir and the subjects.
+fn deployment(dir: &std::path::Path) -> (std::path::PathBuf, Vec<jidstore::BareJid>) {
+    let data = dir.join("data");
+    let store = jidstore::Config::new(&data)
+        .scram_iterations(16)
+        .open()
+        .unwrap();
+    let subjects = fixture::fill(&store);
+    store.flush().unwrap();
+    drop(store);
+    (data, subjects)
+}
+
+/// Every subject's export (fixed time, so equal data gives equal bytes), the account list
+/// and the row counts of `stats`.
+fn snapshot(data: &std::path::Path, subjects: &[jidstore::BareJid]) -> Vec<Vec<u8>> {
+    let store = jidstore::Config::new(data).open().unwrap();
+    let mut out = Vec::new();
+    for s in subjects {
+        let mut sink = std::io::Cursor::new(Vec::new());
+        let opts = jidstore::gdpr::ExportOptions::default()
+            .timestamp(jidstore::Timestamp::from_secs(1_800_000_000));
+        match jidstore::gdpr::retrieve(&store, s, &mut sink, &opts) {
+            Ok(_) => out.push(sink.into_inner()),
+            Err(e) => out.push(e.to_string().into_bytes()),
+        }
+    }
+    let users: Vec<String> = store
+        .accounts()
+        .iter(None, None)
+        .unwrap()
+        .map(|j| j.unwrap().to_string())
+        .collect();
+    out.push(users.join("\n").into_bytes());
+    drop(store);
+    let stats = jidstore(data, &["--json", "stats"]);
+    let doc: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    out.push(doc["keyspaces"].to_string().into_bytes());
+    out
+}
+
+/// The receipt lines from `Removed:` up to the last line (which says when it was committed
+/// or that nothing was written).
+fn receipt_body(stdout: &str) -> Vec<&str> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines.iter().position(|l| *l == "Removed:").unwrap();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("Committed in") || l.starts_with("Nothing was written"))
+        .unwrap();
+    lines[start..end].to_vec()
+}
+
+#[test]
+fn unregister_dry_run_gives_the_real_receipt_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, subjects) = deployment(dir.path());
+    let before = snapshot(&data, &subjects);
+    let dry_text = jidstore(&data, &["unregister", "--dry-run", "alice", "localhost"]);
+    assert_eq!(dry_text.code, 0, "{}", dry_text.stderr);
+    assert!(
+        dry_text
+            .stdout
+            .starts_with("User alice@localhost would be unregistered\nDry run, nothing written"),
+        "{}",
+        dry_text.stdout
+    );
+    assert!(!dry_text.stdout.contains("compact"), "{}", dry_text.stdout);
+    let dry_json = jidstore(&data, &["--json", "unregister", "--dry-run", "alice", "localhost"]);
+    assert_eq!(dry_json.code, 0, "{}", dry_json.stderr);
+    assert_eq!(snapshot(&data, &subjects), before, "a dry run changed the store");
+
+    // A copy erased for real (JSON), the original erased for real (text).
+    let copy = dir.path().join("copy");
+    let r = jidstore(&data, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let real_json = jidstore(&copy, &["--json", "unregister", "alice", "localhost"]);
+    assert_eq!(real_json.code, 0, "{}", real_json.stderr);
+    let real_text = jidstore(&data, &["unregister", "alice", "localhost"]);
+    assert_eq!(real_text.code, 0, "{}", real_text.stderr);
+
+    let mut dry: serde_json::Value = serde_json::from_str(&dry_json.stdout).unwrap();
+    let mut real: serde_json::Value = serde_json::from_str(&real_json.stdout).unwrap();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(real["dry_run"], false);
+    assert_eq!(real["purged"], serde_json::Value::Null);
+    for doc in [&mut dry, &mut real] {
+        let obj = doc.as_object_mut().unwrap();
+        obj.remove("dry_run");
+        obj.remove("purged");
+    }
+    assert_eq!(dry, real);
+    // The receipt holds what this deployment should give: consequences and kept rows.
+    assert_eq!(real["removed"]["mam_pm"], 3);
+    assert_eq!(real["removed"]["pubsub_items"], 2);
+    let kept = real["kept"].to_string();
+    assert!(kept.contains("\"class\":\"mam_muc\",\"reason\"") || kept.contains("mam_muc"));
+    let rows = |class: &str| {
+        real["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["class"] == class)
+            .map(|k| k["rows"].clone())
+    };
+    assert_eq!(rows("mam_muc"), Some(serde_json::json!(2)));
+    assert_eq!(rows("pubsub_items"), Some(serde_json::json!(2)));
+    assert!(!real["removed_as_consequence"].as_array().unwrap().is_empty());
+    assert_eq!(receipt_body(&dry_text.stdout), receipt_body(&real_text.stdout));
+}
+
+#[test]
+fn unregister_dry_run_of_kept_only_and_unknown_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, subjects) = deployment(dir.path());
+    let r = jidstore(&data, &["unregister", "alice", "localhost"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let before = snapshot(&data, &subjects);
+    // Only kept data is left: exit 3, as the real second unregister.
+    let dry = jidstore(&data, &["unregister", "--dry-run", "alice", "localhost"]);
+    let real = jidstore(&data, &["--json", "unregister", "--dry-run", "alice", "localhost"]);
+    assert_eq!((dry.code, real.code), (3, 3), "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .starts_with("Dry run, nothing written: Nothing erased for alice@localhost"),
+        "{}",
+        dry.stdout
+    );
+    let doc: serde_json::Value = serde_json::from_str(&real.stdout).unwrap();
+    assert_eq!((doc["erased"].clone(), doc["total_removed"].clone()), (false.into(), 0.into()));
+    let r = jidstore(&data, &["unregister", "--dry-run", "nobody", "localhost"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr, "jidstore: user nobody@localhost does not exist\n");
+    assert!(r.stdout.is_empty());
+    let r = jidstore(&data, &["unregister", "--dry-run", "--purge", "bob", "localhost"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(snapshot(&data, &subjects), before);
+}

@@ -95,8 +95,11 @@ pub enum Command {
     /// when nothing was erased (no account, only data that erasure keeps).
     Unregister {
         /// Then compact the store, so the erased bytes also leave the data directory's files.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dry_run")]
         purge: bool,
+        /// Print the receipt the erasure would give (same exit code), and write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// The username (localpart).
         username: String,
         /// The domain.

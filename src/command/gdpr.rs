@@ -110,45 +110,65 @@ pub(super) fn bytes_note(purged: bool) -> &'static str {
     }
 }
 
-/// `jidstore unregister [--purge]`: erase; with `--purge` then compact (the store handle is
-/// dropped first, as compaction renames the data directory). Exit 0 when something was
-/// erased, [`NOTHING_ERASED`] when only kept data is held about the subject.
+/// Erases `subject` (or, for a dry run, plans and counts it), flushed; a full disk is
+/// reported as a commit that may not have been made.
+pub(super) fn erase(
+    store: &crate::Store,
+    subject: &BareJid,
+    dry_run: bool,
+) -> anyhow::Result<gdpr::Receipt> {
+    if dry_run {
+        return Ok(gdpr::dry_run(store, subject)?);
+    }
+    let not_committed = |e: crate::Error| match e {
+        crate::Error::StorageFull { .. } => anyhow::anyhow!(
+            "no space left on device for data directory {}: the erasure of {subject} may \
+             not have been committed; free space, then run `unregister` again (if it says \
+             the user does not exist, the erasure was committed)",
+            store.path().display()
+        ),
+        other => other.into(),
+    };
+    let receipt = gdpr::remove(store, subject).map_err(not_committed)?;
+    if receipt.sweep_error.is_none() {
+        store.flush()?;
+    }
+    Ok(receipt)
+}
+
+/// `jidstore unregister [--purge] [--dry-run]`: erase; with `--purge` then compact (the
+/// store handle is dropped first, as compaction renames the data directory). Exit 0 when
+/// something was (or, dry run, would be) erased, [`NOTHING_ERASED`] when only kept data is
+/// held about the subject. `flags` is (`--purge`, `--dry-run`).
 pub(super) fn unregister(
     env: &Env<'_>,
     username: &str,
     domain: &str,
-    purge: bool,
+    (purge, dry_run): (bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let subject = BareJid::from_parts(username, domain)?;
-    let receipt = {
-        let store = env.open(false)?;
-        let not_committed = |e: crate::Error| match e {
-            crate::Error::StorageFull { .. } => anyhow::anyhow!(
-                "no space left on device for data directory {}: the erasure of {subject} may \
-                 not have been committed; free space, then run `unregister` again (if it says \
-                 the user does not exist, the erasure was committed)",
-                store.path().display()
-            ),
-            other => other.into(),
-        };
-        let receipt = gdpr::remove(&store, &subject).map_err(not_committed)?;
-        if receipt.sweep_error.is_none() {
-            store.flush()?;
-        }
-        receipt
-    };
+    let receipt = erase(&env.open(false)?, &subject, dry_run)?;
     let account = receipt.removed.get("accounts").copied().unwrap_or(0) > 0;
     let erased = receipt.total_removed() > 0;
     if !env.ctx.json {
+        if dry_run && !erased {
+            write!(out, "Dry run, nothing written: ")?;
+        }
         if account {
-            writeln!(out, "User {subject} successfully unregistered")?;
+            let done = if dry_run {
+                "would be unregistered"
+            } else {
+                "successfully unregistered"
+            };
+            writeln!(out, "User {subject} {done}")?;
         } else if erased {
+            let done = if dry_run { "would be" } else { "was" };
             writeln!(
                 out,
                 "{subject} has no account; the personal data held about it that erasure \
-                 removes was erased"
+                 removes {done} erased"
             )?;
         }
         if erased {
@@ -160,15 +180,8 @@ pub(super) fn unregister(
     }
     if let Some(e) = &receipt.sweep_error {
         if env.ctx.json {
-            let doc = json!({
-                "subject": subject.to_string(),
-                "account": account,
-                "erased": erased,
-                "removed": receipt.removed,
-                "removed_as_consequence": consequences_json(&receipt),
-                "total_removed": receipt.total_removed(),
-                "sweep_error": e,
-            });
+            let mut doc = receipt_json(&receipt);
+            doc["sweep_error"] = json!(e);
             env.emit(out, &doc, "")?;
         }
         writeln!(
@@ -188,28 +201,35 @@ pub(super) fn unregister(
     } else {
         None
     };
-    if !env.ctx.json && (erased || purge) {
+    if !env.ctx.json && !dry_run && (erased || purge) {
         writeln!(out, "{}", bytes_note(purge))?;
     }
     if env.ctx.json {
-        let kept: Vec<_> = receipt
-            .kept
-            .iter()
-            .map(|k| json!({ "class": k.class, "rows": k.rows, "reason": k.reason }))
-            .collect();
-        let doc = json!({
-            "subject": subject.to_string(),
-            "account": account,
-            "erased": erased,
-            "removed": receipt.removed,
-            "removed_as_consequence": consequences_json(&receipt),
-            "total_removed": receipt.total_removed(),
-            "kept": kept,
-            "purged": compacted.as_ref().map(super::maint::compact_json),
-        });
+        let mut doc = receipt_json(&receipt);
+        doc["purged"] = json!(compacted.as_ref().map(super::maint::compact_json));
         env.emit(out, &doc, "")?;
     }
     Ok(if erased { 0 } else { NOTHING_ERASED })
+}
+
+/// The receipt as `unregister --json` prints it (a dry run's is the same but for
+/// `dry_run`).
+pub(super) fn receipt_json(receipt: &gdpr::Receipt) -> serde_json::Value {
+    let kept: Vec<_> = receipt
+        .kept
+        .iter()
+        .map(|k| json!({ "class": k.class, "rows": k.rows, "reason": k.reason }))
+        .collect();
+    json!({
+        "subject": receipt.subject.to_string(),
+        "dry_run": receipt.dry_run,
+        "account": receipt.removed.get("accounts").copied().unwrap_or(0) > 0,
+        "erased": receipt.total_removed() > 0,
+        "removed": receipt.removed,
+        "removed_as_consequence": consequences_json(receipt),
+        "total_removed": receipt.total_removed(),
+        "kept": kept,
+    })
 }
 
 /// What `unregister` prints when there was no account and nothing erasure removes, only

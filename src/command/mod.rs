@@ -158,9 +158,10 @@ fn dispatch(
         ),
         Command::Unregister {
             purge,
+            dry_run,
             username,
             domain,
-        } => gdpr::unregister(&env, &username, &domain, purge, out, err),
+        } => gdpr::unregister(&env, &username, &domain, (purge, dry_run), out, err),
         Command::Init => init::run(&env, out),
         Command::Compact => maint::compact(&env, out),
         Command::Backup { dest } => maint::backup(&env, &dest, out),

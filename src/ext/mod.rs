@@ -50,6 +50,9 @@ pub(crate) fn emit_owned(emit: EmitCells<'_>, row: &Row) -> Result<()> {
     emit(&cells)
 }
 
+/// Whether an entry (keyspace, key) counts as erased (see `Extension::count_kept`).
+pub(crate) type Gone<'a> = &'a dyn Fn(Keyspace, &[u8]) -> bool;
+
 /// Receives rows as borrowed cells (see `Extension::cells`).
 pub type EmitCells<'a> = &'a mut dyn FnMut(&[&str]) -> Result<()>;
 
@@ -208,9 +211,16 @@ pub(crate) trait Extension: Sync {
         Ok(())
     }
     /// After the sweep: counts the rows the erasure kept where that needs a scan (kept too
-    /// large to count before the commit).
-    fn count_kept(&self, store: &Store, subject: &BareJid, kept: &mut Vec<Kept>) -> Result<()> {
-        let _ = (store, subject, kept);
+    /// large to count before the commit). `gone(ks, key)` says whether an entry is erased
+    /// though still on disk (a pending sweep, or the ranges a dry run would sweep).
+    fn count_kept(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        gone: Gone<'_>,
+        kept: &mut Vec<Kept>,
+    ) -> Result<()> {
+        let _ = (store, subject, gone, kept);
         Ok(())
     }
 }
