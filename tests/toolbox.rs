@@ -415,3 +415,151 @@ fn unregister_dry_run_of_kept_only_and_unknown_subjects() {
     assert_eq!(r.code, 2);
     assert_eq!(snapshot(&data, &subjects), before);
 }
+
+/// Writes `text` to `dir/subjects.txt` and returns its path as a string.
+fn subjects_file(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("subjects.txt");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn unregister_from_file_erases_each_subject_and_sums_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = deployment(dir.path());
+    let file = subjects_file(
+        dir.path(),
+        "# erasure requests of the week\n\nAlice@localhost  # ticket 1\ncarol@remote.example\n\
+         nobody@localhost\n",
+    );
+    let dry = jidstore(&data, &["unregister", "--dry-run", "--from-file", &file]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let r = jidstore(&data, &["unregister", "--from-file", &file]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "erased alice@localhost (10 rows)\n\
+         erased carol@remote.example (1 rows)\n\
+         nothing held about nobody@localhost (already unregistered?)\n\
+         Erased 2 of 3 subject(s); 0 held only data erasure keeps, 1 nothing at all, 0 failed\n\
+         The erased bytes stay in the data directory's files until `jidstore compact` rewrites \
+         the store (or erase with `unregister --purge`).\n"
+    );
+    assert_eq!(
+        dry.stdout.lines().take(2).collect::<Vec<_>>(),
+        ["would erase alice@localhost (10 rows)", "would erase carol@remote.example (1 rows)"]
+    );
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    let users = jidstore(&data, &["users"]);
+    assert_eq!(users.stdout, "bob@localhost\n");
+}
+
+/// Resumable: after an interruption (here: the first subjects erased by an earlier run),
+/// the same file runs again; the subjects done before are reported, not failed.
+#[test]
+fn unregister_from_file_runs_again_after_an_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = deployment(dir.path());
+    let all = "alice@localhost\ncarol@remote.example\nbob@localhost\n";
+    let done = subjects_file(dir.path(), "alice@localhost\ncarol@remote.example\n");
+    assert_eq!(jidstore(&data, &["unregister", "--from-file", &done]).code, 0);
+    let file = subjects_file(dir.path(), all);
+    let r = jidstore(&data, &["--json", "unregister", "--from-file", &file]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let outcomes: Vec<(String, String)> = doc["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["subject"].as_str().unwrap().to_owned(),
+                s["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("alice@localhost".to_owned(), "nothing-erased".to_owned()),
+            ("carol@remote.example".to_owned(), "not-held".to_owned()),
+            ("bob@localhost".to_owned(), "erased".to_owned()),
+        ]
+    );
+    assert_eq!(
+        (&doc["erased"], &doc["nothing_erased"], &doc["not_held"], &doc["failed"]),
+        (&1.into(), &1.into(), &1.into(), &0.into())
+    );
+    assert_eq!(doc["subjects"][2]["receipt"]["removed"]["accounts"], 1);
+    assert_eq!(doc["subjects"][2]["line"], 3);
+    // A third run: nothing left to erase, still exit 0.
+    let r = jidstore(&data, &["unregister", "--from-file", &file]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("Erased 0 of 3 subject(s)"), "{}", r.stdout);
+}
+
+#[test]
+fn unregister_from_file_refuses_a_malformed_file_before_erasing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, subjects) = deployment(dir.path());
+    let before = snapshot(&data, &subjects);
+    let file = subjects_file(
+        dir.path(),
+        "alice@localhost\nnot a jid\nlocalhost\nbob@localhost extra\n",
+    );
+    let r = jidstore(&data, &["unregister", "--from-file", &file]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", r.stderr);
+    assert!(lines[0].starts_with(&format!("jidstore: {file}:2: ")), "{}", lines[0]);
+    assert!(lines[1].contains(":3: ") && lines[1].contains("needs a username"), "{}", lines[1]);
+    assert!(lines[2].contains(":4: ") && lines[2].contains("one JID per line"), "{}", lines[2]);
+    assert_eq!(
+        lines[3],
+        format!("jidstore: 3 malformed line(s) in {file}; nothing erased")
+    );
+    assert_eq!(snapshot(&data, &subjects), before);
+    let missing = dir.path().join("missing.txt");
+    let r = jidstore(&data, &["unregister", "--from-file", missing.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "jidstore: cannot open {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+    let r = jidstore(&data, &["unregister", "--from-file", &file, "alice", "localhost"]);
+    assert_eq!(r.code, 2);
+}
+
+/// A subject whose erasure fails is reported with its line, the others are erased, and the
+/// exit code is 1.
+#[test]
+fn unregister_from_file_exits_1_when_a_subject_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = deployment(dir.path());
+    {
+        let store = jidstore::Config::new(&data).open().unwrap();
+        let mut key = b"bob@localhost".to_vec();
+        key.push(0);
+        store
+            .raw_tree(jidstore::keys::Keyspace::Accounts)
+            .insert(key.as_slice(), &b"not an account"[..])
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let file = subjects_file(dir.path(), "bob@localhost\nalice@localhost\n");
+    let r = jidstore(&data, &["unregister", "--from-file", &file]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with(&format!("jidstore: {file}:1: bob@localhost: ")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.starts_with("FAILED bob@localhost\nerased alice@localhost"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 failed"), "{}", r.stdout);
+}

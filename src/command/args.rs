@@ -100,10 +100,18 @@ pub enum Command {
         /// Print the receipt the erasure would give (same exit code), and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Erase every JID listed in FILE (one per line; blank lines and lines starting with
+        /// # skipped), each in its own atomic erasure, then print a summary. Exit 1 if any
+        /// failed. Run it again after an interruption: subjects already erased are reported
+        /// and skipped.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["username", "domain"])]
+        from_file: Option<PathBuf>,
         /// The username (localpart).
-        username: String,
+        #[arg(required_unless_present = "from_file")]
+        username: Option<String>,
         /// The domain.
-        domain: String,
+        #[arg(required_unless_present = "from_file")]
+        domain: Option<String>,
     },
     /// Rewrite the store into a fresh copy holding only live data (erased data stays in the
     /// data directory's files until then), verify it and swap it in. No other process may use

@@ -11,6 +11,7 @@
 //! text; errors stay on `err` as text.
 
 mod args;
+mod batch;
 mod demo;
 mod docs;
 mod forensic;
@@ -159,9 +160,16 @@ fn dispatch(
         Command::Unregister {
             purge,
             dry_run,
+            from_file,
             username,
             domain,
-        } => gdpr::unregister(&env, &username, &domain, (purge, dry_run), out, err),
+        } => match (from_file, username, domain) {
+            (Some(file), _, _) => batch::unregister(&env, &file, (purge, dry_run), out, err),
+            (None, Some(username), Some(domain)) => {
+                gdpr::unregister(&env, &username, &domain, (purge, dry_run), out, err)
+            }
+            _ => anyhow::bail!("unregister needs <username> <domain>, or --from-file FILE"),
+        },
         Command::Init => init::run(&env, out),
         Command::Compact => maint::compact(&env, out),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
