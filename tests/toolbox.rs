@@ -563,3 +563,91 @@ fn unregister_from_file_exits_1_when_a_subject_fails() {
     assert!(r.stdout.starts_with("FAILED bob@localhost\nerased alice@localhost"), "{}", r.stdout);
     assert!(r.stdout.contains("1 failed"), "{}", r.stdout);
 }
+
+#[test]
+fn inspect_counts_what_is_held_and_what_erasure_keeps_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, subjects) = deployment(dir.path());
+    let before = snapshot(&data, &subjects);
+    let r = jidstore(&data, &["--json", "inspect", "alice", "localhost"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["subject"], "alice@localhost");
+    assert_eq!(
+        doc["account"]["mechanisms"],
+        serde_json::json!(["SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+    );
+    // The table counts are the export's row counts.
+    let store = jidstore::Config::new(&data).open().unwrap();
+    let mut sink = std::io::Cursor::new(Vec::new());
+    let summary = jidstore::gdpr::retrieve(
+        &store,
+        &bare("alice@localhost"),
+        &mut sink,
+        &jidstore::gdpr::ExportOptions::default(),
+    )
+    .unwrap();
+    drop(store);
+    for f in &summary.files {
+        let stem = f.name.strip_suffix(".csv").unwrap();
+        assert_eq!(doc["tables"][stem], f.rows, "{stem}");
+    }
+    assert_eq!(doc["total_rows"], summary.total_rows());
+    assert_eq!(doc["tables"]["mam_muc"], 2);
+    assert_eq!(doc["tables"]["pubsub_items"], 4);
+    // The erasure part is the dry run's receipt.
+    let dry = jidstore(&data, &["--json", "unregister", "--dry-run", "alice", "localhost"]);
+    let mut dry: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+    dry.as_object_mut().unwrap().remove("purged");
+    assert_eq!(doc["erasure"], dry);
+
+    let r = jidstore(&data, &["inspect", "alice", "localhost"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = r.stdout;
+    assert!(
+        text.starts_with("alice@localhost: account created 2"),
+        "{text}"
+    );
+    for line in [
+        "  mam_pm                     3",
+        "  mam_muc                    2",
+        "  pubsub_items               4",
+        "Erasure would remove 10 rows (unregister --dry-run shows the receipt)",
+        "Erasure would keep:",
+        "  mam_muc                    2 (group-chat history belongs to every participant)",
+        "  pubsub_items               2 (items published on flat nodes and on other users' \
+         nodes stay, as in MongooseIM)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+    }
+    assert_eq!(snapshot(&data, &subjects), before, "inspect changed the store");
+}
+
+#[test]
+fn inspect_works_without_an_account_and_says_when_nothing_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = deployment(dir.path());
+    let r = jidstore(&data, &["inspect", "carol", "remote.example"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("carol@remote.example: no account\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l == "  pubsub_subscriptions       1"),
+        "{}",
+        r.stdout
+    );
+    // After alice's erasure: only what erasure keeps, and nothing more to remove.
+    assert_eq!(jidstore(&data, &["unregister", "alice", "localhost"]).code, 0);
+    let r = jidstore(&data, &["--json", "inspect", "alice", "localhost"]);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["account"], serde_json::Value::Null);
+    assert_eq!(doc["erasure"]["total_removed"], 0);
+    assert_eq!(doc["tables"]["mam_muc"], 2);
+    assert_eq!(doc["tables"]["accounts"], 0);
+    let r = jidstore(&data, &["inspect", "nobody", "localhost"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr, "jidstore: no personal data held for nobody@localhost\n");
+    let r = jidstore(&data, &["inspect", "a/b", "localhost"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("a/b@localhost"), "{}", r.stderr);
+}

@@ -63,6 +63,15 @@ pub enum Command {
         #[arg(long, value_name = "P")]
         prefix: Option<String>,
     },
+    /// Show what is held about a JID, per table, and what erasure would remove and keep
+    /// (group-chat messages, items on other users' nodes), without writing anything. Works
+    /// with or without an account.
+    Inspect {
+        /// The username (localpart).
+        username: String,
+        /// The domain.
+        domain: String,
+    },
     /// Set an account's password (stored only as SCRAM-SHA-1/256/512 verifiers), e.g. for
     /// an imported user without credentials.
     Passwd {

@@ -138,6 +138,7 @@ fn dispatch(
         Command::Users { domain, prefix } => {
             toolbox::users(&env, domain.as_deref(), prefix.as_deref(), out)
         }
+        Command::Inspect { username, domain } => toolbox::inspect(&env, &username, &domain, out),
         Command::Passwd {
             username,
             domain,

@@ -19,6 +19,7 @@
 //! erasure.
 
 mod dry_run;
+mod inspect;
 mod receipt;
 mod retrieve;
 
@@ -31,6 +32,7 @@ use crate::keys::{self, Keyspace};
 use crate::store::{Store, Tombstone};
 
 pub use dry_run::dry_run;
+pub use inspect::{Inspection, inspect};
 pub use receipt::Receipt;
 pub(crate) use retrieve::retrieve_with;
 pub use retrieve::{
