@@ -40,7 +40,7 @@ mod private;
 mod process;
 mod progress;
 mod pubsub;
-mod toolbox;
 mod roster;
+mod toolbox;
 mod vcard;
 mod verify;

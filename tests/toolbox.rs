@@ -65,7 +65,10 @@ fn users_lists_accounts_filtered_by_domain_and_prefix() {
         r.stdout,
         "al@localhost\nalbert@example.org\nalice@localhost\n"
     );
-    let r = jidstore(&data, &["users", "--prefix", "al", "--domain", "example.org"]);
+    let r = jidstore(
+        &data,
+        &["users", "--prefix", "al", "--domain", "example.org"],
+    );
     assert_eq!(r.stdout, "albert@example.org\n");
     let r = jidstore(&data, &["users", "--domain", "nowhere.example"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""));
@@ -105,16 +108,16 @@ fn users_library_call_checks_filters_first() {
     user(&store, "b@localhost");
     user(&store, "a@localhost");
     user(&store, "a@other.example");
-    assert!(store.accounts().iter(Some("bad domain"), None).is_err());
-    assert!(store.accounts().iter(None, Some("a/b")).is_err());
+    assert!(store.accounts().users(Some("bad domain"), None).is_err());
+    assert!(store.accounts().users(None, Some("a/b")).is_err());
     let all: Vec<_> = store
         .accounts()
-        .iter(Some("LocalHost"), None)
+        .users(Some("LocalHost"), None)
         .unwrap()
         .map(Result::unwrap)
         .collect();
     assert_eq!(all, [bare("a@localhost"), bare("b@localhost")]);
-    let first = store.accounts().iter(None, Some("A")).unwrap().next();
+    let first = store.accounts().users(None, Some("A")).unwrap().next();
     assert_eq!(first.unwrap().unwrap(), bare("a@localhost"));
 }
 
@@ -166,16 +169,16 @@ fn passwd_replaces_a_password_and_refuses_unknown_users() {
     }
     let r = jidstore(&data, &["passwd", "nobody", "localhost", "pw"]);
     assert_eq!(r.code, 1);
-    assert_eq!(
-        r.stderr,
-        "jidstore: user nobody@localhost does not exist\n"
-    );
+    assert_eq!(r.stderr, "jidstore: user nobody@localhost does not exist\n");
     let r = jidstore(&data, &["passwd", "a@b", "localhost", "pw"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     let r = jidstore_stdin(&data, &["passwd", "alice", "localhost", "-"], b"\n");
     assert_eq!(r.code, 1);
-    assert_eq!(r.stderr, "jidstore: invalid input: password must not be empty\n");
+    assert_eq!(
+        r.stderr,
+        "jidstore: invalid input: password must not be empty\n"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,7 +274,12 @@ mod fixture {
         publish(store, "pubsub.localhost", "bobnode", "onbobs", &alice);
         store
             .pubsub()
-            .subscribe(&bare("pubsub.localhost"), "flat", &carol, SubState::Subscribed)
+            .subscribe(
+                &bare("pubsub.localhost"),
+                "flat",
+                &carol,
+                SubState::Subscribed,
+            )
             .unwrap();
         vec![alice, bob, carol]
     }
@@ -306,7 +314,7 @@ fn snapshot(data: &std::path::Path, subjects: &[jidstore::BareJid]) -> Vec<Vec<u
     }
     let users: Vec<String> = store
         .accounts()
-        .iter(None, None)
+        .users(None, None)
         .unwrap()
         .map(|j| j.unwrap().to_string())
         .collect();
@@ -345,9 +353,16 @@ fn unregister_dry_run_gives_the_real_receipt_and_writes_nothing() {
         dry_text.stdout
     );
     assert!(!dry_text.stdout.contains("compact"), "{}", dry_text.stdout);
-    let dry_json = jidstore(&data, &["--json", "unregister", "--dry-run", "alice", "localhost"]);
+    let dry_json = jidstore(
+        &data,
+        &["--json", "unregister", "--dry-run", "alice", "localhost"],
+    );
     assert_eq!(dry_json.code, 0, "{}", dry_json.stderr);
-    assert_eq!(snapshot(&data, &subjects), before, "a dry run changed the store");
+    assert_eq!(
+        snapshot(&data, &subjects),
+        before,
+        "a dry run changed the store"
+    );
 
     // A copy erased for real (JSON), the original erased for real (text).
     let copy = dir.path().join("copy");
@@ -384,8 +399,16 @@ fn unregister_dry_run_gives_the_real_receipt_and_writes_nothing() {
     };
     assert_eq!(rows("mam_muc"), Some(serde_json::json!(2)));
     assert_eq!(rows("pubsub_items"), Some(serde_json::json!(2)));
-    assert!(!real["removed_as_consequence"].as_array().unwrap().is_empty());
-    assert_eq!(receipt_body(&dry_text.stdout), receipt_body(&real_text.stdout));
+    assert!(
+        !real["removed_as_consequence"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        receipt_body(&dry_text.stdout),
+        receipt_body(&real_text.stdout)
+    );
 }
 
 #[test]
@@ -397,7 +420,10 @@ fn unregister_dry_run_of_kept_only_and_unknown_subjects() {
     let before = snapshot(&data, &subjects);
     // Only kept data is left: exit 3, as the real second unregister.
     let dry = jidstore(&data, &["unregister", "--dry-run", "alice", "localhost"]);
-    let real = jidstore(&data, &["--json", "unregister", "--dry-run", "alice", "localhost"]);
+    let real = jidstore(
+        &data,
+        &["--json", "unregister", "--dry-run", "alice", "localhost"],
+    );
     assert_eq!((dry.code, real.code), (3, 3), "{}", dry.stderr);
     assert!(
         dry.stdout
@@ -406,12 +432,18 @@ fn unregister_dry_run_of_kept_only_and_unknown_subjects() {
         dry.stdout
     );
     let doc: serde_json::Value = serde_json::from_str(&real.stdout).unwrap();
-    assert_eq!((doc["erased"].clone(), doc["total_removed"].clone()), (false.into(), 0.into()));
+    assert_eq!(
+        (doc["erased"].clone(), doc["total_removed"].clone()),
+        (false.into(), 0.into())
+    );
     let r = jidstore(&data, &["unregister", "--dry-run", "nobody", "localhost"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr, "jidstore: user nobody@localhost does not exist\n");
     assert!(r.stdout.is_empty());
-    let r = jidstore(&data, &["unregister", "--dry-run", "--purge", "bob", "localhost"]);
+    let r = jidstore(
+        &data,
+        &["unregister", "--dry-run", "--purge", "bob", "localhost"],
+    );
     assert_eq!(r.code, 2);
     assert_eq!(snapshot(&data, &subjects), before);
 }
@@ -447,7 +479,10 @@ fn unregister_from_file_erases_each_subject_and_sums_up() {
     );
     assert_eq!(
         dry.stdout.lines().take(2).collect::<Vec<_>>(),
-        ["would erase alice@localhost (10 rows)", "would erase carol@remote.example (1 rows)"]
+        [
+            "would erase alice@localhost (10 rows)",
+            "would erase carol@remote.example (1 rows)"
+        ]
     );
     assert!(r.stderr.is_empty(), "{}", r.stderr);
     let users = jidstore(&data, &["users"]);
@@ -462,7 +497,10 @@ fn unregister_from_file_runs_again_after_an_interruption() {
     let (data, _) = deployment(dir.path());
     let all = "alice@localhost\ncarol@remote.example\nbob@localhost\n";
     let done = subjects_file(dir.path(), "alice@localhost\ncarol@remote.example\n");
-    assert_eq!(jidstore(&data, &["unregister", "--from-file", &done]).code, 0);
+    assert_eq!(
+        jidstore(&data, &["unregister", "--from-file", &done]).code,
+        0
+    );
     let file = subjects_file(dir.path(), all);
     let r = jidstore(&data, &["--json", "unregister", "--from-file", &file]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -487,7 +525,12 @@ fn unregister_from_file_runs_again_after_an_interruption() {
         ]
     );
     assert_eq!(
-        (&doc["erased"], &doc["nothing_erased"], &doc["not_held"], &doc["failed"]),
+        (
+            &doc["erased"],
+            &doc["nothing_erased"],
+            &doc["not_held"],
+            &doc["failed"]
+        ),
         (&1.into(), &1.into(), &1.into(), &0.into())
     );
     assert_eq!(doc["subjects"][2]["receipt"]["removed"]["accounts"], 1);
@@ -495,7 +538,11 @@ fn unregister_from_file_runs_again_after_an_interruption() {
     // A third run: nothing left to erase, still exit 0.
     let r = jidstore(&data, &["unregister", "--from-file", &file]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("Erased 0 of 3 subject(s)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Erased 0 of 3 subject(s)"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -512,16 +559,31 @@ fn unregister_from_file_refuses_a_malformed_file_before_erasing_anything() {
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 4, "{}", r.stderr);
-    assert!(lines[0].starts_with(&format!("jidstore: {file}:2: ")), "{}", lines[0]);
-    assert!(lines[1].contains(":3: ") && lines[1].contains("needs a username"), "{}", lines[1]);
-    assert!(lines[2].contains(":4: ") && lines[2].contains("one JID per line"), "{}", lines[2]);
+    assert!(
+        lines[0].starts_with(&format!("jidstore: {file}:2: ")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(":3: ") && lines[1].contains("needs a username"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(":4: ") && lines[2].contains("one JID per line"),
+        "{}",
+        lines[2]
+    );
     assert_eq!(
         lines[3],
         format!("jidstore: 3 malformed line(s) in {file}; nothing erased")
     );
     assert_eq!(snapshot(&data, &subjects), before);
     let missing = dir.path().join("missing.txt");
-    let r = jidstore(&data, &["unregister", "--from-file", missing.to_str().unwrap()]);
+    let r = jidstore(
+        &data,
+        &["unregister", "--from-file", missing.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1);
     assert_eq!(
         r.stderr,
@@ -530,7 +592,10 @@ fn unregister_from_file_refuses_a_malformed_file_before_erasing_anything() {
             missing.display()
         )
     );
-    let r = jidstore(&data, &["unregister", "--from-file", &file, "alice", "localhost"]);
+    let r = jidstore(
+        &data,
+        &["unregister", "--from-file", &file, "alice", "localhost"],
+    );
     assert_eq!(r.code, 2);
 }
 
@@ -560,7 +625,12 @@ fn unregister_from_file_exits_1_when_a_subject_fails() {
         "{}",
         r.stderr
     );
-    assert!(r.stdout.starts_with("FAILED bob@localhost\nerased alice@localhost"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("FAILED bob@localhost\nerased alice@localhost"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("1 failed"), "{}", r.stdout);
 }
 
@@ -596,7 +666,10 @@ fn inspect_counts_what_is_held_and_what_erasure_keeps_and_writes_nothing() {
     assert_eq!(doc["tables"]["mam_muc"], 2);
     assert_eq!(doc["tables"]["pubsub_items"], 4);
     // The erasure part is the dry run's receipt.
-    let dry = jidstore(&data, &["--json", "unregister", "--dry-run", "alice", "localhost"]);
+    let dry = jidstore(
+        &data,
+        &["--json", "unregister", "--dry-run", "alice", "localhost"],
+    );
     let mut dry: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
     dry.as_object_mut().unwrap().remove("purged");
     assert_eq!(doc["erasure"], dry);
@@ -620,7 +693,11 @@ fn inspect_counts_what_is_held_and_what_erasure_keeps_and_writes_nothing() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
     }
-    assert_eq!(snapshot(&data, &subjects), before, "inspect changed the store");
+    assert_eq!(
+        snapshot(&data, &subjects),
+        before,
+        "inspect changed the store"
+    );
 }
 
 #[test]
@@ -629,14 +706,23 @@ fn inspect_works_without_an_account_and_says_when_nothing_is_held() {
     let (data, _) = deployment(dir.path());
     let r = jidstore(&data, &["inspect", "carol", "remote.example"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with("carol@remote.example: no account\n"), "{}", r.stdout);
     assert!(
-        r.stdout.lines().any(|l| l == "  pubsub_subscriptions       1"),
+        r.stdout.starts_with("carol@remote.example: no account\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == "  pubsub_subscriptions       1"),
         "{}",
         r.stdout
     );
     // After alice's erasure: only what erasure keeps, and nothing more to remove.
-    assert_eq!(jidstore(&data, &["unregister", "alice", "localhost"]).code, 0);
+    assert_eq!(
+        jidstore(&data, &["unregister", "alice", "localhost"]).code,
+        0
+    );
     let r = jidstore(&data, &["--json", "inspect", "alice", "localhost"]);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["account"], serde_json::Value::Null);
@@ -645,7 +731,10 @@ fn inspect_works_without_an_account_and_says_when_nothing_is_held() {
     assert_eq!(doc["tables"]["accounts"], 0);
     let r = jidstore(&data, &["inspect", "nobody", "localhost"]);
     assert_eq!(r.code, 1);
-    assert_eq!(r.stderr, "jidstore: no personal data held for nobody@localhost\n");
+    assert_eq!(
+        r.stderr,
+        "jidstore: no personal data held for nobody@localhost\n"
+    );
     let r = jidstore(&data, &["inspect", "a/b", "localhost"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::Env;
-use super::gdpr::{bytes_note, erase, receipt_json};
+use super::gdpr::{bytes_note, erase, receipt_json, with_field};
 use crate::{BareJid, Error, maintenance};
 
 /// How one subject of the file ended.
@@ -29,6 +29,22 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// The text line for a subject that ended so, `rows` removed.
+    fn line(self, subject: &BareJid, rows: u64, dry_run: bool) -> String {
+        match (self, dry_run) {
+            (Outcome::Erased, false) => format!("erased {subject} ({rows} rows)"),
+            (Outcome::Erased, true) => format!("would erase {subject} ({rows} rows)"),
+            (Outcome::NothingErased, _) => format!(
+                "nothing to erase for {subject}: only data erasure keeps is held \
+                 (already unregistered?)"
+            ),
+            (Outcome::NotHeld, _) => {
+                format!("nothing held about {subject} (already unregistered?)")
+            }
+            (Outcome::Failed, _) => format!("FAILED {subject}"),
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Outcome::Erased => "erased",
@@ -126,31 +142,21 @@ pub(super) fn unregister(
                 writeln!(err, "jidstore: {}", super::error_line(&msg))?;
             }
             if env.ctx.json {
-                let mut doc = json!({
+                let doc = json!({
                     "line": line,
                     "subject": subject.to_string(),
                     "outcome": outcome.as_str(),
                     "error": error,
                 });
-                if let Some(r) = &receipt {
-                    doc["receipt"] = receipt_json(r);
-                }
-                results.push(doc);
+                results.push(match &receipt {
+                    Some(r) => with_field(doc, "receipt", receipt_json(r)),
+                    None => doc,
+                });
             } else {
-                let rows = receipt.as_ref().map_or(0, crate::gdpr::Receipt::total_removed);
-                let text = match (outcome, dry_run) {
-                    (Outcome::Erased, false) => format!("erased {subject} ({rows} rows)"),
-                    (Outcome::Erased, true) => format!("would erase {subject} ({rows} rows)"),
-                    (Outcome::NothingErased, _) => format!(
-                        "nothing to erase for {subject}: only data erasure keeps is held \
-                         (already unregistered?)"
-                    ),
-                    (Outcome::NotHeld, _) => {
-                        format!("nothing held about {subject} (already unregistered?)")
-                    }
-                    (Outcome::Failed, _) => format!("FAILED {subject}"),
-                };
-                writeln!(out, "{text}")?;
+                let rows = receipt
+                    .as_ref()
+                    .map_or(0, crate::gdpr::Receipt::total_removed);
+                writeln!(out, "{}", outcome.line(subject, rows, dry_run))?;
             }
         }
     }

@@ -180,8 +180,7 @@ pub(super) fn unregister(
     }
     if let Some(e) = &receipt.sweep_error {
         if env.ctx.json {
-            let mut doc = receipt_json(&receipt);
-            doc["sweep_error"] = json!(e);
+            let doc = with_field(receipt_json(&receipt), "sweep_error", json!(e));
             env.emit(out, &doc, "")?;
         }
         writeln!(
@@ -205,11 +204,26 @@ pub(super) fn unregister(
         writeln!(out, "{}", bytes_note(purge))?;
     }
     if env.ctx.json {
-        let mut doc = receipt_json(&receipt);
-        doc["purged"] = json!(compacted.as_ref().map(super::maint::compact_json));
-        env.emit(out, &doc, "")?;
+        let purged = json!(compacted.as_ref().map(super::maint::compact_json));
+        env.emit(
+            out,
+            &with_field(receipt_json(&receipt), "purged", purged),
+            "",
+        )?;
     }
     Ok(if erased { 0 } else { NOTHING_ERASED })
+}
+
+/// `doc` (an object) with `key` set to `value`.
+pub(super) fn with_field(
+    mut doc: serde_json::Value,
+    key: &str,
+    value: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(map) = doc.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
+    doc
 }
 
 /// The receipt as `unregister --json` prints it (a dry run's is the same but for

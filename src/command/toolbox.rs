@@ -17,7 +17,7 @@ pub(super) fn users(
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let store = env.open(false)?;
-    let iter = store.accounts().iter(domain, prefix)?;
+    let iter = store.accounts().users(domain, prefix)?;
     let mut count = 0u64;
     if env.ctx.json {
         out.write_all(b"{\"users\":[")?;
@@ -108,7 +108,10 @@ pub(super) fn inspect(
         )?,
         None => writeln!(out, "{subject}: no account")?,
     }
-    writeln!(out, "Held (rows per table, as retrieve_personal_data exports them):")?;
+    writeln!(
+        out,
+        "Held (rows per table, as retrieve_personal_data exports them):"
+    )?;
     for (table, n) in &found.tables {
         writeln!(out, "  {table:<26} {n}")?;
     }
@@ -120,7 +123,11 @@ pub(super) fn inspect(
         receipt.total_removed()
     )?;
     for c in &receipt.consequences {
-        writeln!(out, "  {:<26} {} of other users ({})", c.class, c.rows, c.reason)?;
+        writeln!(
+            out,
+            "  {:<26} {} of other users ({})",
+            c.class, c.rows, c.reason
+        )?;
     }
     writeln!(out, "Erasure would keep:")?;
     if receipt.kept.is_empty() {

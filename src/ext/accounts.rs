@@ -132,7 +132,7 @@ impl Accounts<'_> {
     /// `Alice` finds `alice@...`); a `prefix` is read as a key range, a `domain` alone
     /// needs a scan of every account key. Nothing is collected: memory stays flat on a
     /// store of any size. Fails at once when `domain` or `prefix` is not valid in a JID.
-    pub fn iter(
+    pub fn users(
         &self,
         domain: Option<&str>,
         prefix: Option<&str>,

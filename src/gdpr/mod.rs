@@ -85,7 +85,12 @@ pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
     }
     // Committed: a failed count leaves that row count unknown, never fails the erasure.
     for ext in EXTENSIONS {
-        let _ = ext.count_kept(store, subject, &|ks, k| store.hidden(ks, k), &mut receipt.kept);
+        let _ = ext.count_kept(
+            store,
+            subject,
+            &|ks, k| store.hidden(ks, k),
+            &mut receipt.kept,
+        );
     }
     receipt.sweep_time = started.elapsed();
     Ok(receipt)

@@ -98,7 +98,11 @@ impl Receipt {
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.dry_run {
-            writeln!(f, "Dry run, nothing written: erasing {} would give", self.subject)?;
+            writeln!(
+                f,
+                "Dry run, nothing written: erasing {} would give",
+                self.subject
+            )?;
         } else {
             writeln!(f, "Erased {}", self.subject)?;
         }
