@@ -247,6 +247,7 @@ pub fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
         Keyspace::GenericKv | Keyspace::GenericArchive => {
             ext::generic::verify_entry(ks, key, value)
         }
+        Keyspace::Audit => crate::gdpr::audit::verify_entry(key, value),
         Keyspace::Sweep => match keys::read_sweep_key(key)? {
             keys::SweepKey::Archive(_) => codec::decode::<()>(ks, key, value),
             keys::SweepKey::Range(..) => codec::decode::<String>(ks, key, value).map(drop),

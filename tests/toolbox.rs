@@ -740,3 +740,150 @@ fn inspect_works_without_an_account_and_says_when_nothing_is_held() {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("a/b@localhost"), "{}", r.stderr);
 }
+
+/// The audit log lines, without their time (first word).
+fn audit_lines(data: &std::path::Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["audit"];
+    all.extend_from_slice(args);
+    let r = jidstore(data, &all);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+        .lines()
+        .map(|l| l.split_once(' ').unwrap().1.to_owned())
+        .collect()
+}
+
+#[test]
+fn audit_records_retrievals_erasures_imports_and_compactions_without_jids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = deployment(dir.path());
+    let zip = dir.path().join("alice.zip");
+    let r = jidstore(
+        &data,
+        &[
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // An error writes nothing, an audit entry neither; nor do a dry run and inspect.
+    let other = dir.path().join("nobody.zip");
+    let r = jidstore(
+        &data,
+        &[
+            "retrieve_personal_data",
+            "nobody",
+            "localhost",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        jidstore(&data, &["unregister", "nobody", "localhost"]).code,
+        1
+    );
+    assert_eq!(
+        jidstore(&data, &["unregister", "--dry-run", "alice", "localhost"]).code,
+        0
+    );
+    assert_eq!(jidstore(&data, &["inspect", "alice", "localhost"]).code, 0);
+    let before_erasure = jidstore(&data, &["--json", "audit"]).stdout;
+    let r = jidstore(&data, &["unregister", "--purge", "alice", "localhost"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pie = dir.path().join("in.xml");
+    std::fs::write(&pie, NO_CREDENTIALS).unwrap();
+    assert_eq!(jidstore(&data, &["import", pie.to_str().unwrap()]).code, 0);
+    let file = subjects_file(dir.path(), "carol@remote.example\nalice@localhost\n");
+    assert_eq!(
+        jidstore(&data, &["unregister", "--from-file", &file]).code,
+        0
+    );
+
+    let store = jidstore::Config::new(&data).open().unwrap();
+    let hash = |j: &str| jidstore::gdpr::audit::subject_hash(&store, &bare(j)).unwrap();
+    let (alice, carol) = (hash("alice@localhost"), hash("carol@remote.example"));
+    drop(store);
+    let lines = audit_lines(&data, &[]);
+    let size = |l: &str| l.split(" entries=").nth(1).unwrap().to_owned();
+    assert_eq!(
+        lines,
+        [
+            format!("retrieve ok subject={alice} rows=15"),
+            format!("erase ok subject={alice} kept=6 removed=10"),
+            format!("compact ok subject=- entries={}", size(&lines[2])),
+            "import ok subject=- failed=0 imported=1 records=1".to_owned(),
+            format!("erase ok subject={carol} kept=0 removed=1"),
+            format!("erase nothing-erased subject={alice} kept=6 removed=0"),
+        ]
+    );
+    // The entries written before the subject's erasure (and the compaction) are all there.
+    let after: serde_json::Value =
+        serde_json::from_str(&jidstore(&data, &["--json", "audit"]).stdout).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&before_erasure).unwrap();
+    assert_eq!(before["count"], 1);
+    assert_eq!(after["entries"][0], before["entries"][0]);
+    assert_eq!(after["count"], 6);
+    // --jid picks one subject's entries, --since drops older ones.
+    assert_eq!(audit_lines(&data, &["--jid", "Alice@localhost"]).len(), 3);
+    let t = after["entries"][3]["time"].as_str().unwrap();
+    assert_eq!(audit_lines(&data, &["--since", t]).len(), 3);
+    // No JID anywhere in the log or its keyspace.
+    let text = jidstore(&data, &["audit"]).stdout;
+    for j in ["alice", "carol", "localhost", "remote.example", "nocred"] {
+        assert!(!text.contains(j), "{j} in\n{text}");
+    }
+    let store = jidstore::Config::new(&data).open().unwrap();
+    for entry in store.raw_tree(jidstore::keys::Keyspace::Audit) {
+        let (k, v) = entry.unwrap();
+        for bytes in [&k[..], &v[..]] {
+            let lossy = String::from_utf8_lossy(bytes);
+            assert!(
+                !lossy.contains("alice") && !lossy.contains("localhost"),
+                "{lossy}"
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_checks_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = deployment(dir.path());
+    let zip = dir.path().join("alice.zip");
+    let r = jidstore(
+        &data,
+        &[
+            "retrieve_personal_data",
+            "alice",
+            "localhost",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = jidstore(&data, &["verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    {
+        let store = jidstore::Config::new(&data).open().unwrap();
+        let tree = store.raw_tree(jidstore::keys::Keyspace::Audit);
+        let (key, _) = tree.iter().next().unwrap().unwrap();
+        tree.insert(key, &b"damaged"[..]).unwrap();
+        store.flush().unwrap();
+    }
+    let r = jidstore(&data, &["verify"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("audit"), "{}", r.stdout);
+}
+
+#[test]
+fn audit_rejects_a_bad_since_and_a_bad_jid() {
+    let (_dir, data) = accounts_store(&["alice@localhost"]);
+    let r = jidstore(&data, &["audit", "--since", "yesterday"]);
+    assert_eq!(r.code, 2);
+    let r = jidstore(&data, &["audit", "--jid", "a@b/c"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = jidstore(&data, &["audit"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+}

@@ -82,6 +82,16 @@ pub enum Command {
         /// The new password. `-` reads one line from stdin.
         password: String,
     },
+    /// Print the audit log: one line per retrieval, erasure, import and compaction (time,
+    /// action, outcome, subject as a keyed hash, counts), oldest first. It holds no JID.
+    Audit {
+        /// Only entries recorded at or after this time (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = time_arg)]
+        since: Option<Timestamp>,
+        /// Only entries about this bare JID (matched by its keyed hash).
+        #[arg(long, value_name = "JID")]
+        jid: Option<String>,
+    },
     /// Write everything held about a JID into a zip of CSV files.
     #[command(name = "retrieve_personal_data", alias = "retrieve-personal-data")]
     RetrievePersonalData {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::Env;
 use super::gdpr::{bytes_note, erase, receipt_json, with_field};
-use crate::{BareJid, Error, maintenance};
+use crate::{BareJid, Error};
 
 /// How one subject of the file ended.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub(super) fn unregister(
     {
         let store = env.open(false)?;
         for (line, subject) in &subjects {
-            let (outcome, receipt, error) = match erase(&store, subject, dry_run) {
+            let (outcome, receipt, error) = match erase(&store, subject, dry_run, err) {
                 Ok(r) if r.sweep_error.is_some() => {
                     let e = format!(
                         "erased (committed), but deleting its records failed ({}); the \
@@ -162,11 +162,7 @@ pub(super) fn unregister(
     }
     let [erased, nothing, not_held, failed] = counts;
     let compacted = if purge && !dry_run {
-        Some(maintenance::compact_with(super::dir_config(
-            env.data_dir(),
-            false,
-            false,
-        )?)?)
+        Some(super::maint::compact_audited(env, err)?)
     } else {
         None
     };

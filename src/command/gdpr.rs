@@ -7,8 +7,9 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::Env;
+use crate::BareJid;
+use crate::gdpr::audit::{Action, Outcome};
 use crate::gdpr::{self, CsvEscaping, ExportOptions};
-use crate::{BareJid, maintenance};
 
 /// The password argument; `-` takes the first line of the caller's stdin.
 pub(super) fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
@@ -62,6 +63,7 @@ pub(super) fn retrieve(
     path: &Path,
     (force, spreadsheet_safe): (bool, bool),
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let escaping = if spreadsheet_safe {
         CsvEscaping::SpreadsheetSafe
@@ -76,6 +78,15 @@ pub(super) fn retrieve(
         &subject,
         &path,
         &ExportOptions::default().force(force).csv_escaping(escaping),
+    )?;
+    let counts = [("rows", summary.total_rows())];
+    audit(
+        &store,
+        Action::Retrieve,
+        Some(&subject),
+        &counts,
+        Outcome::Ok,
+        err,
     )?;
     let text = format!(
         "Personal data of {subject} written to {} ({} rows in {} files)\n",
@@ -110,16 +121,55 @@ pub(super) fn bytes_note(purged: bool) -> &'static str {
     }
 }
 
-/// Erases `subject` (or, for a dry run, plans and counts it), flushed; a full disk is
-/// reported as a commit that may not have been made.
+/// Appends an audit log entry ([`gdpr::audit`]). Failing to write it does not change the
+/// command's outcome (what it did is done either way); it is said on `err`.
+pub(super) fn audit(
+    store: &crate::Store,
+    action: Action,
+    subject: Option<&BareJid>,
+    counts: &[(&str, u64)],
+    outcome: Outcome,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    match gdpr::audit::record(store, action, subject, counts, outcome) {
+        Ok(()) => Ok(()),
+        Err(e) => writeln!(
+            err,
+            "jidstore: the audit log entry of this {} was not written: {}",
+            action.as_str(),
+            super::error_line(&e.to_string())
+        ),
+    }
+}
+
+/// Erases `subject` (or, for a dry run, plans and counts it), flushed, and records it in
+/// the audit log (not a dry run, not an error); a full disk is reported as a commit that may not have
+/// been made.
 pub(super) fn erase(
     store: &crate::Store,
     subject: &BareJid,
     dry_run: bool,
+    err: &mut dyn Write,
 ) -> anyhow::Result<gdpr::Receipt> {
     if dry_run {
         return Ok(gdpr::dry_run(store, subject)?);
     }
+    // An error here wrote nothing (the contract for errors), so it adds no entry either.
+    let r = erase_now(store, subject)?;
+    let outcome = if r.sweep_error.is_some() {
+        Outcome::Failed
+    } else if r.total_removed() > 0 {
+        Outcome::Ok
+    } else {
+        Outcome::NothingErased
+    };
+    let kept = r.kept.iter().filter_map(|k| k.rows).sum();
+    let counts = [("removed", r.total_removed()), ("kept", kept)];
+    audit(store, Action::Erase, Some(subject), &counts, outcome, err)?;
+    Ok(r)
+}
+
+fn erase_now(store: &crate::Store, subject: &BareJid) -> anyhow::Result<gdpr::Receipt> {
     let not_committed = |e: crate::Error| match e {
         crate::Error::StorageFull { .. } => anyhow::anyhow!(
             "no space left on device for data directory {}: the erasure of {subject} may \
@@ -149,7 +199,7 @@ pub(super) fn unregister(
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let subject = BareJid::from_parts(username, domain)?;
-    let receipt = erase(&env.open(false)?, &subject, dry_run)?;
+    let receipt = erase(&env.open(false)?, &subject, dry_run, err)?;
     let account = receipt.removed.get("accounts").copied().unwrap_or(0) > 0;
     let erased = receipt.total_removed() > 0;
     if !env.ctx.json {
@@ -192,7 +242,7 @@ pub(super) fn unregister(
     }
     // Also when nothing was erased now: the bytes of an earlier erasure may still be there.
     let compacted = if purge {
-        let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
+        let summary = super::maint::compact_audited(env, err)?;
         if !env.ctx.json {
             writeln!(out, "{summary}")?;
         }

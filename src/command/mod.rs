@@ -139,6 +139,7 @@ fn dispatch(
             toolbox::users(&env, domain.as_deref(), prefix.as_deref(), out)
         }
         Command::Inspect { username, domain } => toolbox::inspect(&env, &username, &domain, out),
+        Command::Audit { since, jid } => toolbox::audit(&env, since, jid.as_deref(), out),
         Command::Passwd {
             username,
             domain,
@@ -157,6 +158,7 @@ fn dispatch(
             Path::new(&path),
             (force, spreadsheet_safe),
             out,
+            err,
         ),
         Command::Unregister {
             purge,
@@ -172,7 +174,7 @@ fn dispatch(
             _ => anyhow::bail!("unregister needs <username> <domain>, or --from-file FILE"),
         },
         Command::Init => init::run(&env, out),
-        Command::Compact => maint::compact(&env, out),
+        Command::Compact => maint::compact(&env, out, err),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),
         Command::Verify => maint::verify(&env, out, err),

@@ -141,3 +141,57 @@ pub(super) fn inspect(
     }
     Ok(0)
 }
+
+/// `jidstore audit [--since T] [--jid J]`: one line per entry (with `--json`, one document
+/// `{"entries":[...],"count":N}`), written as the log is read.
+pub(super) fn audit(
+    env: &Env<'_>,
+    since: Option<crate::Timestamp>,
+    jid: Option<&str>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let jid = jid.map(BareJid::parse).transpose()?;
+    let store = env.open(false)?;
+    let hash = jid
+        .map(|j| gdpr::audit::subject_hash(&store, &j))
+        .transpose()?;
+    let mut count = 0u64;
+    if env.ctx.json {
+        out.write_all(b"{\"entries\":[")?;
+    }
+    for entry in gdpr::audit::entries(&store, since) {
+        let e = entry?;
+        if hash.is_some() && e.subject != hash {
+            continue;
+        }
+        if env.ctx.json {
+            if count > 0 {
+                out.write_all(b",")?;
+            }
+            let doc = json!({
+                "time": e.time.to_rfc3339(),
+                "action": e.action.as_str(),
+                "outcome": e.outcome.as_str(),
+                "subject": e.subject,
+                "counts": e.counts,
+            });
+            serde_json::to_writer(&mut *out, &doc)?;
+        } else {
+            let counts: Vec<String> = e.counts.iter().map(|(k, n)| format!(" {k}={n}")).collect();
+            writeln!(
+                out,
+                "{} {} {} subject={}{}",
+                e.time.to_rfc3339(),
+                e.action.as_str(),
+                e.outcome.as_str(),
+                e.subject.as_deref().unwrap_or("-"),
+                counts.concat()
+            )?;
+        }
+        count += 1;
+    }
+    if env.ctx.json {
+        writeln!(out, "],\"count\":{count}}}")?;
+    }
+    Ok(0)
+}

@@ -249,12 +249,14 @@ pub(crate) static EXTENSIONS: &[&dyn Extension] = &[
     &generic::Class,
 ];
 
-/// Keyspaces that hold no personal data: store identity and the sweep queue (archive ids).
+/// Keyspaces that hold no personal data: store identity, the sweep queue (archive ids) and
+/// the audit log (subjects only as keyed hashes).
 #[cfg_attr(
     not(test),
     expect(dead_code, reason = "read by the registry tests only")
 )]
-pub(crate) const SYSTEM_KEYSPACES: &[Keyspace] = &[Keyspace::Meta, Keyspace::Sweep];
+pub(crate) const SYSTEM_KEYSPACES: &[Keyspace] =
+    &[Keyspace::Meta, Keyspace::Sweep, Keyspace::Audit];
 
 /// Every table of every class, in export order.
 pub fn tables() -> impl Iterator<Item = Table> {

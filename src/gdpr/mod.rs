@@ -18,6 +18,7 @@
 //! it for writing from planning to commit, so no write can slip in between and survive the
 //! erasure.
 
+pub mod audit;
 mod dry_run;
 mod inspect;
 mod receipt;
