@@ -138,6 +138,8 @@ keyspaces! {
     GenericArchive => "generic_archive",
     /// Archives whose records are left to delete after an erasure committed.
     Sweep => "sweep",
+    /// The audit log (no personal data: subjects as keyed hashes) and its hash key.
+    Audit => "audit",
 }
 
 impl Keyspace {
@@ -507,6 +509,31 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// Tag of an audit log entry's key: `e`, then a sequence number (BE), in append order.
+pub const AUDIT_ENTRY: u8 = b'e';
+
+/// The key of the audit log's secret hash key.
+pub const AUDIT_SECRET: &[u8] = b"k";
+
+/// `e seq`: one audit log entry.
+pub fn audit_entry(seq: u64) -> Vec<u8> {
+    KeyBuf::with(9).byte(AUDIT_ENTRY).u64(seq).done()
+}
+
+/// The sequence number of an audit entry key (`None`: the secret's key).
+pub fn read_audit_key(key: &[u8]) -> Result<Option<u64>> {
+    if key == AUDIT_SECRET {
+        return Ok(None);
+    }
+    let mut r = KeyReader::new(Keyspace::Audit, key);
+    if r.byte()? != AUDIT_ENTRY {
+        return Err(corrupt(Keyspace::Audit, key, "unknown audit key"));
+    }
+    let seq = r.u64()?;
+    r.end()?;
+    Ok(Some(seq))
 }
 
 #[cfg(test)]

@@ -194,6 +194,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
 pub fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
     match ks {
         Keyspace::Meta => check_meta(key, value),
+        Keyspace::Audit => crate::gdpr::audit::verify_entry(key, value),
         Keyspace::Sweep => match keys::read_sweep_key(key)? {
             keys::SweepKey::Archive(_) => codec::decode::<()>(ks, key, value),
             keys::SweepKey::Range(..) => codec::decode::<String>(ks, key, value).map(drop),

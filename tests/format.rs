@@ -16,7 +16,7 @@ use jidstore::ext::privacy::{PrivacyAction, PrivacyType};
 use jidstore::ext::pubsub::{Affiliation, NodeType, SubState};
 use jidstore::ext::roster::{Ask, Subscription};
 use jidstore::ext::scram::Mechanism;
-use jidstore::keys::{Keyspace, META_FORMAT};
+use jidstore::__internal::keys::{Keyspace, META_FORMAT};
 use jidstore::{Config, Store, Timestamp};
 use tempfile::TempDir;
 

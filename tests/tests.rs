@@ -43,5 +43,6 @@ mod process;
 mod progress;
 mod pubsub;
 mod roster;
+mod toolbox;
 mod vcard;
 mod verify;

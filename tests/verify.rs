@@ -34,6 +34,15 @@ pub fn populate(store: &Store) -> (BareJid, BareJid) {
     let alice = user(store, "alice@localhost");
     let bob = user(store, "bob@localhost");
     store.generic().set(&alice, "pep", Some("{ }")).unwrap();
+    // The audit log: an entry and its hash key.
+    jidstore::gdpr::audit::record(
+        store,
+        jidstore::gdpr::audit::Action::Retrieve,
+        Some(&alice),
+        &[("rows", 1)],
+        jidstore::gdpr::audit::Outcome::Ok,
+    )
+    .unwrap();
     store
         .generic()
         .append(&alice, "archive", None, at(1), None, "<message/>")

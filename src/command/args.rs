@@ -54,6 +54,44 @@ pub enum Command {
         /// The password (stored only as SCRAM verifiers). `-` reads one line from stdin.
         password: String,
     },
+    /// List accounts, one JID per line in JID order, streamed (never all held in memory).
+    Users {
+        /// Only accounts on this domain.
+        #[arg(long, value_name = "D")]
+        domain: Option<String>,
+        /// Only usernames starting with this (normalised as a username is).
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+    },
+    /// Show what is held about a JID, per table, and what erasure would remove and keep
+    /// (group-chat messages, items on other users' nodes), without writing anything. Works
+    /// with or without an account.
+    Inspect {
+        /// The username (localpart).
+        username: String,
+        /// The domain.
+        domain: String,
+    },
+    /// Set an account's password (stored only as SCRAM-SHA-1/256/512 verifiers), e.g. for
+    /// an imported user without credentials.
+    Passwd {
+        /// The username (localpart).
+        username: String,
+        /// The domain.
+        domain: String,
+        /// The new password. `-` reads one line from stdin.
+        password: String,
+    },
+    /// Print the audit log: one line per retrieval, erasure, import and compaction (time,
+    /// action, outcome, subject as a keyed hash, counts), oldest first. It holds no JID.
+    Audit {
+        /// Only entries recorded at or after this time (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = time_arg)]
+        since: Option<Timestamp>,
+        /// Only entries about this bare JID (matched by its keyed hash).
+        #[arg(long, value_name = "JID")]
+        jid: Option<String>,
+    },
     /// Write everything held about a JID into a zip of CSV files.
     #[command(name = "retrieve_personal_data", alias = "retrieve-personal-data")]
     RetrievePersonalData {
@@ -76,12 +114,23 @@ pub enum Command {
     /// when nothing was erased (no account, only data that erasure keeps).
     Unregister {
         /// Then compact the store, so the erased bytes also leave the data directory's files.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dry_run")]
         purge: bool,
+        /// Print the receipt the erasure would give (same exit code), and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Erase every JID listed in FILE (one per line; blank lines and lines starting with
+        /// # skipped), each in its own atomic erasure, then print a summary. Exit 1 if any
+        /// failed. Run it again after an interruption: subjects already erased are reported
+        /// and skipped.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["username", "domain"])]
+        from_file: Option<PathBuf>,
         /// The username (localpart).
-        username: String,
+        #[arg(required_unless_present = "from_file")]
+        username: Option<String>,
         /// The domain.
-        domain: String,
+        #[arg(required_unless_present = "from_file")]
+        domain: Option<String>,
     },
     /// Rewrite the store into a fresh copy holding only live data (erased data stays in the
     /// data directory's files until then), verify it and swap it in. No other process may use
@@ -177,9 +226,12 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command reads a line from stdin (`register DOMAIN -`).
+    /// Whether the command reads a line from stdin (`register DOMAIN -`, `passwd U D -`).
     pub fn reads_stdin(&self) -> bool {
-        matches!(self, Command::Register { password, .. } if password == "-")
+        matches!(
+            self,
+            Command::Register { password, .. } | Command::Passwd { password, .. } if password == "-"
+        )
     }
 }
 

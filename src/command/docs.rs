@@ -25,7 +25,8 @@ const EXIT_STATUS: &[(&str, &str)] = &[
         "An operational error, reported in one line on standard error that starts with \
          \"jidstore:\" and names the JID or path. Also: verify found problems; import refused \
          a user or missed an include target; unregister's erasure committed but deleting the \
-         archive records failed (it resumes on the next open).",
+         archive records failed (it resumes on the next open); unregister --from-file had a \
+         subject that failed or a malformed line (then nothing was erased).",
     ),
     (
         "2",

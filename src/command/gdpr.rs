@@ -7,11 +7,12 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::Env;
+use crate::BareJid;
+use crate::gdpr::audit::{Action, Outcome};
 use crate::gdpr::{self, CsvEscaping, ExportOptions};
-use crate::{BareJid, maintenance};
 
 /// The password argument; `-` takes the first line of the caller's stdin.
-fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
+pub(super) fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
     if arg != "-" {
         return Ok(arg.to_owned());
     }
@@ -62,6 +63,7 @@ pub(super) fn retrieve(
     path: &Path,
     (force, spreadsheet_safe): (bool, bool),
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let escaping = if spreadsheet_safe {
         CsvEscaping::SpreadsheetSafe
@@ -76,6 +78,15 @@ pub(super) fn retrieve(
         &subject,
         &path,
         &ExportOptions::default().force(force).csv_escaping(escaping),
+    )?;
+    let counts = [("rows", summary.total_rows())];
+    audit(
+        &store,
+        Action::Retrieve,
+        Some(&subject),
+        &counts,
+        Outcome::Ok,
+        err,
     )?;
     let text = format!(
         "Personal data of {subject} written to {} ({} rows in {} files)\n",
@@ -110,47 +121,110 @@ pub(super) fn bytes_note(purged: bool) -> &'static str {
     }
 }
 
-/// `jidstore unregister [--purge]`: erase; with `--purge` then compact (the store handle is
-/// dropped first, as compaction renames the data directory). Exit 0 when something was
-/// erased, [`NOTHING_ERASED`] when only kept data is held about the subject.
+/// Appends an audit log entry ([`gdpr::audit`]). Failing to write it does not change the
+/// command's outcome (what it did is done either way); it is said on `err`.
+pub(super) fn audit(
+    store: &crate::Store,
+    action: Action,
+    subject: Option<&BareJid>,
+    counts: &[(&str, u64)],
+    outcome: Outcome,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    match gdpr::audit::record(store, action, subject, counts, outcome) {
+        Ok(()) => Ok(()),
+        Err(e) => writeln!(
+            err,
+            "jidstore: the audit log entry of this {} was not written: {}",
+            action.as_str(),
+            super::error_line(&e.to_string())
+        ),
+    }
+}
+
+/// Erases `subject` (or, for a dry run, plans and counts it), flushed, and records it in
+/// the audit log (not a dry run, not an error); a full disk is reported as a commit that may not have
+/// been made.
+pub(super) fn erase(
+    store: &crate::Store,
+    subject: &BareJid,
+    dry_run: bool,
+    err: &mut dyn Write,
+) -> anyhow::Result<gdpr::Receipt> {
+    if dry_run {
+        return Ok(gdpr::dry_run(store, subject)?);
+    }
+    // An error here wrote nothing (the contract for errors), so it adds no entry either.
+    let r = erase_now(store, subject)?;
+    let outcome = if r.sweep_error.is_some() {
+        Outcome::Failed
+    } else if r.total_removed() > 0 {
+        Outcome::Ok
+    } else {
+        Outcome::NothingErased
+    };
+    let kept = r.kept.iter().filter_map(|k| k.rows).sum();
+    let counts = [("removed", r.total_removed()), ("kept", kept)];
+    audit(store, Action::Erase, Some(subject), &counts, outcome, err)?;
+    Ok(r)
+}
+
+fn erase_now(store: &crate::Store, subject: &BareJid) -> anyhow::Result<gdpr::Receipt> {
+    let not_committed = |e: crate::Error| match e {
+        crate::Error::StorageFull { .. } => anyhow::anyhow!(
+            "no space left on device for data directory {}: the erasure of {subject} may \
+             not have been committed; free space, then run `unregister` again (if it says \
+             the user does not exist, the erasure was committed)",
+            store.path().display()
+        ),
+        other => other.into(),
+    };
+    let receipt = gdpr::remove(store, subject).map_err(not_committed)?;
+    if receipt.sweep_error.is_none() {
+        store.flush()?;
+    }
+    Ok(receipt)
+}
+
+/// `jidstore unregister [--purge] [--dry-run]`: erase; with `--purge` then compact (the
+/// store handle is dropped first, as compaction renames the data directory). Exit 0 when
+/// something was (or, dry run, would be) erased, [`NOTHING_ERASED`] when only kept data is
+/// held about the subject. `flags` is (`--purge`, `--dry-run`).
 pub(super) fn unregister(
     env: &Env<'_>,
     username: &str,
     domain: &str,
-    purge: bool,
+    (purge, dry_run): (bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let subject = BareJid::from_parts(username, domain)?;
-    let receipt = {
-        let store = env.open(false)?;
-        let not_committed = |e: crate::Error| match e {
-            crate::Error::StorageFull { .. } => anyhow::anyhow!(
-                "no space left on device for data directory {}: the erasure of {subject} may \
-                 not have been committed; free space, then run `unregister` again (if it says \
-                 the user does not exist, the erasure was committed)",
-                store.path().display()
-            ),
+    let receipt = erase(&env.open(false)?, &subject, dry_run, err).map_err(|e| {
+        match e.downcast_ref::<crate::Error>() {
             // MongooseIM's wording for `unregister` (acceptance case A1).
-            crate::Error::NoPersonalData(jid) => anyhow::anyhow!("user {jid} does not exist"),
-            other => other.into(),
-        };
-        let receipt = gdpr::remove(&store, &subject).map_err(not_committed)?;
-        if receipt.sweep_error.is_none() {
-            store.flush()?;
+            Some(crate::Error::NoPersonalData(jid)) => anyhow::anyhow!("user {jid} does not exist"),
+            _ => e,
         }
-        receipt
-    };
+    })?;
     let account = receipt.removed.get("accounts").copied().unwrap_or(0) > 0;
     let erased = receipt.total_removed() > 0;
     if !env.ctx.json {
+        if dry_run && !erased {
+            write!(out, "Dry run, nothing written: ")?;
+        }
         if account {
-            writeln!(out, "User {subject} successfully unregistered")?;
+            let done = if dry_run {
+                "would be unregistered"
+            } else {
+                "successfully unregistered"
+            };
+            writeln!(out, "User {subject} {done}")?;
         } else if erased {
+            let done = if dry_run { "would be" } else { "was" };
             writeln!(
                 out,
                 "{subject} has no account; the personal data held about it that erasure \
-                 removes was erased"
+                 removes {done} erased"
             )?;
         }
         if erased {
@@ -162,15 +236,7 @@ pub(super) fn unregister(
     }
     if let Some(e) = &receipt.sweep_error {
         if env.ctx.json {
-            let doc = json!({
-                "subject": subject.to_string(),
-                "account": account,
-                "erased": erased,
-                "removed": receipt.removed,
-                "removed_as_consequence": consequences_json(&receipt),
-                "total_removed": receipt.total_removed(),
-                "sweep_error": e,
-            });
+            let doc = with_field(receipt_json(&receipt), "sweep_error", json!(e));
             env.emit(out, &doc, "")?;
         }
         writeln!(
@@ -182,7 +248,7 @@ pub(super) fn unregister(
     }
     // Also when nothing was erased now: the bytes of an earlier erasure may still be there.
     let compacted = if purge {
-        let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
+        let summary = super::maint::compact_audited(env, err)?;
         if !env.ctx.json {
             writeln!(out, "{summary}")?;
         }
@@ -190,28 +256,50 @@ pub(super) fn unregister(
     } else {
         None
     };
-    if !env.ctx.json && (erased || purge) {
+    if !env.ctx.json && !dry_run && (erased || purge) {
         writeln!(out, "{}", bytes_note(purge))?;
     }
     if env.ctx.json {
-        let kept: Vec<_> = receipt
-            .kept
-            .iter()
-            .map(|k| json!({ "class": k.class, "rows": k.rows, "reason": k.reason }))
-            .collect();
-        let doc = json!({
-            "subject": subject.to_string(),
-            "account": account,
-            "erased": erased,
-            "removed": receipt.removed,
-            "removed_as_consequence": consequences_json(&receipt),
-            "total_removed": receipt.total_removed(),
-            "kept": kept,
-            "purged": compacted.as_ref().map(super::maint::compact_json),
-        });
-        env.emit(out, &doc, "")?;
+        let purged = json!(compacted.as_ref().map(super::maint::compact_json));
+        env.emit(
+            out,
+            &with_field(receipt_json(&receipt), "purged", purged),
+            "",
+        )?;
     }
     Ok(if erased { 0 } else { NOTHING_ERASED })
+}
+
+/// `doc` (an object) with `key` set to `value`.
+pub(super) fn with_field(
+    mut doc: serde_json::Value,
+    key: &str,
+    value: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(map) = doc.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
+    doc
+}
+
+/// The receipt as `unregister --json` prints it (a dry run's is the same but for
+/// `dry_run`).
+pub(super) fn receipt_json(receipt: &gdpr::Receipt) -> serde_json::Value {
+    let kept: Vec<_> = receipt
+        .kept
+        .iter()
+        .map(|k| json!({ "class": k.class, "rows": k.rows, "reason": k.reason }))
+        .collect();
+    json!({
+        "subject": receipt.subject.to_string(),
+        "dry_run": receipt.dry_run,
+        "account": receipt.removed.get("accounts").copied().unwrap_or(0) > 0,
+        "erased": receipt.total_removed() > 0,
+        "removed": receipt.removed,
+        "removed_as_consequence": consequences_json(receipt),
+        "total_removed": receipt.total_removed(),
+        "kept": kept,
+    })
 }
 
 /// What `unregister` prints when there was no account and nothing erasure removes, only

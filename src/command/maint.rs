@@ -31,10 +31,37 @@ pub(super) fn compact_json(summary: &CompactSummary) -> Value {
 }
 
 /// `jidstore compact`.
-pub(super) fn compact(env: &Env<'_>, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
+pub(super) fn compact(
+    env: &Env<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let summary = compact_audited(env, err)?;
     env.emit(out, &compact_json(&summary), &format!("{summary}\n"))?;
     Ok(0)
+}
+
+/// Compacts the data directory, then records it in the compacted store's audit log.
+pub(super) fn compact_audited(
+    env: &Env<'_>,
+    err: &mut dyn Write,
+) -> anyhow::Result<CompactSummary> {
+    let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
+    let counts = [
+        ("size_before", summary.size_before),
+        ("size_after", summary.size_after),
+        ("entries", summary.copy.total_entries()),
+    ];
+    let store = env.open(false)?;
+    super::gdpr::audit(
+        &store,
+        crate::gdpr::audit::Action::Compact,
+        None,
+        &counts,
+        crate::gdpr::audit::Outcome::Ok,
+        err,
+    )?;
+    Ok(summary)
 }
 
 /// `jidstore backup <dest>`.

@@ -11,6 +11,7 @@
 //! text; errors stay on `err` as text.
 
 mod args;
+mod batch;
 mod demo;
 mod docs;
 mod forensic;
@@ -19,6 +20,7 @@ mod init;
 mod maint;
 mod mam;
 mod pie;
+mod toolbox;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -133,6 +135,16 @@ fn dispatch(
             domain,
             password,
         } => gdpr::register(&env, user.as_deref(), &domain, &password, out),
+        Command::Users { domain, prefix } => {
+            toolbox::users(&env, domain.as_deref(), prefix.as_deref(), out)
+        }
+        Command::Inspect { username, domain } => toolbox::inspect(&env, &username, &domain, out),
+        Command::Audit { since, jid } => toolbox::audit(&env, since, jid.as_deref(), out),
+        Command::Passwd {
+            username,
+            domain,
+            password,
+        } => toolbox::passwd(&env, &username, &domain, &password, out),
         Command::RetrievePersonalData {
             username,
             domain,
@@ -146,14 +158,23 @@ fn dispatch(
             Path::new(&path),
             (force, spreadsheet_safe),
             out,
+            err,
         ),
         Command::Unregister {
             purge,
+            dry_run,
+            from_file,
             username,
             domain,
-        } => gdpr::unregister(&env, &username, &domain, purge, out, err),
+        } => match (from_file, username, domain) {
+            (Some(file), _, _) => batch::unregister(&env, &file, (purge, dry_run), out, err),
+            (None, Some(username), Some(domain)) => {
+                gdpr::unregister(&env, &username, &domain, (purge, dry_run), out, err)
+            }
+            _ => anyhow::bail!("unregister needs <username> <domain>, or --from-file FILE"),
+        },
         Command::Init => init::run(&env, out),
-        Command::Compact => maint::compact(&env, out),
+        Command::Compact => maint::compact(&env, out, err),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),
         Command::Verify => maint::verify(&env, out, err),

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{BadTimestampsArg, Env};
 use crate::BareJid;
+use crate::gdpr::audit::{Action, Outcome};
 use crate::pie::{BadTimestamps, ImportOptions};
 
 /// `jidstore import`: problems on stderr, the summary on stdout, exit 1 unless complete.
@@ -73,6 +74,19 @@ pub(super) fn import(
     // A failed flush (a full disk) is the command's error: the problems above say which
     // user it hit; no summary is printed, as nothing is known to be durable.
     flushed?;
+    if !dry_run {
+        let counts = [
+            ("imported", report.imported.len() as u64),
+            ("failed", report.failed.len() as u64),
+            ("records", report.items.values().sum()),
+        ];
+        let outcome = if report.is_complete() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        super::gdpr::audit(&store, Action::Import, None, &counts, outcome, err)?;
+    }
     let text = format!("{report}\n");
     let failed: Vec<_> = report
         .failed

@@ -126,6 +126,37 @@ impl Accounts<'_> {
         Ok(out)
     }
 
+    /// Every account, lazily in key order (JID order), optionally only those on `domain`
+    /// and whose username starts with `prefix`. Both are normalised as JIDs are (so
+    /// `Alice` finds `alice@...`); a `prefix` is read as a key range, a `domain` alone
+    /// needs a scan of every account key. Nothing is collected: memory stays flat on a
+    /// store of any size. Fails at once when `domain` or `prefix` is not valid in a JID.
+    pub fn users(
+        &self,
+        domain: Option<&str>,
+        prefix: Option<&str>,
+    ) -> Result<impl Iterator<Item = Result<BareJid>> + use<>> {
+        let domain = domain
+            .map(|d| BareJid::domain_only(d).map(|j| j.as_str().to_owned()))
+            .transpose()?;
+        let start = match prefix.filter(|p| !p.is_empty()) {
+            // The localpart alone, normalised through a JID on a placeholder domain.
+            Some(p) => BareJid::from_parts(p, "localhost")?
+                .node()
+                .unwrap_or_default()
+                .to_owned(),
+            None => String::new(),
+        };
+        let keys = self.store.scan_keys(Keyspace::Accounts, start.as_bytes());
+        Ok(keys.filter_map(move |key| {
+            let jid = key.and_then(|k| owner_of(&k));
+            match (&jid, &domain) {
+                (Ok(j), Some(d)) if j.domain() != d => None,
+                _ => Some(jid),
+            }
+        }))
+    }
+
     /// The domain of every account (one entry per account, in key order).
     pub fn domains(&self) -> Result<Vec<String>> {
         self.store

@@ -49,6 +49,9 @@ pub(crate) fn emit_owned(emit: EmitCells<'_>, row: &Row) -> Result<()> {
     emit(&cells)
 }
 
+/// Whether an entry (keyspace, key) counts as erased (see `Extension::count_kept`).
+pub(crate) type Gone<'a> = &'a dyn Fn(Keyspace, &[u8]) -> bool;
+
 /// Receives rows as borrowed cells (see `Extension::cells`).
 pub type EmitCells<'a> = &'a mut dyn FnMut(&[&str]) -> Result<()>;
 
@@ -230,9 +233,16 @@ pub(crate) trait Extension: Sync {
         None
     }
     /// After the sweep: counts the rows the erasure kept where that needs a scan (kept too
-    /// large to count before the commit).
-    fn count_kept(&self, store: &Store, subject: &BareJid, kept: &mut Vec<Kept>) -> Result<()> {
-        let _ = (store, subject, kept);
+    /// large to count before the commit). `gone(ks, key)` says whether an entry is erased
+    /// though still on disk (a pending sweep, or the ranges a dry run would sweep).
+    fn count_kept(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        gone: Gone<'_>,
+        kept: &mut Vec<Kept>,
+    ) -> Result<()> {
+        let _ = (store, subject, gone, kept);
         Ok(())
     }
 }
@@ -261,12 +271,14 @@ pub(crate) static EXTENSIONS: &[&dyn Extension] = &[
     &generic::Class,
 ];
 
-/// Keyspaces that hold no personal data: store identity and the sweep queue (archive ids).
+/// Keyspaces that hold no personal data: store identity, the sweep queue (archive ids) and
+/// the audit log (subjects only as keyed hashes).
 #[cfg_attr(
     not(test),
     expect(dead_code, reason = "read by the registry tests only")
 )]
-pub(crate) const SYSTEM_KEYSPACES: &[Keyspace] = &[Keyspace::Meta, Keyspace::Sweep];
+pub(crate) const SYSTEM_KEYSPACES: &[Keyspace] =
+    &[Keyspace::Meta, Keyspace::Sweep, Keyspace::Audit];
 
 /// Every table of every class, in export order.
 pub fn tables() -> impl Iterator<Item = Table> {

@@ -18,6 +18,9 @@
 //! it for writing from planning to commit, so no write can slip in between and survive the
 //! erasure.
 
+pub mod audit;
+mod dry_run;
+mod inspect;
 mod receipt;
 mod retrieve;
 
@@ -29,6 +32,8 @@ use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::{Store, Tombstone};
 
+pub use dry_run::dry_run;
+pub use inspect::{Inspection, inspect};
 pub use receipt::Receipt;
 pub(crate) use retrieve::retrieve_with;
 pub use retrieve::{
@@ -81,7 +86,12 @@ pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
     }
     // Committed: a failed count leaves that row count unknown, never fails the erasure.
     for ext in EXTENSIONS {
-        let _ = ext.count_kept(store, subject, &mut receipt.kept);
+        let _ = ext.count_kept(
+            store,
+            subject,
+            &|ks, k| store.hidden(ks, k),
+            &mut receipt.kept,
+        );
     }
     receipt.sweep_time = started.elapsed();
     Ok(receipt)
@@ -92,7 +102,7 @@ pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
 fn holds_kept(store: &Store, subject: &BareJid) -> Result<bool> {
     let mut kept = Vec::new();
     for ext in EXTENSIONS {
-        ext.count_kept(store, subject, &mut kept)?;
+        ext.count_kept(store, subject, &|ks, k| store.hidden(ks, k), &mut kept)?;
         if !kept.is_empty() {
             return Ok(true);
         }

@@ -30,6 +30,8 @@ pub struct Receipt {
     /// full disk): the subject is erased for every read, and the deletion resumes when the
     /// store is next opened.
     pub sweep_error: Option<String>,
+    /// A receipt of [`super::dry_run`]: what the erasure would do; nothing was written.
+    pub dry_run: bool,
     pub(crate) pending_sweeps: Vec<u64>,
     pub(crate) pending_ranges: Vec<Tombstone>,
 }
@@ -53,6 +55,7 @@ impl Receipt {
             commit_time,
             sweep_time: Duration::ZERO,
             sweep_error: None,
+            dry_run: false,
             pending_sweeps: plan.sweeps,
             pending_ranges: Vec::new(),
         }
@@ -94,7 +97,15 @@ impl Receipt {
 
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Erased {}", self.subject)?;
+        if self.dry_run {
+            writeln!(
+                f,
+                "Dry run, nothing written: erasing {} would give",
+                self.subject
+            )?;
+        } else {
+            writeln!(f, "Erased {}", self.subject)?;
+        }
         writeln!(f, "Removed:")?;
         // In export order, so the receipt reads like the zip's file list.
         for table in ext::tables() {
@@ -121,6 +132,9 @@ impl fmt::Display for Receipt {
             }
         }
         writeln!(f, "  {OTHERS_NOTE}")?;
+        if self.dry_run {
+            return write!(f, "Nothing was written (dry run)");
+        }
         if let Some(e) = &self.sweep_error {
             return write!(
                 f,

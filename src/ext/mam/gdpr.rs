@@ -151,6 +151,7 @@ impl Extension for Class {
         &self,
         store: &Store,
         subject: &BareJid,
+        _gone: crate::ext::Gone<'_>,
         kept: &mut Vec<crate::ext::Kept>,
     ) -> Result<()> {
         if let Some(k) = kept.iter_mut().find(|k| k.reason == MUC_KEPT) {

@@ -296,12 +296,18 @@ impl Extension for Class {
         Ok(())
     }
 
-    fn count_kept(&self, store: &Store, subject: &BareJid, kept: &mut Vec<Kept>) -> Result<()> {
+    fn count_kept(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        gone: crate::ext::Gone<'_>,
+        kept: &mut Vec<Kept>,
+    ) -> Result<()> {
         // Items the subject published on nodes that stay (flat nodes, other users' nodes).
         let mut n = 0u64;
         for key in store.scan_keys(Keyspace::PubsubItemsByPublisher, &keys::owner(subject)) {
             let (_, service, node, item) = quad_of(&key?)?;
-            if !store.hidden(
+            if !gone(
                 Keyspace::PubsubItems,
                 &keys::triple_tail(&service, &node, &item),
             ) {

@@ -1,0 +1,172 @@
+//! The audit log: one entry per retrieval, erasure, import and compaction, kept in the
+//! store's `audit` keyspace, which no erasure touches. Actions that failed before doing
+//! anything (bad input, an unknown subject) add none: an error writes nothing.
+//!
+//! An entry holds no personal data: the time, the action, counts, the outcome, and the
+//! subject (if any) only as a keyed hash, HMAC-SHA-256 of its normalised bare JID under a
+//! random 32-byte key kept in the same keyspace. Whoever holds the store can check whether
+//! an entry concerns a JID they name ([`subject_hash`]), but cannot read a JID out of the
+//! log. Copies (`backup`, `compact`) carry the log and its key.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::jid::BareJid;
+use crate::keys::{self, Keyspace};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// What was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Action {
+    /// A GDPR export (`retrieve_personal_data`).
+    Retrieve,
+    /// An erasure (`unregister`).
+    Erase,
+    /// A XEP-0227 import.
+    Import,
+    /// A compaction (`compact`, `unregister --purge`).
+    Compact,
+}
+
+/// How it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// An erasure that found only data erasure keeps.
+    NothingErased,
+    /// Done in part: an import in which some users failed, an erasure committed whose
+    /// sweep failed (the reason is not kept: error messages name JIDs and paths).
+    Failed,
+}
+
+impl Action {
+    /// The name printed by `jidstore audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Retrieve => "retrieve",
+            Action::Erase => "erase",
+            Action::Import => "import",
+            Action::Compact => "compact",
+        }
+    }
+}
+
+impl Outcome {
+    /// The name printed by `jidstore audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NothingErased => "nothing-erased",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One audit log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Entry {
+    /// When it was recorded.
+    pub time: Timestamp,
+    /// What was done.
+    pub action: Action,
+    /// The subject as a keyed hash (lower-case hex), if the action had one.
+    pub subject: Option<String>,
+    /// Counts (rows exported or removed, users imported, sizes), by name.
+    pub counts: BTreeMap<String, u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Serialises the creation of the hash key (one process holds a store at a time).
+static SECRET: Mutex<()> = Mutex::new(());
+
+/// The store's audit hash key, created on first use.
+fn secret(store: &Store) -> Result<Vec<u8>> {
+    let _once = SECRET
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(key) = store.get::<Vec<u8>>(Keyspace::Audit, keys::AUDIT_SECRET)? {
+        return Ok(key);
+    }
+    let mut key = vec![0u8; 32];
+    rand::fill(&mut key[..]);
+    store.put(Keyspace::Audit, keys::AUDIT_SECRET, &key)?;
+    Ok(key)
+}
+
+/// The keyed hash that stands for `subject` in this store's audit log (lower-case hex of
+/// HMAC-SHA-256 of the normalised bare JID): look a JID up in the log with it.
+pub fn subject_hash(store: &Store, subject: &BareJid) -> Result<String> {
+    let key = secret(store)?;
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key)
+        .map_err(|_| Error::InvalidInput("audit hash key of a wrong length".into()))?;
+    mac.update(subject.as_str().as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in mac.finalize().into_bytes() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    Ok(hex)
+}
+
+/// Appends an entry (now) and flushes it.
+pub fn record(
+    store: &Store,
+    action: Action,
+    subject: Option<&BareJid>,
+    counts: &[(&str, u64)],
+    outcome: Outcome,
+) -> Result<()> {
+    let entry = Entry {
+        time: Timestamp::now(),
+        action,
+        subject: subject.map(|s| subject_hash(store, s)).transpose()?,
+        counts: counts.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+        outcome,
+    };
+    let seq = store.generate_id()?;
+    store.put(Keyspace::Audit, &keys::audit_entry(seq), &entry)?;
+    store.flush()
+}
+
+/// The entries recorded at or after `since` (all without it), oldest first, read lazily.
+pub fn entries(
+    store: &Store,
+    since: Option<Timestamp>,
+) -> impl Iterator<Item = Result<Entry>> + use<> {
+    store
+        .scan::<Entry>(Keyspace::Audit, &[keys::AUDIT_ENTRY])
+        .filter_map(move |e| match e {
+            Ok((_, entry)) if since.is_some_and(|t| entry.time < t) => None,
+            Ok((_, entry)) => Some(Ok(entry)),
+            Err(e) => Some(Err(e)),
+        })
+}
+
+/// Checks one stored entry of the `audit` keyspace (for [`crate::verify()`]).
+pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+    if keys::read_audit_key(key)?.is_some() {
+        return crate::codec::decode::<Entry>(Keyspace::Audit, key, value).map(drop);
+    }
+    let secret: Vec<u8> = crate::codec::decode(Keyspace::Audit, key, value)?;
+    if secret.len() == 32 {
+        Ok(())
+    } else {
+        Err(keys::corrupt(
+            Keyspace::Audit,
+            key,
+            "audit hash key of a wrong length",
+        ))
+    }
+}

@@ -1,0 +1,74 @@
+//! A dry run of an erasure: the receipt [`super::remove`] would give, with nothing written.
+
+use std::time::Duration;
+
+use super::Receipt;
+use crate::error::{Error, Result};
+use crate::ext::{EXTENSIONS, RemovalPlan, Swept};
+use crate::jid::BareJid;
+use crate::keys::{self, Keyspace};
+use crate::store::Store;
+
+/// What erasing `subject` would remove and keep, as the receipt [`super::remove`] would
+/// return it (its counts, consequences and kept rows; [`Receipt::dry_run`] set, no
+/// timings), without writing anything: the plan is made as an erasure makes it, then the
+/// ranges and the archive the sweep would delete are read and counted the way the sweep
+/// counts them.
+///
+/// Fails with [`Error::NoPersonalData`] when the store holds nothing about `subject`, as
+/// [`super::remove`] does. The counts are those of the moment: writes for the subject that
+/// land before the real erasure change them.
+pub fn dry_run(store: &Store, subject: &BareJid) -> Result<Receipt> {
+    let mut plan = RemovalPlan::default();
+    {
+        // Planned as the erasure plans: no writer for the subject in between.
+        let _guard = store.eraser();
+        for ext in EXTENSIONS {
+            ext.plan_removal(store, subject, &mut plan)?;
+        }
+    }
+    let nothing = plan.removes.is_empty() && plan.sweeps.is_empty() && plan.ranges.is_empty();
+    if nothing && plan.kept.is_empty() && !super::holds_kept(store, subject)? {
+        return Err(Error::NoPersonalData(subject.to_string()));
+    }
+    let ranges = plan.ranges.clone();
+    let mut receipt = Receipt::new(subject.clone(), plan, Duration::ZERO);
+    receipt.dry_run = true;
+    for archive in std::mem::take(&mut receipt.pending_sweeps) {
+        let n = archive_messages(store, archive)?;
+        *receipt.removed.entry("mam_pm").or_default() += n;
+    }
+    for (ks, prefix) in &ranges {
+        let class = crate::ext::owner_of(*ks)
+            .ok_or_else(|| keys::corrupt(*ks, prefix, "a range planned in a system keyspace"))?;
+        let mut swept = Swept::default();
+        crate::ext::mam::records::for_each_entry(store, *ks, prefix, |key, value| {
+            class.swept(*ks, key, value, subject, &mut swept)?;
+            swept.also.clear();
+            Ok(true)
+        })?;
+        receipt.add_swept(swept);
+    }
+    let gone = |ks: Keyspace, key: &[u8]| {
+        store.hidden(ks, key) || ranges.iter().any(|(r, p)| *r == ks && key.starts_with(p))
+    };
+    // As in the erasure: a failed count leaves that row count unknown.
+    for ext in EXTENSIONS {
+        let _ = ext.count_kept(store, subject, &gone, &mut receipt.kept);
+    }
+    Ok(receipt)
+}
+
+/// The messages the sweep of a 1-1 archive would count (records only, a block counting
+/// every message it holds).
+fn archive_messages(store: &Store, archive: u64) -> Result<u64> {
+    let mut messages = 0u64;
+    let prefix = keys::archive(archive);
+    crate::ext::mam::records::for_each_entry(store, Keyspace::MamPm, &prefix, |key, value| {
+        if key.get(8) == Some(&keys::PM_RECORD) {
+            messages += crate::codec::entry_count(value);
+        }
+        Ok(true)
+    })?;
+    Ok(messages)
+}
