@@ -81,6 +81,7 @@ function driver:open(store, typ)
 	if store == "accounts" and typ == "keyval" then typ = "accounts"; end
 	if typ == "keyval" and self.kv_classes[store] then typ = "mapped_keyval"; end
 	if typ == "archive" and self.mapped_archive[store] then typ = self.mapped_archive[store]; end
+	if typ == "archive" and store:sub(1, 4) == "pep_" then typ = "pep_archive"; end
 	local mt = self[typ];
 	if not mt then
 		return nil, "unsupported-store";
@@ -693,6 +694,66 @@ function muc:delete(username, query)
 	return add_counts(n, g);
 end
 
+-- The query of an archive `find` over a small list held in memory (oldest first), as
+-- mod_storage_internal answers it: returns the items and the total, or nil and
+-- "item-not-found" for an unknown before/after id.
+local function select_items(items, query)
+	query = query or {};
+	local ids = query.ids and set_of(query.ids);
+	local out = {};
+	for _, item in ipairs(items) do
+		if (query.key == nil or query.key == item.id) and (ids == nil or ids[item.id])
+			and (query.with == nil or query.with == item.with)
+			and (query.start == nil or item.when >= query.start)
+			and (query["end"] == nil or item.when <= query["end"]) then
+			out[#out + 1] = item;
+		end
+	end
+	local total = #out;
+	if query.reverse then
+		for i = 1, math.floor(#out / 2) do out[i], out[#out - i + 1] = out[#out - i + 1], out[i]; end
+	end
+	local function position(id)
+		for i, item in ipairs(out) do
+			if item.id == id then return i; end
+		end
+	end
+	local from, to = query.after, query.before;
+	if query.reverse then from, to = query.before, query.after; end
+	local first, last = 1, #out;
+	if from ~= nil then
+		local p = position(from);
+		if not p then return nil, "item-not-found"; end
+		first = p + 1;
+	end
+	if to ~= nil then
+		local p = position(to);
+		if not p then return nil, "item-not-found"; end
+		last = p - 1;
+	end
+	if query.limit then last = math.min(last, first + query.limit - 1); end
+	local page = {};
+	for i = first, last do page[#page + 1] = out[i]; end
+	return page, total;
+end
+
+-- Which of `items` (oldest first) a `delete` query removes.
+local function select_deleted(items, query)
+	query = query or {};
+	local matching = select_items(items, { key = query.key, with = query.with,
+		start = query.start, ["end"] = query["end"] });
+	local keep = tonumber(query.truncate);
+	if keep then
+		local n = math.max(#matching - keep, 0);
+		if query.reverse then
+			for _ = 1, #matching - n do table.remove(matching, 1); end
+		else
+			for i = #matching, n + 1, -1 do matching[i] = nil; end
+		end
+	end
+	return matching;
+end
+
 -- offline: mod_offline appends with `with` = "" and reads and deletes a user's whole store.
 local offline = setmetatable({}, { __index = archive });
 driver.offline_archive = { __index = offline };
@@ -719,23 +780,9 @@ function offline:find(username, query)
 	local more, gerr = call("find", username, host, self.store, nil);
 	if not more then return nil, gerr; end
 	for _, item in ipairs(more) do items[#items + 1] = item; end
-	query = query or {};
-	local out = {};
-	for _, item in ipairs(items) do
-		if (query.key == nil or query.key == item.id) and (query.with == nil or query.with == item.with)
-			and (query.start == nil or item.when >= query.start)
-			and (query["end"] == nil or item.when <= query["end"]) then
-			out[#out + 1] = item;
-		end
-	end
-	local total = #out;
-	if query.reverse then
-		for i = 1, math.floor(#out / 2) do out[i], out[#out - i + 1] = out[#out - i + 1], out[i]; end
-	end
-	if query.limit and #out > query.limit then
-		for i = #out, query.limit + 1, -1 do out[i] = nil; end
-	end
-	return iterate(out, total);
+	local page, total = select_items(items, query);
+	if not page then return nil, total; end
+	return iterate(page, total);
 end
 
 function offline:get(username, key)
@@ -763,6 +810,143 @@ end
 
 function offline:users()
 	return accounts.users({ store = "accounts" });
+end
+
+-- pep_<node>: a user's PEP items in jidstore's pubsub class (the node is made on its first
+-- item, on the user's JID, with the access model of Prosody's node config). An item the
+-- class cannot hold (no id, a publisher that is not a bare JID) stays in the generic
+-- archive of the same name; reads merge both (a node holds few items). Node configs,
+-- subscribers and affiliations (the `pep` store) stay generic.
+local pep = setmetatable({}, { __index = archive });
+driver.pep_archive = { __index = pep };
+pep.caps = { total = true; truncate = true; ids = true };
+
+local function pep_node(store) return store:sub(5); end
+
+local function access_model(user, node)
+	local nodes = keyval.get({ store = "pep" }, user);
+	local n = type(nodes) == "table" and nodes[node];
+	return type(n) == "table" and type(n.config) == "table" and n.config.access_model or nil;
+end
+
+-- Items published with no publisher (mod_vcard_legacy's) are stored with the owner as
+-- publisher; their ids are listed in the generic "<store>#meta" so reads give nil back.
+local function anonymous(self, username)
+	local meta = keyval.get({ store = meta_store(self.store) }, username);
+	return type(meta) == "table" and meta or {};
+end
+
+local function set_anonymous(self, username, key, yes)
+	local meta = anonymous(self, username);
+	if (meta[key] ~= nil) == (yes == true) then return true; end
+	meta[key] = yes or nil;
+	return keyval.set({ store = meta_store(self.store) }, username, next(meta) and meta or nil);
+end
+
+function pep:append(username, key, value, when, with)
+	if username == nil or type(key) ~= "string" or not st.is_stanza(value)
+		or (with ~= nil and type(with) ~= "string") then
+		return archive.append(self, username, key, value, when, with);
+	end
+	local node = pep_node(self.store);
+	local ok, err = call("pep_publish", username, host, node, key, with or (username .. "@" .. host),
+		tostring(value), when or now(), access_model(username, node));
+	if ok then
+		ok, err = set_anonymous(self, username, key, with == nil);
+		if ok == nil then return nil, err; end
+	end
+	if ok == nil then return nil, err; end
+	if ok == false then
+		ok, err = call("pep_retract", username, host, node, key);
+		if ok ~= nil then ok, err = set_anonymous(self, username, key, false); end
+		if ok == nil then return nil, err; end
+		return archive.append(self, username, key, value, when, with);
+	end
+	-- An older copy of this item in the generic archive would shadow nothing but linger.
+	ok, err = archive.delete(self, username, { key = key });
+	if ok == nil then return nil, err; end
+	return key;
+end
+
+-- Both sources, oldest first; items of the class are marked.
+function pep:all(username)
+	local items, err = call("pep_items", username, host, pep_node(self.store));
+	if not items then return nil, err; end
+	local nobody = anonymous(self, username);
+	for _, item in ipairs(items) do
+		item.class = true;
+		if nobody[item.id] then item.with = nil; end
+	end
+	local more, gerr = call("find", username, host, self.store, nil);
+	if not more then return nil, gerr; end
+	for _, item in ipairs(more) do items[#items + 1] = item; end
+	if #more > 0 then
+		-- Stable by time: equal times keep class items first.
+		for i, item in ipairs(items) do item.n = i; end
+		table.sort(items, function (a, b)
+			if a.when ~= b.when then return a.when < b.when; end
+			return a.n < b.n;
+		end);
+	end
+	return items;
+end
+
+function pep:find(username, query)
+	if username == nil then return archive.find(self, username, query); end
+	local items, err = self:all(username);
+	if not items then return nil, err; end
+	local page, total = select_items(items, query);
+	if not page then return nil, total; end
+	return iterate(page, total);
+end
+
+function pep:get(username, key)
+	local iter, err = self:find(username, { key = key });
+	if not iter then return nil, err; end
+	local _, stanza, when, with = iter();
+	if not stanza then return nil, "item-not-found"; end
+	return stanza, when, with;
+end
+
+function pep:set(username, key, new_value, new_when, new_with)
+	local old, old_when, old_with = self:get(username, key);
+	if not old then return nil, old_when; end
+	return self:append(username, key, new_value, new_when or old_when, new_with or old_with) and true;
+end
+
+function pep:dates(username) return mam.dates(self, username); end
+
+function pep:users()
+	return accounts.users({ store = "accounts" });
+end
+
+function pep:delete(username, query)
+	if username == nil or username == true then return archive.delete(self, username, query); end
+	local node = pep_node(self.store);
+	if query == nil or next(query) == nil then
+		local n, err = call("pep_clear", username, host, node);
+		if n == nil then return nil, err; end
+		local ok, merr = keyval.set({ store = meta_store(self.store) }, username, nil);
+		if ok == nil then return nil, merr; end
+		local g, gerr = archive.delete(self, username, query);
+		if g == nil then return nil, gerr; end
+		return add_counts(n, g);
+	end
+	local items, err = self:all(username);
+	if not items then return nil, err; end
+	local n = 0;
+	for _, item in ipairs(select_deleted(items, query)) do
+		local ok, derr;
+		if item.class then
+			ok, derr = call("pep_retract", username, host, node, item.id);
+			if ok ~= nil then ok, derr = set_anonymous(self, username, item.id, false); end
+		else
+			ok, derr = archive.delete(self, username, { key = item.id });
+		end
+		if ok == nil then return nil, derr; end
+		n = n + 1;
+	end
+	return n;
 end
 
 -- Prosody does not unload modules on SIGTERM: flush when the server stops.

@@ -346,10 +346,24 @@ async def clients_phase(server):
     check([(i.get("jid"), i.findtext("{jabber:iq:roster}group")) for i in items]
           == [("bob@localhost", "Friends")], "alice's roster holds bob in Friends")
 
+    await bob.iq_set("<query xmlns='jabber:iq:roster'><item jid='dave@localhost' name='Dave'>"
+                     "<group>Team</group><group>Chess, Go</group></item></query>")
+
     fn = f"Alice Liddell {NONCE}"
     await alice.iq_set(f"<vCard xmlns='vcard-temp'><FN>{fn}</FN></vCard>")
     vc = await bob.iq_get("<vCard xmlns='vcard-temp'/>", to="alice@localhost")
     check(vc.xml.findtext(".//{vcard-temp}FN") == fn, "bob reads alice's vCard")
+
+    nick = f"Ally-{NONCE}"
+    await alice.iq_set("<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                       "<publish node='http://jabber.org/protocol/nick'><item id='current'>"
+                       f"<nick xmlns='http://jabber.org/protocol/nick'>{nick}</nick></item>"
+                       "</publish></pubsub>")
+    got = await alice.iq_get("<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                             "<items node='http://jabber.org/protocol/nick'/></pubsub>",
+                             to=f"alice@{DOMAIN}")
+    check(got.xml.findtext(".//{http://jabber.org/protocol/nick}nick") == nick,
+          "alice publishes her nick with PEP and reads it back")
 
     room = f"wonderland-{NONCE}"
     await alice.iq_set("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>"
@@ -440,7 +454,7 @@ async def clients_phase(server):
     bob2.disconnect()
     await asyncio.gather(alice.wait_until("disconnected", TIMEOUT),
                          bob2.wait_until("disconnected", TIMEOUT))
-    return sent, fn, room, offline, room_jid, muc
+    return sent, fn, room, offline, room_jid, muc, nick
 
 
 async def login_once(server, user, password):
@@ -482,7 +496,10 @@ async def after_deletion(server, sent, offline, room_jid, muc):
     check([b for _, b, _ in items] == sent + [offline],
           "bob's archive with alice is unchanged after the restart and alice's deletion")
     roster = await bob.iq_get("<query xmlns='jabber:iq:roster'/>")
-    check(roster.xml.find("{jabber:iq:roster}query") is not None, "bob's roster answers")
+    items = [(i.get("jid"), i.get("name"), sorted(g.text for g in i.findall("{jabber:iq:roster}group")))
+             for i in roster.xml.findall(".//{jabber:iq:roster}item")]
+    check(items == [("dave@localhost", "Dave", ["Chess, Go", "Team"])],
+          "bob's roster, read back from jidstore's roster class after the restart", str(items))
     await join(bob, room_jid, "Bob")
     items, _ = await bob.mam_query(to=room_jid)
     check([b for _, b, _ in items] == muc,
@@ -502,7 +519,7 @@ def main():
     ok = False
     try:
         server.start()
-        sent, fn, room, offline, room_jid, muc = asyncio.run(clients_phase(server))
+        sent, fn, room, offline, room_jid, muc, nick = asyncio.run(clients_phase(server))
 
         # The CLI on the live data, through the admin socket.
         a = export(jidstore, server, "alice")
@@ -518,11 +535,20 @@ def main():
               "export: roster.csv holds bob, named Bob, in Friends", str(roster))
         check(kv(a, "roster") is None and kv(a, "roster#meta") is None,
               "export: no generic copy of the roster (the class holds it exactly)")
-        # mod_vcard_legacy keeps the vCard as a PEP item (node urn:xmpp:vcard4); PEP is not
-        # mapped to jidstore's pubsub class yet, so it is a generic archive row.
-        vcards = [r["value"] for r in a.get("generic_archive", [])
-                  if r["store"] == "pep_urn:xmpp:vcard4"]
-        check(len(vcards) == 1 and fn in vcards[0], "export: alice's vCard (a PEP item)")
+        # mod_vcard_legacy keeps the vCard as a PEP item (node urn:xmpp:vcard4).
+        items = {r["node_id"]: r for r in a.get("pubsub_items", [])}
+        vcard = items.get("urn:xmpp:vcard4", {})
+        check(fn in vcard.get("payload", "") and vcard.get("publisher_jid") == f"alice@{DOMAIN}"
+              and vcard.get("service_jid") == f"alice@{DOMAIN}",
+              "export: pubsub_items.csv holds alice's vCard (a PEP item she published)")
+        nick_item = items.get("http://jabber.org/protocol/nick", {})
+        check(nick_item.get("item_id") == "current" and nick in nick_item.get("payload", ""),
+              "export: pubsub_items.csv holds alice's PEP nick", str(items.keys()))
+        nodes = sorted((r["node_id"], r["type"]) for r in a.get("pubsub_nodes", []))
+        check(nodes == [("http://jabber.org/protocol/nick", "pep"), ("urn:xmpp:vcard4", "pep")],
+              "export: pubsub_nodes.csv holds her two PEP nodes", str(nodes))
+        check(not any(r["store"].startswith("pep_") for r in a.get("generic_archive", [])),
+              "export: no generic rows for PEP items")
         private = [(r["ns"], ET.fromstring(r["xml"])) for r in a.get("private", [])]
         check(len(private) == 1 and private[0][0] == "storage:bookmarks"
               and private[0][1].find("{storage:bookmarks}conference").get("name") == room
@@ -540,6 +566,9 @@ def main():
               "export: mam_muc.csv holds alice's group-chat message (found by her real JID)",
               str(muc_rows))
         b = export(jidstore, server, "bob")
+        roster = [(r["jid"], r["name"], r["groups_json"]) for r in b.get("roster", [])]
+        check(roster == [("dave@localhost", "Dave", '["Chess, Go","Team"]')],
+              "export: bob's roster.csv (a group name with a comma)", str(roster))
         check(pm_rows(b) == expected_pm("bob", "alice", sent, offline),
               "export: bob's mam_pm.csv (directions mirrored)", str(pm_rows(b)))
         muc_rows = [(r["room"], r["nick"], body_of(r["message"])) for r in b.get("mam_muc", [])]
@@ -619,8 +648,8 @@ def main():
                 if os.path.isfile(path) and not os.path.islink(path):
                     with open(path, "rb") as f:
                         data = f.read()
-                    left += [s for s in (fn, room) if s.encode() in data]
-        check(left == [], "after compact no byte of alice's vCard or bookmarks is left", str(left))
+                    left += [s for s in (fn, room, nick) if s.encode() in data]
+        check(left == [], "after compact no byte of alice's vCard, PEP nick or bookmarks is left", str(left))
         ok = True
     finally:
         server.stop()

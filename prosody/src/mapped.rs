@@ -8,6 +8,7 @@
 
 use jidstore::ext::mam::{ArchivedMessage, Direction, MucMessage, PageFrom, PmMessage, Query};
 use jidstore::ext::offline::OfflineMessage;
+use jidstore::ext::pubsub::{Node, NodeType};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
 use jidstore::{BareJid, Jid, Store};
 use mlua::{Lua, Table, UserDataMethods, Value};
@@ -258,6 +259,7 @@ pub(crate) fn methods<M: UserDataMethods<Handle>>(methods: &mut M) {
     archives(methods);
     muc_methods(methods);
     offline(methods);
+    pep_methods(methods);
 }
 
 fn keyval<M: UserDataMethods<Handle>>(methods: &mut M) {
@@ -645,4 +647,109 @@ fn offline<M: UserDataMethods<Handle>>(methods: &mut M) {
             Ok(i64::try_from(n.len()).unwrap_or(i64::MAX))
         })
     });
+}
+
+type PublishArgs = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    f64,
+    Option<String>,
+);
+
+/// PEP items (Prosody's `pep_<node>` archive stores) as items of the owner's PEP node in
+/// jidstore's pubsub class.
+fn pep_methods<M: UserDataMethods<Handle>>(methods: &mut M) {
+    // (user, host, node, item id, publisher, payload, when, access model) -> true, or false
+    // when the class cannot hold it (a publisher that is not a bare JID, ...). Creates the
+    // node (PEP, on the owner's JID) on its first item.
+    methods.add_method(
+        "pep_publish",
+        |_, h, (user, host, node, id, publisher, payload, when, access): PublishArgs| {
+            guarded(|| {
+                let owner = owner(Some(&user), &host)?;
+                let publisher = match BareJid::parse(&publisher) {
+                    Ok(p) if p.as_str() == publisher => p,
+                    _ => return Ok(false),
+                };
+                let pubsub = h.store.pubsub();
+                let exists = pubsub.get_node(&owner, &node).map_err(|e| lua_err(&e))?;
+                if exists.is_none() {
+                    let created = pubsub.create_node(&Node {
+                        service: owner.clone(),
+                        node: node.clone(),
+                        owner: owner.clone(),
+                        kind: NodeType::Pep,
+                        access_model: access.unwrap_or_else(|| "presence".to_owned()),
+                        config: Vec::new(),
+                        created_at: from_secs(when),
+                    });
+                    if !fits(created)? {
+                        return Ok(false);
+                    }
+                }
+                fits(pubsub.publish(&owner, &node, &id, &publisher, &payload, from_secs(when)))
+            })
+        },
+    );
+    // The node's items, oldest first: {id, when, with = publisher, value = payload}.
+    methods.add_method(
+        "pep_items",
+        |lua, h, (user, host, node): (String, String, String)| {
+            guarded(|| {
+                let owner = owner(Some(&user), &host)?;
+                let mut items = match h.store.pubsub().items(&owner, &node) {
+                    Ok(items) => items,
+                    Err(e) if unmappable(&e) => Vec::new(),
+                    Err(e) => return Err(lua_err(&e)),
+                };
+                items.sort_by_key(|i| i.published_at);
+                let out = lua.create_table_with_capacity(items.len(), 0)?;
+                for i in items {
+                    let with = i.publisher.as_str().to_owned();
+                    out.push(item(
+                        lua,
+                        i.id,
+                        to_secs(i.published_at),
+                        Some(with),
+                        i.payload,
+                    )?)?;
+                }
+                Ok(out)
+            })
+        },
+    );
+    methods.add_method(
+        "pep_retract",
+        |_, h, (user, host, node, id): (String, String, String, String)| {
+            guarded(|| {
+                let owner = owner(Some(&user), &host)?;
+                match h.store.pubsub().retract(&owner, &node, &id) {
+                    Ok(gone) => Ok(gone),
+                    Err(e) if unmappable(&e) => Ok(false),
+                    Err(e) => Err(lua_err(&e)),
+                }
+            })
+        },
+    );
+    // Deletes the node with its items (Prosody clears a node's store when it is deleted).
+    methods.add_method(
+        "pep_clear",
+        |_, h, (user, host, node): (String, String, String)| {
+            guarded(|| {
+                let owner = owner(Some(&user), &host)?;
+                let pubsub = h.store.pubsub();
+                let n = match pubsub.items(&owner, &node) {
+                    Ok(items) => items.len(),
+                    Err(e) if unmappable(&e) => return Ok(0),
+                    Err(e) => return Err(lua_err(&e)),
+                };
+                pubsub.delete_node(&owner, &node).map_err(|e| lua_err(&e))?;
+                Ok(i64::try_from(n).unwrap_or(i64::MAX))
+            })
+        },
+    );
 }
