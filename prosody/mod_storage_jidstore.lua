@@ -7,13 +7,15 @@
 --     jidstore_path = "/var/lib/prosody/jidstore"  -- the store (default: data_path/jidstore)
 --     jidstore_lib_dir = "..."  -- where jidstore_prosody.so is (default: this module's dir)
 --
--- Accounts (mod_auth_internal_hashed's SCRAM-SHA-1 verifiers) become jidstore accounts. Every
--- other store goes to jidstore's generic per-owner class: key-value stores as Prosody's own
--- serialisation of the value (util.serialization, as mod_storage_internal writes it), archive
--- stores as one item per stanza (id, time, with, the stanza's XML). purge() is jidstore's
--- atomic erasure. The store opens on first use (after Prosody has forked) and serves
--- jidstore's admin socket, so `jidstore retrieve_personal_data` / `unregister` work on the
--- live data while Prosody runs.
+-- Accounts (mod_auth_internal_hashed's SCRAM-SHA-1 verifiers) become jidstore accounts; the
+-- roster, vCard, private XML, blocklist, offline, archive (MAM), muc_log and pep_<node>
+-- stores go to jidstore's dedicated classes (see "Stores kept in jidstore's dedicated
+-- classes" below). Every other store goes to jidstore's generic per-owner class: key-value
+-- stores as Prosody's own serialisation of the value (util.serialization, as
+-- mod_storage_internal writes it), archive stores as one item per stanza (id, time, with,
+-- the stanza's XML). purge() is jidstore's atomic erasure. The store opens on first use
+-- (after Prosody has forked) and serves jidstore's admin socket, so `jidstore
+-- retrieve_personal_data` / `unregister` work on the live data while Prosody runs.
 
 local st = require "util.stanza";
 local xml = require "util.xml";

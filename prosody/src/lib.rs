@@ -5,11 +5,13 @@
 //! Prosody runs. Built in mlua's `module` mode: it links no Lua of its own and uses the Lua
 //! API of the process that loads it (Debian's lua5.4).
 //!
-//! Every Prosody store goes to jidstore's generic per-owner class
-//! ([`jidstore::ext::generic`]): key-value stores as one text value per user and store (the
-//! Lua side serialises with Prosody's `util.serialization`), archive stores as items with an
-//! id, a time, a `with` JID and the stanza's XML. `purge` is jidstore's atomic erasure
-//! ([`jidstore::gdpr::remove`]).
+//! Accounts, rosters, vCards, private XML, blocklists, offline messages, the 1-1 and
+//! group-chat archives and PEP items go to jidstore's dedicated classes (module `mapped`;
+//! the Lua side converts Prosody's values). Every other store goes to jidstore's generic
+//! per-owner class ([`jidstore::ext::generic`]): key-value stores as one text value per user
+//! and store (the Lua side serialises with Prosody's `util.serialization`), archive stores
+//! as items with an id, a time, a `with` JID and the stanza's XML. `purge` is jidstore's
+//! atomic erasure ([`jidstore::gdpr::remove`]).
 //!
 //! No Rust panic unwinds into Lua: every function runs under `catch_unwind` and a panic
 //! becomes a Lua error. Errors name no JID (they reach Prosody's log).
