@@ -564,7 +564,14 @@ function mam:append(username, key, value, when, with)
 	end
 	local id, err = call("mam_append", username, host, key, when or now(), from_col, to_col,
 		outgoing, tostring(value));
+	if id == false then
+		-- A full JID jidstore does not take: the bare JIDs carry the same `with`.
+		id, err = call("mam_append", username, host, key, when or now(),
+			outgoing and owner or with, outgoing and with or owner, outgoing, tostring(value));
+	end
 	if id == nil then return nil, err; end
+	-- No jidstore account (Prosody authenticates elsewhere): the generic archive, which
+	-- find reads for such users.
 	if id == false then return archive.append(self, username, key, value, when, with); end
 	return id;
 end
@@ -572,6 +579,7 @@ end
 function mam:find(username, query)
 	if username == nil then return archive.find(self, username, query); end
 	local items, total = call("mam_find", username, host, query);
+	if items == false then return archive.find(self, username, query); end
 	if not items then return nil, total; end
 	return iterate(items, total);
 end
@@ -579,8 +587,8 @@ end
 function mam:get(username, key)
 	if username == nil then return archive.get(self, username, key); end
 	local items, err = call("mam_find", username, host, { key = key });
-	if not items then return nil, err; end
-	local item = items[1];
+	if items == nil then return nil, err; end
+	local item = items and items[1];
 	if not item then return archive.get(self, username, key); end
 	return parse(item), item.when, item.with;
 end

@@ -446,6 +446,11 @@ fn archives<M: UserDataMethods<Handle>>(methods: &mut M) {
         |lua, h, (user, host, query): (String, String, Option<Table>)| {
             guarded(|| {
                 let owner = owner(Some(&user), &host)?;
+                // A user with no jidstore account (Prosody authenticating elsewhere) has
+                // their archive in the generic class: the Lua side reads it there.
+                if !h.store.accounts().exists(&owner).map_err(|e| lua_err(&e))? {
+                    return Ok((Value::Boolean(false), Value::Nil));
+                }
                 let (mut q, key) = mam_query(query.as_ref())?;
                 let with = query.as_ref().map(|t| opt_string(t, "with")).transpose()?;
                 if let Some(with) = with.flatten() {
