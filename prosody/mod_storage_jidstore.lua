@@ -502,22 +502,24 @@ function mapped_kv:set(user, data)
 		local rebuilt_ok, rebuilt = pcall(m.from, repr, extra);
 		exact = rebuilt_ok and deep_equal(rebuilt, data);
 	end
+	-- The verbatim copy first: reads return it until the class and its metadata hold the
+	-- new value, so a crash between these writes never reads back a mix of two values.
+	local ok, err = keyval.set(self, user, data);
+	if ok == nil then return nil, err; end
 	local fits = false;
 	if converted then
-		local ok, err = m.put(user, repr);
+		ok, err = m.put(user, repr);
 		if ok == nil then return nil, err; end
 		fits = ok;
 	end
-	if exact and fits then
-		local ok, err = keyval.set(meta, user, extra);
-		if ok == nil then return nil, err; end
-		return keyval.set(self, user, nil);
+	if not (exact and fits) then
+		-- Not exactly representable: the class holds what it can (for the export), the
+		-- value itself stays verbatim.
+		return keyval.set(meta, user, nil);
 	end
-	-- Not exactly representable: the class holds what it can (for the export), and the
-	-- value itself is kept verbatim.
-	local ok, err = keyval.set(meta, user, nil);
+	ok, err = keyval.set(meta, user, extra);
 	if ok == nil then return nil, err; end
-	return keyval.set(self, user, data);
+	return keyval.set(self, user, nil);
 end
 
 -- Archive stores in dedicated classes: `archive` (mod_mam) in the 1-1 archive, `muc_log`
