@@ -296,6 +296,34 @@ fn prefix_sharing_jids_never_mix() -> TestResult {
 }
 
 #[test]
+fn muc_remove_drops_the_message_and_its_index_entries() -> TestResult {
+    let (_dir, store) = store();
+    let room = bare("room@muc.localhost");
+    let alice = bare("alice@localhost");
+    let bob = bare("bob@localhost");
+    let a1 = store.muc().append(&room, &muc(&alice, "al", 1, "one"))?;
+    let b1 = store.muc().append(&room, &muc(&bob, "bo", 2, "two"))?;
+    let mut imported = muc(&alice, "al", 3, "imp");
+    imported.id = Some("muc-import".into());
+    store.muc().append(&room, &imported)?;
+    assert!(store.muc().remove(&room, &a1)?);
+    assert!(
+        !store.muc().remove(&room, &a1)?,
+        "a second removal finds nothing"
+    );
+    assert!(store.muc().remove(&room, "muc-import")?);
+    assert!(!store.muc().remove(&room, "no-such-id")?);
+    let ids: Vec<String> = store.muc().list(&room)?.into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![b1.clone()]);
+    assert!(store.muc().by_sender(&alice)?.is_empty());
+    assert_eq!(store.muc().by_sender(&bob)?.len(), 1);
+    // The imported id is free again, and the indexes agree with the records.
+    store.muc().append(&room, &imported)?;
+    assert_muc_index(&store, &[&room], &[&alice, &bob]);
+    Ok(())
+}
+
+#[test]
 fn muc_append_get_list_by_sender_reopen() -> TestResult {
     let (dir, store) = store();
     let room = bare("room@muc.localhost");

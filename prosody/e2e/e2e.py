@@ -50,9 +50,10 @@ allow_registration = true
 authentication = "internal_hashed"
 daemonize = false
 modules_enabled = {{ "roster", "saslauth", "disco", "private", "vcard_legacy", "register",
-    "mam", "offline", "ping", "posix" }}
+    "mam", "offline", "ping", "posix", "blocklist" }}
 modules_disabled = {{ "s2s" }}
 archive_expires_after = "never"
+mam_include_total = true  -- jidstore counts only when asked (Prosody asks only with this)
 VirtualHost "{domain}"
 Component "conference.{domain}" "muc"
     modules_enabled = {{ "muc_mam" }}
@@ -304,6 +305,28 @@ def bodies(tables, store):
     return out
 
 
+def body_of(xml_text):
+    msg = ET.fromstring(xml_text)
+    return msg.findtext("body") or msg.findtext("{jabber:client}body")
+
+
+def pm_rows(tables):
+    """(direction, bare from, bare to, body) of the 1-1 archive rows (mam_pm.csv)."""
+    return [(r["direction"], r["from"].split("/")[0], r["to"].split("/")[0], body_of(r["message"]))
+            for r in tables.get("mam_pm", [])]
+
+
+def expected_pm(owner, other, sent, offline):
+    """What owner's 1-1 archive should hold: a2b/b2a alternate, then alice's offline message."""
+    rows = []
+    for body in sent + [offline]:
+        src = "alice" if body.startswith(("a2b", "offline")) else "bob"
+        dst = "bob" if src == "alice" else "alice"
+        rows.append(("outgoing" if src == owner else "incoming",
+                     f"{src}@{DOMAIN}", f"{dst}@{DOMAIN}", body))
+    return rows
+
+
 def check(cond, what, detail=""):
     if not cond:
         raise AssertionError(f"{what} {detail}")
@@ -323,10 +346,24 @@ async def clients_phase(server):
     check([(i.get("jid"), i.findtext("{jabber:iq:roster}group")) for i in items]
           == [("bob@localhost", "Friends")], "alice's roster holds bob in Friends")
 
+    await bob.iq_set("<query xmlns='jabber:iq:roster'><item jid='dave@localhost' name='Dave'>"
+                     "<group>Team</group><group>Chess, Go</group></item></query>")
+
     fn = f"Alice Liddell {NONCE}"
     await alice.iq_set(f"<vCard xmlns='vcard-temp'><FN>{fn}</FN></vCard>")
     vc = await bob.iq_get("<vCard xmlns='vcard-temp'/>", to="alice@localhost")
     check(vc.xml.findtext(".//{vcard-temp}FN") == fn, "bob reads alice's vCard")
+
+    nick = f"Ally-{NONCE}"
+    await alice.iq_set("<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                       "<publish node='http://jabber.org/protocol/nick'><item id='current'>"
+                       f"<nick xmlns='http://jabber.org/protocol/nick'>{nick}</nick></item>"
+                       "</publish></pubsub>")
+    got = await alice.iq_get("<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                             "<items node='http://jabber.org/protocol/nick'/></pubsub>",
+                             to=f"alice@{DOMAIN}")
+    check(got.xml.findtext(".//{http://jabber.org/protocol/nick}nick") == nick,
+          "alice publishes her nick with PEP and reads it back")
 
     room = f"wonderland-{NONCE}"
     await alice.iq_set("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>"
@@ -336,6 +373,11 @@ async def clients_phase(server):
                               "<storage xmlns='storage:bookmarks'/></query>")
     conf = priv.xml.find(".//{storage:bookmarks}conference")
     check(conf is not None and conf.get("name") == room, "alice reads her private bookmarks")
+
+    await alice.iq_set("<block xmlns='urn:xmpp:blocking'><item jid='spammer@example.net'/></block>")
+    blocked = await alice.iq_get("<blocklist xmlns='urn:xmpp:blocking'/>")
+    check([i.get("jid") for i in blocked.xml.findall(".//{urn:xmpp:blocking}item")]
+          == ["spammer@example.net"], "alice's blocklist holds the spammer")
 
     sent = []
     for i in range(1, 4):
@@ -400,6 +442,10 @@ async def clients_phase(server):
     alice.send_message(mto="bob@localhost", mbody=offline, mtype="chat")
     # A round trip to the server: the message before it has been handled.
     await alice.iq_get("<ping xmlns='urn:xmpp:ping'/>", to=DOMAIN)
+    held = export(server.jidstore, server, "bob")
+    rows = [(r["from"].split("/")[0], body_of(r["packet"])) for r in held.get("offline", [])]
+    check(rows == [(f"alice@{DOMAIN}", offline)],
+          "export: offline.csv holds the message for bob while he is offline", str(rows))
     bob2 = client(server, "bob", "bob-pw")
     check(await bob2.login(), "bob logs in again")
     await bob2.wait_body(offline)
@@ -408,7 +454,7 @@ async def clients_phase(server):
     bob2.disconnect()
     await asyncio.gather(alice.wait_until("disconnected", TIMEOUT),
                          bob2.wait_until("disconnected", TIMEOUT))
-    return sent, fn, room, offline, room_jid, muc
+    return sent, fn, room, offline, room_jid, muc, nick
 
 
 async def login_once(server, user, password):
@@ -450,7 +496,10 @@ async def after_deletion(server, sent, offline, room_jid, muc):
     check([b for _, b, _ in items] == sent + [offline],
           "bob's archive with alice is unchanged after the restart and alice's deletion")
     roster = await bob.iq_get("<query xmlns='jabber:iq:roster'/>")
-    check(roster.xml.find("{jabber:iq:roster}query") is not None, "bob's roster answers")
+    items = [(i.get("jid"), i.get("name"), sorted(g.text for g in i.findall("{jabber:iq:roster}group")))
+             for i in roster.xml.findall(".//{jabber:iq:roster}item")]
+    check(items == [("dave@localhost", "Dave", ["Chess, Go", "Team"])],
+          "bob's roster, read back from jidstore's roster class after the restart", str(items))
     await join(bob, room_jid, "Bob")
     items, _ = await bob.mam_query(to=room_jid)
     check([b for _, b, _ in items] == muc,
@@ -470,7 +519,7 @@ def main():
     ok = False
     try:
         server.start()
-        sent, fn, room, offline, room_jid, muc = asyncio.run(clients_phase(server))
+        sent, fn, room, offline, room_jid, muc, nick = asyncio.run(clients_phase(server))
 
         # The CLI on the live data, through the admin socket.
         a = export(jidstore, server, "alice")
@@ -479,17 +528,54 @@ def main():
               "export: alice's account is a jidstore account (SCRAM-SHA-1)", str(a.get("accounts")))
         check(not any("stored_key" in v or "server_key" in v for t in a.values() for r in t
                       for v in r.values()), "export: no SCRAM keys in the export")
-        check("bob@localhost" in (kv(a, "roster") or "") and "Friends" in kv(a, "roster"),
-              "export: alice's roster with bob in Friends")
+        # The stores Prosody wrote are in jidstore's dedicated classes, not generic rows.
+        roster = [(r["jid"], r["name"], r["subscription"], r["ask"], r["groups_json"])
+                  for r in a.get("roster", [])]
+        check(roster == [("bob@localhost", "Bob", "none", "none", '["Friends"]')],
+              "export: roster.csv holds bob, named Bob, in Friends", str(roster))
+        check(kv(a, "roster") is None and kv(a, "roster#meta") is None,
+              "export: no generic copy of the roster (the class holds it exactly)")
         # mod_vcard_legacy keeps the vCard as a PEP item (node urn:xmpp:vcard4).
-        vcards = [r["value"] for r in a.get("generic_archive", [])
-                  if r["store"] == "pep_urn:xmpp:vcard4"]
-        check(len(vcards) == 1 and fn in vcards[0], "export: alice's vCard (a PEP item)")
-        check(room in (kv(a, "private") or ""), "export: alice's bookmarks")
-        check(bodies(a, "archive") == sent + [offline],
-              "export: alice's archive holds exactly the messages she sent and received")
+        items = {r["node_id"]: r for r in a.get("pubsub_items", [])}
+        vcard = items.get("urn:xmpp:vcard4", {})
+        check(fn in vcard.get("payload", "") and vcard.get("publisher_jid") == f"alice@{DOMAIN}"
+              and vcard.get("service_jid") == f"alice@{DOMAIN}",
+              "export: pubsub_items.csv holds alice's vCard (a PEP item she published)")
+        nick_item = items.get("http://jabber.org/protocol/nick", {})
+        check(nick_item.get("item_id") == "current" and nick in nick_item.get("payload", ""),
+              "export: pubsub_items.csv holds alice's PEP nick", str(items.keys()))
+        nodes = sorted((r["node_id"], r["type"]) for r in a.get("pubsub_nodes", []))
+        check(nodes == [("http://jabber.org/protocol/nick", "pep"), ("urn:xmpp:vcard4", "pep")],
+              "export: pubsub_nodes.csv holds her two PEP nodes", str(nodes))
+        check(not any(r["store"].startswith("pep_") for r in a.get("generic_archive", [])),
+              "export: no generic rows for PEP items")
+        private = [(r["ns"], ET.fromstring(r["xml"])) for r in a.get("private", [])]
+        check(len(private) == 1 and private[0][0] == "storage:bookmarks"
+              and private[0][1].find("{storage:bookmarks}conference").get("name") == room
+              and kv(a, "private") is None,
+              "export: private.csv holds alice's bookmarks (storage:bookmarks)", str(private))
+        check([r["jid"] for r in a.get("blocklist", [])] == ["spammer@example.net"]
+              and kv(a, "blocklist") is None,
+              "export: blocklist.csv holds the spammer (no generic copy)")
+        check(pm_rows(a) == expected_pm("alice", "bob", sent, offline),
+              "export: mam_pm.csv holds alice's six messages and the offline one, with "
+              "direction, from and to", str(pm_rows(a)))
+        check(bodies(a, "archive") == [], "export: no generic archive rows for MAM")
+        muc_rows = [(r["room"], r["nick"], body_of(r["message"])) for r in a.get("mam_muc", [])]
+        check(muc_rows == [(room_jid, "Alice", muc[0])],
+              "export: mam_muc.csv holds alice's group-chat message (found by her real JID)",
+              str(muc_rows))
         b = export(jidstore, server, "bob")
-        check(bodies(b, "archive") == sent + [offline], "export: bob's archive")
+        roster = [(r["jid"], r["name"], r["groups_json"]) for r in b.get("roster", [])]
+        check(roster == [("dave@localhost", "Dave", '["Chess, Go","Team"]')],
+              "export: bob's roster.csv (a group name with a comma)", str(roster))
+        check(pm_rows(b) == expected_pm("bob", "alice", sent, offline),
+              "export: bob's mam_pm.csv (directions mirrored)", str(pm_rows(b)))
+        muc_rows = [(r["room"], r["nick"], body_of(r["message"])) for r in b.get("mam_muc", [])]
+        check(muc_rows == [(room_jid, "Bob", muc[1])],
+              "export: bob's mam_muc.csv holds his group-chat message", str(muc_rows))
+        check(b.get("offline", []) == [] and bodies(b, "offline") == [],
+              "export: bob's offline store is empty after delivery")
         # An account made by the jidstore CLI (through the admin socket) logs in to Prosody.
         r = subprocess.run([jidstore, "--data-dir", server.store, "register", "--user", "carol",
                             DOMAIN, "carol-pw"], capture_output=True, text=True, timeout=60)
@@ -498,7 +584,6 @@ def main():
               "carol (registered by the jidstore CLI) logs in to Prosody")
         check(not asyncio.run(login_once(server, "carol", "wrong-pw")),
               "carol with a wrong password is refused")
-        check(bodies(b, "offline") == [], "export: bob's offline store is empty after delivery")
 
         # prosodyctl deluser while Prosody runs: refused with one line (the running server
         # holds the store), nothing lost.
@@ -518,10 +603,13 @@ def main():
         server.start()
         asyncio.run(after_deletion(server, sent, offline, room_jid, muc))
         a = export(jidstore, server, "alice")
-        rows = sum(len(t) for t in a.values())
-        check(rows == 0, f"export: nothing left about alice ({rows} rows)")
+        left = {name: len(t) for name, t in a.items() if t}
+        muc_rows = [(r["room"], r["nick"], body_of(r["message"])) for r in a.get("mam_muc", [])]
+        check(left == {"mam_muc": 1} and muc_rows == [(room_jid, "Alice", muc[0])],
+              "export: only alice's kept group-chat message is left", str(left))
         b = export(jidstore, server, "bob")
-        check(bodies(b, "archive") == sent + [offline], "export: bob's archive unchanged")
+        check(pm_rows(b) == expected_pm("bob", "alice", sent, offline),
+              "export: bob's archive unchanged")
 
         # kill -9 during traffic: what was flushed is there, the rest a prefix, verify clean.
         durable, burst = asyncio.run(traffic_then_kill(server, jidstore))
@@ -538,7 +626,7 @@ def main():
                   "root's CLI refuses the prosody user's store while Prosody is down",
                   f"{r.returncode} {r.stderr}")
         c = export(jidstore, server, "carol", as_owner=True)
-        got = [b for b in bodies(c, "archive") if NONCE in b]
+        got = [body for _, _, _, body in pm_rows(c) if NONCE in body]
         check(got[:len(durable)] == durable, "every flushed message survived kill -9")
         rest = got[len(durable):]
         check(rest == burst[:len(rest)],
@@ -560,8 +648,8 @@ def main():
                 if os.path.isfile(path) and not os.path.islink(path):
                     with open(path, "rb") as f:
                         data = f.read()
-                    left += [s for s in (fn, room) if s.encode() in data]
-        check(left == [], "after compact no byte of alice's vCard or bookmarks is left", str(left))
+                    left += [s for s in (fn, room, nick) if s.encode() in data]
+        check(left == [], "after compact no byte of alice's vCard, PEP nick or bookmarks is left", str(left))
         ok = True
     finally:
         server.stop()

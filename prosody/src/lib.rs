@@ -5,14 +5,18 @@
 //! Prosody runs. Built in mlua's `module` mode: it links no Lua of its own and uses the Lua
 //! API of the process that loads it (Debian's lua5.4).
 //!
-//! Every Prosody store goes to jidstore's generic per-owner class
-//! ([`jidstore::ext::generic`]): key-value stores as one text value per user and store (the
-//! Lua side serialises with Prosody's `util.serialization`), archive stores as items with an
-//! id, a time, a `with` JID and the stanza's XML. `purge` is jidstore's atomic erasure
-//! ([`jidstore::gdpr::remove`]).
+//! Accounts, rosters, vCards, private XML, blocklists, offline messages, the 1-1 and
+//! group-chat archives and PEP items go to jidstore's dedicated classes (module `mapped`;
+//! the Lua side converts Prosody's values). Every other store goes to jidstore's generic
+//! per-owner class ([`jidstore::ext::generic`]): key-value stores as one text value per user
+//! and store (the Lua side serialises with Prosody's `util.serialization`), archive stores
+//! as items with an id, a time, a `with` JID and the stanza's XML. `purge` is jidstore's
+//! atomic erasure ([`jidstore::gdpr::remove`]).
 //!
 //! No Rust panic unwinds into Lua: every function runs under `catch_unwind` and a panic
 //! becomes a Lua error. Errors name no JID (they reach Prosody's log).
+
+mod mapped;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -148,6 +152,7 @@ impl UserData for Handle {
         keyval_methods(methods);
         account_methods(methods);
         archive_methods(methods);
+        mapped::methods(methods);
         methods.add_method("purge", |_, h, (user, host): (String, String)| {
             guarded(|| {
                 let owner = owner(Some(&user), &host)?;
@@ -308,20 +313,41 @@ fn account_methods<M: UserDataMethods<Handle>>(methods: &mut M) {
             })
         },
     );
+    // Prosody clears the account before it purges the user. jidstore keeps an account that
+    // holds a 1-1 archive (the account leads the erasure to it): its verifiers are cleared
+    // instead, so nobody can log in, and the purge that follows removes it with the rest.
     methods.add_method("account_remove", |_, h, (user, host): (String, String)| {
         guarded(|| {
             let owner = owner(Some(&user), &host)?;
-            h.store.accounts().remove(&owner).map_err(|e| lua_err(&e))
+            let accounts = h.store.accounts();
+            match accounts.remove(&owner) {
+                Ok(removed) => Ok(removed),
+                Err(jidstore::Error::InvalidInput(_)) => {
+                    accounts
+                        .set_verifiers(&owner, Vec::new())
+                        .map_err(|e| lua_err(&e))?;
+                    Ok(true)
+                }
+                Err(e) => Err(lua_err(&e)),
+            }
         })
     });
     methods.add_method("account_users", |lua, h, host: String| {
         guarded(|| {
-            let jids = h.store.accounts().list(&host).map_err(|e| lua_err(&e))?;
-            lua.create_sequence_from(
-                jids.iter()
-                    .filter_map(|j| j.node().map(str::to_owned))
-                    .collect::<Vec<_>>(),
-            )
+            let accounts = h.store.accounts();
+            let jids = accounts.list(&host).map_err(|e| lua_err(&e))?;
+            let mut names = Vec::with_capacity(jids.len());
+            for j in &jids {
+                // An account whose login was cleared (awaiting its purge) is no user.
+                let login = accounts
+                    .get(j)
+                    .map_err(|e| lua_err(&e))?
+                    .is_some_and(|a| !a.mechanisms.is_empty());
+                if let (true, Some(node)) = (login, j.node()) {
+                    names.push(node.to_owned());
+                }
+            }
+            lua.create_sequence_from(names)
         })
     });
 }

@@ -1,6 +1,6 @@
 //! Generic per-owner records: what an embedding server stores for which jidstore has no class
-//! of its own (the Prosody driver puts every store here), so that retrieval and erasure cover
-//! it like any other class and no write is refused as "unsupported".
+//! of its own (the Prosody driver puts each store without a class here), so that retrieval
+//! and erasure cover it like any other class and no write is refused as "unsupported".
 //!
 //! Two kinds, both keyed by owner first and then by the server's store name:
 //! - key-value: one opaque text value per owner and store (`generic_kv`);
@@ -252,7 +252,9 @@ impl Generic<'_> {
     }
 
     /// Finds items of archive `name` of `owner`. `Ok(None)` when `before` or `after` names
-    /// an item that is not among the matching ones (Prosody's item-not-found).
+    /// an item that is not among the matching ones (Prosody's item-not-found). Reads the
+    /// owner's whole archive of that store: for small archives (message archives belong in
+    /// [`crate::ext::mam`], where a page reads no more than the page).
     pub fn find(&self, owner: &BareJid, name: &str, q: &Query) -> Result<Option<Page>> {
         let mut items: Vec<Item> = self
             .items(owner, name)?

@@ -142,6 +142,38 @@ impl MucArchive<'_> {
         self.iter_by_sender(sender).collect()
     }
 
+    /// Removes one message of a room, with its index entries; returns whether it was there
+    /// (an embedding server's archive expiry and deletions; erasure never removes these).
+    pub fn remove(&self, room: &BareJid, id: &str) -> Result<bool> {
+        let _w = self.store.remover();
+        let a = Room(room);
+        let Some((seq, foreign, stored)) = resolve(self.store, &a, id)? else {
+            return Ok(false);
+        };
+        let mut tails = self.store.archive_appender();
+        tails.forget(Keyspace::MamMuc, &a.records_prefix());
+        let record = a.record_key(seq);
+        let sender = keys::sender_room_seq(&stored.sender, room.as_str(), seq);
+        let nick = keys::room_nick_seq(room.as_str(), &stored.nick, seq);
+        let id_key = foreign.then(|| a.id_key(id));
+        let spaces = [
+            Keyspace::MamMuc,
+            Keyspace::MamMucIds,
+            Keyspace::MamMucBySender,
+            Keyspace::MamMucNick,
+        ];
+        self.store.transaction(&spaces, |tx| {
+            tx.remove(Keyspace::MamMuc, &record)?;
+            tx.remove(Keyspace::MamMucBySender, &sender)?;
+            tx.remove(Keyspace::MamMucNick, &nick)?;
+            if let Some(k) = &id_key {
+                tx.remove(Keyspace::MamMucIds, k)?;
+            }
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
     /// Number of messages in a room's archive.
     pub fn count(&self, room: &BareJid) -> Result<u64> {
         let mut n = 0;
