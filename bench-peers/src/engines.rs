@@ -66,7 +66,12 @@ impl Factory {
     pub fn open(engine: &str, dir: &Path, create: bool) -> Factory {
         let path = dir.join(engine);
         match engine {
-            "jidstore" => Factory::Jid(Config::new(&path).scram_iterations(1).open().expect("open jidstore")),
+            "jidstore" => Factory::Jid(
+                Config::new(&path)
+                    .scram_iterations(1)
+                    .open()
+                    .expect("open jidstore"),
+            ),
             "ejabberd" | "prosody" | "sqlite" => {
                 let kind = match engine {
                     "ejabberd" => Kind::Ejabberd,
@@ -84,14 +89,17 @@ impl Factory {
     }
 
     fn sql_conn(&self, create: bool) -> SqlDb {
-        let Factory::Sql(kind, path) = self else { unreachable!() };
+        let Factory::Sql(kind, path) = self else {
+            unreachable!()
+        };
         let c = Connection::open(path).expect("sqlite open");
         c.busy_timeout(Duration::from_secs(30)).expect("busy");
         match kind {
             Kind::Ejabberd => {
                 // ejabberd sets no pragmas of its own; WAL with synchronous=NORMAL is ours,
                 // so that every SQLite baseline has the same durability.
-                c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;").expect("pragma");
+                c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+                    .expect("pragma");
                 if create {
                     c.execute_batch(EJABBERD_SCHEMA).expect("schema");
                 }
@@ -101,8 +109,10 @@ impl Factory {
                     c.execute_batch(PROSODY_SCHEMA).expect("schema");
                 }
                 // mod_storage_sql, sqlite_tune = "normal", in its order (after the tables).
-                c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA auto_vacuum=FULL; PRAGMA synchronous=NORMAL;")
-                    .expect("pragma");
+                c.execute_batch(
+                    "PRAGMA journal_mode=WAL; PRAGMA auto_vacuum=FULL; PRAGMA synchronous=NORMAL;",
+                )
+                .expect("pragma");
             }
             Kind::Tuned => {
                 if create {
@@ -138,8 +148,11 @@ impl Factory {
                 let mut c = self.sql_conn(false);
                 let tx = c.c.transaction().expect("tx");
                 for u in 0..USERS {
-                    tx.execute("INSERT INTO users (id, name) VALUES (?1, ?2)", params![u, user_bare(u)])
-                        .expect("user");
+                    tx.execute(
+                        "INSERT INTO users (id, name) VALUES (?1, ?2)",
+                        params![u, user_bare(u)],
+                    )
+                    .expect("user");
                 }
                 tx.commit().expect("commit");
             }
@@ -245,8 +258,12 @@ fn pipeline(path: &Path, produce: impl FnOnce(&mut csv::Writer<ChanWriter>) -> u
     zip.start_file("mam_pm.csv", opts).expect("start");
     let rows = std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            let mut w = csv::Writer::from_writer(ChanWriter { buf: Vec::with_capacity(CHUNK + 4096), tx });
-            w.write_record(["id", "from", "message", "timestamp", "to", "direction"]).expect("csv");
+            let mut w = csv::Writer::from_writer(ChanWriter {
+                buf: Vec::with_capacity(CHUNK + 4096),
+                tx,
+            });
+            w.write_record(["id", "from", "message", "timestamp", "to", "direction"])
+                .expect("csv");
             let n = produce(&mut w);
             w.flush().expect("flush");
             n
@@ -262,11 +279,20 @@ fn pipeline(path: &Path, produce: impl FnOnce(&mut csv::Writer<ChanWriter>) -> u
     rows
 }
 
-fn csv_row(w: &mut csv::Writer<ChanWriter>, id: i64, from: &str, xml: &str, ts: i64, to: &str, incoming: bool) {
+fn csv_row(
+    w: &mut csv::Writer<ChanWriter>,
+    id: i64,
+    from: &str,
+    xml: &str,
+    ts: i64,
+    to: &str,
+    incoming: bool,
+) {
     let id = format!("{id:032x}");
     let t = Timestamp::from_micros(ts).to_rfc3339();
     let dir = if incoming { "incoming" } else { "outgoing" };
-    w.write_record([id.as_str(), from, xml, t.as_str(), to, dir]).expect("csv");
+    w.write_record([id.as_str(), from, xml, t.as_str(), to, dir])
+        .expect("csv");
 }
 
 /// `from='...'` / `to='...'` of a stored stanza (ejabberd and Prosody keep no columns for
@@ -299,7 +325,11 @@ fn pm(m: &Gen) -> (BareJid, PmMessage) {
             timestamp: Timestamp::from_micros(m.ts),
             from,
             to,
-            direction: if m.incoming { Direction::Incoming } else { Direction::Outgoing },
+            direction: if m.incoming {
+                Direction::Incoming
+            } else {
+                Direction::Outgoing
+            },
             origin_id: Some(m.sid.clone()),
             stanza: m.stanza.clone(),
         },
@@ -309,7 +339,11 @@ fn pm(m: &Gen) -> (BareJid, PmMessage) {
 impl Db for JidDb {
     fn bulk(&mut self, user: u32, msgs: &[Gen]) {
         let j = BareJid::parse(&user_bare(user)).expect("jid");
-        let n = self.s.mam().append_bulk(&j, msgs.iter().map(|m| pm(m).1)).expect("bulk");
+        let n = self
+            .s
+            .mam()
+            .append_bulk(&j, msgs.iter().map(|m| pm(m).1))
+            .expect("bulk");
         assert_eq!(n, msgs.len() as u64);
     }
     fn append(&mut self, m: &Gen) {
@@ -321,11 +355,20 @@ impl Db for JidDb {
     }
     fn page(&mut self, user: u32, q: &Q) -> usize {
         let j = BareJid::parse(&user_bare(user)).expect("jid");
-        let base = Query { max: Some(PAGE), ..Query::default() };
+        let base = Query {
+            max: Some(PAGE),
+            ..Query::default()
+        };
         let query = match q {
             Q::First => base,
-            Q::Last => Query { page: PageFrom::Before(None), ..base },
-            Q::After(id) => Query { page: PageFrom::After(id.clone()), ..base },
+            Q::Last => Query {
+                page: PageFrom::Before(None),
+                ..base
+            },
+            Q::After(id) => Query {
+                page: PageFrom::After(id.clone()),
+                ..base
+            },
             Q::With(p) => Query {
                 with: Some(Jid::parse(p).expect("jid")),
                 page: PageFrom::Before(None),
@@ -338,12 +381,24 @@ impl Db for JidDb {
             },
         };
         // An erased user has no account: no rows.
-        self.s.mam().query(&j, &query).map_or(0, |p| p.messages.len())
+        self.s
+            .mam()
+            .query(&j, &query)
+            .map_or(0, |p| p.messages.len())
     }
     fn id_at(&mut self, user: u32, ts: i64) -> String {
         let j = BareJid::parse(&user_bare(user)).expect("jid");
-        let q = Query { start: Some(Timestamp::from_micros(ts)), max: Some(1), ..Query::default() };
-        self.s.mam().query(&j, &q).expect("query").first.expect("a message")
+        let q = Query {
+            start: Some(Timestamp::from_micros(ts)),
+            max: Some(1),
+            ..Query::default()
+        };
+        self.s
+            .mam()
+            .query(&j, &q)
+            .expect("query")
+            .first
+            .expect("a message")
     }
     fn erase_commit(&mut self, user: u32) {
         let j = BareJid::parse(&user_bare(user)).expect("jid");
@@ -446,14 +501,22 @@ impl SqlDb {
 
     fn insert(kind: Kind, c: &Connection, m: &Gen, uid: i64) {
         match kind {
-            Kind::Ejabberd => c
-                .prepare_cached(EJ_INSERT)
-                .expect("prep")
-                .execute(params![user_name(m.user), m.ts, m.peer_full, m.peer_bare, m.stanza, m.body, m.sid]),
-            Kind::Prosody => c
-                .prepare_cached(PR_INSERT)
-                .expect("prep")
-                .execute(params![user_name(m.user), m.key, m.ts / 1_000_000, m.peer_bare, m.stanza]),
+            Kind::Ejabberd => c.prepare_cached(EJ_INSERT).expect("prep").execute(params![
+                user_name(m.user),
+                m.ts,
+                m.peer_full,
+                m.peer_bare,
+                m.stanza,
+                m.body,
+                m.sid
+            ]),
+            Kind::Prosody => c.prepare_cached(PR_INSERT).expect("prep").execute(params![
+                user_name(m.user),
+                m.key,
+                m.ts / 1_000_000,
+                m.peer_bare,
+                m.stanza
+            ]),
             Kind::Tuned => c.prepare_cached(TU_INSERT).expect("prep").execute(params![
                 uid,
                 m.ts,
@@ -473,7 +536,9 @@ impl SqlDb {
             Kind::Ejabberd => {
                 let mut st = self
                     .c
-                    .prepare("SELECT timestamp, xml FROM archive WHERE username = ?1 ORDER BY timestamp")
+                    .prepare(
+                        "SELECT timestamp, xml FROM archive WHERE username = ?1 ORDER BY timestamp",
+                    )
                     .expect("prep");
                 let mut rows = st.query([user_name(user)]).expect("query");
                 while let Some(r) = rows.next().expect("row") {
@@ -515,7 +580,11 @@ impl SqlDb {
                     peer.push_str(r.get_ref(2).expect("r").as_str().expect("text"));
                     let incoming: bool = r.get(3).expect("dir");
                     let xml = r.get_ref(4).expect("xml").as_str().expect("text");
-                    let (from, to) = if incoming { (peer.as_str(), me.as_str()) } else { (me.as_str(), peer.as_str()) };
+                    let (from, to) = if incoming {
+                        (peer.as_str(), me.as_str())
+                    } else {
+                        (me.as_str(), peer.as_str())
+                    };
                     csv_row(w, seq, from, xml, seq, to, incoming);
                     n += 1;
                 }
@@ -539,8 +608,15 @@ impl SqlDb {
 impl Db for SqlDb {
     fn bulk(&mut self, user: u32, msgs: &[Gen]) {
         let kind = self.kind;
-        let tx = self.c.transaction_with_behavior(TransactionBehavior::Immediate).expect("tx");
-        let uid = if kind == Kind::Tuned { Self::user_id(&tx, user) } else { 0 };
+        let tx = self
+            .c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("tx");
+        let uid = if kind == Kind::Tuned {
+            Self::user_id(&tx, user)
+        } else {
+            0
+        };
         for m in msgs {
             Self::insert(kind, &tx, m, uid);
         }
@@ -548,8 +624,15 @@ impl Db for SqlDb {
     }
     fn append(&mut self, m: &Gen) {
         let kind = self.kind;
-        let tx = self.c.transaction_with_behavior(TransactionBehavior::Immediate).expect("tx");
-        let uid = if kind == Kind::Tuned { Self::user_id(&tx, m.user) } else { 0 };
+        let tx = self
+            .c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("tx");
+        let uid = if kind == Kind::Tuned {
+            Self::user_id(&tx, m.user)
+        } else {
+            0
+        };
         Self::insert(kind, &tx, m, uid);
         tx.commit().expect("commit");
     }
@@ -562,7 +645,8 @@ impl Db for SqlDb {
             Kind::Ejabberd => {
                 // The shape of mod_mam_sql's queries: the timestamp is the id.
                 let u = user_name(user);
-                let sel = "SELECT timestamp, xml, peer, kind, nick FROM archive WHERE username = ?1";
+                let sel =
+                    "SELECT timestamp, xml, peer, kind, nick FROM archive WHERE username = ?1";
                 match q {
                     Q::First => self.rows(&format!("{sel} ORDER BY timestamp ASC LIMIT ?2"), params![u, limit]),
                     Q::Last => self.rows(&format!("{sel} ORDER BY timestamp DESC LIMIT ?2"), params![u, limit]),
@@ -661,19 +745,35 @@ impl Db for SqlDb {
     }
     fn erase_commit(&mut self, user: u32) {
         // Durable at return: this one commit runs with synchronous=FULL (WAL synced).
-        self.c.execute_batch("PRAGMA synchronous=FULL;").expect("pragma");
-        let tx = self.c.transaction_with_behavior(TransactionBehavior::Immediate).expect("tx");
-        tx.execute("INSERT OR IGNORE INTO erasure_queue (username) VALUES (?1)", [user_bare(user)])
-            .expect("queue");
+        self.c
+            .execute_batch("PRAGMA synchronous=FULL;")
+            .expect("pragma");
+        let tx = self
+            .c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("tx");
+        tx.execute(
+            "INSERT OR IGNORE INTO erasure_queue (username) VALUES (?1)",
+            [user_bare(user)],
+        )
+        .expect("queue");
         tx.commit().expect("commit");
-        self.c.execute_batch("PRAGMA synchronous=NORMAL;").expect("pragma");
+        self.c
+            .execute_batch("PRAGMA synchronous=NORMAL;")
+            .expect("pragma");
     }
     fn erase_complete(&mut self, user: u32) -> u64 {
         let mut total = 0u64;
         let del = match self.kind {
-            Kind::Ejabberd => "DELETE FROM archive WHERE id IN (SELECT id FROM archive WHERE username = ?1 LIMIT 1000)",
-            Kind::Prosody => r#"DELETE FROM "prosodyarchive" WHERE "sort_id" IN (SELECT "sort_id" FROM "prosodyarchive" WHERE "host" = 'example.org' AND "user" = ?1 AND "store" = 'archive' LIMIT 1000)"#,
-            Kind::Tuned => "DELETE FROM archive WHERE user_id = ?1 AND seq IN (SELECT seq FROM archive WHERE user_id = ?1 LIMIT 1000)",
+            Kind::Ejabberd => {
+                "DELETE FROM archive WHERE id IN (SELECT id FROM archive WHERE username = ?1 LIMIT 1000)"
+            }
+            Kind::Prosody => {
+                r#"DELETE FROM "prosodyarchive" WHERE "sort_id" IN (SELECT "sort_id" FROM "prosodyarchive" WHERE "host" = 'example.org' AND "user" = ?1 AND "store" = 'archive' LIMIT 1000)"#
+            }
+            Kind::Tuned => {
+                "DELETE FROM archive WHERE user_id = ?1 AND seq IN (SELECT seq FROM archive WHERE user_id = ?1 LIMIT 1000)"
+            }
         };
         let key: rusqlite::types::Value = if self.kind == Kind::Tuned {
             Self::user_id(&self.c, user).into()
@@ -681,7 +781,10 @@ impl Db for SqlDb {
             user_name(user).into()
         };
         loop {
-            let tx = self.c.transaction_with_behavior(TransactionBehavior::Immediate).expect("tx");
+            let tx = self
+                .c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .expect("tx");
             let k = tx.execute(del, [&key]).expect("delete") as u64;
             tx.commit().expect("commit");
             total += k;
@@ -690,7 +793,10 @@ impl Db for SqlDb {
             }
         }
         self.c
-            .execute("DELETE FROM erasure_queue WHERE username = ?1", [user_bare(user)])
+            .execute(
+                "DELETE FROM erasure_queue WHERE username = ?1",
+                [user_bare(user)],
+            )
             .expect("dequeue");
         total
     }
@@ -801,18 +907,27 @@ impl RocksDb<'_> {
         ro
     }
     fn export_rows(&self, user: u32, w: &mut csv::Writer<ChanWriter>) -> u64 {
-        let Some(arch) = self.arch(user) else { return 0 };
+        let Some(arch) = self.arch(user) else {
+            return 0;
+        };
         let me = format!("{}/desktop", user_bare(user));
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf("records"), Self::bounded(arch.to_vec(), next_prefix(&arch).to_vec()));
+        let mut it = self.db.raw_iterator_cf_opt(
+            self.cf("records"),
+            Self::bounded(arch.to_vec(), next_prefix(&arch).to_vec()),
+        );
         it.seek(arch);
         let mut n = 0;
         while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             let ts = i64::from_be_bytes(k[8..16].try_into().expect("key"));
             let (incoming, peer, xml) = rec_decode(v);
-            let (from, to) = if incoming { (peer, me.as_str()) } else { (me.as_str(), peer) };
+            let (from, to) = if incoming {
+                (peer, me.as_str())
+            } else {
+                (me.as_str(), peer)
+            };
             csv_row(w, ts, from, xml, ts, to, incoming);
             n += 1;
             it.next();
@@ -840,7 +955,9 @@ impl Db for RocksDb<'_> {
         self.db.flush_wal(true).expect("flush wal");
     }
     fn page(&mut self, user: u32, q: &Q) -> usize {
-        let Some(arch) = self.arch(user) else { return 0 };
+        let Some(arch) = self.arch(user) else {
+            return 0;
+        };
         let mut out: Vec<(i64, String)> = Vec::with_capacity(PAGE);
         let recs = self.cf("records");
         let take = |out: &mut Vec<(i64, String)>, k: &[u8], v: &[u8]| {
@@ -850,7 +967,9 @@ impl Db for RocksDb<'_> {
         if let Q::With(p) = q {
             let lo = with_key(&arch, p, 0);
             let hi = with_key(&arch, p, -1);
-            let mut it = self.db.raw_iterator_cf_opt(self.cf("with"), Self::bounded(lo, hi.clone()));
+            let mut it = self
+                .db
+                .raw_iterator_cf_opt(self.cf("with"), Self::bounded(lo, hi.clone()));
             it.seek_for_prev(&hi);
             let mut keys = Vec::with_capacity(PAGE);
             while it.valid() && keys.len() < PAGE {
@@ -859,15 +978,19 @@ impl Db for RocksDb<'_> {
                 keys.push(rec_key(&arch, ts));
                 it.prev();
             }
-            for (k, v) in keys.iter().zip(self.db.batched_multi_get_cf(recs, &keys, false)) {
+            for (k, v) in keys
+                .iter()
+                .zip(self.db.batched_multi_get_cf(recs, &keys, false))
+            {
                 let v = v.expect("get").expect("record");
                 take(&mut out, k, &v);
             }
             return out.len();
         }
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(recs, Self::bounded(arch.to_vec(), next_prefix(&arch).to_vec()));
+        let mut it = self.db.raw_iterator_cf_opt(
+            recs,
+            Self::bounded(arch.to_vec(), next_prefix(&arch).to_vec()),
+        );
         let (forward, end) = match q {
             Q::First => {
                 it.seek(arch);
@@ -888,7 +1011,9 @@ impl Db for RocksDb<'_> {
             Q::With(_) => unreachable!(),
         };
         while it.valid() && out.len() < PAGE {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             if i64::from_be_bytes(k[8..16].try_into().expect("key")) > end {
                 break;
             }
@@ -903,9 +1028,10 @@ impl Db for RocksDb<'_> {
     }
     fn id_at(&mut self, user: u32, ts: i64) -> String {
         let arch = self.arch(user).expect("account");
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf("records"), Self::bounded(arch.to_vec(), next_prefix(&arch).to_vec()));
+        let mut it = self.db.raw_iterator_cf_opt(
+            self.cf("records"),
+            Self::bounded(arch.to_vec(), next_prefix(&arch).to_vec()),
+        );
         it.seek(rec_key(&arch, ts));
         let k = it.key().expect("a message");
         i64::from_be_bytes(k[8..16].try_into().expect("key")).to_string()

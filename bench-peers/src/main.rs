@@ -33,12 +33,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use engines::{Factory, Q};
 use data::{ALICE, USERS, alice_share};
+use engines::{Factory, Q};
 
 /// Every engine, in the order of the first run (later runs rotate it).
 pub const ENGINES: &[&str] = &["jidstore", "ejabberd", "prosody", "sqlite", "rocksdb"];
-const PHASES: &[&str] = &["ingest", "live1", "live8", "query", "export", "erase", "erase_live"];
+const PHASES: &[&str] = &[
+    "ingest",
+    "live1",
+    "live8",
+    "query",
+    "export",
+    "erase",
+    "erase_live",
+];
 const LIVE_MSGS: u64 = 20_000;
 const REPS: usize = 200;
 const COLD_USERS: usize = 200;
@@ -71,7 +79,11 @@ fn dir_size(p: &Path) -> u64 {
     let mut n = 0;
     for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
         let Ok(m) = e.metadata() else { continue };
-        n += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }
@@ -160,8 +172,16 @@ fn live(f: &Factory, n: u64, writers: u64, out: &mut Out, name: &str) {
             f.connect().sync();
         });
     });
-    put(out, &format!("{name}_msg_per_s"), (per * writers) as f64 / wall);
-    put(out, &format!("{name}_cpu_us_per_msg"), cpu / (per * writers) as f64 * 1e6);
+    put(
+        out,
+        &format!("{name}_msg_per_s"),
+        (per * writers) as f64 / wall,
+    );
+    put(
+        out,
+        &format!("{name}_cpu_us_per_msg"),
+        cpu / (per * writers) as f64 * 1e6,
+    );
 }
 
 fn phase(engine: &str, phase: &str, dir: &Path, n: u64, out: &mut Out) {
@@ -181,7 +201,11 @@ fn phase(engine: &str, phase: &str, dir: &Path, n: u64, out: &mut Out) {
             put(out, "ingest_cpu_us_per_msg", cpu / n as f64 * 1e6);
             drop(h);
             drop(f);
-            put(out, "disk_mb_after_ingest", dir_size(&dir.join(engine)) as f64 / 1e6);
+            put(
+                out,
+                "disk_mb_after_ingest",
+                dir_size(&dir.join(engine)) as f64 / 1e6,
+            );
         }
         "live1" => live(&Factory::open(engine, dir, false), n, 1, out, "live1"),
         "live8" => live(&Factory::open(engine, dir, false), n, 8, out, "live8"),
@@ -197,7 +221,11 @@ fn phase(engine: &str, phase: &str, dir: &Path, n: u64, out: &mut Out) {
                 h.page(u, &Q::Last);
                 v.push(t.elapsed());
             }
-            put(out, "page_cold_users_cpu_us", (cpu_s() - c) / COLD_USERS as f64 * 1e6);
+            put(
+                out,
+                "page_cold_users_cpu_us",
+                (cpu_s() - c) / COLD_USERS as f64 * 1e6,
+            );
             put(out, "page_cold_users_p50_us", pct(v.clone(), 0.5));
             put(out, "page_cold_users_p99_us", pct(v, 0.99));
             let a = alice_share(n);
@@ -208,7 +236,10 @@ fn phase(engine: &str, phase: &str, dir: &Path, n: u64, out: &mut Out) {
                 ("after_mid", Q::After(mid)),
                 ("with", Q::With(data::peer_bare(3))),
                 ("with_rare", Q::With(data::RARE.to_owned())),
-                ("time_range", Q::Range(data::alice_ts(a * 2 / 5), data::alice_ts(a * 3 / 5))),
+                (
+                    "time_range",
+                    Q::Range(data::alice_ts(a * 2 / 5), data::alice_ts(a * 3 / 5)),
+                ),
             ];
             for (name, q) in qs {
                 put(out, &format!("page_{name}_rows"), h.page(ALICE, &q) as f64);
@@ -223,13 +254,19 @@ fn phase(engine: &str, phase: &str, dir: &Path, n: u64, out: &mut Out) {
             let path = dir.join(format!("{engine}-alice.zip"));
             let (rows, wall, cpu) = timed(|| {
                 let rows = f.export(ALICE, &path);
-                std::fs::File::open(&path).and_then(|f| f.sync_all()).expect("sync zip");
+                std::fs::File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .expect("sync zip");
                 rows
             });
             assert_eq!(rows, alice_share(n), "{engine} exported {rows} rows");
             put(out, "export_s", wall);
             put(out, "export_cpu_s", cpu);
-            put(out, "export_zip_mb", std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64) / 1e6);
+            put(
+                out,
+                "export_zip_mb",
+                std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64) / 1e6,
+            );
         }
         "erase" => {
             let f = Factory::open(engine, dir, false);
@@ -245,7 +282,11 @@ fn phase(engine: &str, phase: &str, dir: &Path, n: u64, out: &mut Out) {
             assert!(removed >= alice_share(n), "{engine} removed {removed}");
             drop(h);
             drop(f);
-            put(out, "disk_mb_after_erase", dir_size(&dir.join(engine)) as f64 / 1e6);
+            put(
+                out,
+                "disk_mb_after_erase",
+                dir_size(&dir.join(engine)) as f64 / 1e6,
+            );
         }
         "erase_live" => {
             // 50 users erased one after the other (commit, completion, sync) while two writers
@@ -345,8 +386,12 @@ fn growth(engine: &str, dir: &Path, sizes: &[u64]) {
         let (last, _, _) = reps(|| h.page(ALICE, &Q::Last));
         let (rare, _, _) = reps(|| h.page(ALICE, &Q::With(data::RARE.to_owned())));
         let a = alice_share(n);
-        let (range, _, _) =
-            reps(|| h.page(ALICE, &Q::Range(data::alice_ts(a * 2 / 5), data::alice_ts(a * 3 / 5))));
+        let (range, _, _) = reps(|| {
+            h.page(
+                ALICE,
+                &Q::Range(data::alice_ts(a * 2 / 5), data::alice_ts(a * 3 / 5)),
+            )
+        });
         drop(h);
         let disk = dir_size(&dir.join(engine)) as f64 / 1e6;
         println!(
@@ -440,7 +485,13 @@ fn main() {
                 let st = Command::new(exe)
                     .args(["__growth", &engine])
                     .arg(tmp.path())
-                    .arg(sizes.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+                    .arg(
+                        sizes
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    )
                     .status()
                     .expect("spawn");
                 assert!(st.success(), "growth {engine} failed");
@@ -462,7 +513,10 @@ fn compare(scratch: &Path) {
         .collect();
     let runs: usize = env_list("PEERS_RUNS", "5")[0].parse().expect("runs");
     let engines = env_list("PEERS_ENGINES", &ENGINES.join(","));
-    println!("# bench-peers compare; medians of {runs} runs; load average before: {}", loadavg());
+    println!(
+        "# bench-peers compare; medians of {runs} runs; load average before: {}",
+        loadavg()
+    );
     for n in sizes {
         let mut metrics: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -473,7 +527,11 @@ fn compare(scratch: &Path) {
             if run % 2 == 1 {
                 es.reverse();
             }
-            eprintln!("n={n} run {}/{runs}: order {es:?}, load {}", run + 1, loadavg());
+            eprintln!(
+                "n={n} run {}/{runs}: order {es:?}, load {}",
+                run + 1,
+                loadavg()
+            );
             for engine in &es {
                 let tmp = tempfile::tempdir_in(scratch).expect("tmp");
                 for ph in PHASES {
@@ -515,7 +573,11 @@ fn compare(scratch: &Path) {
                 .iter()
                 .filter_map(|e| val.get(e).map(|x| (*e, *x)))
                 .reduce(|a, b| {
-                    let better = if higher_is_better(&k) { b.1 > a.1 } else { b.1 < a.1 };
+                    let better = if higher_is_better(&k) {
+                        b.1 > a.1
+                    } else {
+                        b.1 < a.1
+                    };
                     if better { b } else { a }
                 });
             let ratio = |o: Option<f64>| match (val.get("jidstore"), o) {
