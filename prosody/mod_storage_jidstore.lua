@@ -92,10 +92,13 @@ function driver:open(store, typ)
 end
 
 function driver:purge(user) -- luacheck: ignore 212/self
-	local removed, tables, kept = call("purge", user, host);
+	local removed, tables, kept, audit_err = call("purge", user, host);
 	if not removed then return nil, tables; end
 	module:log("info", "jidstore erasure committed: %d rows removed (%s)%s", removed, tables,
 		kept ~= "" and ("; kept: " .. kept) or "");
+	if audit_err then
+		module:log("warn", "jidstore: the audit log entry of this erasure was not written: %s", audit_err);
+	end
 	return true;
 end
 

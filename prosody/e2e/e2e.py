@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import csv
 import io
+import json
 import os
 import pwd
 import secrets
@@ -600,6 +601,14 @@ def main():
                     if "jidstore erasure committed" in line]
         check(len(receipts) == 1 and "alice" not in receipts[0],
               "deluser ends in one jidstore erasure, logged without the JID", str(receipts))
+        r = subprocess.run(server.as_user + [jidstore, "--data-dir", server.store, "--json", "audit",
+                                             "--jid", f"alice@{DOMAIN}"],
+                           capture_output=True, text=True, timeout=60)
+        entries = json.loads(r.stdout)["entries"] if r.returncode == 0 else []
+        check([(e["action"], e["outcome"]) for e in entries] == [("erase", "ok")]
+              and dict(entries[0]["counts"])["removed"] > 0 and "alice" not in r.stdout,
+              "the audit log holds deluser's erasure under the subject's keyed hash",
+              f"{r.returncode} {r.stdout} {r.stderr}")
         server.start()
         asyncio.run(after_deletion(server, sent, offline, room_jid, muc))
         a = export(jidstore, server, "alice")
