@@ -43,6 +43,7 @@ mod owner;
 mod paths;
 pub mod pie;
 pub mod progress;
+mod sample;
 mod stats;
 mod store;
 #[cfg(feature = "proptest")]
@@ -77,6 +78,10 @@ pub mod __internal {
     #[cfg(feature = "cli")]
     pub mod command {
         pub use crate::command::*;
+    }
+    /// The "a little of every class" deployment of `jidstore demo` and the tests.
+    pub mod sample {
+        pub use crate::sample::*;
     }
     /// Key layouts ([`Keyspace`](keys::Keyspace) for `Store::raw_tree`).
     pub mod keys {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::util::{Run, bare, csv_rows, full, jidstore, unzip};
+use jidstore::__internal::sample::{self, Sample};
 use jidstore::ext::inbox::InboxEntry;
 use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
 use jidstore::ext::offline::OfflineMessage;
@@ -1815,7 +1816,6 @@ fn a3_anonymised_register_is_random_and_timeless() {
 // ---------------------------------------------------------------------------------------------
 // Beyond MongooseIM
 
-/// Alice with data in every class (and bob, a room and pubsub nodes around her).
 /// A key-value record and an archive item in the generic class (what a Prosody driver writes).
 fn generic(store: &Store, owner: &BareJid, text: &str) {
     let g = store.generic();
@@ -1831,75 +1831,11 @@ fn generic(store: &Store, owner: &BareJid, text: &str) {
     .unwrap();
 }
 
-fn everything(store: &Store) {
-    let alice = account(store, "alice@localhost");
-    let bob = account(store, "bob@localhost");
-    mutual_contacts(store, &alice, &bob);
-    generic(store, &alice, "everything");
-    store
-        .roster()
-        .set(&alice, &contact("kate@remote.example", Subscription::To))
-        .unwrap();
-    store
-        .vcard()
-        .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
-        .unwrap();
-    for i in 1..=2 {
-        store
-            .private()
-            .set(&alice, &format!("ns{i}"), &format!("<q xmlns='ns{i}'/>"))
-            .unwrap();
-    }
-    for i in 1..=3 {
-        offline(store, &alice, "bob@localhost/r", &format!("off{i}"), i);
-    }
-    chat(store, "alice@localhost/a", "bob@localhost/b", "hi", 1);
-    chat(store, "bob@localhost/b", "alice@localhost/a", "hello", 2);
-    let room = format!("room@{MUC}");
-    let members = ["alice@localhost", "bob@localhost"];
-    groupchat(store, &room, "alice@localhost", "al", &members, "room 1");
-    groupchat(store, &room, "alice@localhost", "al", &members, "room 2");
-    groupchat(store, &room, "bob@localhost", "bob", &members, "room 3");
-    create(store, "alice@localhost", "myns", &alice, NodeType::Pep);
-    publish(store, "alice@localhost", "myns", "pep1", &alice);
-    create(store, PS, "push1", &alice, NodeType::Push);
-    publish(store, PS, "push1", "notif", &bob);
-    create(store, PS, "flat1", &alice, NodeType::Flat);
-    publish(store, PS, "flat1", "flatitem", &alice);
-    create(store, PS, "bobnode", &bob, NodeType::Flat);
-    publish_only(store, PS, "bobnode", &alice);
-    publish(store, PS, "bobnode", "onbobs", &alice);
-    subscribe(store, PS, "bobnode", &alice);
-    store.last().set(&alice, 42, "away").unwrap();
-    store
-        .blocklist()
-        .block(
-            &alice,
-            &[full("spam@example.com"), full("troll@example.net")],
-        )
-        .unwrap();
-    let item = |order, kind, value: Option<&str>| PrivacyItem {
-        order,
-        kind,
-        value: value.map(str::to_owned),
-        action: PrivacyAction::Deny,
-        message: true,
-        iq: false,
-        presence_in: true,
-        presence_out: false,
-    };
-    store
-        .privacy()
-        .set_list(
-            &alice,
-            "strict",
-            &[
-                item(1, Some(PrivacyType::Jid), Some("spam@example.com")),
-                item(2, None, None),
-            ],
-        )
-        .unwrap();
-    store.privacy().set_default(&alice, Some("strict")).unwrap();
+/// The sample deployment `jidstore demo` builds (`jidstore::__internal::sample`): alice
+/// with data in every class, and bob, kate, remote carol and dave, a room and pubsub nodes
+/// around her.
+fn everything(store: &Store) -> Sample {
+    sample::populate(store, at(0)).unwrap()
 }
 
 #[test]
@@ -1932,8 +1868,8 @@ fn beyond_receipt_counts_equal_export_rows() {
             }
         }
     }
-    // What is kept here: group chat, the flat node with its item, the item on bob's node,
-    // and the owner affiliation of the flat node.
+    // What is kept here: group chat, alice's flat node with its items, her item on bob's
+    // node, and her owner affiliation of the flat node.
     let kept: BTreeSet<&str> = receipt.kept.keys().map(String::as_str).collect();
     assert_eq!(
         kept,
@@ -1949,7 +1885,7 @@ fn beyond_receipt_counts_equal_export_rows() {
 #[test]
 fn beyond_groupchat_messages_kept_and_named() {
     let (env, store) = Env::new();
-    everything(&store);
+    let sample = everything(&store);
     close(store);
     let before = env.export("alice@localhost");
     assert_eq!(before.rows("mam_muc.csv").len(), 2);
@@ -1976,7 +1912,8 @@ fn beyond_groupchat_messages_kept_and_named() {
             .len(),
         2
     );
-    assert_eq!(store.muc().count(&bare(&format!("room@{MUC}"))).unwrap(), 3);
+    // The room keeps every message: alice's 2, bob's and dave's.
+    assert_eq!(store.muc().count(&sample.room).unwrap(), 4);
 }
 
 /// Text with everything a CSV writer or reader can get wrong.

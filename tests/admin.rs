@@ -74,11 +74,7 @@ fn run_in(data: &Path, cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// A store with two users, a 1-1 archive and a room, closed; returns its data dir.
@@ -101,15 +97,13 @@ fn populated(root: &Path) -> PathBuf {
             .mam()
             .append(
                 &alice,
-                &jidstore::ext::mam::PmMessage {
-                    id: None,
-                    timestamp: jidstore::Timestamp::from_micros(1_700_000_000_000_000 + i),
-                    from: full("alice@localhost/a"),
-                    to: full("bob@localhost/b"),
-                    direction: jidstore::ext::mam::Direction::Outgoing,
-                    origin_id: None,
-                    stanza: format!("<message xmlns='jabber:client'><body>m{i}</body></message>"),
-                },
+                &jidstore::ext::mam::PmMessage::new(
+                    jidstore::Timestamp::from_micros(1_700_000_000_000_000 + i),
+                    full("alice@localhost/a"),
+                    full("bob@localhost/b"),
+                    jidstore::ext::mam::Direction::Outgoing,
+                    format!("<message xmlns='jabber:client'><body>m{i}</body></message>"),
+                ),
             )
             .unwrap();
     }

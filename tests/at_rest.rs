@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use jidstore::__internal::keys::Keyspace;
+use jidstore::__internal::sample;
 use jidstore::ext::mam::{Direction, PmMessage};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
 use jidstore::gdpr::{CsvEscaping, ExportOptions};
@@ -37,11 +38,7 @@ fn run_umask0(data: &Path, args: &[&str]) -> Run {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// Every path under `root` (itself included) with its mode, symlinks not followed.
@@ -83,18 +80,22 @@ fn on_disk(root: &Path, needle: &[u8]) -> bool {
 fn data_dirs_and_outputs_are_owner_only_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("deep/data");
-    let r = run_umask0(&data, &["register", "--user", "alice", "localhost", "pw"]);
+    let r = run_umask0(&data, &["register", "--user", "dave", "localhost", "pw"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_owner_only(&data);
     // Reopening a written store makes sled write a snapshot, with the umask's mode (0666
     // here) unless jidstore restricts it; a large value goes to a blob file the same way.
+    // The sample deployment puts every class in the store, and in the exports below.
     let big = format!("<q xmlns='big'>{}</q>", "x".repeat(200_000));
     {
         let store = Config::new(&data)
+            .scram_iterations(16)
             .lock_timeout(std::time::Duration::from_secs(5))
             .open()
             .unwrap();
-        let alice = jidstore::BareJid::parse("alice@localhost").unwrap();
+        let alice = sample::populate(&store, Timestamp::from_secs(1_700_000_000))
+            .unwrap()
+            .alice;
         store.private().set(&alice, "big", &big).unwrap();
         store.flush().unwrap();
     }
@@ -168,26 +169,10 @@ fn passwords_leave_no_trace_on_disk() {
         assert!(!on_disk(&data, secret.as_bytes()), "{secret} found on disk");
     }
     let zip = dir.path().join("e.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "zqimported",
-            "localhost",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "zqimported", &zip);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let xml = dir.path().join("e.xml");
-    let r = jidstore(
-        &data,
-        &[
-            "export-xep0227",
-            "zqpwuser",
-            "localhost",
-            xml.to_str().unwrap(),
-        ],
-    );
+    let r = export_to(&data, "export-xep0227", "zqpwuser", "localhost", &xml);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for f in [&zip, &xml] {
         assert!(!on_disk(f, imported.as_bytes()) && !on_disk(f, password.as_bytes()));
@@ -219,15 +204,13 @@ fn marker_store(data: &Path) {
             .mam()
             .append(
                 owner,
-                &PmMessage {
-                    id: None,
-                    timestamp: Timestamp::from_secs(1_700_000_000),
-                    from: full("zqmarkeruser@localhost/r"),
-                    to: full("zqmarkerpeer@localhost"),
-                    direction: Direction::Outgoing,
-                    origin_id: None,
-                    stanza: format!("<message><body>{}</body></message>", MARKERS[3]),
-                },
+                &PmMessage::new(
+                    Timestamp::from_secs(1_700_000_000),
+                    full("zqmarkeruser@localhost/r"),
+                    full("zqmarkerpeer@localhost"),
+                    Direction::Outgoing,
+                    format!("<message><body>{}</body></message>", MARKERS[3]),
+                ),
             )
             .unwrap();
     }
@@ -239,19 +222,6 @@ fn marker_store(data: &Path) {
         .insert(&key, damaged)
         .unwrap();
     store.flush().unwrap();
-}
-
-/// Runs `args`, retrying while the store this test just closed still holds the lock.
-fn settled(data: &Path, args: &[&str]) -> Run {
-    let mut r = jidstore(data, args);
-    for _ in 0..100 {
-        if !r.stderr.contains("is locked by another process") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        r = jidstore(data, args);
-    }
-    r
 }
 
 #[test]
@@ -315,7 +285,7 @@ fn stored_personal_data_stays_out_of_error_messages() {
     let mut stderr_seen = 0;
     for args in &failing {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let r = settled(&data, &args);
+        let r = jidstore_settled(&data, &args);
         assert_ne!(r.code, 0, "{args:?} succeeded: {}", r.stdout);
         assert!(!r.stderr.is_empty(), "{args:?}");
         stderr_seen += 1;
@@ -350,7 +320,7 @@ fn stored_personal_data_stays_out_of_error_messages() {
         drop(held);
     }
     // Typed on the command line: the JID may be echoed back.
-    let r = settled(
+    let r = jidstore_settled(
         &data,
         &[
             "retrieve_personal_data",
@@ -362,7 +332,7 @@ fn stored_personal_data_stays_out_of_error_messages() {
     assert_eq!(r.code, 1);
     assert!(!r.stderr.contains(MARKERS[1]) && !r.stderr.contains(MARKERS[2]));
     // `verify` lists damaged keys (the operator asked for them), on stdout.
-    let r = settled(&data, &["verify"]);
+    let r = jidstore_settled(&data, &["verify"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stdout.contains("zqmarkeruser"), "{}", r.stdout);
     assert!(

@@ -18,8 +18,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use jidstore::ext::mam::{Direction, PmMessage};
-use jidstore::ext::roster::{Ask, RosterItem, Subscription};
+use jidstore::__internal::sample;
 use jidstore::{Config, Timestamp};
 
 use crate::util::*;
@@ -82,11 +81,7 @@ fn run(args: &[OsString], nobody: bool, retry_locked: bool) -> Run {
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run jidstore (setpriv from util-linux drops root for permission cases)");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     };
     let mut r = once();
     for _ in 0..100 {
@@ -185,7 +180,8 @@ fn exports(data: &Path, users: &[(&str, &str)]) -> BTreeMap<String, String> {
     all
 }
 
-/// The fixture: a store with two users holding data, and a scratch tree of traps.
+/// The fixture: the sample deployment (`jidstore::__internal::sample`: alice with data in
+/// every class, bob and kate), and a scratch tree of traps.
 struct Fixture {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -200,41 +196,8 @@ impl Fixture {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let data = root.join("data");
         let store = Config::new(&data).scram_iterations(16).open().unwrap();
-        let alice = user(&store, "alice@localhost");
-        let bob = user(&store, "bob@localhost");
-        store
-            .vcard()
-            .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
-            .unwrap();
-        store
-            .roster()
-            .set(
-                &alice,
-                &RosterItem {
-                    jid: bob.clone(),
-                    name: Some("Bob".into()),
-                    subscription: Subscription::Both,
-                    ask: Ask::None,
-                    groups: vec!["friends".into()],
-                    askmessage: None,
-                },
-            )
-            .unwrap();
-        store
-            .mam()
-            .append(
-                &alice,
-                &PmMessage {
-                    id: None,
-                    timestamp: Timestamp::from_secs(1_700_000_000),
-                    from: full("alice@localhost/phone"),
-                    to: full("bob@localhost"),
-                    direction: Direction::Outgoing,
-                    origin_id: None,
-                    stanza: "<message type='chat'><body>hi</body></message>".into(),
-                },
-            )
-            .unwrap();
+        // The demo's deployment: alice and bob (and kate) with data in every class.
+        sample::populate(&store, Timestamp::from_secs(1_700_000_000)).unwrap();
         store.flush().unwrap();
         drop(store);
         let f = Fixture {

@@ -71,15 +71,7 @@ fn retrieve_writes_private_zip_and_refuses_overwrite() {
         0
     );
     let out = dir.path().join("alice.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "alice", &out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -146,15 +138,7 @@ fn retrieve_path_errors() {
     );
     // G3: nothing held.
     let out = dir.path().join("nobody.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "nobody",
-            "localhost",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "nobody", &out);
     assert_eq!(r.code, 1);
     assert!(
         r.stderr
@@ -168,29 +152,19 @@ fn retrieve_path_errors() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     // G7: missing parent directory, named in the error, not created.
     let missing = dir.path().join("missing/sub/alice.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            missing.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "alice", &missing);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("missing/sub"), "{}", r.stderr);
     assert!(!dir.path().join("missing").exists());
     // G8: an existing directory gets <username>.zip.
     let outdir = dir.path().join("exports");
     std::fs::create_dir(&outdir).unwrap();
-    let r = jidstore(
+    let r = export_to(
         &data,
-        &[
-            "retrieve_personal_data",
-            "ALICE",
-            "LocalHost",
-            outdir.to_str().unwrap(),
-        ],
+        "retrieve_personal_data",
+        "ALICE",
+        "LocalHost",
+        &outdir,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(outdir.join("alice.zip").exists());
@@ -324,11 +298,7 @@ fn retrieve_into_unwritable_directory_names_the_path() {
             .args(args)
             .output()
             .expect("setpriv (util-linux) is needed to drop root for this test");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     } else {
         jidstore(&data, &args)
     };

@@ -28,13 +28,12 @@ fn alice_and_carol(store: &jidstore::Store) {
         .muc()
         .append(
             &room,
-            &MucMessage {
-                id: None,
-                timestamp: Timestamp::from_secs(1_700_000_000),
-                sender: alice.clone(),
-                nick: "alice".into(),
-                stanza: "<message type='groupchat'><body>hi</body></message>".into(),
-            },
+            &MucMessage::new(
+                Timestamp::from_secs(1_700_000_000),
+                alice.clone(),
+                "alice",
+                "<message type='groupchat'><body>hi</body></message>",
+            ),
         )
         .unwrap();
     let service = bare("pubsub.localhost");
@@ -170,15 +169,7 @@ fn every_time_column_of_an_export_is_rfc3339() {
         s.last().set(&alice, 1_700_000_000, "away").unwrap();
     });
     let zip = dir.path().join("alice.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "alice", &zip);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let files = unzip(&zip);
     let (header, rows) = csv_rows(&files["last.csv"]);
@@ -251,15 +242,7 @@ fn roster_groups_round_trip_through_groups_json() {
         }
     });
     let zip = dir.path().join("alice.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "alice", &zip);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (header, rows) = csv_rows(&unzip(&zip)["roster.csv"]);
     assert_eq!(

@@ -6,8 +6,9 @@
 //! while it ran is "ambiguous" (it may have landed in the re-registered account) and is
 //! recorded; any other row tagged with an epoch older than the user's epoch when an export
 //! started is data that survived its erasure. Also checked: each export's manifest row
-//! counts equal its CSV rows; users nobody writes for export byte-identical zips each time;
-//! `verify` is clean at the end; every thread ends before a deadline (a deadlock fails the
+//! counts equal its CSV rows; users nobody writes for export byte-identical zips each time,
+//! as does alice of the sample deployment (`jidstore::__internal::sample`, every class)
+//! around the race; `verify` is clean at the end; every thread ends before a deadline (a deadlock fails the
 //! test instead of hanging CI).
 //!
 //! `JIDSTORE_CONCURRENCY_SCALE` (default 1) multiplies the writes and erasures.
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use jidstore::__internal::sample;
 use jidstore::ext::mam::{Direction, PmMessage};
 use jidstore::ext::offline::OfflineMessage;
 use jidstore::ext::privacy::{PrivacyAction, PrivacyItem};
@@ -63,17 +65,6 @@ fn pep(u: u64) -> Node {
         access_model: "open".into(),
         config: vec![],
         created_at: at(),
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
     }
 }
 
@@ -140,15 +131,13 @@ fn write(store: &Store, class: u64, u: u64, tag: &str, w: u64) -> jidstore::Resu
             .mam()
             .append(
                 &who,
-                &PmMessage {
-                    id: None,
-                    timestamp: at(),
-                    from: full(&format!("{who}/r")),
-                    to: full("bob@localhost"),
-                    direction: Direction::Outgoing,
-                    origin_id: None,
-                    stanza: format!("<message><body>{tag}</body></message>"),
-                },
+                &PmMessage::new(
+                    at(),
+                    full(&format!("{who}/r")),
+                    full("bob@localhost"),
+                    Direction::Outgoing,
+                    format!("<message><body>{tag}</body></message>"),
+                ),
             )
             .map(drop),
         6 => store.last().set(&who, 5, tag),
@@ -159,14 +148,8 @@ fn write(store: &Store, class: u64, u: u64, tag: &str, w: u64) -> jidstore::Resu
             &who,
             tag,
             &[PrivacyItem {
-                order: 1,
-                kind: None,
-                value: None,
-                action: PrivacyAction::Deny,
                 message: true,
-                iq: false,
-                presence_in: false,
-                presence_out: false,
+                ..PrivacyItem::new(1, PrivacyAction::Deny)
             }],
         ),
         _ => store.pubsub().publish(
@@ -288,6 +271,15 @@ fn register(store: &Store, u: u64) {
 #[test]
 fn writers_exporters_and_erasers_race() {
     let (_dir, store) = store();
+    // Bystanders with every class: the race must not touch them.
+    let bystander = sample::populate(&store, at()).unwrap().alice;
+    let export_bystander = |store: &Store| {
+        let mut sink = std::io::Cursor::new(Vec::new());
+        let opts = ExportOptions::default().timestamp(at());
+        gdpr::retrieve(store, &bystander, &mut sink, &opts).unwrap();
+        sink.into_inner()
+    };
+    let bystander_before = export_bystander(&store);
     for u in 0..ACTIVE + FROZEN {
         register(&store, u);
     }
@@ -389,6 +381,10 @@ fn writers_exporters_and_erasers_race() {
     for u in 0..ACTIVE + FROZEN {
         export_and_check(&sh, u);
     }
+    assert!(
+        export_bystander(&store) == bystander_before,
+        "the sample's alice changed during the race"
+    );
     let report = jidstore::verify(&store).unwrap();
     assert!(report.is_clean(), "{report}");
     let writes_ok: u64 = done

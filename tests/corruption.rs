@@ -41,22 +41,7 @@ struct Base {
 fn base(reopen: bool) -> Base {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let store = Config::new(&data).scram_iterations(16).open().unwrap();
-    let (alice, _bob) = crate::verify::populate(&store);
-    let big = format!("<big xmlns='big'>{}</big>", "x".repeat(300_000));
-    store.private().set(&alice, "big", &big).unwrap();
-    for u in 0..5 {
-        let j = user(&store, &format!("user{u}@localhost"));
-        store
-            .vcard()
-            .set(
-                &j,
-                &format!("<vCard xmlns='vcard-temp'><FN>{u}</FN></vCard>"),
-            )
-            .unwrap();
-    }
-    store.flush().unwrap();
-    drop(store);
+    let alice = fill(&data);
     let store = Config::new(&data)
         .scram_iterations(16)
         .lock_timeout(std::time::Duration::from_secs(5))
@@ -72,21 +57,7 @@ fn base(reopen: bool) -> Base {
         // Rebuild without the second open: the same writes, never reopened.
         let dir2 = tempfile::tempdir().unwrap();
         let data2 = dir2.path().join("data");
-        let store = Config::new(&data2).scram_iterations(16).open().unwrap();
-        let (alice, _) = crate::verify::populate(&store);
-        store.private().set(&alice, "big", &big).unwrap();
-        for u in 0..5 {
-            let j = user(&store, &format!("user{u}@localhost"));
-            store
-                .vcard()
-                .set(
-                    &j,
-                    &format!("<vCard xmlns='vcard-temp'><FN>{u}</FN></vCard>"),
-                )
-                .unwrap();
-        }
-        store.flush().unwrap();
-        drop(store);
+        fill(&data2);
         return Base {
             _dir: dir2,
             data: data2,
@@ -102,16 +73,26 @@ fn base(reopen: bool) -> Base {
     }
 }
 
-/// Deterministic pseudo-random numbers (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+/// Writes the store of [`base`] into `data` (every keyspace, a big value, five more users)
+/// and closes it; returns alice.
+fn fill(data: &Path) -> jidstore::BareJid {
+    let store = Config::new(data).scram_iterations(16).open().unwrap();
+    let (alice, _bob) = crate::verify::populate(&store);
+    let big = format!("<big xmlns='big'>{}</big>", "x".repeat(300_000));
+    store.private().set(&alice, "big", &big).unwrap();
+    for u in 0..5 {
+        let j = user(&store, &format!("user{u}@localhost"));
+        store
+            .vcard()
+            .set(
+                &j,
+                &format!("<vCard xmlns='vcard-temp'><FN>{u}</FN></vCard>"),
+            )
+            .unwrap();
     }
+    store.flush().unwrap();
+    drop(store);
+    alice
 }
 
 /// Length of the file up to its last non-zero byte (sled's `db` is mostly a sparse tail).

@@ -544,14 +544,14 @@ fn populate_compact(dir: &Path, messages: usize) -> Res {
             &format!("<vCard xmlns='vcard-temp'><FN>{n}</FN></vCard>"),
         )?;
         let me = Jid::from(j.clone());
-        let msgs = (0..messages).map(|i| PmMessage {
-            id: None,
-            timestamp: Timestamp::from_secs(INGEST_BASE + i64::try_from(i).unwrap()),
-            from: me.clone(),
-            to: Jid::parse("bob@localhost/b").unwrap(),
-            direction: Direction::Outgoing,
-            origin_id: None,
-            stanza: format!("<message xmlns='jabber:client'><body>{u} says {i}</body></message>"),
+        let msgs = (0..messages).map(|i| {
+            PmMessage::new(
+                Timestamp::from_secs(INGEST_BASE + i64::try_from(i).unwrap()),
+                me.clone(),
+                Jid::parse("bob@localhost/b").unwrap(),
+                Direction::Outgoing,
+                format!("<message xmlns='jabber:client'><body>{u} says {i}</body></message>"),
+            )
         });
         store.mam().append_bulk(&j, msgs)?;
     }

@@ -94,16 +94,24 @@ fn populate(store: &Store, messages: usize) {
         .muc()
         .append(
             &bare("room@muc.localhost"),
-            &MucMessage {
-                id: None,
-                timestamp: Timestamp::from_secs(1_700_000_000),
-                sender: alice.clone(),
-                nick: "alice".into(),
-                stanza: "<message type='groupchat'><body>hi</body></message>".into(),
-            },
+            &MucMessage::new(
+                Timestamp::from_secs(1_700_000_000),
+                alice.clone(),
+                "alice",
+                "<message type='groupchat'><body>hi</body></message>",
+            ),
         )
         .unwrap();
     store.flush().unwrap();
+}
+
+/// alice's ordinary export (`retrieve_personal_data`) of the store at `data`, in
+/// `dir/normal.zip`.
+fn normal_export(data: &Path, dir: &Path) -> PathBuf {
+    let normal = dir.join("normal.zip");
+    let r = retrieve_to(data, "alice", &normal);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    normal
 }
 
 /// A flushed, closed store with `messages` archived for alice, in `<tmp>/data`.
@@ -249,17 +257,7 @@ fn idle_copy_exports_what_retrieve_exports_and_is_not_written() {
         .unwrap();
     let db_bytes = std::fs::read(copy.join("db")).unwrap();
     assert_eq!(db["bytes"], db_bytes.len() as u64);
-    let normal = dir.path().join("normal.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            normal.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let normal = normal_export(&data, dir.path());
     assert_eq!(csvs(&out), csvs(&normal));
     assert!(!unzip(&normal)["manifest.json"].contains("forensic"));
 }
@@ -588,17 +586,7 @@ fn store_after_sigkill_exports_what_retrieve_exports() {
         run.stderr
     );
     assert_eq!(tree(&data), before, "the source changed");
-    let normal = dir.path().join("normal.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            normal.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let normal = normal_export(&data, dir.path());
     assert_eq!(csvs(&out), csvs(&normal));
 }
 

@@ -20,7 +20,7 @@ use jidstore::ext::scram::Mechanism;
 use jidstore::{Config, Store, Timestamp};
 use tempfile::TempDir;
 
-use crate::util::{TestResult, bare, full, jidstore, unpack, unzip};
+use crate::util::{TestResult, bare, full, jidstore, retrieve_to, unpack, unzip};
 
 /// One committed fixture and what is specific to it (its build's random native-id halves).
 struct Fixture {
@@ -684,15 +684,7 @@ fn format2_fixture_reads_back_blocks_and_the_generic_class() -> TestResult {
 fn exports_alice(f: &Fixture) {
     let (dir, data) = copy_of(f);
     let out = dir.path().join("alice.zip");
-    let run = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            out.to_str().expect("path"),
-        ],
-    );
+    let run = retrieve_to(&data, "alice", &out);
     assert_eq!(run.code, 0, "{}: {}", f.dir, run.stderr);
     let files = unzip(&out);
 

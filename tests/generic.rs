@@ -321,15 +321,13 @@ fn accounts_set_verifiers_and_remove() -> TestResult {
     let bob = user(&store, "bob@localhost");
     store.mam().append(
         &bob,
-        &PmMessage {
-            id: None,
-            timestamp: Timestamp::from_secs(1),
-            from: full("bob@localhost/r"),
-            to: full("carol@localhost/r"),
-            direction: Direction::Outgoing,
-            origin_id: None,
-            stanza: "<message><body>hi</body></message>".into(),
-        },
+        &PmMessage::new(
+            Timestamp::from_secs(1),
+            full("bob@localhost/r"),
+            full("carol@localhost/r"),
+            Direction::Outgoing,
+            "<message><body>hi</body></message>",
+        ),
     )?;
     assert!(matches!(
         store.accounts().remove(&bob),

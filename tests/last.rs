@@ -1,7 +1,6 @@
 //! Last activity (XEP-0012): set, get, remove, reopen, isolation, export and erasure.
 
 use crate::util::*;
-use jidstore::Error;
 use jidstore::ext::last::LastActivity;
 
 #[test]
@@ -30,17 +29,13 @@ fn set_get_remove_reopen() -> TestResult {
 fn refuses_unknown_owner() {
     let (_dir, store) = store();
     let ghost = bare("ghost@localhost");
-    assert!(matches!(
-        store.last().set(&ghost, 1, ""),
-        Err(Error::NoAccount(_))
-    ));
+    assert_no_account(store.last().set(&ghost, 1, ""));
     assert_eq!(store.last().get(&ghost).unwrap(), None);
 }
 
 #[test]
 fn lookalike_owners_never_mix() -> TestResult {
-    let (_dir, store) = store();
-    let owners = lookalike_users(&store);
+    let (_dir, store, owners) = lookalike_store();
     for (i, owner) in (0i64..).zip(&owners) {
         store.last().set(owner, i, owner.as_str())?;
     }
@@ -58,9 +53,7 @@ fn lookalike_owners_never_mix() -> TestResult {
 
 #[test]
 fn export_rows_and_erasure() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     store.last().set(&alice, 1_700_000_000, "away, for now")?;
     store.last().set(&bob, 1, "")?;
     let rows = export_rows(&store, &alice, "last.csv");

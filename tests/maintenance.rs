@@ -161,19 +161,6 @@ fn open_path(path: &Path) -> Store {
         .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }
 
-/// Runs the binary, retrying while the directory is still locked by this process's
-/// just-dropped store (sled's background threads let go a moment later).
-fn run_unlocked(data: &Path, args: &[&str]) -> Run {
-    for _ in 0..100 {
-        let r = jidstore(data, args);
-        if !r.stderr.contains("is locked by another process") {
-            return r;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    jidstore(data, args)
-}
-
 #[test]
 fn compact_removes_erased_bytes_and_keeps_everything_else() {
     let (dir, store) = store();
@@ -259,7 +246,7 @@ fn unregister_purge_through_the_binary() {
     store.flush().unwrap();
     drop(store);
 
-    let r = run_unlocked(
+    let r = jidstore_settled(
         &data,
         &["unregister", "--purge", "zzqerasedzzq", "localhost"],
     );
@@ -363,7 +350,7 @@ fn backup_through_the_binary_and_refusals() {
     let data = dir.path().join("data");
 
     let dest = dir.path().join("copy");
-    let r = run_unlocked(&data, &["backup", dest.to_str().unwrap()]);
+    let r = jidstore_settled(&data, &["backup", dest.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("backup written to"), "{}", r.stdout);
     let r = jidstore(&dest, &["verify"]);
@@ -456,7 +443,7 @@ fn compact_refuses_a_store_that_does_not_verify_and_leaves_it_unchanged() {
     store.flush().unwrap();
     drop(store);
     let data = dir.path().join("data");
-    let r = run_unlocked(&data, &["compact"]);
+    let r = jidstore_settled(&data, &["compact"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("failed verification"), "{}", r.stderr);

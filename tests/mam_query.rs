@@ -358,13 +358,7 @@ proptest! {
     fn room_queries_match_model(msgs in msgs(), qs in proptest::collection::vec(queries(), 1..12)) {
         let (_dir, store) = store();
         let room = bare(ROOM);
-        store.muc().append(&bare("other@muc.x"), &MucMessage {
-            id: None,
-            timestamp: Timestamp::from_secs(3),
-            sender: bare("bob@x"),
-            nick: "bob".into(),
-            stanza: "<message/>".into(),
-        }).unwrap();
+        store.muc().append(&bare("other@muc.x"), &MucMessage::new(Timestamp::from_secs(3), bare("bob@x"), "bob", "<message/>")).unwrap();
         let model = fill_room(&store, &room, &msgs);
         let with: Vec<String> = NICKS.iter().map(|(n, _)| format!("{ROOM}/{n}"))
             .chain([ROOM, "bob@x", "carol@x", "bob@x/bob"].map(str::to_owned)).collect();
@@ -449,15 +443,13 @@ fn unknown_ids_and_owners() -> TestResult {
     let (_dir, store) = store();
     let alice = user(&store, "alice@x");
     let bob = user(&store, "bob@x");
-    let msg = PmMessage {
-        id: None,
-        timestamp: Timestamp::from_secs(1),
-        from: full("bob@x/a"),
-        to: full("alice@x"),
-        direction: Direction::Incoming,
-        origin_id: None,
-        stanza: "<message/>".into(),
-    };
+    let msg = PmMessage::new(
+        Timestamp::from_secs(1),
+        full("bob@x/a"),
+        full("alice@x"),
+        Direction::Incoming,
+        "<message/>",
+    );
     let bobs = store.mam().append(&bob, &msg)?;
     store.mam().append(&alice, &msg)?;
     for q in [
@@ -479,10 +471,7 @@ fn unknown_ids_and_owners() -> TestResult {
             Err(Error::NotFound(_))
         ));
     }
-    assert!(matches!(
-        store.mam().query(&bare("ghost@x"), &Query::default()),
-        Err(Error::NoAccount(_))
-    ));
+    assert_no_account(store.mam().query(&bare("ghost@x"), &Query::default()));
     Ok(())
 }
 
@@ -637,15 +626,13 @@ fn cli_fixture(data: &std::path::Path) -> jidstore::Result<Vec<String>> {
         for i in 0..5 {
             ids.push(store.mam().append(
                 &alice,
-                &PmMessage {
-                    id: None,
-                    timestamp: Timestamp::from_secs(1_700_000_000 + i),
-                    from: full(if i % 2 == 0 { "bob@x/a" } else { "carol@x/b" }),
-                    to: full("alice@x/home"),
-                    direction: Direction::Incoming,
-                    origin_id: None,
-                    stanza: format!("<message>\n<body>{i}</body></message>"),
-                },
+                &PmMessage::new(
+                    Timestamp::from_secs(1_700_000_000 + i),
+                    full(if i % 2 == 0 { "bob@x/a" } else { "carol@x/b" }),
+                    full("alice@x/home"),
+                    Direction::Incoming,
+                    format!("<message>\n<body>{i}</body></message>"),
+                ),
             )?);
         }
         store.muc().append(
@@ -669,12 +656,10 @@ fn cli_mam_query() -> TestResult {
     let data = dir.path().join("data");
     let ids = cli_fixture(&data)?;
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let r = jidstore(
-        &data,
-        &[
-            "mam", "query", "alice", "x", "--with", "bob@x", "--max", "2",
-        ],
-    );
+    // `jidstore mam query ARGS`, and the footer line of its output.
+    let query = |args: &[&str]| jidstore(&data, &[&["mam", "query"], args].concat());
+    let footer = |args: &[&str]| query(args).stdout.lines().last().unwrap().to_owned();
+    let r = query(&["alice", "x", "--with", "bob@x", "--max", "2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", r.stdout);
@@ -690,76 +675,31 @@ fn cli_mam_query() -> TestResult {
         lines[2],
         format!("first={} last={} complete=false count=3", ids[0], ids[2])
     );
-    let r = jidstore(
-        &data,
-        &[
-            "mam",
-            "query",
-            "alice",
-            "x",
-            "--before",
-            "--max",
-            "1",
-            "--flip-page",
-        ],
-    );
     assert_eq!(
-        r.stdout.lines().last().unwrap(),
+        footer(&["alice", "x", "--before", "--max", "1", "--flip-page"]),
         format!("first={0} last={0} complete=false count=5", ids[4])
     );
-    let r = jidstore(
-        &data,
-        &[
-            "mam",
-            "query",
+    assert_eq!(
+        footer(&[
             "alice",
             "x",
             "--after",
             &ids[3],
             "--end",
-            "2023-11-14T22:13:24Z",
-        ],
-    );
-    assert_eq!(
-        r.stdout.lines().last().unwrap(),
+            "2023-11-14T22:13:24Z"
+        ]),
         format!("first={0} last={0} complete=true count=5", ids[4])
     );
-    let r = jidstore(
-        &data,
-        &[
-            "mam",
-            "query",
-            "--room",
-            ROOM,
-            "--with",
-            &format!("{ROOM}/bo"),
-        ],
-    );
+    let r = query(&["--room", ROOM, "--with", &format!("{ROOM}/bo")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("r1\t"), "{}", r.stdout);
-    let r = jidstore(
-        &data,
-        &[
-            "mam",
-            "query",
-            "alice",
-            "x",
-            "--ids",
-            &format!("{},nope", ids[0]),
-        ],
-    );
+    let r = query(&["alice", "x", "--ids", &format!("{},nope", ids[0])]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stderr.trim(), "jidstore: message id 'nope' not found");
     assert!(r.stdout.is_empty());
-    assert_eq!(jidstore(&data, &["mam", "query", "alice"]).code, 2);
+    assert_eq!(query(&["alice"]).code, 2);
     assert_eq!(
-        jidstore(
-            &data,
-            &[
-                "mam", "query", "alice", "x", "--after", "a", "--before", "b"
-            ]
-        )
-        .code,
+        query(&["alice", "x", "--after", "a", "--before", "b"]).code,
         2
     );
     Ok(())
@@ -771,15 +711,13 @@ fn cli_mam_query() -> TestResult {
 fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
     let (dir, store) = store();
     let alice = user(&store, "alice@x");
-    let msg = PmMessage {
-        id: None,
-        timestamp: Timestamp::from_secs(1),
-        from: full("bob@x/a"),
-        to: full("alice@x"),
-        direction: Direction::Incoming,
-        origin_id: None,
-        stanza: "<message/>".into(),
-    };
+    let msg = PmMessage::new(
+        Timestamp::from_secs(1),
+        full("bob@x/a"),
+        full("alice@x"),
+        Direction::Incoming,
+        "<message/>",
+    );
     let id = store.mam().append(&alice, &msg)?;
     let meta = store.raw_tree(jidstore::__internal::keys::Keyspace::Meta);
     meta.insert(jidstore::__internal::keys::META_FORMAT, 1u64.to_be_bytes())?;

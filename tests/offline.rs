@@ -63,9 +63,7 @@ fn store_list_pop_reopen() -> TestResult {
 
 #[test]
 fn expire_removes_expired_of_all_owners() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     store
         .offline()
         .store(&alice, &msg("x@h", "alice@localhost", 1, Some(10), "a"))?;
@@ -90,10 +88,7 @@ fn refuses_unknown_owner_and_bad_stanza() {
     let (_dir, store) = store();
     let ghost = bare("ghost@localhost");
     let m = msg("x@h", "ghost@localhost", 1, None, "hi");
-    assert!(matches!(
-        store.offline().store(&ghost, &m),
-        Err(Error::NoAccount(_))
-    ));
+    assert_no_account(store.offline().store(&ghost, &m));
     let alice = user(&store, "alice@localhost");
     let mut bad = m;
     bad.stanza = "<message><body>hi</message>".into();
@@ -106,8 +101,7 @@ fn refuses_unknown_owner_and_bad_stanza() {
 
 #[test]
 fn lookalike_owners_never_mix() -> TestResult {
-    let (_dir, store) = store();
-    let owners = lookalike_users(&store);
+    let (_dir, store, owners) = lookalike_store();
     for (i, owner) in owners.iter().enumerate() {
         for _ in 0..=i {
             store
@@ -135,9 +129,7 @@ fn lookalike_owners_never_mix() -> TestResult {
 
 #[test]
 fn export_rows_and_erasure() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     let m1 = msg(
         "bob@localhost/phone",
         "alice@localhost",

@@ -34,27 +34,9 @@ fn run_with(data: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)], cwd: &
         .output()
         .expect("run jidstore");
     Ran {
-        run: Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        },
         signal: out.status.signal(),
+        run: Run::from(out),
     }
-}
-
-/// Runs the binary on `data` with plain string arguments, retrying while a store this test
-/// just closed still holds the lock.
-fn run(data: &Path, args: &[&str]) -> Run {
-    let mut r = jidstore(data, args);
-    for _ in 0..100 {
-        if !r.stderr.contains("is locked by another process") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        r = jidstore(data, args);
-    }
-    r
 }
 
 fn os(s: &(impl AsRef<std::ffi::OsStr> + ?Sized)) -> &std::ffi::OsStr {
@@ -81,15 +63,13 @@ fn populated(root: &Path, messages: i64) -> PathBuf {
             .unwrap();
     }
     for i in 0..messages {
-        let m = PmMessage {
-            id: None,
-            timestamp: Timestamp::from_secs(1_700_000_000 + i),
-            from: full("alice@localhost/a"),
-            to: full("bob@localhost/b"),
-            direction: Direction::Outgoing,
-            origin_id: None,
-            stanza: format!("<message xmlns='jabber:client'><body>m{i}</body></message>"),
-        };
+        let m = PmMessage::new(
+            Timestamp::from_secs(1_700_000_000 + i),
+            full("alice@localhost/a"),
+            full("bob@localhost/b"),
+            Direction::Outgoing,
+            format!("<message xmlns='jabber:client'><body>m{i}</body></message>"),
+        );
         store.mam().append(&alice, &m).unwrap();
     }
     store.flush().unwrap();
@@ -118,7 +98,7 @@ fn named(dir: &Path, part: &str) -> Vec<PathBuf> {
 /// `copy` holds exactly what the source exported: verify is clean and a forensic export of
 /// each user from it has the same CSVs as `expected`.
 fn assert_whole_copy(copy: &Path, expected: &BTreeMap<&str, BTreeMap<String, String>>, at: &str) {
-    let r = run(copy, &["verify"]);
+    let r = jidstore_settled(copy, &["verify"]);
     assert_eq!(
         r.code,
         0,
@@ -149,7 +129,7 @@ fn assert_whole_copy(copy: &Path, expected: &BTreeMap<&str, BTreeMap<String, Str
 /// `dir` is refused as an incomplete copy by `verify` and by `forensic-export`, which
 /// writes nothing.
 fn assert_refused_as_incomplete(dir: &Path, at: &str) {
-    let r = run(dir, &["verify"]);
+    let r = jidstore_settled(dir, &["verify"]);
     assert_eq!(r.code, 1, "{at}: verify of {}: {}", dir.display(), r.stdout);
     assert_eq!(r.stderr.lines().count(), 1, "{at}: {}", r.stderr);
     assert!(r.stderr.contains("incomplete copy"), "{at}: {}", r.stderr);
@@ -187,7 +167,7 @@ fn killed_backup_leaves_no_copy_or_a_whole_one() {
     let mut expected = BTreeMap::new();
     for who in ["alice", "bob"] {
         let zip = dir.path().join(format!("{who}-source.zip"));
-        let r = run(
+        let r = jidstore_settled(
             &data,
             &[
                 "retrieve_personal_data",
@@ -227,7 +207,7 @@ fn killed_backup_leaves_no_copy_or_a_whole_one() {
             assert_whole_copy(&dest, &expected, point);
             std::fs::remove_dir_all(&dest).unwrap();
         } else {
-            let r = run(&dest, &["verify"]);
+            let r = jidstore_settled(&dest, &["verify"]);
             assert_eq!(r.code, 1, "{point}: {}", r.stdout);
         }
         for leftover in named(dir.path(), ".backup.jidstore-backup-tmp-") {
@@ -240,7 +220,7 @@ fn killed_backup_leaves_no_copy_or_a_whole_one() {
             std::fs::remove_dir_all(&leftover).unwrap();
         }
     }
-    let r = run(&data, &["backup", dest.to_str().unwrap()]);
+    let r = jidstore_settled(&data, &["backup", dest.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_whole_copy(&dest, &expected, "uninterrupted");
     assert!(named(dir.path(), "jidstore-backup-tmp").is_empty());
@@ -397,7 +377,7 @@ fn outputs_inside_the_data_dir_are_refused() {
     };
     for args in &cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        check(&run(&data, &argv), args, "direct");
+        check(&jidstore_settled(&data, &argv), args, "direct");
         assert_eq!(names(&data), before, "{args:?}");
     }
     // Through the admin socket: the command runs in the server process.
@@ -411,7 +391,7 @@ fn outputs_inside_the_data_dir_are_refused() {
     let mut after = names(&data);
     after.retain(|n| n != "admin.sock");
     assert_eq!(after, before);
-    let r = run(&data, &["verify"]);
+    let r = jidstore_settled(&data, &["verify"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
 
@@ -482,7 +462,7 @@ fn backup_and_compact_honour_min_free() {
     assert!(!dest.exists());
     assert!(named(dir.path(), "jidstore-backup-tmp").is_empty());
     assert!(named(dir.path(), ".compact-").is_empty());
-    assert_eq!(run(&data, &["verify"]).code, 0);
+    assert_eq!(jidstore_settled(&data, &["verify"]).code, 0);
 
     // On a nearly full filesystem the default reserve refuses and `0` lets them run.
     let Some(fs) = crate::bounded::Tmpfs::mount_or_skip(16, "backup_and_compact_honour_min_free")
@@ -500,8 +480,8 @@ fn backup_and_compact_honour_min_free() {
         let r = run_with(&small, &args, &[("JIDSTORE_MIN_FREE", "0")], fs.path()).run;
         assert_eq!(r.code, 0, "JIDSTORE_MIN_FREE=0, {args:?}: {}", r.stderr);
     }
-    assert_eq!(run(&dest, &["verify"]).code, 0);
-    assert_eq!(run(&small, &["verify"]).code, 0);
+    assert_eq!(jidstore_settled(&dest, &["verify"]).code, 0);
+    assert_eq!(jidstore_settled(&small, &["verify"]).code, 0);
 }
 
 /// Issue 13, item 4: a data directory whose `db` was deleted is reported as missing that
@@ -518,7 +498,7 @@ fn deleted_db_is_reported_missing() {
         vec!["retrieve_personal_data", "alice", "localhost", "x.zip"],
         vec!["register", "--user", "carol", "localhost", "pw"],
     ] {
-        let r = run(&data, &args);
+        let r = jidstore_settled(&data, &args);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stdout);
         assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
         assert!(

@@ -620,26 +620,10 @@ fn cli_import_and_export() {
         r.stdout
     );
     let out = dir.path().join("j.xml");
-    let r = jidstore(
-        &data,
-        &[
-            "export-xep0227",
-            "juliet",
-            "example.org",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = export_to(&data, "export-xep0227", "juliet", "example.org", &out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("mam_pm 2"), "{}", r.stdout);
-    let r = jidstore(
-        &data,
-        &[
-            "export-xep0227",
-            "juliet",
-            "example.org",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = export_to(&data, "export-xep0227", "juliet", "example.org", &out);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("already exists"));
     let data2 = dir.path().join("data2");

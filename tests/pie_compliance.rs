@@ -104,15 +104,7 @@ fn pep_affiliations_and_subscriptions_import_export_round_trip() {
             ]
         );
     }
-    let r = jidstore(
-        &data,
-        &[
-            "export-xep0227",
-            "romeo",
-            "example.org",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = export_to(&data, "export-xep0227", "romeo", "example.org", &out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let first = std::fs::read_to_string(&out).unwrap();
     assert!(
@@ -128,15 +120,7 @@ fn pep_affiliations_and_subscriptions_import_export_round_trip() {
     let r = jidstore(&data2, &["import", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let out2 = dir.path().join("again.xml");
-    let r = jidstore(
-        &data2,
-        &[
-            "export-xep0227",
-            "romeo",
-            "example.org",
-            out2.to_str().unwrap(),
-        ],
-    );
+    let r = export_to(&data2, "export-xep0227", "romeo", "example.org", &out2);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&out2).unwrap(), first);
 }

@@ -38,20 +38,41 @@ fn fill(dir: &Path, n: u32) -> std::path::PathBuf {
         .mam()
         .append_bulk(
             &alice,
-            (0..n).map(|i| PmMessage {
-                id: None,
-                timestamp: Timestamp::from_secs(1_700_000_000 + i64::from(i)),
-                from: full("alice@localhost/a"),
-                to: full("bob@localhost"),
-                direction: Direction::Outgoing,
-                origin_id: None,
-                stanza: format!("<message><body>secret text {i}</body></message>"),
+            (0..n).map(|i| {
+                PmMessage::new(
+                    Timestamp::from_secs(1_700_000_000 + i64::from(i)),
+                    full("alice@localhost/a"),
+                    full("bob@localhost"),
+                    Direction::Outgoing,
+                    format!("<message><body>secret text {i}</body></message>"),
+                )
             }),
         )
         .unwrap();
     store.flush().unwrap();
     drop(store);
     data
+}
+
+/// Runs `cmd alice localhost <out>` (an export) with `JIDSTORE_PROGRESS` set to `progress`.
+fn alice_to(data: &Path, progress: Option<&str>, cmd: &str, out: &Path) -> (i32, String, String) {
+    run(
+        data,
+        progress,
+        &[cmd, "alice", "localhost", out.to_str().unwrap()],
+    )
+}
+
+/// Imports `xml` with forced progress into a new store `dir/fresh` (one other user).
+fn import_fresh(dir: &Path, xml: &Path) -> (i32, String, String) {
+    let fresh = dir.join("fresh");
+    let (code, _, err) = run(
+        &fresh,
+        None,
+        &["register", "--user", "x", "localhost", "pw"],
+    );
+    assert_eq!(code, 0, "{err}");
+    run(&fresh, Some("always"), &["import", xml.to_str().unwrap()])
 }
 
 fn last_line(stderr: &str) -> &str {
@@ -77,16 +98,7 @@ fn piped_and_json_runs_print_no_progress() {
     let (code, _, err) = run(&data, Some("always"), &["--json", "verify"]);
     assert_eq!((code, err.as_str()), (0, ""));
     let zip = dir.path().join("a.zip");
-    let (code, _, err) = run(
-        &data,
-        Some("never"),
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = alice_to(&data, Some("never"), "retrieve_personal_data", &zip);
     assert_eq!((code, err.as_str()), (0, ""));
 }
 
@@ -108,32 +120,14 @@ fn forced_progress_reports_the_final_counts() {
 
     // export counts rows: one account and n archived messages.
     let zip = dir.path().join("a.zip");
-    let (code, _, err) = run(
-        &data,
-        Some("always"),
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = alice_to(&data, Some("always"), "retrieve_personal_data", &zip);
     assert_eq!(code, 0, "{err}");
     assert_eq!(last_line(&err), format!("export: {} rows", n + 1));
     no_personal_data(&err);
 
     // XEP-0227 export counts archived messages.
     let xml = dir.path().join("a.xml");
-    let (code, _, err) = run(
-        &data,
-        Some("always"),
-        &[
-            "export-xep0227",
-            "alice",
-            "localhost",
-            xml.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = alice_to(&data, Some("always"), "export-xep0227", &xml);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         last_line(&err),
@@ -153,14 +147,7 @@ fn forced_progress_reports_the_final_counts() {
     assert!(last_line(&err).starts_with("verify: "), "{err:?}");
 
     // import counts users, total known.
-    let fresh = dir.path().join("fresh");
-    let (code, _, err) = run(
-        &fresh,
-        None,
-        &["register", "--user", "x", "localhost", "pw"],
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(&fresh, Some("always"), &["import", xml.to_str().unwrap()]);
+    let (code, _, err) = import_fresh(dir.path(), &xml);
     assert_eq!(code, 0, "{err}");
     // The check pass counts elements read; the write pass counts records written (the
     // account and n archived messages), total known. The importer's report of the durable
@@ -184,25 +171,9 @@ fn import_reports_durable_users_above_the_final_count() {
     let dir = tempfile::tempdir().unwrap();
     let data = fill(dir.path(), 0);
     let xml = dir.path().join("a.xml");
-    let (code, _, err) = run(
-        &data,
-        None,
-        &[
-            "export-xep0227",
-            "alice",
-            "localhost",
-            xml.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = alice_to(&data, None, "export-xep0227", &xml);
     assert_eq!(code, 0, "{err}");
-    let fresh = dir.path().join("fresh");
-    let (code, _, err) = run(
-        &fresh,
-        None,
-        &["register", "--user", "x", "localhost", "pw"],
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(&fresh, Some("always"), &["import", xml.to_str().unwrap()]);
+    let (code, _, err) = import_fresh(dir.path(), &xml);
     assert_eq!(code, 0, "{err}");
     // One account and no archived message: one record.
     let bar = "import: 1 of 1 records (100%)";

@@ -37,6 +37,22 @@ fn publish(store: &Store, service: &BareJid, node: &str, item: &str, by: &BareJi
         .unwrap();
 }
 
+/// `who` subscribes to `node` of the pubsub service.
+fn subscribe(store: &Store, node: &str, who: &BareJid) {
+    store
+        .pubsub()
+        .subscribe(&bare(PS), node, who, SubState::Subscribed)
+        .unwrap();
+}
+
+/// `who` gets `aff` on `node` of the pubsub service.
+fn affiliate(store: &Store, node: &str, who: &BareJid, aff: Affiliation) {
+    store
+        .pubsub()
+        .set_affiliation(&bare(PS), node, who, Some(aff))
+        .unwrap();
+}
+
 /// Sorted values of `cols` in the rows of `file` in `who`'s export.
 fn col(store: &Store, who: &BareJid, file: &str, cols: &[usize]) -> Vec<String> {
     let mut v: Vec<String> = rows(&export(store, who), file)
@@ -79,9 +95,7 @@ fn nodes_items_subscriptions_affiliations_reopen() -> TestResult {
     store
         .pubsub()
         .subscribe(&ps, "news", &remote, SubState::Pending)?;
-    store
-        .pubsub()
-        .set_affiliation(&ps, "news", &remote, Some(Affiliation::PublishOnly))?;
+    affiliate(&store, "news", &remote, Affiliation::PublishOnly);
     let store = reopen(&dir, store);
     let p = store.pubsub();
     assert_eq!(p.get_node(&ps, "news")?, Some(n.clone()));
@@ -123,12 +137,11 @@ fn refusals() {
     let (_dir, store) = store();
     let ghost = bare("ghost@localhost");
     let ps = bare(PS);
-    assert!(matches!(
+    assert_no_account(
         store
             .pubsub()
             .create_node(&node(&ps, "n", &ghost, NodeType::Flat, "open")),
-        Err(Error::NoAccount(_))
-    ));
+    );
     let alice = user(&store, "alice@localhost");
     assert!(matches!(
         store
@@ -161,9 +174,7 @@ fn refusals() {
 
 #[test]
 fn delete_node_removes_every_index_entry() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     let ps = bare(PS);
     flat(&store, "n", &alice);
     flat(&store, "keep", &alice);
@@ -228,9 +239,7 @@ fn prefix_sharing_jids_never_mix() -> TestResult {
 /// R19 (export) then D11 (erase alice).
 #[test]
 fn r19_d11_pep_nodes() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     let p = store.pubsub();
     p.create_node(&node(
         &alice,
@@ -338,33 +347,24 @@ fn r20_items_published_anywhere() {
 
 /// R21 and R22: attribution by publisher; a subscriber sees its subscription.
 #[test]
-fn r21_r22_attribution_and_subscription() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+fn r21_r22_attribution_and_subscription() {
+    let (_dir, store, alice, bob) = alice_and_bob();
     let ps = bare(PS);
     flat(&store, "Node1", &alice);
-    store
-        .pubsub()
-        .set_affiliation(&ps, "Node1", &bob, Some(Affiliation::Publisher))?;
+    affiliate(&store, "Node1", &bob, Affiliation::Publisher);
     publish(&store, &ps, "Node1", "Item1", &alice);
     publish(&store, &ps, "Node1", "Item2", &bob);
-    store
-        .pubsub()
-        .subscribe(&ps, "Node1", &bob, SubState::Subscribed)?;
+    subscribe(&store, "Node1", &bob);
     assert_eq!(items_of(&store, &alice), ["Node1 Item1"]);
     assert_eq!(items_of(&store, &bob), ["Node1 Item2"]);
     assert_eq!(subs_of(&store, &bob), ["Node1"]);
     assert!(subs_of(&store, &alice).is_empty());
-    Ok(())
 }
 
 /// R23: node types.
 #[test]
 fn r23_node_types() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     let ps = bare(PS);
     flat(&store, "Node1", &alice);
     flat(&store, "Node2", &alice);
@@ -397,12 +397,9 @@ fn setup_d17(store: &Store) -> (BareJid, BareJid) {
     flat(store, "Node3", &bob);
     p.create_node(&node(&ps, "Node4", &bob, NodeType::Push, "whitelist"))
         .unwrap();
-    p.set_affiliation(&ps, "Node1", &bob, Some(Affiliation::PublishOnly))
-        .unwrap();
-    p.subscribe(&ps, "Node2", &bob, SubState::Subscribed)
-        .unwrap();
-    p.subscribe(&ps, "Node3", &alice, SubState::Subscribed)
-        .unwrap();
+    affiliate(store, "Node1", &bob, Affiliation::PublishOnly);
+    subscribe(store, "Node2", &bob);
+    subscribe(store, "Node3", &alice);
     publish(store, &ps, "Node1", "itemA1", &alice);
     publish(store, &ps, "Node2", "itemA2", &alice);
     publish(store, &alice, "myns", "pep1", &alice);
@@ -429,17 +426,11 @@ fn r24_flat_node_items_by_others() {
 /// D12 and D13: erasing a subscriber / publish-only user leaves the owner's node.
 #[test]
 fn d12_d13_erase_subscriber_and_publisher() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     let ps = bare(PS);
     flat(&store, "Node1", &alice);
-    store
-        .pubsub()
-        .set_affiliation(&ps, "Node1", &bob, Some(Affiliation::PublishOnly))?;
-    store
-        .pubsub()
-        .subscribe(&ps, "Node1", &bob, SubState::Subscribed)?;
+    affiliate(&store, "Node1", &bob, Affiliation::PublishOnly);
+    subscribe(&store, "Node1", &bob);
     publish(&store, &ps, "Node1", "b", &bob);
     let receipt = jidstore::gdpr::remove(&store, &bob)?;
     assert_eq!(receipt.removed["pubsub_subscriptions"], 1);
@@ -483,9 +474,7 @@ fn d14_flat_node_survives() -> TestResult {
 /// D15 and D16: push and PEP nodes go with their owner, including others' items.
 #[test]
 fn d15_d16_push_and_pep_nodes_erased() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@localhost");
-    let bob = user(&store, "bob@localhost");
+    let (_dir, store, alice, bob) = alice_and_bob();
     let ps = bare(PS);
     let p = store.pubsub();
     p.create_node(&node(&ps, "push1", &alice, NodeType::Push, "whitelist"))?;

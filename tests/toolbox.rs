@@ -3,6 +3,8 @@
 
 use std::io::Write as _;
 
+use jidstore::Timestamp;
+
 use crate::util::*;
 
 /// Runs the binary with `stdin` piped in.
@@ -24,11 +26,7 @@ fn jidstore_stdin(data: &std::path::Path, args: &[&str], stdin: &[u8]) -> Run {
         .write_all(stdin)
         .expect("write stdin");
     let out = child.wait_with_output().expect("wait");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// A store with accounts on two domains, closed, and its data directory.
@@ -182,120 +180,24 @@ fn passwd_replaces_a_password_and_refuses_unknown_users() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A deployment for inspect and unregister: alice holds something in most classes, including
-// what erasure keeps (group-chat messages, items on bob's and on her flat node) and what
-// goes with her as a consequence (bob's item on and subscription to her PEP node).
+// A deployment for inspect and unregister: the sample (`jidstore::__internal::sample`, what
+// `jidstore demo` builds). Alice holds something in every class, including what erasure
+// keeps (group-chat messages, her items on bob's and on her flat node) and what goes with
+// her as a consequence (bob's item on her push node, his subscription to her PEP node);
+// carol (remote, no account) holds one subscription to alice's flat node.
 
-mod fixture {
-    use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
-    use jidstore::ext::pubsub::{Node, NodeType, SubState};
-    use jidstore::{BareJid, Store, Timestamp};
-
-    use crate::util::*;
-
-    fn at(secs: i64) -> Timestamp {
-        Timestamp::from_secs(1_700_000_000 + secs)
-    }
-
-    fn node(store: &Store, service: &str, id: &str, owner: &BareJid, kind: NodeType) {
-        store
-            .pubsub()
-            .create_node(&Node {
-                service: bare(service),
-                node: id.to_owned(),
-                owner: owner.clone(),
-                kind,
-                access_model: "open".into(),
-                config: vec![],
-                created_at: at(1),
-            })
-            .unwrap();
-    }
-
-    fn publish(store: &Store, service: &str, id: &str, item: &str, by: &BareJid) {
-        let payload = format!("<entry xmlns='urn:x'><title>{item}</title></entry>");
-        store
-            .pubsub()
-            .publish(&bare(service), id, item, by, &payload, at(2))
-            .unwrap();
-    }
-
-    /// Fills `store`; returns the subjects whose exports a dry run must leave unchanged.
-    pub fn fill(store: &Store) -> Vec<BareJid> {
-        let alice = user(store, "alice@localhost");
-        let bob = user(store, "bob@localhost");
-        let carol = bare("carol@remote.example");
-        store
-            .vcard()
-            .set(&alice, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
-            .unwrap();
-        for i in 0..3 {
-            store
-                .mam()
-                .append(
-                    &alice,
-                    &PmMessage {
-                        id: None,
-                        timestamp: at(i),
-                        from: full("alice@localhost/a"),
-                        to: full("bob@localhost/b"),
-                        direction: Direction::Outgoing,
-                        origin_id: None,
-                        stanza: format!("<message><body>m{i}</body></message>"),
-                    },
-                )
-                .unwrap();
-        }
-        for (sender, nick) in [(&alice, "al"), (&alice, "al"), (&bob, "bob")] {
-            store
-                .muc()
-                .append(
-                    &bare("room@muc.localhost"),
-                    &MucMessage {
-                        id: None,
-                        timestamp: at(10),
-                        sender: sender.clone(),
-                        nick: nick.into(),
-                        stanza: "<message type='groupchat'><body>hi</body></message>".into(),
-                    },
-                )
-                .unwrap();
-        }
-        node(store, "alice@localhost", "pep1", &alice, NodeType::Pep);
-        publish(store, "alice@localhost", "pep1", "mine", &alice);
-        publish(store, "alice@localhost", "pep1", "bobs", &bob);
-        store
-            .pubsub()
-            .subscribe(&bare("alice@localhost"), "pep1", &bob, SubState::Subscribed)
-            .unwrap();
-        node(store, "pubsub.localhost", "flat", &alice, NodeType::Flat);
-        publish(store, "pubsub.localhost", "flat", "onflat", &alice);
-        node(store, "pubsub.localhost", "bobnode", &bob, NodeType::Flat);
-        publish(store, "pubsub.localhost", "bobnode", "onbobs", &alice);
-        store
-            .pubsub()
-            .subscribe(
-                &bare("pubsub.localhost"),
-                "flat",
-                &carol,
-                SubState::Subscribed,
-            )
-            .unwrap();
-        vec![alice, bob, carol]
-    }
-}
-
-/// `fixture::fill` in `dir/data`, closed; the data dir and the subjects.
+/// The sample in `dir/data`, closed; the data dir and the subjects (alice, bob, kate, carol).
 fn deployment(dir: &std::path::Path) -> (std::path::PathBuf, Vec<jidstore::BareJid>) {
     let data = dir.join("data");
     let store = jidstore::Config::new(&data)
         .scram_iterations(16)
         .open()
         .unwrap();
-    let subjects = fixture::fill(&store);
+    let s = jidstore::__internal::sample::populate(&store, Timestamp::from_secs(1_700_000_000))
+        .unwrap();
     store.flush().unwrap();
     drop(store);
-    (data, subjects)
+    (data, vec![s.alice, s.bob, s.kate, s.carol])
 }
 
 /// Every subject's export (fixed time, so equal data gives equal bytes), the account list
@@ -385,7 +287,7 @@ fn unregister_dry_run_gives_the_real_receipt_and_writes_nothing() {
     }
     assert_eq!(dry, real);
     // The receipt holds what this deployment should give: consequences and kept rows.
-    assert_eq!(real["removed"]["mam_pm"], 3);
+    assert_eq!(real["removed"]["mam_pm"], 4);
     assert_eq!(real["removed"]["pubsub_items"], 2);
     let kept = real["kept"].to_string();
     assert!(kept.contains("\"class\":\"mam_muc\",\"reason\"") || kept.contains("mam_muc"));
@@ -464,13 +366,14 @@ fn unregister_from_file_erases_each_subject_and_sums_up() {
         "# erasure requests of the week\n\nAlice@localhost  # ticket 1\ncarol@remote.example\n\
          nobody@localhost\n",
     );
+    let users_before = jidstore(&data, &["users"]).stdout;
     let dry = jidstore(&data, &["unregister", "--dry-run", "--from-file", &file]);
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     let r = jidstore(&data, &["unregister", "--from-file", &file]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stdout,
-        "erased alice@localhost (10 rows)\n\
+        "erased alice@localhost (32 rows)\n\
          erased carol@remote.example (1 rows)\n\
          nothing held about nobody@localhost (already unregistered?)\n\
          Erased 2 of 3 subject(s); 0 held only data erasure keeps, 1 nothing at all, 0 failed\n\
@@ -480,13 +383,18 @@ fn unregister_from_file_erases_each_subject_and_sums_up() {
     assert_eq!(
         dry.stdout.lines().take(2).collect::<Vec<_>>(),
         [
-            "would erase alice@localhost (10 rows)",
+            "would erase alice@localhost (32 rows)",
             "would erase carol@remote.example (1 rows)"
         ]
     );
     assert!(r.stderr.is_empty(), "{}", r.stderr);
+    // Every account but alice's is left (carol has none).
     let users = jidstore(&data, &["users"]);
-    assert_eq!(users.stdout, "bob@localhost\n");
+    assert_eq!(users.stdout, users_before.replace("alice@localhost\n", ""));
+    assert!(
+        users_before.lines().any(|l| l == "alice@localhost"),
+        "{users_before}"
+    );
 }
 
 /// Resumable: after an interruption (here: the first subjects erased by an earlier run),
@@ -682,10 +590,10 @@ fn inspect_counts_what_is_held_and_what_erasure_keeps_and_writes_nothing() {
         "{text}"
     );
     for line in [
-        "  mam_pm                     3",
+        "  mam_pm                     4",
         "  mam_muc                    2",
         "  pubsub_items               4",
-        "Erasure would remove 10 rows (unregister --dry-run shows the receipt)",
+        "Erasure would remove 32 rows (unregister --dry-run shows the receipt)",
         "Erasure would keep:",
         "  mam_muc                    2 (group-chat history belongs to every participant)",
         "  pubsub_items               2 (items published on flat nodes and on other users' \
@@ -758,27 +666,11 @@ fn audit_records_retrievals_erasures_imports_and_compactions_without_jids() {
     let dir = tempfile::tempdir().unwrap();
     let (data, _) = deployment(dir.path());
     let zip = dir.path().join("alice.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "alice", &zip);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // An error writes nothing, an audit entry neither; nor do a dry run and inspect.
     let other = dir.path().join("nobody.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "nobody",
-            "localhost",
-            other.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "nobody", &other);
     assert_eq!(r.code, 1);
     assert_eq!(
         jidstore(&data, &["unregister", "nobody", "localhost"]).code,
@@ -810,8 +702,8 @@ fn audit_records_retrievals_erasures_imports_and_compactions_without_jids() {
     assert_eq!(
         lines,
         [
-            format!("retrieve ok subject={alice} rows=15"),
-            format!("erase ok subject={alice} kept=6 removed=10"),
+            format!("retrieve ok subject={alice} rows=37"),
+            format!("erase ok subject={alice} kept=6 removed=32"),
             format!("compact ok subject=- entries={}", size(&lines[2])),
             "import ok subject=- failed=0 imported=1 records=1".to_owned(),
             format!("erase ok subject={carol} kept=0 removed=1"),
@@ -852,15 +744,7 @@ fn verify_checks_the_audit_log() {
     let dir = tempfile::tempdir().unwrap();
     let (data, _) = deployment(dir.path());
     let zip = dir.path().join("alice.zip");
-    let r = jidstore(
-        &data,
-        &[
-            "retrieve_personal_data",
-            "alice",
-            "localhost",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let r = retrieve_to(&data, "alice", &zip);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = jidstore(&data, &["verify"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);

@@ -57,6 +57,27 @@ pub fn user(store: &Store, s: &str) -> BareJid {
     j
 }
 
+/// A fresh store with the accounts `alice@localhost` and `bob@localhost`.
+pub fn alice_and_bob() -> (TempDir, Store, BareJid, BareJid) {
+    let (dir, store) = store();
+    let alice = user(&store, "alice@localhost");
+    let bob = user(&store, "bob@localhost");
+    (dir, store, alice, bob)
+}
+
+/// Fails unless `r` is [`jidstore::Error::NoAccount`] (a write for an owner without one).
+#[track_caller]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "takes a call's result as written: assert_no_account(store.x().set(...))"
+)]
+pub fn assert_no_account<T: std::fmt::Debug>(r: jidstore::Result<T>) {
+    assert!(
+        matches!(r, Err(jidstore::Error::NoAccount(_))),
+        "expected NoAccount, got {r:?}"
+    );
+}
+
 /// Output of one run of the real `jidstore` binary.
 pub struct Run {
     /// Exit code (-1 when killed by a signal).
@@ -77,11 +98,50 @@ pub fn jidstore(data: &std::path::Path, args: &[&str]) -> Run {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run jidstore");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Run::from(out)
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
+}
+
+/// Runs the binary like [`jidstore`], retrying for up to 5 s while a store this test just
+/// closed still holds the directory lock (sled's threads let go a moment after the last
+/// handle is dropped).
+pub fn jidstore_settled(data: &std::path::Path, args: &[&str]) -> Run {
+    let mut r = jidstore(data, args);
+    for _ in 0..100 {
+        if !r.stderr.contains("is locked by another process") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        r = jidstore(data, args);
+    }
+    r
+}
+
+/// Runs `<cmd> <user> <host> <out>` (an export: `retrieve_personal_data`,
+/// `export-xep0227`) on the store at `data`.
+pub fn export_to(
+    data: &std::path::Path,
+    cmd: &str,
+    user: &str,
+    host: &str,
+    out: &std::path::Path,
+) -> Run {
+    let out = out.to_str().expect("UTF-8 path");
+    jidstore(data, &[cmd, user, host, out])
+}
+
+/// Runs `retrieve_personal_data <user> localhost <out>` on the store at `data`.
+pub fn retrieve_to(data: &std::path::Path, user: &str, out: &std::path::Path) -> Run {
+    export_to(data, "retrieve_personal_data", user, "localhost", out)
 }
 
 /// Reads every file of a zip export into (name, contents).
@@ -142,10 +202,30 @@ pub fn export_rows(store: &Store, subject: &BareJid, file: &str) -> Vec<Vec<Stri
         .collect()
 }
 
+/// Deterministic pseudo-random numbers (xorshift64*): a fixed seed gives the same run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
 /// Distinct JIDs that share prefixes: none may see another's data.
 pub const LOOKALIKES: [&str; 4] = ["a@h", "a@h.org", "ab@h", "a@hh"];
 
 /// Creates an account for each of [`LOOKALIKES`].
 pub fn lookalike_users(store: &Store) -> Vec<BareJid> {
     LOOKALIKES.iter().map(|j| user(store, j)).collect()
+}
+
+/// A fresh store with an account for each of [`LOOKALIKES`].
+pub fn lookalike_store() -> (TempDir, Store, Vec<BareJid>) {
+    let (dir, store) = store();
+    let owners = lookalike_users(&store);
+    (dir, store, owners)
 }

@@ -3,11 +3,9 @@
 //! through the library and through `jidstore verify`.
 
 use jidstore::__internal::keys::{self, Keyspace};
+use jidstore::__internal::sample;
 use jidstore::ext::inbox::DEFAULT_BOX;
 use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
-use jidstore::ext::privacy::{PrivacyAction, PrivacyItem};
-use jidstore::ext::pubsub::{Affiliation, Node, NodeType, SubState};
-use jidstore::ext::roster::{Ask, RosterItem, Subscription};
 use jidstore::{BareJid, Store, Timestamp, VerifyReport};
 
 use crate::util::*;
@@ -16,111 +14,36 @@ fn at(secs: i64) -> Timestamp {
     Timestamp::from_secs(secs)
 }
 
-fn node(service: &BareJid, id: &str, owner: &BareJid, kind: NodeType) -> Node {
-    Node {
-        service: service.clone(),
-        node: id.to_owned(),
-        owner: owner.clone(),
-        kind,
-        access_model: "open".into(),
-        config: vec![],
-        created_at: at(1),
-    }
-}
+/// A time (seconds) after every message of the sample, which starts at 0 and spans an hour.
+const LATER: i64 = 10_000;
 
-/// Writes at least one entry into every keyspace (the sweep queue through a raw marker,
-/// as an erasure interrupted before its sweep leaves it).
+/// The sample deployment (`jidstore::__internal::sample`, what `jidstore demo` builds:
+/// every data class) plus what it leaves out, so that every keyspace holds an entry: an
+/// audit log entry, 1-1 and room messages with imported ids, and a sweep-queue marker (as
+/// an erasure interrupted before its sweep leaves it). The pubsub cases below use bob's
+/// node `bob-blog` on `pubsub.localhost`, where alice (publish-only, subscribed) has the
+/// item `guest-post`. Returns (alice, bob).
 pub fn populate(store: &Store) -> (BareJid, BareJid) {
-    let alice = user(store, "alice@localhost");
-    let bob = user(store, "bob@localhost");
-    store.generic().set(&alice, "pep", Some("{ }")).unwrap();
+    let s = sample::populate(store, at(0)).unwrap();
     // The audit log: an entry and its hash key.
     jidstore::gdpr::audit::record(
         store,
         jidstore::gdpr::audit::Action::Retrieve,
-        Some(&alice),
+        Some(&s.alice),
         &[("rows", 1)],
         jidstore::gdpr::audit::Outcome::Ok,
     )
     .unwrap();
-    store
-        .generic()
-        .append(&alice, "archive", None, at(1), None, "<message/>")
-        .unwrap();
-    let room = bare("room@muc.localhost");
-    let service = bare("pubsub.localhost");
-    store
-        .roster()
-        .set(
-            &alice,
-            &RosterItem {
-                jid: bob.clone(),
-                name: Some("Bob".into()),
-                subscription: Subscription::Both,
-                ask: Ask::None,
-                groups: vec!["friends".into()],
-                askmessage: None,
-            },
-        )
-        .unwrap();
-    store
-        .vcard()
-        .set(&alice, "<vCard xmlns='vcard-temp'><FN>A</FN></vCard>")
-        .unwrap();
-    store
-        .private()
-        .set(
-            &alice,
-            "storage:bookmarks",
-            "<storage xmlns='storage:bookmarks'/>",
-        )
-        .unwrap();
-    store
-        .offline()
-        .store(
-            &alice,
-            &jidstore::ext::offline::OfflineMessage {
-                from: full("bob@localhost/phone"),
-                to: full("alice@localhost"),
-                timestamp: at(2),
-                expires: None,
-                stanza: "<message><body>hi</body></message>".into(),
-            },
-        )
-        .unwrap();
-    store
-        .inbox()
-        .on_message(&alice, &bob, "<message/>", Some("m1"), at(3), true)
-        .unwrap();
     assert_eq!(
-        store.inbox().get(&alice, &bob).unwrap().unwrap().mailbox,
+        store
+            .inbox()
+            .get(&s.alice, &s.bob)
+            .unwrap()
+            .unwrap()
+            .mailbox,
         DEFAULT_BOX
     );
-    archives(store, &alice, &room);
-    pubsub(store, &alice, &bob, &service);
-    store.last().set(&alice, 100, "away").unwrap();
-    store
-        .privacy()
-        .set_list(
-            &alice,
-            "work",
-            &[PrivacyItem {
-                order: 1,
-                kind: None,
-                value: None,
-                action: PrivacyAction::Allow,
-                message: false,
-                iq: false,
-                presence_in: false,
-                presence_out: false,
-            }],
-        )
-        .unwrap();
-    store.privacy().set_default(&alice, Some("work")).unwrap();
-    store
-        .blocklist()
-        .block(&alice, &[full("spam@evil")])
-        .unwrap();
+    imported(store, &s.alice, &s.room);
     store
         .raw_tree(Keyspace::Sweep)
         .insert(
@@ -128,59 +51,38 @@ pub fn populate(store: &Store) -> (BareJid, BareJid) {
             jidstore::__internal::codec::marker(),
         )
         .unwrap();
-    (alice, bob)
+    (s.alice, s.bob)
 }
 
-/// 1-1 and room messages, each with a native and an imported id.
-fn archives(store: &Store, alice: &BareJid, room: &BareJid) {
-    for id in [None, Some("imported-1".to_owned())] {
-        store
-            .mam()
-            .append(
-                alice,
-                &PmMessage {
-                    id,
-                    timestamp: at(4),
-                    from: full("alice@localhost/a"),
-                    to: full("bob@localhost"),
-                    direction: Direction::Outgoing,
-                    origin_id: None,
-                    stanza: "<message><body>x</body></message>".into(),
-                },
-            )
-            .unwrap();
-    }
-    for id in [None, Some("room-imported-1".to_owned())] {
-        store
-            .muc()
-            .append(
-                room,
-                &MucMessage {
-                    id,
-                    timestamp: at(5),
-                    sender: alice.clone(),
-                    nick: "al".into(),
-                    stanza: "<message type='groupchat'/>".into(),
-                },
-            )
-            .unwrap();
-    }
-}
-
-/// A PEP node and a flat node with items, a subscription and an affiliation.
-fn pubsub(store: &Store, alice: &BareJid, bob: &BareJid, service: &BareJid) {
-    let p = store.pubsub();
-    p.create_node(&node(alice, "urn:xmpp:avatar", alice, NodeType::Pep))
+/// A 1-1 and a room message with imported ids, after the sample's own.
+fn imported(store: &Store, alice: &BareJid, room: &BareJid) {
+    store
+        .mam()
+        .append(
+            alice,
+            &PmMessage {
+                id: Some("imported-1".to_owned()),
+                timestamp: at(LATER),
+                from: full("alice@localhost/a"),
+                to: full("bob@localhost"),
+                direction: Direction::Outgoing,
+                origin_id: None,
+                stanza: "<message><body>x</body></message>".into(),
+            },
+        )
         .unwrap();
-    p.create_node(&node(service, "news", bob, NodeType::Flat))
-        .unwrap();
-    p.publish(alice, "urn:xmpp:avatar", "a1", alice, "<data/>", at(6))
-        .unwrap();
-    p.publish(service, "news", "n1", alice, "<entry/>", at(7))
-        .unwrap();
-    p.subscribe(service, "news", alice, SubState::Subscribed)
-        .unwrap();
-    p.set_affiliation(service, "news", alice, Some(Affiliation::Publisher))
+    store
+        .muc()
+        .append(
+            room,
+            &MucMessage {
+                id: Some("room-imported-1".to_owned()),
+                timestamp: at(LATER),
+                sender: alice.clone(),
+                nick: "alice".into(),
+                stanza: "<message type='groupchat'/>".into(),
+            },
+        )
         .unwrap();
 }
 
@@ -362,27 +264,27 @@ fn missing_and_dangling_index_entries_are_reported() -> TestResult {
         ),
         (
             Keyspace::PubsubNodes,
-            keys::pair_tail(s, "news"),
+            keys::pair_tail(s, "bob-blog"),
             Keyspace::PubsubNodesByOwner,
-            keys::triple_tail("bob@localhost", s, "news"),
+            keys::triple_tail("bob@localhost", s, "bob-blog"),
         ),
         (
             Keyspace::PubsubItems,
-            keys::triple_tail(s, "news", "n1"),
+            keys::triple_tail(s, "bob-blog", "guest-post"),
             Keyspace::PubsubItemsByPublisher,
-            keys::quad_tail(a, s, "news", "n1"),
+            keys::quad_tail(a, s, "bob-blog", "guest-post"),
         ),
         (
             Keyspace::PubsubSubs,
-            keys::triple_tail(s, "news", a),
+            keys::triple_tail(s, "bob-blog", a),
             Keyspace::PubsubSubsBySubscriber,
-            keys::triple_tail(a, s, "news"),
+            keys::triple_tail(a, s, "bob-blog"),
         ),
         (
             Keyspace::PubsubAffs,
-            keys::triple_tail(s, "news", a),
+            keys::triple_tail(s, "bob-blog", a),
             Keyspace::PubsubAffsByJid,
-            keys::triple_tail(a, s, "news"),
+            keys::triple_tail(a, s, "bob-blog"),
         ),
     ];
     for (rec_ks, rec, idx_ks, idx) in &pairs {
@@ -469,22 +371,22 @@ fn imported_ids_orphans_and_nodeless_records_are_reported() -> TestResult {
     let (srv, a) = ("pubsub.localhost", alice.as_str());
     store
         .raw_tree(Keyspace::PubsubNodes)
-        .remove(keys::pair_tail(srv, "news"))?;
+        .remove(keys::pair_tail(srv, "bob-blog"))?;
     let report = jidstore::verify(&store)?;
     for (ks, key, what) in [
         (
             Keyspace::PubsubItems,
-            keys::triple_tail(srv, "news", "n1"),
+            keys::triple_tail(srv, "bob-blog", "guest-post"),
             "item",
         ),
         (
             Keyspace::PubsubSubs,
-            keys::triple_tail(srv, "news", a),
+            keys::triple_tail(srv, "bob-blog", a),
             "subscription",
         ),
         (
             Keyspace::PubsubAffs,
-            keys::triple_tail(srv, "news", a),
+            keys::triple_tail(srv, "bob-blog", a),
             "affiliation",
         ),
     ] {
@@ -497,18 +399,6 @@ fn imported_ids_orphans_and_nodeless_records_are_reported() -> TestResult {
     Ok(())
 }
 
-/// Runs the binary, retrying while sled's lock from the dropped store is still held.
-fn run_verify(data: &std::path::Path) -> Run {
-    for _ in 0..100 {
-        let r = jidstore(data, &["verify"]);
-        if !r.stderr.contains("locked") {
-            return r;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    jidstore(data, &["verify"])
-}
-
 #[test]
 fn cli_verify_exit_codes_and_damaged_keys() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -517,7 +407,7 @@ fn cli_verify_exit_codes_and_damaged_keys() -> TestResult {
     let (alice, _) = populate(&store);
     store.flush()?;
     drop(store);
-    let r = run_verify(&data);
+    let r = jidstore_settled(&data, &["verify"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("clean"), "{}", r.stdout);
 
@@ -531,7 +421,7 @@ fn cli_verify_exit_codes_and_damaged_keys() -> TestResult {
         .remove(first_entry(&store, Keyspace::MamMucBySender).0)?;
     store.flush()?;
     drop(store);
-    let r = run_verify(&data);
+    let r = jidstore_settled(&data, &["verify"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
@@ -595,18 +485,16 @@ fn query_index_damage_is_reported() -> TestResult {
     }
     // Two later messages, then swap their records: archive time would go backwards along
     // archive order (the binary search of start/end relies on it never doing so).
-    for secs in [10, 20] {
+    for secs in [LATER + 10, LATER + 20] {
         store.mam().append(
             &alice,
-            &PmMessage {
-                id: None,
-                timestamp: at(secs),
-                from: full("alice@localhost/a"),
-                to: full("bob@localhost"),
-                direction: Direction::Outgoing,
-                origin_id: None,
-                stanza: "<message><body>y</body></message>".into(),
-            },
+            &PmMessage::new(
+                at(secs),
+                full("alice@localhost/a"),
+                full("bob@localhost"),
+                Direction::Outgoing,
+                "<message><body>y</body></message>",
+            ),
         )?;
     }
     assert!(whats(&store).is_empty());
@@ -635,14 +523,14 @@ fn archive_block_damage_and_overlap_are_reported() -> TestResult {
     let alice = user(&store, "alice@localhost");
     store.mam().append_bulk(
         &alice,
-        (0..20).map(|i| PmMessage {
-            id: None,
-            timestamp: at(i),
-            from: full("bob@localhost/a"),
-            to: full("alice@localhost"),
-            direction: Direction::Incoming,
-            origin_id: None,
-            stanza: format!("<message><body>{i}</body></message>"),
+        (0..20).map(|i| {
+            PmMessage::new(
+                at(i),
+                full("bob@localhost/a"),
+                full("alice@localhost"),
+                Direction::Incoming,
+                format!("<message><body>{i}</body></message>"),
+            )
         }),
     )?;
     assert!(jidstore::verify(&store)?.is_clean());
