@@ -82,6 +82,31 @@ fn hides(hidden: &Hidden, key: &[u8]) -> bool {
     hidden.iter().any(|p| key.starts_with(p))
 }
 
+/// The PostgreSQL engine for `url`.
+#[cfg(feature = "postgres")]
+fn open_database(
+    url: &crate::database_url::DatabaseUrl,
+    must_exist: bool,
+) -> Result<Box<dyn Engine>> {
+    url.check()?;
+    Ok(Box::new(backend::postgres::PgEngine::open(
+        url, must_exist,
+    )?))
+}
+
+/// Without the `postgres` feature: refused.
+#[cfg(not(feature = "postgres"))]
+fn open_database(
+    url: &crate::database_url::DatabaseUrl,
+    _must_exist: bool,
+) -> Result<Box<dyn Engine>> {
+    url.check()?;
+    Err(Error::InvalidInput(
+        "this jidstore was built without the postgres feature: it cannot open a database URL"
+            .into(),
+    ))
+}
+
 /// A handle on an open store. Cheap to clone; all clones share one engine.
 ///
 /// ```
@@ -114,7 +139,8 @@ struct Inner {
     /// never outlives the erasure.
     archive_ids: Mutex<HashMap<BareJid, u64>>,
     path: PathBuf,
-    /// A [`Config::temporary`] store: `path` is the system temp directory, not its own.
+    /// No directory of its own: a [`Config::temporary`] store (`path` is the system temp
+    /// directory) or one on PostgreSQL (`path` is the URL without its password).
     temporary: bool,
     /// The free-space reserve as configured (`None`: the default for the filesystem), which
     /// copies of the store ([`crate::maintenance`]) keep too.
@@ -172,20 +198,26 @@ impl Store {
                 "scram iterations must be at least 1".into(),
             ));
         }
-        let path = config.path.clone();
-        let owner = if config.temporary {
+        // A store on PostgreSQL has no directory: its "path" is the URL without password,
+        // for messages, and it is treated as temporary (no owner checks, no files).
+        let dirless = config.temporary || config.database.is_some();
+        let path = match &config.database {
+            Some(url) => PathBuf::from(url.redacted()),
+            None => config.path.clone(),
+        };
+        let owner = if dirless {
             None
         } else {
             crate::owner::check(&path, config.allow_foreign_owner)?
         };
         // Dropped last, also on the error paths below, after the engine wrote its files.
         let owner = GiveBack(path.clone(), owner);
-        let engine: Box<dyn Engine> = if config.in_memory {
-            Box::new(MemoryEngine::new())
-        } else {
-            Box::new(SledEngine::open(&config)?)
+        let engine: Box<dyn Engine> = match &config.database {
+            Some(url) => open_database(url, config.read_only_check)?,
+            None if config.in_memory => Box::new(MemoryEngine::new()),
+            None => Box::new(SledEngine::open(&config)?),
         };
-        if crate::meta::check(&*engine, &path, config.read_only_check)? && !config.temporary {
+        if crate::meta::check(&*engine, &path, config.read_only_check)? && !dirless {
             engine.created()?;
         }
         if let Some(o) = owner.1 {
@@ -202,7 +234,7 @@ impl Store {
                 sweep_lock: Mutex::new(()),
                 owner,
                 path,
-                temporary: config.temporary,
+                temporary: dirless,
                 min_free: config.min_free,
                 scram_iterations: config.scram_iterations,
             }),
@@ -216,7 +248,8 @@ impl Store {
         &self.inner.path
     }
 
-    /// Whether this is a [`Config::temporary`] store (its [`Store::path`] is not its own).
+    /// Whether this store has no data directory of its own: [`Config::temporary`] (its
+    /// [`Store::path`] is the system temp directory) or on PostgreSQL (its path is the URL).
     pub(crate) fn is_temporary(&self) -> bool {
         self.inner.temporary
     }

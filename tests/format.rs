@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use jidstore::__internal::keys::{Keyspace, META_FORMAT};
 use jidstore::ext::generic::Query as GenericQuery;
 use jidstore::ext::last::LastActivity;
 use jidstore::ext::mam::Direction::{Incoming as In, Outgoing as Out};
@@ -16,7 +17,6 @@ use jidstore::ext::privacy::{PrivacyAction, PrivacyType};
 use jidstore::ext::pubsub::{Affiliation, NodeType, SubState};
 use jidstore::ext::roster::{Ask, Subscription};
 use jidstore::ext::scram::Mechanism;
-use jidstore::__internal::keys::{Keyspace, META_FORMAT};
 use jidstore::{Config, Store, Timestamp};
 use tempfile::TempDir;
 

@@ -24,6 +24,8 @@
 
 mod bytes;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sled_engine;
 #[cfg(test)]
 mod tests;
