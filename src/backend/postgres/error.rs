@@ -22,10 +22,18 @@ pub(super) fn storage(action: &str, e: &postgres::Error) -> Error {
     if e.code() == Some(&SqlState::DISK_FULL) {
         return Error::StorageFull { path: None };
     }
-    let what = match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        // Connection and protocol errors: the client's own text names no data.
-        None => e.to_string(),
+    let what = if let Some(db) = e.as_db_error() {
+        format!("{} (SQLSTATE {})", db.message(), db.code().code())
+    } else {
+        // Connection and protocol errors: the client's own text and its cause (an I/O
+        // error, an authentication failure), which name no data.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
     };
     Error::Storage(one_line(&format!("PostgreSQL: {action}: {what}")))
 }
