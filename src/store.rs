@@ -260,7 +260,7 @@ impl Store {
     }
 
     /// Makes every write so far durable, and records that in the flush witness
-    /// ([`crate::witness`]): should sled later recover an earlier state, opening the store
+    /// (`src/witness.rs`): should sled later recover an earlier state, opening the store
     /// fails with [`Error::EarlierState`].
     pub fn flush(&self) -> Result<()> {
         self.inner.engine.flush()

@@ -52,7 +52,7 @@ const FLUSH_CHUNKS: u32 = 4;
 ///
 /// Durable and atomic: when this returns, the erasure is on disk; after a crash at any point
 /// the subject is wholly present or wholly gone. Fails with [`Error::NoPersonalData`] (as
-/// [`retrieve`] does) when the store holds nothing about `subject` at all. If the commit succeeded but deleting the records
+/// [`retrieve()`] does) when the store holds nothing about `subject` at all. If the commit succeeded but deleting the records
 /// after it failed (a full disk), returns the receipt with [`Receipt::sweep_error`] set (its
 /// counts then miss what was not swept): the subject is erased for every read, and the
 /// deletion resumes on the next open. An error means the commit may not have been made

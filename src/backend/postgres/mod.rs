@@ -12,7 +12,7 @@
 //! How the contracts of [`crate::backend`] hold here:
 //! - **Ordering**: `ORDER BY key` on the primary key; ranges are read in chunks of at most
 //!   [`cursor::MAX_CHUNK`] rows with keyset pagination from either end ([`cursor`]).
-//! - **Atomicity**: a [`WriteBatch`] is one transaction of batched statements ([`write`]);
+//! - **Atomicity**: a [`WriteBatch`] is one transaction of batched statements ([`mod@write`]);
 //!   single-key operations are one statement each.
 //! - **Isolation**: every transaction of the session is SERIALIZABLE (set at connect), the
 //!   engine's own and each autocommit statement, and each runs again after a serialization

@@ -60,7 +60,7 @@ fn statements(writes: &NetWrites) -> Vec<Stmt<'_>> {
     out
 }
 
-/// How many statements [`write`] runs for `writes` (one needs no explicit transaction).
+/// How many statements [`write()`] runs for `writes` (one needs no explicit transaction).
 pub(super) fn statement_count(writes: &NetWrites) -> usize {
     statements(writes).len()
 }
