@@ -162,6 +162,7 @@ fn keyspace_names_and_constants() {
             "generic_kv",
             "generic_archive",
             "sweep",
+            "audit",
         ]
     );
     assert_eq!(keys::MAGIC, b"jidstore");

@@ -91,10 +91,15 @@ pub fn export_csvs(store: &Store, who: &BareJid) -> Res<Option<Vec<(String, Stri
 }
 
 /// Entries per keyspace.
+///
+/// The audit log is left out: the CLI appends its entry after the command's own writes (an
+/// erasure's commit, a compaction's rename), so a kill between the two leaves the data
+/// wholly changed and the entry missing, which is no torn state of the data.
 pub fn entry_counts(store: &Store) -> Res<Vec<(&'static str, u64)>> {
     Ok(jidstore::stats(store)?
         .keyspaces
         .into_iter()
+        .filter(|(name, _)| *name != "audit")
         .map(|(name, s)| (name, s.entries))
         .collect())
 }

@@ -16,8 +16,9 @@
 //! Both properties also run on the in-memory engine and on PostgreSQL (a fresh database per
 //! case on the throwaway cluster of `tests/pg`; `JIDSTORE_SKIP_PG=1` skips those).
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 256, about 5 s in release; the
-//! deployment property runs a quarter as many, the PostgreSQL properties an eighth).
+//! `PROPTEST_CASES` sets the number of cases (default 256 in release, about 5 s; 64 in debug
+//! builds; the deployment property runs a quarter as many, the PostgreSQL properties an
+//! eighth).
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -914,7 +915,9 @@ fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(256);
+        // Unoptimised builds derive SCRAM verifiers (PBKDF2, 10k rounds) some 30x slower:
+        // a quarter of the cases keeps `cargo test` in minutes; CI runs the release build.
+        .unwrap_or(if cfg!(debug_assertions) { 64 } else { 256 });
     ProptestConfig::with_cases(cases)
 }
 
