@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{
-    self, Bytes, Durability, Engine, KvIter, TxError, TxView, WriteBatch, memory::MemoryEngine,
-    sled_engine::SledEngine,
+    self, Bytes, Durability, Engine, Held, KvIter, TxError, TxView, WriteBatch,
+    memory::MemoryEngine, sled_engine::SledEngine,
 };
 pub(crate) use crate::backend::{Tree, TxResult};
 use crate::codec;
@@ -105,6 +105,20 @@ fn open_database(
         "this jidstore was built without the postgres feature: it cannot open a database URL"
             .into(),
     ))
+}
+
+/// What [`Store::writer`] holds: the cross-process erase lock (dropped first), if the
+/// engine has one, and the in-process one.
+pub(crate) struct WriterGuard<'a> {
+    _across: Option<Box<dyn Held>>,
+    _local: RwLockReadGuard<'a, ()>,
+}
+
+/// What [`Store::eraser`] holds: the cross-process erase lock (dropped first), if the engine
+/// has one, and the in-process one.
+pub(crate) struct EraserGuard<'a> {
+    _across: Option<Box<dyn Held>>,
+    _local: RwLockWriteGuard<'a, ()>,
 }
 
 /// A handle on an open store. Cheap to clone; all clones share one engine.
@@ -314,9 +328,22 @@ impl Store {
 
     /// Held by every writer that adds owner data: fails with [`Error::LowSpace`] when the
     /// filesystem is down to the reserve (see [`Config::min_free`](crate::Config::min_free)).
-    pub(crate) fn writer(&self) -> Result<RwLockReadGuard<'_, ()>> {
+    /// On an engine several processes share, it also holds the cross-process erase lock
+    /// (shared), so no other process's erasure runs between the writer's checks and writes.
+    pub(crate) fn writer(&self) -> Result<WriterGuard<'_>> {
         self.check_space()?;
-        Ok(self.remover())
+        let local = self.remover();
+        let across = self.inner.engine.erase_lock(false)?;
+        Ok(WriterGuard {
+            _across: across,
+            _local: local,
+        })
+    }
+
+    /// The cross-process erase lock, exclusive (`None` on a one-process engine): held by
+    /// [`crate::gdpr::remove`] from its commit to the end of its sweep.
+    pub(crate) fn erasing_across_processes(&self) -> Result<Option<Box<dyn Held>>> {
+        self.inner.engine.erase_lock(true)
     }
 
     /// Held by every writer that only removes owner data (never refused for lack of space:
@@ -359,15 +386,21 @@ impl Store {
     }
 
     /// Held by an erasure from key collection to commit. Forgets every cached archive id:
-    /// no writer runs while this is held, so none can be cached again before the commit.
-    pub(crate) fn eraser(&self) -> RwLockWriteGuard<'_, ()> {
-        let guard = self
+    /// no writer runs while this is held, so none can be cached again before the commit. On
+    /// an engine several processes share, it also holds the cross-process erase lock
+    /// (exclusive).
+    pub(crate) fn eraser(&self) -> Result<EraserGuard<'_>> {
+        let local = self
             .inner
             .erase_lock
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         self.archive_ids().clear();
-        guard
+        let across = self.inner.engine.erase_lock(true)?;
+        Ok(EraserGuard {
+            _across: across,
+            _local: local,
+        })
     }
 
     fn archive_ids(&self) -> MutexGuard<'_, HashMap<BareJid, u64>> {
@@ -380,6 +413,10 @@ impl Store {
     /// The archive id of `owner`'s account, or [`Error::NoAccount`]. Call with
     /// [`Store::writer`] held (the cache relies on it).
     pub(crate) fn require_archive(&self, owner: &BareJid) -> Result<u64> {
+        // Another process's erasure does not empty this process's cache: no cache then.
+        if self.inner.engine.shared_by_processes() {
+            return Ok(self.require_account(owner)?.archive);
+        }
         if let Some(id) = self.archive_ids().get(owner) {
             return Ok(*id);
         }

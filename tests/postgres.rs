@@ -1,4 +1,5 @@
-//! The store on PostgreSQL through the real binary (`--database`, `JIDSTORE_DATABASE_URL`),
+//! The store on PostgreSQL through the real binary (`--database`, `JIDSTORE_DATABASE_URL`), an
+//! erasure racing a writer in another process,
 //! the commands refused there, errors that keep the password out, and (ignored) the cost
 //! of one archive append. The engine's contracts are checked in `src/backend/tests.rs`, the
 //! property model and the GDPR checker in `tests/prop_model.rs`, all on the cluster of
@@ -286,4 +287,91 @@ fn append_cost() {
         assert_eq!(read, usize::try_from(n).unwrap());
         println!("{name}: append {per:?} per message ({n} appends); full archive read {scan:?}");
     }
+}
+
+/// The writer process of [`erasure_is_race_free_across_processes`]: appends to alice's
+/// archive and sets her vCard (`JIDSTORE_RACE_URL` names the database) until her account is
+/// gone, then 50 times more. Once one write was refused for want of an account, every later
+/// one must be: nothing lands after the erasure.
+#[test]
+#[ignore = "a child process of erasure_is_race_free_across_processes"]
+fn race_writer() {
+    let Ok(url) = std::env::var("JIDSTORE_RACE_URL") else {
+        return;
+    };
+    let store = open(&url);
+    let alice = bare("alice@localhost");
+    let (mut refused, mut i) = (0, 0);
+    while refused < 50 {
+        i += 1;
+        let appended = store.mam().append(&alice, &pm(1_700_000_000 + i, "racing"));
+        let set = store
+            .vcard()
+            .set(&alice, "<vCard xmlns='vcard-temp'><FN>again</FN></vCard>");
+        for res in [appended.map(|_| ()), set] {
+            match res {
+                Ok(()) => assert_eq!(refused, 0, "a write landed after one was refused"),
+                Err(Error::NoAccount(_)) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+/// Two processes on one database: this one erases alice while the other keeps writing for
+/// her. Afterwards nothing of her remains (seen from a new connection) and verify is clean.
+#[test]
+fn erasure_is_race_free_across_processes() {
+    use jidstore::__internal::keys::Keyspace;
+    let Some(url) = pg::database() else { return };
+    let store = open(&url);
+    let alice = bare("alice@localhost");
+    store.accounts().create(&alice, "pw").unwrap();
+    store
+        .accounts()
+        .create(&bare("bob@localhost"), "pw")
+        .unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "postgres::race_writer",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("JIDSTORE_RACE_URL", &url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Erase once the writer's messages are landing (waits for a state, not for a time).
+    while store.mam().count(&alice).unwrap() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let receipt = jidstore::gdpr::remove(&store, &alice).unwrap();
+    assert!(receipt.sweep_error.is_none());
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("1 passed"), "the writer did not run: {said}");
+    drop(store);
+    let fresh = open(&url);
+    assert!(matches!(
+        jidstore::gdpr::retrieve(
+            &fresh,
+            &alice,
+            &mut std::io::Cursor::new(Vec::new()),
+            &jidstore::gdpr::ExportOptions::default()
+        ),
+        Err(Error::NoPersonalData(_))
+    ));
+    // Only alice ever wrote these: empty, not merely unreachable.
+    for ks in [Keyspace::MamPm, Keyspace::Vcard] {
+        assert!(fresh.raw_tree(ks).is_empty(), "{} holds entries", ks.name());
+    }
+    assert!(jidstore::verify(&fresh).unwrap().is_clean());
 }

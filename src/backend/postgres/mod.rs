@@ -23,6 +23,9 @@
 //!   [`Engine::flush`] has nothing to do and a [`Durability::Flushed`] transaction is
 //!   durable when it returns, as every other; PostgreSQL's WAL replay never recovers to a
 //!   state before a commit it acknowledged, which is what sled's flush witness checks for.
+//! - **Erasure across processes**: writers of owner data and erasures also take an advisory
+//!   lock, shared and exclusive ([`lock`]), so that a write from another process can never
+//!   land between an erasure's key collection and the end of its sweep.
 //! - **Ids**: a sequence (`nextval` is never rolled back and never repeats, also across
 //!   restarts and between connections).
 //!
@@ -32,6 +35,7 @@
 mod conn;
 mod cursor;
 mod error;
+mod lock;
 mod schema;
 mod tx;
 mod write;
@@ -42,7 +46,7 @@ use std::sync::Arc;
 use self::conn::Shared;
 use self::error::storage;
 use self::schema::table;
-use super::{Bytes, Changed, Durability, Engine, KeyRange, KvIter, TxBody, WriteBatch};
+use super::{Bytes, Changed, Durability, Engine, Held, KeyRange, KvIter, TxBody, WriteBatch};
 use crate::database_url::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::keys::Keyspace;
@@ -267,5 +271,16 @@ impl Engine for PgEngine {
 
     fn check_space(&self, _logical: u64) -> Result<()> {
         Ok(())
+    }
+
+    fn shared_by_processes(&self) -> bool {
+        true
+    }
+
+    fn erase_lock(&self, exclusive: bool) -> Result<Option<Box<dyn Held>>> {
+        Ok(Some(Box::new(lock::EraseLock::take(
+            &self.shared,
+            exclusive,
+        )?)))
     }
 }
