@@ -1,7 +1,6 @@
-//! The store on PostgreSQL through the real binary (`--database`, `JIDSTORE_DATABASE_URL`), an
-//! erasure racing a writer in another process,
-//! the commands refused there, errors that keep the password out, and (ignored) the cost
-//! of one archive append. The engine's contracts are checked in `src/backend/tests.rs`, the
+//! The store on PostgreSQL through the real binary (`--database`, `JIDSTORE_DATABASE_URL`),
+//! an erasure racing a writer in another process, the commands refused there, errors that
+//! keep the password out, and (ignored) the cost of one archive append. The engine's contracts are checked in `src/backend/tests.rs`, the
 //! property model and the GDPR checker in `tests/prop_model.rs`, all on the cluster of
 //! `tests/pg`.
 
