@@ -82,9 +82,16 @@ impl Cluster {
     /// Creates and starts a cluster; `Err` says why not.
     pub fn start(bin: PathBuf) -> Result<Cluster, String> {
         let as_postgres = is_root();
+        // As root, under /tmp: a $TMPDIR under /root would be out of the postgres user's
+        // reach. Short either way: the socket path must fit in 107 bytes.
+        let base = if as_postgres {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("jidstore-pg")
-            .tempdir()
+            .tempdir_in(base)
             .map_err(|e| format!("temporary directory: {e}"))?;
         if as_postgres {
             let st = Command::new("chown")
