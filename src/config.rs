@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::database_url::DatabaseUrl;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub(crate) allow_foreign_owner: bool,
     /// Keep everything in memory ([`Config::in_memory`]).
     pub(crate) in_memory: bool,
+    /// A PostgreSQL database instead of a directory ([`Config::database`]).
+    pub(crate) database: Option<DatabaseUrl>,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             incomplete_copy: false,
             allow_foreign_owner: false,
             in_memory: false,
+            database: None,
         }
     }
 
@@ -84,6 +88,22 @@ impl Config {
     pub fn in_memory() -> Self {
         let mut c = Config::temporary();
         c.in_memory = true;
+        c
+    }
+
+    /// A store in a PostgreSQL database, `postgres://user:password@host:port/dbname` (or
+    /// `postgresql://`; a Unix socket directory as the host, percent-encoded, or
+    /// `?host=/run/postgresql`). The tables (`jidstore_<keyspace>`) are created in the
+    /// connection's current schema if missing. Several processes may open one database at
+    /// once. Directory options (cache, flush interval, free-space reserve, owner checks)
+    /// do not apply; [`Config::must_exist`] does. The URL is checked when the store opens;
+    /// its password never appears in `Debug` output or errors. Without the `postgres`
+    /// feature, opening fails with a one-line error.
+    ///
+    /// TLS is not supported yet: connect over loopback or a Unix socket.
+    pub fn database(url: &str) -> Self {
+        let mut c = Config::new("");
+        c.database = Some(DatabaseUrl::new(url));
         c
     }
 

@@ -117,7 +117,7 @@ pub enum Error {
         path: Option<PathBuf>,
     },
     /// sled recovered the store to an earlier state than the newest flush recorded in its
-    /// flush witness (see [`crate::witness`]): its log was damaged and sled dropped writes
+    /// flush witness (see `src/witness.rs`): its log was damaged and sled dropped writes
     /// made durable after the damage, possibly acknowledged messages or a GDPR erasure.
     EarlierState {
         /// The data directory.

@@ -28,6 +28,7 @@ mod codec;
 #[cfg(feature = "cli")]
 mod command;
 mod config;
+mod database_url;
 mod error;
 pub mod ext;
 pub mod forensic;

@@ -338,7 +338,7 @@ fn mark_incomplete(dir: &Path) -> Result<()> {
 }
 
 fn copy_entries(store: &Store, copy: &Store) -> Result<CopySummary> {
-    let _exclusive = store.eraser();
+    let _exclusive = store.eraser()?;
     crate::gdpr::finish_sweeps(store)?;
     let mut summary = CopySummary::default();
     let _progress = crate::progress::Phase::start("copy", "entries", None);

@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{
-    self, Bytes, Durability, Engine, KvIter, TxError, TxView, WriteBatch, memory::MemoryEngine,
-    sled_engine::SledEngine,
+    self, Bytes, Durability, Engine, Held, KvIter, TxError, TxView, WriteBatch,
+    memory::MemoryEngine, sled_engine::SledEngine,
 };
 pub(crate) use crate::backend::{Tree, TxResult};
 use crate::codec;
@@ -82,6 +82,45 @@ fn hides(hidden: &Hidden, key: &[u8]) -> bool {
     hidden.iter().any(|p| key.starts_with(p))
 }
 
+/// The PostgreSQL engine for `url`.
+#[cfg(feature = "postgres")]
+fn open_database(
+    url: &crate::database_url::DatabaseUrl,
+    must_exist: bool,
+) -> Result<Box<dyn Engine>> {
+    url.check()?;
+    Ok(Box::new(backend::postgres::PgEngine::open(
+        url, must_exist,
+    )?))
+}
+
+/// Without the `postgres` feature: refused.
+#[cfg(not(feature = "postgres"))]
+fn open_database(
+    url: &crate::database_url::DatabaseUrl,
+    _must_exist: bool,
+) -> Result<Box<dyn Engine>> {
+    url.check()?;
+    Err(Error::InvalidInput(
+        "this jidstore was built without the postgres feature: it cannot open a database URL"
+            .into(),
+    ))
+}
+
+/// What [`Store::writer`] holds: the cross-process erase lock (dropped first), if the
+/// engine has one, and the in-process one.
+pub(crate) struct WriterGuard<'a> {
+    _across: Option<Box<dyn Held>>,
+    _local: RwLockReadGuard<'a, ()>,
+}
+
+/// What [`Store::eraser`] holds: the cross-process erase lock (dropped first), if the engine
+/// has one, and the in-process one.
+pub(crate) struct EraserGuard<'a> {
+    _across: Option<Box<dyn Held>>,
+    _local: RwLockWriteGuard<'a, ()>,
+}
+
 /// A handle on an open store. Cheap to clone; all clones share one engine.
 ///
 /// ```
@@ -114,7 +153,8 @@ struct Inner {
     /// never outlives the erasure.
     archive_ids: Mutex<HashMap<BareJid, u64>>,
     path: PathBuf,
-    /// A [`Config::temporary`] store: `path` is the system temp directory, not its own.
+    /// No directory of its own: a [`Config::temporary`] store (`path` is the system temp
+    /// directory) or one on PostgreSQL (`path` is the URL without its password).
     temporary: bool,
     /// The free-space reserve as configured (`None`: the default for the filesystem), which
     /// copies of the store ([`crate::maintenance`]) keep too.
@@ -172,20 +212,26 @@ impl Store {
                 "scram iterations must be at least 1".into(),
             ));
         }
-        let path = config.path.clone();
-        let owner = if config.temporary {
+        // A store on PostgreSQL has no directory: its "path" is the URL without password,
+        // for messages, and it is treated as temporary (no owner checks, no files).
+        let dirless = config.temporary || config.database.is_some();
+        let path = match &config.database {
+            Some(url) => PathBuf::from(url.redacted()),
+            None => config.path.clone(),
+        };
+        let owner = if dirless {
             None
         } else {
             crate::owner::check(&path, config.allow_foreign_owner)?
         };
         // Dropped last, also on the error paths below, after the engine wrote its files.
         let owner = GiveBack(path.clone(), owner);
-        let engine: Box<dyn Engine> = if config.in_memory {
-            Box::new(MemoryEngine::new())
-        } else {
-            Box::new(SledEngine::open(&config)?)
+        let engine: Box<dyn Engine> = match &config.database {
+            Some(url) => open_database(url, config.read_only_check)?,
+            None if config.in_memory => Box::new(MemoryEngine::new()),
+            None => Box::new(SledEngine::open(&config)?),
         };
-        if crate::meta::check(&*engine, &path, config.read_only_check)? && !config.temporary {
+        if crate::meta::check(&*engine, &path, config.read_only_check)? && !dirless {
             engine.created()?;
         }
         if let Some(o) = owner.1 {
@@ -202,7 +248,7 @@ impl Store {
                 sweep_lock: Mutex::new(()),
                 owner,
                 path,
-                temporary: config.temporary,
+                temporary: dirless,
                 min_free: config.min_free,
                 scram_iterations: config.scram_iterations,
             }),
@@ -216,7 +262,8 @@ impl Store {
         &self.inner.path
     }
 
-    /// Whether this is a [`Config::temporary`] store (its [`Store::path`] is not its own).
+    /// Whether this store has no data directory of its own: [`Config::temporary`] (its
+    /// [`Store::path`] is the system temp directory) or on PostgreSQL (its path is the URL).
     pub(crate) fn is_temporary(&self) -> bool {
         self.inner.temporary
     }
@@ -227,7 +274,7 @@ impl Store {
     }
 
     /// Makes every write so far durable, and records that in the flush witness
-    /// ([`crate::witness`]): should sled later recover an earlier state, opening the store
+    /// (`src/witness.rs`): should sled later recover an earlier state, opening the store
     /// fails with [`Error::EarlierState`].
     pub fn flush(&self) -> Result<()> {
         self.inner.engine.flush()
@@ -281,9 +328,22 @@ impl Store {
 
     /// Held by every writer that adds owner data: fails with [`Error::LowSpace`] when the
     /// filesystem is down to the reserve (see [`Config::min_free`](crate::Config::min_free)).
-    pub(crate) fn writer(&self) -> Result<RwLockReadGuard<'_, ()>> {
+    /// On an engine several processes share, it also holds the cross-process erase lock
+    /// (shared), so no other process's erasure runs between the writer's checks and writes.
+    pub(crate) fn writer(&self) -> Result<WriterGuard<'_>> {
         self.check_space()?;
-        Ok(self.remover())
+        let local = self.remover();
+        let across = self.inner.engine.erase_lock(false)?;
+        Ok(WriterGuard {
+            _across: across,
+            _local: local,
+        })
+    }
+
+    /// The cross-process erase lock, exclusive (`None` on a one-process engine): held by
+    /// [`crate::gdpr::remove`] from its commit to the end of its sweep.
+    pub(crate) fn erasing_across_processes(&self) -> Result<Option<Box<dyn Held>>> {
+        self.inner.engine.erase_lock(true)
     }
 
     /// Held by every writer that only removes owner data (never refused for lack of space:
@@ -326,15 +386,21 @@ impl Store {
     }
 
     /// Held by an erasure from key collection to commit. Forgets every cached archive id:
-    /// no writer runs while this is held, so none can be cached again before the commit.
-    pub(crate) fn eraser(&self) -> RwLockWriteGuard<'_, ()> {
-        let guard = self
+    /// no writer runs while this is held, so none can be cached again before the commit. On
+    /// an engine several processes share, it also holds the cross-process erase lock
+    /// (exclusive).
+    pub(crate) fn eraser(&self) -> Result<EraserGuard<'_>> {
+        let local = self
             .inner
             .erase_lock
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         self.archive_ids().clear();
-        guard
+        let across = self.inner.engine.erase_lock(true)?;
+        Ok(EraserGuard {
+            _across: across,
+            _local: local,
+        })
     }
 
     fn archive_ids(&self) -> MutexGuard<'_, HashMap<BareJid, u64>> {
@@ -347,6 +413,10 @@ impl Store {
     /// The archive id of `owner`'s account, or [`Error::NoAccount`]. Call with
     /// [`Store::writer`] held (the cache relies on it).
     pub(crate) fn require_archive(&self, owner: &BareJid) -> Result<u64> {
+        // Another process's erasure does not empty this process's cache: no cache then.
+        if self.inner.engine.shared_by_processes() {
+            return Ok(self.require_account(owner)?.archive);
+        }
         if let Some(id) = self.archive_ids().get(owner) {
             return Ok(*id);
         }

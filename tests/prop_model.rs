@@ -13,8 +13,12 @@
 //! `testing::TRICKY_PIECES`, the strategies the `proptest` feature exports; a second property
 //! runs `testing::check_gdpr` on generated whole deployments (`testing::deployment`).
 //!
+//! Both properties also run on the in-memory engine and on PostgreSQL (a fresh database per
+//! case on the throwaway cluster of `tests/pg`; `JIDSTORE_SKIP_PG=1` skips those).
+//!
 //! `PROPTEST_CASES` sets the number of cases (default 256 in release, about 5 s; 64 in debug
-//! builds; the deployment property runs a quarter as many).
+//! builds; the deployment property runs a quarter as many, the PostgreSQL properties an
+//! eighth).
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -24,6 +28,10 @@
 
 #[path = "util.rs"]
 mod util;
+
+#[cfg(feature = "postgres")]
+#[path = "pg/mod.rs"]
+mod pg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
@@ -572,13 +580,27 @@ fn full(u: usize) -> Jid {
     Jid::parse(USERS[u]).unwrap()
 }
 
-/// A store (in a temporary directory, or in memory), the model, and the ops applied so far.
+/// Which engine a run's store is on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// sled, in a temporary directory.
+    Sled,
+    /// The in-memory engine: a reopen is not possible, so `Reopen` only checks.
+    Memory,
+    /// PostgreSQL, a fresh database on the test cluster: `Reopen` connects again.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// A store (in a temporary directory, in memory or in PostgreSQL), the model, and the ops
+/// applied so far.
 struct Run {
     dir: TempDir,
     store: Option<Store>,
     m: Model,
-    /// The store is on the in-memory engine: a reopen is not possible, so `Reopen` only checks.
-    memory: bool,
+    engine: Engine,
+    /// The database URL of a [`Engine::Postgres`] run.
+    url: String,
 }
 
 impl Run {
@@ -840,11 +862,18 @@ impl Run {
                 }
                 assert_eq!(out(&st.blocklist().block(&jid(u), &[full(c)])), want);
             }
-            Op::Reopen if self.memory => check(self.store(), &self.m),
+            Op::Reopen if self.engine == Engine::Memory => check(self.store(), &self.m),
             Op::Reopen => {
                 drop(st);
                 let store = self.store.take().unwrap();
-                self.store = Some(util::reopen(&self.dir, store));
+                self.store = Some(match self.engine {
+                    #[cfg(feature = "postgres")]
+                    Engine::Postgres => {
+                        drop(store);
+                        open_database(&self.url)
+                    }
+                    _ => util::reopen(&self.dir, store),
+                });
                 check(self.store(), &self.m);
             }
             Op::RemoveUser(u) => self.remove_user(u),
@@ -900,7 +929,7 @@ proptest! {
         created in proptest::collection::btree_set(0..N, 0..N),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        model_run(false, created, &ops);
+        model_run(Engine::Sled, created, &ops);
     }
 
     /// The same model against the in-memory engine ([`jidstore::Config::in_memory`]).
@@ -909,22 +938,72 @@ proptest! {
         created in proptest::collection::btree_set(0..N, 0..N),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        model_run(true, created, &ops);
+        model_run(Engine::Memory, created, &ops);
     }
 }
 
-fn model_run(memory: bool, created: BTreeSet<usize>, ops: &[Op]) {
+/// A store on the PostgreSQL database at `url` (created or reopened).
+#[cfg(feature = "postgres")]
+fn open_database(url: &str) -> Store {
+    jidstore::Config::database(url)
+        .scram_iterations(16)
+        .open()
+        .expect("open the store on PostgreSQL")
+}
+
+#[cfg(feature = "postgres")]
+proptest! {
+    // An eighth of the cases: each one creates a database and its tables.
+    #![proptest_config(ProptestConfig::with_cases((config().cases / 8).max(1)))]
+
+    /// The same model on PostgreSQL ([`jidstore::Config::database`]), a fresh database per
+    /// case; `Reopen` drops the store and connects again.
+    #[test]
+    fn postgres_store_matches_model(
+        created in proptest::collection::btree_set(0..N, 0..N),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        model_run(Engine::Postgres, created, &ops);
+    }
+
+    /// Whole generated deployments on PostgreSQL, with a reopen before the check.
+    #[test]
+    fn postgres_deployments_keep_gdpr_invariants(
+        (d, subject) in testing::deployment_and_subject(),
+    ) {
+        let Some(url) = pg::database() else { return Ok(()) };
+        let store = open_database(&url);
+        d.apply(&store).unwrap();
+        drop(store);
+        let store = open_database(&url);
+        let check = testing::check_gdpr(&store, &d, &subject);
+        prop_assert!(check.is_ok(), "{}", check.unwrap_err());
+        let check = check.unwrap();
+        prop_assert_eq!(check.before["accounts.csv"], 1);
+        prop_assert_eq!(check.after.get("accounts.csv").copied().unwrap_or(0), 0);
+    }
+}
+
+fn model_run(engine: Engine, created: BTreeSet<usize>, ops: &[Op]) {
     let (dir, store) = util::store();
-    let store = if memory {
-        jidstore::Config::in_memory().open().unwrap()
-    } else {
-        store
+    let mut url = String::new();
+    let store = match engine {
+        Engine::Sled => store,
+        Engine::Memory => jidstore::Config::in_memory().open().unwrap(),
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            // JIDSTORE_SKIP_PG=1: nothing to run against.
+            let Some(u) = pg::database() else { return };
+            url = u;
+            open_database(&url)
+        }
     };
     let mut run = Run {
         dir,
         store: Some(store),
         m: Model::default(),
-        memory,
+        engine,
+        url,
     };
     // Most sequences start with some accounts, so writes mostly land.
     for u in created {

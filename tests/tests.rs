@@ -7,6 +7,8 @@
 )]
 
 mod bounded;
+#[cfg(feature = "postgres")]
+mod pg;
 mod util;
 
 mod acceptance;
@@ -37,6 +39,8 @@ mod paths;
 mod pie;
 mod pie_compliance;
 mod pie_stream;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod privacy;
 mod private;
 mod process;

@@ -24,6 +24,8 @@
 
 mod bytes;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sled_engine;
 #[cfg(test)]
 mod tests;
@@ -144,6 +146,9 @@ pub(crate) struct Changed {
     pub(crate) current: Option<Bytes>,
 }
 
+/// A lock an engine holds for the store until it is dropped ([`Engine::erase_lock`]).
+pub(crate) trait Held {}
+
 /// A storage engine: one ordered map of bytes to bytes per [`Keyspace`], with the contracts
 /// in the module docs.
 pub(crate) trait Engine: Send + Sync {
@@ -200,6 +205,20 @@ pub(crate) trait Engine: Send + Sync {
     /// [`Error::LowSpace`] unless a write of `logical` bytes of keys and values leaves the
     /// engine's free-space reserve intact (`0`: any write that adds data).
     fn check_space(&self, logical: u64) -> Result<()>;
+
+    /// Whether several processes may have this store open at once (PostgreSQL): then what a
+    /// process caches about accounts can go stale under another's erasure.
+    fn shared_by_processes(&self) -> bool {
+        false
+    }
+
+    /// On an engine several processes share: the store-wide erase lock across processes,
+    /// shared for a writer that adds owner data, exclusive for an erasure (from collecting
+    /// its keys to the end of its sweep), held until the guard drops. `None` (sled, memory):
+    /// one process has the store, and the store's in-process lock is enough.
+    fn erase_lock(&self, _exclusive: bool) -> Result<Option<Box<dyn Held>>> {
+        Ok(None)
+    }
 
     /// Called once, after the store's format was written into a fresh engine.
     fn created(&self) -> Result<()> {

@@ -12,11 +12,25 @@ use crate::keys::Keyspace;
 const A: Keyspace = Keyspace::Vcard;
 const B: Keyspace = Keyspace::Private;
 
-/// Runs `check` on a fresh engine of every kind.
+/// The throwaway PostgreSQL cluster the integration tests use too.
+#[cfg(feature = "postgres")]
+#[path = "../../tests/pg/mod.rs"]
+mod pg;
+
+/// Runs `check` on a fresh engine of every kind (PostgreSQL: a fresh database on the test
+/// cluster, unless `JIDSTORE_SKIP_PG=1`).
 fn each(check: impl Fn(&dyn Engine)) {
     check(&MemoryEngine::new());
     let sled = SledEngine::open(&Config::temporary()).unwrap();
     check(&sled);
+    #[cfg(feature = "postgres")]
+    if let Some(url) = pg::database() {
+        let url = crate::database_url::DatabaseUrl::new(&url);
+        let e = super::postgres::PgEngine::open(&url, false).unwrap();
+        // What the store does first at open: the format check writes the magic.
+        assert!(crate::meta::check(&e, std::path::Path::new("pg"), false).unwrap());
+        check(&e);
+    }
 }
 
 fn keys(it: super::KvIter) -> Vec<Vec<u8>> {

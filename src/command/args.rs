@@ -24,6 +24,18 @@ pub struct Args {
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// A PostgreSQL database instead of a data directory: postgres://user:password@host:port/db.
+    /// compact, unregister --purge, demo, forensic-export and serve-admin do not work on one
+    /// yet.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "JIDSTORE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+
     /// Print one JSON document on stdout instead of text (errors stay on stderr).
     #[arg(long, global = true)]
     pub json: bool,

@@ -46,6 +46,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "The data directory when --data-dir is not given (not used by demo).",
     ),
     (
+        "JIDSTORE_DATABASE_URL",
+        "A PostgreSQL database (postgres://...) to use instead of a data directory, when \
+         --database is not given.",
+    ),
+    (
         "XDG_DATA_HOME, HOME",
         "Without either of the above, the data directory is $XDG_DATA_HOME/jidstore, else \
          $HOME/.local/share/jidstore.",

@@ -64,6 +64,10 @@ pub enum Target<'a> {
     /// Use this open store (the admin socket: the embedding server holds it). Commands that
     /// need the directory to themselves (`compact`, `unregister --purge`, `demo`) refuse.
     Store(&'a Store),
+    /// Open the store in this PostgreSQL database (`postgres://...`, [`Config::database`]).
+    /// Commands that work on a data directory (`compact`, `unregister --purge`, `demo`,
+    /// `forensic-export`) refuse.
+    Database(&'a str),
 }
 
 /// How [`run`] ended.
@@ -122,11 +126,10 @@ fn dispatch(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    if let Target::Store(_) = target {
-        refuse_in_server(&command)?;
-    }
-    if let Target::Dir(dir) = target {
-        refuse_foreign_compact(dir, &command)?;
+    match target {
+        Target::Store(_) => refuse_in_server(&command)?,
+        Target::Dir(dir) => refuse_foreign_compact(dir, &command)?,
+        Target::Database(_) => refuse_on_database(&command)?,
     }
     let env = Env { target, ctx };
     match command {
@@ -238,6 +241,25 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
     )
 }
 
+/// Commands that work on a data directory, refused on PostgreSQL for now.
+fn refuse_on_database(command: &Command) -> anyhow::Result<()> {
+    let (name, why) = match command {
+        Command::Compact => ("compact", "it rewrites a sled data directory"),
+        Command::Unregister { purge: true, .. } => (
+            "unregister --purge",
+            "its purge rewrites a sled data directory; unregister without --purge erases",
+        ),
+        Command::Demo => ("demo", "it makes its own data directory"),
+        Command::ForensicExport { .. } => (
+            "forensic-export",
+            "it reads a copied sled data directory, not a database",
+        ),
+        Command::ServeAdmin => ("serve-admin", "its socket lives in a data directory"),
+        _ => return Ok(()),
+    };
+    anyhow::bail!("{name} does not work on a PostgreSQL store yet ({why})")
+}
+
 /// `compact` writes a new store and swaps it in, as this user: on a directory owned by
 /// another user it must run as that user, flag or not.
 fn refuse_foreign_compact(dir: &Path, command: &Command) -> anyhow::Result<()> {
@@ -268,6 +290,7 @@ impl Env<'_> {
         match self.target {
             Target::Store(store) => Ok(store.clone()),
             Target::Dir(path) => open_path(path, create, self.ctx.allow_foreign_owner),
+            Target::Database(url) => Config::database(url).must_exist(!create).open(),
         }
     }
 
@@ -276,6 +299,10 @@ impl Env<'_> {
     fn no_store_yet(&self) -> bool {
         match self.target {
             Target::Store(_) => false,
+            Target::Database(url) => matches!(
+                Config::database(url).must_exist(true).open(),
+                Err(Error::NotAStore { .. })
+            ),
             Target::Dir(path) => match std::fs::read_dir(path) {
                 Ok(mut entries) => entries.next().is_none(),
                 Err(e) => e.kind() == io::ErrorKind::NotFound,
@@ -283,11 +310,13 @@ impl Env<'_> {
         }
     }
 
-    /// The data directory (only [`Target::Dir`] commands use it without opening).
+    /// The data directory (only [`Target::Dir`] commands use it without opening; on
+    /// PostgreSQL, the commands that would are refused first).
     fn data_dir(&self) -> &Path {
         match self.target {
             Target::Store(store) => store.path(),
             Target::Dir(path) => path,
+            Target::Database(_) => Path::new(""),
         }
     }
 

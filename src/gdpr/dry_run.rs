@@ -22,7 +22,7 @@ pub fn dry_run(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let mut plan = RemovalPlan::default();
     {
         // Planned as the erasure plans: no writer for the subject in between.
-        let _guard = store.eraser();
+        let _guard = store.eraser()?;
         for ext in EXTENSIONS {
             ext.plan_removal(store, subject, &mut plan)?;
         }

@@ -17,10 +17,10 @@ pub struct Inspection {
     /// Its account, if it has one (no salts or keys).
     pub account: Option<AccountInfo>,
     /// Rows held per table (CSV file stem), in export order: what
-    /// [`super::retrieve`] would write, every table listed.
+    /// [`super::retrieve()`] would write, every table listed.
     pub tables: Vec<(&'static str, u64)>,
     /// What erasing the subject would remove and keep: the receipt of
-    /// [`super::dry_run`].
+    /// [`super::dry_run()`].
     pub erasure: Receipt,
 }
 

@@ -52,12 +52,15 @@ const FLUSH_CHUNKS: u32 = 4;
 ///
 /// Durable and atomic: when this returns, the erasure is on disk; after a crash at any point
 /// the subject is wholly present or wholly gone. Fails with [`Error::NoPersonalData`] (as
-/// [`retrieve`] does) when the store holds nothing about `subject` at all. If the commit succeeded but deleting the records
+/// [`retrieve()`] does) when the store holds nothing about `subject` at all. If the commit succeeded but deleting the records
 /// after it failed (a full disk), returns the receipt with [`Receipt::sweep_error`] set (its
 /// counts then miss what was not swept): the subject is erased for every read, and the
 /// deletion resumes on the next open. An error means the commit may not have been made
 /// durable.
 pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
+    // On an engine several processes share: no other process writes from here to the end
+    // of the sweep (it does not see this process's tombstones).
+    let _across = store.erasing_across_processes()?;
     let mut receipt = commit(store, subject)?;
     let started = Instant::now();
     let _progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
@@ -116,7 +119,7 @@ fn holds_kept(store: &Store, subject: &BareJid) -> Result<bool> {
 /// time the commit apart from the sweep; call [`finish_sweeps`] to complete.
 pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let started = Instant::now();
-    let _guard = store.eraser();
+    let _guard = store.eraser()?;
     let mut plan = RemovalPlan::default();
     for ext in EXTENSIONS {
         ext.plan_removal(store, subject, &mut plan)?;

@@ -30,7 +30,7 @@ pub struct Receipt {
     /// full disk): the subject is erased for every read, and the deletion resumes when the
     /// store is next opened.
     pub sweep_error: Option<String>,
-    /// A receipt of [`super::dry_run`]: what the erasure would do; nothing was written.
+    /// A receipt of [`super::dry_run()`]: what the erasure would do; nothing was written.
     pub dry_run: bool,
     pub(crate) pending_sweeps: Vec<u64>,
     pub(crate) pending_ranges: Vec<Tombstone>,

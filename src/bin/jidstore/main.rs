@@ -35,6 +35,34 @@ fn main() -> ExitCode {
     if let Err(e) = jidstore::cleanup::install() {
         return fail(&format!("cannot install signal handlers: {e}"));
     }
+    // --database (or $JIDSTORE_DATABASE_URL): the store is in PostgreSQL. Nothing holds it
+    // the way a process holds a sled directory, so there is no lock to wait out or forward.
+    if let Some(url) = args.database.as_deref().filter(|u| !u.is_empty()) {
+        if args.data_dir.is_some() {
+            return fail(
+                "--data-dir and --database (or $JIDSTORE_DATABASE_URL) name two stores; give one",
+            );
+        }
+        let run = |cmd| {
+            command::run(
+                Target::Database(url),
+                cmd,
+                &ctx,
+                &mut io::stdout().lock(),
+                &mut io::stderr().lock(),
+            )
+        };
+        let outcome = if show_progress(args.json) {
+            let term: Rc<dyn Progress> = Rc::new(progress::Terminal::new(io::stderr()));
+            progress::with(term, || run(args.command))
+        } else {
+            run(args.command)
+        };
+        return match outcome {
+            Outcome::Exit(code) => ExitCode::from(code),
+            Outcome::Locked(path) => fail(&jidstore::Error::Locked(path).to_string()),
+        };
+    }
     if let Command::ServeAdmin = args.command {
         return serve_admin(&dir);
     }

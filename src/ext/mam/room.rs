@@ -1,4 +1,4 @@
-//! The group-chat (room) archive: [`MucArchive`](super::MucArchive).
+//! The group-chat (room) archive: [`super::MucArchive`].
 
 use crate::backend::Bytes;
 

@@ -134,7 +134,7 @@ impl Pubsub<'_> {
         // Exclusive: keys are collected before the transaction, so a publish or subscribe
         // landing in between would survive as an orphan. Node deletion is rare; holding the
         // erase lock for it costs nothing in practice.
-        let _w = self.store.eraser();
+        let _w = self.store.eraser()?;
         let Some(n) = self.get_node(service, node)? else {
             return Ok(false);
         };

@@ -1,0 +1,252 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory, `pg_ctl
+//! start` on 127.0.0.1 with a free port and the Unix socket in that directory, fsync
+//! settings left at their defaults. One cluster per test binary, started on first use; each
+//! test gets a fresh database ([`database`]).
+//!
+//! PostgreSQL refuses to run as root: as root, the directory is given to the `postgres`
+//! system user (Debian's package creates it) and the binaries run through `runuser -u
+//! postgres --`; otherwise they run as the current user.
+//!
+//! No PostgreSQL binaries (Debian: `apt-get install postgresql`) fails the test with a
+//! message saying so, unless `JIDSTORE_SKIP_PG=1`: then [`database`] returns `None` and the
+//! caller skips.
+//!
+//! Stopping: a [`Cluster`] stops its server and removes its directory when dropped. The
+//! shared one lives in a static, which Rust never drops, so a watchdog shell started with
+//! it does the same once the test process has exited (however it exits).
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test helper: each binary uses part of it, and setup failures fail the test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where Debian puts the server binaries (the newest version wins); `PATH` is tried last.
+fn bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("JIDSTORE_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
+}
+
+/// A running cluster.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+impl Cluster {
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `program` from the server's binaries, as the user that owns the cluster.
+    fn command(bin: &Path, as_postgres: bool, program: &str) -> Command {
+        let exe = bin.join(program);
+        if as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    /// Creates and starts a cluster; `Err` says why not.
+    pub fn start(bin: PathBuf) -> Result<Cluster, String> {
+        let as_postgres = is_root();
+        // As root, under /tmp: a $TMPDIR under /root would be out of the postgres user's
+        // reach. Short either way: the socket path must fit in 107 bytes.
+        let base = if as_postgres {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("jidstore-pg")
+            .tempdir_in(base)
+            .map_err(|e| format!("temporary directory: {e}"))?;
+        if as_postgres {
+            let st = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !st.success() {
+                return Err(
+                    "chown of the cluster directory to postgres failed (is there a postgres user?)"
+                        .into(),
+                );
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("free port: {e}"))?
+            .port();
+        let cluster = Cluster {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data();
+        let out = Cluster::command(&cluster.bin, as_postgres, "initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .map_err(|e| format!("initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=200",
+            cluster.dir.path().display()
+        );
+        let out = Cluster::command(&cluster.bin, as_postgres, "pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&data)
+            .arg("-l")
+            .arg(cluster.dir.path().join("log"))
+            .args(["-o", &opts, "start"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("pg_ctl start: {e}"))?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(cluster.dir.path().join("log")).unwrap_or_default();
+            return Err(format!(
+                "pg_ctl start failed: {}{log}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(cluster)
+    }
+
+    /// The URL of `db` on this cluster.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A new, empty database; returns its URL.
+    pub fn create_database(&self) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("connect to the test cluster");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        self.url(&name)
+    }
+
+    /// Stops the server and removes its directory once process `pid` has exited.
+    fn watch(&self, pid: u32) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let user = if self.as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             {user}'{}' -D '{}' -m immediate stop; rm -rf '{}'",
+            pg_ctl.display(),
+            self.data().display(),
+            self.dir.path().display()
+        );
+        let _ = Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Cluster::command(&self.bin, self.as_postgres, "pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"])
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// The binary's shared cluster (started on first use), or why there is none.
+pub fn shared() -> Result<&'static Cluster, String> {
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            let bin = bin_dir().ok_or_else(|| {
+                "PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin \
+                 or PATH: install them (Debian: apt-get install postgresql) or set \
+                 JIDSTORE_SKIP_PG=1 to skip the PostgreSQL tests"
+                    .to_owned()
+            })?;
+            let c = Cluster::start(bin)?;
+            c.watch(std::process::id());
+            Ok(c)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Whether `JIDSTORE_SKIP_PG=1` asks to skip the PostgreSQL tests.
+pub fn skipped() -> bool {
+    std::env::var_os("JIDSTORE_SKIP_PG").is_some_and(|v| v == "1")
+}
+
+/// The URL of a fresh database on the shared cluster. `None` only when `JIDSTORE_SKIP_PG=1`
+/// (the caller skips); any other failure to get one panics, failing the test.
+pub fn database() -> Option<String> {
+    if skipped() {
+        return None;
+    }
+    match shared() {
+        Ok(c) => Some(c.create_database()),
+        Err(why) => panic!("{why}"),
+    }
+}
