@@ -560,7 +560,7 @@ fn apply(store: &Store, m: &mut Model, op: &Op) {
             let holds = m.has(p) || m.muc.iter().any(|x| x.0 == p);
             let r = gdpr::remove(store, &u.jid());
             match (&r, holds) {
-                (Ok(_), true) | (Err(Error::NoAccount(_)), false) => {}
+                (Ok(_), true) | (Err(Error::NoPersonalData(_)), false) => {}
                 _ => panic!("remove {}: {r:?}, model holds anything = {holds}", USERS[p]),
             }
             m.remove(p);
