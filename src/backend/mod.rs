@@ -102,6 +102,19 @@ impl WriteBatch {
         spaces.dedup();
         spaces
     }
+
+    /// Applies every write, in order, through a transaction's view: how an engine without
+    /// a native multi-keyspace batch makes one atomic (run it inside [`Engine::transaction`]
+    /// over [`WriteBatch::keyspaces`]).
+    pub(crate) fn replay(&self, view: &dyn TxView) -> TxResult<()> {
+        for (ks, key, value) in &self.ops {
+            match value {
+                Some(v) => view.insert(*ks, key, v)?,
+                None => view.remove(*ks, key)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a transaction attempt stopped.

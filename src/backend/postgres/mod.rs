@@ -221,13 +221,7 @@ impl Engine for PgEngine {
             // One statement is atomic by itself: no BEGIN/COMMIT round trips.
             1 => self.shared.run(action, |s| write::write(s, &writes)),
             _ => self.transaction(&batch.keyspaces(), Durability::Buffered, &|view| {
-                for (ks, key, value) in &batch.ops {
-                    match value {
-                        Some(v) => view.insert(*ks, key, v)?,
-                        None => view.remove(*ks, key)?,
-                    }
-                }
-                Ok(())
+                batch.replay(view)
             }),
         }
     }

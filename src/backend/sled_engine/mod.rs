@@ -230,15 +230,7 @@ impl Engine for SledEngine {
             }
             return Ok(self.tree(*ks)?.apply_batch(b)?);
         }
-        self.transaction(&spaces, Durability::Buffered, &|tx| {
-            for (ks, key, value) in &batch.ops {
-                match value {
-                    Some(v) => tx.insert(*ks, key, v)?,
-                    None => tx.remove(*ks, key)?,
-                }
-            }
-            Ok(())
-        })
+        self.transaction(&spaces, Durability::Buffered, &|tx| batch.replay(tx))
     }
 
     fn transaction(
