@@ -7,9 +7,9 @@
 //! system user (Debian's package creates it) and the binaries run through `runuser -u
 //! postgres --`; otherwise they run as the current user.
 //!
-//! No PostgreSQL binaries (Debian: `apt-get install postgresql`) fails the test with a
-//! message saying so, unless `JIDSTORE_SKIP_PG=1`: then [`database`] returns `None` and the
-//! caller skips.
+//! No PostgreSQL binaries: as root on Debian they are installed with apt (Debian's
+//! `postgresql`, once per test binary); otherwise the test fails with a message saying so,
+//! unless `JIDSTORE_SKIP_PG=1`: then [`database`] returns `None` and the caller skips.
 //!
 //! Stopping: a [`Cluster`] stops its server and removes its directory when dropped. The
 //! shared one lives in a static, which Rust never drops, so a watchdog shell started with
@@ -215,17 +215,55 @@ impl Drop for Cluster {
     }
 }
 
+/// On a fresh Debian machine, as root: installs Debian's `postgresql` package with apt (so
+/// `cargo test` alone sets up what its tests need, as the README promises), keeping the
+/// package's own cluster from starting (a `policy-rc.d` that refuses, removed again if
+/// created here). Whether apt succeeded; not root or no apt: false, nothing done.
+fn install_with_apt() -> bool {
+    let apt = Path::new("/usr/bin/apt-get");
+    if !is_root() || !apt.exists() || skipped() {
+        return false;
+    }
+    eprintln!(
+        "PostgreSQL server binaries not found: installing Debian's postgresql with apt-get \
+         for the PostgreSQL tests (JIDSTORE_SKIP_PG=1 skips them instead)"
+    );
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let created = !policy.exists()
+        && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok()
+        && Command::new("chmod")
+            .args(["755"])
+            .arg(policy)
+            .status()
+            .is_ok_and(|s| s.success());
+    let quiet = |c: &mut Command| {
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = quiet(Command::new(apt).args(["update", "-qq"]))
+        && quiet(Command::new(apt).args(["install", "-y", "-qq", "postgresql"]));
+    if created {
+        let _ = std::fs::remove_file(policy);
+    }
+    ok
+}
+
 /// The binary's shared cluster (started on first use), or why there is none.
 pub fn shared() -> Result<&'static Cluster, String> {
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
     CLUSTER
         .get_or_init(|| {
-            let bin = bin_dir().ok_or_else(|| {
-                "PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin \
-                 or PATH: install them (Debian: apt-get install postgresql) or set \
-                 JIDSTORE_SKIP_PG=1 to skip the PostgreSQL tests"
-                    .to_owned()
-            })?;
+            let bin = bin_dir()
+                .or_else(|| install_with_apt().then(bin_dir).flatten())
+                .ok_or_else(|| {
+                    "PostgreSQL server binaries (initdb, pg_ctl) not found in \
+                     /usr/lib/postgresql/*/bin or PATH: install them (Debian: apt-get install \
+                     postgresql) or set JIDSTORE_SKIP_PG=1 to skip the PostgreSQL tests"
+                        .to_owned()
+                })?;
             let c = Cluster::start(bin)?;
             c.watch(std::process::id());
             Ok(c)
