@@ -147,27 +147,6 @@ fn deletion(t: Option<&Table>) -> mlua::Result<Deletion> {
 
 type Args4 = (Option<String>, String, String, Option<String>);
 
-/// Records an erasure done through Prosody (`prosodyctl deluser`, `user:delete`) in the
-/// store's audit log, as the CLI's `unregister` does: counts and the keyed hash of the
-/// subject, no JID. Returns the error's one line when the entry could not be written.
-fn audit_erasure(
-    store: &jidstore::Store,
-    owner: &jidstore::BareJid,
-    receipt: &jidstore::gdpr::Receipt,
-) -> Result<(), String> {
-    use jidstore::gdpr::audit::{Action, Outcome, record};
-    let outcome = if receipt.sweep_error.is_some() {
-        Outcome::Failed
-    } else if receipt.total_removed() > 0 {
-        Outcome::Ok
-    } else {
-        Outcome::NothingErased
-    };
-    let kept = receipt.kept.iter().filter_map(|k| k.rows).sum();
-    let counts = [("removed", receipt.total_removed()), ("kept", kept)];
-    record(store, Action::Erase, Some(owner), &counts, outcome).map_err(|e| e.to_string())
-}
-
 impl UserData for Handle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         keyval_methods(methods);
@@ -189,7 +168,10 @@ impl UserData for Handle {
                         let total = i64::try_from(receipt.total_removed()).unwrap_or(i64::MAX);
                         // The erasure is committed whatever the audit log says; a failed
                         // entry is reported to the caller, which logs it.
-                        let audit = audit_erasure(&h.store, &owner, &receipt).err();
+                        let audit =
+                            jidstore::gdpr::audit::record_erasure(&h.store, &owner, &receipt)
+                                .err()
+                                .map(|e| e.to_string());
                         Ok((total, removed.join(", "), kept.join(", "), audit))
                     }
                     Err(jidstore::Error::NoPersonalData(_)) => {

@@ -133,13 +133,18 @@ pub(super) fn audit(
 ) -> std::io::Result<()> {
     match gdpr::audit::record(store, action, subject, counts, outcome) {
         Ok(()) => Ok(()),
-        Err(e) => writeln!(
-            err,
-            "jidstore: the audit log entry of this {} was not written: {}",
-            action.as_str(),
-            super::error_line(&e.to_string())
-        ),
+        Err(e) => audit_failed(action, &e, err),
     }
+}
+
+/// Says on `err` that the audit entry of an action that was done could not be written.
+fn audit_failed(action: Action, e: &crate::Error, err: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        err,
+        "jidstore: the audit log entry of this {} was not written: {}",
+        action.as_str(),
+        super::error_line(&e.to_string())
+    )
 }
 
 /// Erases `subject` (or, for a dry run, plans and counts it), flushed, and records it in
@@ -156,16 +161,9 @@ pub(super) fn erase(
     }
     // An error here wrote nothing (the contract for errors), so it adds no entry either.
     let r = erase_now(store, subject)?;
-    let outcome = if r.sweep_error.is_some() {
-        Outcome::Failed
-    } else if r.total_removed() > 0 {
-        Outcome::Ok
-    } else {
-        Outcome::NothingErased
-    };
-    let kept = r.kept.iter().filter_map(|k| k.rows).sum();
-    let counts = [("removed", r.total_removed()), ("kept", kept)];
-    audit(store, Action::Erase, Some(subject), &counts, outcome, err)?;
+    if let Err(e) = gdpr::audit::record_erasure(store, subject, &r) {
+        audit_failed(Action::Erase, &e, err)?;
+    }
     Ok(r)
 }
 

@@ -140,6 +140,23 @@ pub fn record(
     store.flush()
 }
 
+/// Appends the entry of a committed erasure (its receipt's counts, removed and kept rows;
+/// outcome `failed` when its sweep failed, `nothing-erased` when only kept data was held):
+/// what every caller of [`super::remove`] that keeps the log records (the CLI's
+/// `unregister`, the Prosody driver's purge).
+pub fn record_erasure(store: &Store, subject: &BareJid, receipt: &super::Receipt) -> Result<()> {
+    let outcome = if receipt.sweep_error.is_some() {
+        Outcome::Failed
+    } else if receipt.total_removed() > 0 {
+        Outcome::Ok
+    } else {
+        Outcome::NothingErased
+    };
+    let kept = receipt.kept.iter().filter_map(|k| k.rows).sum();
+    let counts = [("removed", receipt.total_removed()), ("kept", kept)];
+    record(store, Action::Erase, Some(subject), &counts, outcome)
+}
+
 /// The entries recorded at or after `since` (all without it), oldest first, read lazily.
 pub fn entries(
     store: &Store,
