@@ -46,6 +46,7 @@ mod private;
 mod process;
 mod progress;
 mod pubsub;
+mod retention;
 mod roster;
 mod toolbox;
 mod vcard;

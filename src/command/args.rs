@@ -104,6 +104,18 @@ pub enum Command {
         #[arg(long, value_name = "JID")]
         jid: Option<String>,
     },
+    /// Apply a retention policy (a JSON file: limits per domain and per JID on 1-1 archives,
+    /// room archives and offline messages, by age in days or by count) and print what was
+    /// removed per domain. Oldest messages first, in bounded chunks; safe to interrupt and
+    /// run again.
+    Expire {
+        /// The policy file (see the README, "Retention").
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Count what would be removed; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write everything held about a JID into a zip of CSV files.
     #[command(name = "retrieve_personal_data", alias = "retrieve-personal-data")]
     RetrievePersonalData {
@@ -264,6 +276,36 @@ pub enum MamCommand {
     /// One page of a user's (or with --room, a room's) archive: one line per message
     /// (id, timestamp, from, to or nick, stanza, tab-separated), then a footer.
     Query(Box<MamQuery>),
+    /// Delete archived messages on request, oldest first in bounded chunks: one message
+    /// (--id), those archived before a time (--before) or all (--all) of a user's archive,
+    /// or of a room's with --room. The account or room stays.
+    Delete(MamDelete),
+}
+
+/// Arguments of `jidstore mam delete`.
+#[derive(clap::Args, Debug)]
+pub struct MamDelete {
+    /// The username (localpart); not with --room.
+    #[arg(required_unless_present = "room", conflicts_with = "room")]
+    pub username: Option<String>,
+    /// The domain; not with --room.
+    #[arg(required_unless_present = "room", conflicts_with = "room")]
+    pub domain: Option<String>,
+    /// Delete from this room's archive instead of a user's.
+    #[arg(long, value_name = "ROOM_JID")]
+    pub room: Option<String>,
+    /// The archive id of the one message to delete.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["before", "all"])]
+    pub id: Option<String>,
+    /// The messages archived before this time (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = time_arg, conflicts_with = "all")]
+    pub before: Option<Timestamp>,
+    /// The whole archive.
+    #[arg(long, required_unless_present_any = ["id", "before"])]
+    pub all: bool,
+    /// Count what would be deleted; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Arguments of `jidstore mam query`.

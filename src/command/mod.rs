@@ -20,12 +20,13 @@ mod init;
 mod maint;
 mod mam;
 mod pie;
+mod retention;
 mod toolbox;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamQuery};
+pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamDelete, MamQuery};
 
 use crate::{Config, Error, Store};
 
@@ -143,6 +144,7 @@ fn dispatch(
         }
         Command::Inspect { username, domain } => toolbox::inspect(&env, &username, &domain, out),
         Command::Audit { since, jid } => toolbox::audit(&env, since, jid.as_deref(), out),
+        Command::Expire { policy, dry_run } => retention::expire(&env, &policy, dry_run, out),
         Command::Passwd {
             username,
             domain,

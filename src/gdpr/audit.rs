@@ -34,6 +34,10 @@ pub enum Action {
     Import,
     /// A compaction (`compact`, `unregister --purge`).
     Compact,
+    /// Retention applied (`expire`); no subject.
+    Expire,
+    /// Archived messages deleted on request (`delete-messages`, `delete-room-history`).
+    Delete,
 }
 
 /// How it ended.
@@ -58,6 +62,8 @@ impl Action {
             Action::Erase => "erase",
             Action::Import => "import",
             Action::Compact => "compact",
+            Action::Expire => "expire",
+            Action::Delete => "delete",
         }
     }
 }

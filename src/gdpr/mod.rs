@@ -22,6 +22,7 @@ pub mod audit;
 mod dry_run;
 mod inspect;
 mod receipt;
+pub mod retention;
 mod retrieve;
 
 use std::time::Instant;
@@ -35,6 +36,7 @@ use crate::store::{Store, Tombstone};
 pub use dry_run::dry_run;
 pub use inspect::{Inspection, inspect};
 pub use receipt::Receipt;
+pub use retention::{ExpiryReport, Retention, expire};
 pub(crate) use retrieve::retrieve_with;
 pub use retrieve::{
     CsvEscaping, ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path,
