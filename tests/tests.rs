@@ -31,6 +31,7 @@ mod gdpr_race;
 mod generic;
 mod inbox;
 mod last;
+mod ledger;
 mod maintenance;
 mod mam;
 mod mam_query;

@@ -65,6 +65,13 @@ pub enum Command {
         domain: String,
         /// The password (stored only as SCRAM verifiers). `-` reads one line from stdin.
         password: String,
+        /// A name erased less than this many days ago is refused (the erasure ledger
+        /// remembers it by keyed hash); 0 never refuses.
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        hold_erased_days: u32,
+        /// Register the name even if it was erased recently.
+        #[arg(long)]
+        force: bool,
     },
     /// List accounts, one JID per line in JID order, streamed (never all held in memory).
     Users {
@@ -160,6 +167,13 @@ pub enum Command {
     /// data directory's files until then), verify it and swap it in. No other process may use
     /// the store.
     Compact,
+    /// Replace the store with a backup (a directory `backup` wrote; read, never written),
+    /// re-applying every erasure made since the backup was taken. No other process may use
+    /// the store.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+    },
     /// Write a consistent copy of the store to a new directory (refused if it exists).
     Backup {
         /// The directory to create.
@@ -179,6 +193,10 @@ pub enum Command {
         /// write.
         #[arg(long)]
         skip_missing_includes: bool,
+        /// Import users this store erased (its erasure ledger remembers them by keyed hash).
+        /// Without it they are skipped and reported, so their erasure is re-applied.
+        #[arg(long)]
+        import_erased: bool,
         /// Check and report everything, write nothing.
         #[arg(long)]
         dry_run: bool,
