@@ -44,6 +44,7 @@ mod owner;
 mod paths;
 pub mod pie;
 pub mod progress;
+mod restore;
 mod sample;
 mod stats;
 mod store;

@@ -20,12 +20,13 @@ mod init;
 mod maint;
 mod mam;
 mod pie;
+mod retention;
 mod toolbox;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamQuery};
+pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamDelete, MamQuery};
 
 use crate::{Config, Error, Store};
 
@@ -119,6 +120,10 @@ pub fn run(
     Outcome::Exit(code)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per command: a flat table reads best"
+)]
 fn dispatch(
     target: Target<'_>,
     command: Command,
@@ -137,12 +142,21 @@ fn dispatch(
             user,
             domain,
             password,
-        } => gdpr::register(&env, user.as_deref(), &domain, &password, out),
+            hold_erased_days,
+            force,
+        } => gdpr::register(
+            &env,
+            (user.as_deref(), &domain),
+            &password,
+            (!force).then_some(hold_erased_days),
+            out,
+        ),
         Command::Users { domain, prefix } => {
             toolbox::users(&env, domain.as_deref(), prefix.as_deref(), out)
         }
         Command::Inspect { username, domain } => toolbox::inspect(&env, &username, &domain, out),
         Command::Audit { since, jid } => toolbox::audit(&env, since, jid.as_deref(), out),
+        Command::Expire { policy, dry_run } => retention::expire(&env, &policy, dry_run, out),
         Command::Passwd {
             username,
             domain,
@@ -178,6 +192,7 @@ fn dispatch(
         },
         Command::Init => init::run(&env, out),
         Command::Compact => maint::compact(&env, out, err),
+        Command::Restore { backup } => maint::restore(&env, &backup, out),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),
         Command::Verify => maint::verify(&env, out, err),
@@ -185,12 +200,13 @@ fn dispatch(
             file,
             bad_timestamps,
             skip_missing_includes,
+            import_erased,
             dry_run,
         } => pie::import(
             &env,
             &file,
             bad_timestamps,
-            skip_missing_includes,
+            (skip_missing_includes, import_erased),
             dry_run,
             out,
             err,
@@ -231,6 +247,7 @@ fn dispatch(
 fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
     let name = match command {
         Command::Compact => "compact",
+        Command::Restore { .. } => "restore",
         Command::Unregister { purge: true, .. } => "unregister --purge",
         Command::Demo => "demo",
         Command::ServeAdmin => "serve-admin",
@@ -245,6 +262,7 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
 fn refuse_on_database(command: &Command) -> anyhow::Result<()> {
     let (name, why) = match command {
         Command::Compact => ("compact", "it rewrites a sled data directory"),
+        Command::Restore { .. } => ("restore", "it replaces a sled data directory"),
         Command::Unregister { purge: true, .. } => (
             "unregister --purge",
             "its purge rewrites a sled data directory; unregister without --purge erases",
@@ -265,6 +283,7 @@ fn refuse_on_database(command: &Command) -> anyhow::Result<()> {
 fn refuse_foreign_compact(dir: &Path, command: &Command) -> anyhow::Result<()> {
     let name = match command {
         Command::Compact => "compact",
+        Command::Restore { .. } => "restore",
         Command::Unregister { purge: true, .. } => "unregister --purge",
         _ => return Ok(()),
     };
