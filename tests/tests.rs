@@ -36,6 +36,7 @@ mod maintenance;
 mod mam;
 mod mam_query;
 mod offline;
+mod page;
 mod paths;
 mod pie;
 mod pie_compliance;

@@ -140,6 +140,9 @@ pub enum Command {
         /// as text, not formulas (the manifest says so). Default: cells exactly as stored.
         #[arg(long)]
         spreadsheet_safe: bool,
+        /// Leave out index.html (the readable page): CSV files and manifest only.
+        #[arg(long)]
+        no_page: bool,
     },
     /// Erase an account and all personal data that erasure removes; prints a receipt. Exit 3
     /// when nothing was erased (no account, only data that erasure keeps).

@@ -84,7 +84,7 @@ pub(super) fn retrieve(
     username: &str,
     domain: &str,
     path: &Path,
-    (force, spreadsheet_safe): (bool, bool),
+    (force, spreadsheet_safe, page): (bool, bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
@@ -100,7 +100,10 @@ pub(super) fn retrieve(
         &store,
         &subject,
         &path,
-        &ExportOptions::default().force(force).csv_escaping(escaping),
+        &ExportOptions::default()
+            .force(force)
+            .csv_escaping(escaping)
+            .page(page),
     )?;
     let counts = [("rows", summary.total_rows())];
     audit(

@@ -20,6 +20,7 @@
 
 pub mod audit;
 mod dry_run;
+pub mod html;
 mod inspect;
 pub mod ledger;
 mod receipt;
