@@ -213,11 +213,12 @@ pub(crate) trait Extension: Sync {
     /// keyspace's layout and the value decodes as its record type. [`crate::verify()`] calls it
     /// for every entry, reading each keyspace once.
     fn verify_entry(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>;
-    /// After every entry was checked: the links between this class's keyspaces (every index
-    /// entry names its record and the reverse) and to other classes'.
-    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
-        let _ = (store, found);
-        Ok(())
+    /// The checker of the links between this class's keyspaces (every index entry names its
+    /// record and the reverse) and to other classes', or `None` when there are none.
+    /// [`crate::verify()`] hands it every entry of the one pass over the store, so no class
+    /// walks a keyspace again.
+    fn links(&self) -> Option<Box<dyn crate::verify::Links>> {
+        None
     }
     /// For `backup` and `compact`: copies keyspace `ks` (one of this class's) of `src` in its
     /// own way, handing each batch to `write` with its logical bytes and the entries read, and
@@ -273,10 +274,6 @@ pub(crate) static EXTENSIONS: &[&dyn Extension] = &[
 
 /// Keyspaces that hold no personal data: store identity, the sweep queue (archive ids) and
 /// the audit log (subjects only as keyed hashes).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "read by the registry tests only")
-)]
 pub(crate) const SYSTEM_KEYSPACES: &[Keyspace] =
     &[Keyspace::Meta, Keyspace::Sweep, Keyspace::Audit];
 

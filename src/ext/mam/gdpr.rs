@@ -45,10 +45,8 @@ impl Extension for Class {
         (ks == Keyspace::MamPm).then(|| super::blocks::repack(src, write))
     }
 
-    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
-        let archives = super::verify::live_archives(store)?;
-        super::verify::verify_links(store, &archives, found)?;
-        super::indexes::verify_links(store, &archives, found)
+    fn links(&self) -> Option<Box<dyn crate::verify::Links>> {
+        Some(Box::new(super::verify::Links::default()))
     }
 
     fn name(&self) -> &'static str {
