@@ -220,6 +220,20 @@ pub(crate) trait Extension: Sync {
     fn links(&self) -> Option<Box<dyn crate::verify::Links>> {
         None
     }
+    /// For a class that queues whole archives for the sweep ([`RemovalPlan`]`::sweeps`: ids
+    /// whose entries are all keyed by the id first, marked in the `sweep` keyspace by id
+    /// alone): deletes archive `id`'s entries in bounded chunks, or with `dry_run` only counts
+    /// them, and returns (table, rows removed). `None` for a class that queues no archives;
+    /// at most one class does (the marker names no class), the 1-1 archive.
+    fn sweep_archive(
+        &self,
+        store: &Store,
+        id: u64,
+        dry_run: bool,
+    ) -> Option<Result<(&'static str, u64)>> {
+        let _ = (store, id, dry_run);
+        None
+    }
     /// For `backup` and `compact`: copies keyspace `ks` (one of this class's) of `src` in its
     /// own way, handing each batch to `write` with its logical bytes and the entries read, and
     /// returns (entries read, bytes read); `None` when entries are copied as they are (the
@@ -246,6 +260,25 @@ pub(crate) trait Extension: Sync {
         let _ = (store, subject, gone, kept);
         Ok(())
     }
+}
+
+/// The chunked scan of the sweeps: every entry of a keyspace under a prefix, in key order,
+/// until the callback returns `false`.
+pub(crate) use mam::records::for_each_entry;
+
+/// Sweeps (or with `dry_run` counts) the erased archive `id` through the class that queues
+/// archives; returns (table, rows).
+pub(crate) fn sweep_archive(store: &Store, id: u64, dry_run: bool) -> Result<(&'static str, u64)> {
+    EXTENSIONS
+        .iter()
+        .find_map(|e| e.sweep_archive(store, id, dry_run))
+        .unwrap_or_else(|| {
+            Err(crate::keys::corrupt(
+                Keyspace::Sweep,
+                &crate::keys::archive(id),
+                "archive sweep queued but no data class sweeps archives",
+            ))
+        })
 }
 
 /// The class that owns `ks` (`None` for a system keyspace).

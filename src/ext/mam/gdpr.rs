@@ -45,6 +45,20 @@ impl Extension for Class {
         (ks == Keyspace::MamPm).then(|| super::blocks::repack(src, write))
     }
 
+    fn sweep_archive(
+        &self,
+        store: &Store,
+        id: u64,
+        dry_run: bool,
+    ) -> Option<Result<(&'static str, u64)>> {
+        let n = if dry_run {
+            super::sweep::count(store, id)
+        } else {
+            super::sweep::sweep(store, id)
+        };
+        Some(n.map(|n| ("mam_pm", n)))
+    }
+
     fn links(&self) -> Option<Box<dyn crate::verify::Links>> {
         Some(Box::new(super::verify::Links::default()))
     }
