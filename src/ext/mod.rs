@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod last;
 pub mod mam;
 pub mod offline;
+mod owner_keyed;
 pub mod privacy;
 pub mod private;
 pub mod pubsub;
