@@ -185,7 +185,12 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
             crate::progress::advance(1);
             found.check(check_entry(*ks, &key, &value))?;
             for l in &mut links {
-                l.entry(store, *ks, &key, &value, &mut found)?;
+                let e = Entry {
+                    ks: *ks,
+                    key: &key,
+                    value: &value,
+                };
+                l.entry(store, e, &mut found)?;
             }
         }
         counts.insert(*ks, n);
@@ -208,14 +213,15 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
 /// keyspace, and keeps what later keyspaces need (the accounts' archive ids, the sweep queue).
 pub(crate) trait Links {
     /// Checks one entry's links, reporting into `found`.
-    fn entry(
-        &mut self,
-        store: &Store,
-        ks: Keyspace,
-        key: &[u8],
-        value: &[u8],
-        found: &mut Findings,
-    ) -> Result<()>;
+    fn entry(&mut self, store: &Store, e: Entry<'_>, found: &mut Findings) -> Result<()>;
+}
+
+/// One entry of the pass: its keyspace, key and value.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    pub(crate) ks: Keyspace,
+    pub(crate) key: &'a [u8],
+    pub(crate) value: &'a [u8],
 }
 
 /// Checks one entry's key layout and value type (decoding the value as the record type its

@@ -1,7 +1,7 @@
 //! Blocking command (XEP-0191): blocked JIDs.
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{Held, OwnerKeyed};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape};
 use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
@@ -108,11 +108,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const NAME: &'static str = "blocklist";
-    const KEYSPACE: Keyspace = Keyspace::Blocklist;
-    const TABLES: &'static [Table] = TABLES;
-    const HELD: Held = Held::Range;
-
+    const SHAPE: Shape = Shape::range("blocklist", Keyspace::Blocklist, TABLES);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         blocked_of(key)?;
         crate::codec::decode::<()>(Keyspace::Blocklist, key, value)

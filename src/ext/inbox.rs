@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{Held, OwnerKeyed};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape};
 use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -209,11 +209,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const NAME: &'static str = "inbox";
-    const KEYSPACE: Keyspace = Keyspace::Inbox;
-    const TABLES: &'static [Table] = TABLES;
-    const HELD: Held = Held::Range;
-
+    const SHAPE: Shape = Shape::range("inbox", Keyspace::Inbox, TABLES);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         remote_of(key)?;
         crate::codec::decode::<Stored>(Keyspace::Inbox, key, value).map(|_| ())

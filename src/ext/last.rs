@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ext::owner_keyed::{Held, OwnerKeyed, verify_one};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape, verify_one};
 use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -71,11 +71,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const NAME: &'static str = "last";
-    const KEYSPACE: Keyspace = Keyspace::Last;
-    const TABLES: &'static [Table] = TABLES;
-    const HELD: Held = Held::One;
-
+    const SHAPE: Shape = Shape::one("last", Keyspace::Last, TABLES);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         verify_one::<LastActivity>(Keyspace::Last, key, value)
     }

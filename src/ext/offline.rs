@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ext::owner_keyed::{Held, OwnerKeyed};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape};
 use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
@@ -171,11 +171,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const NAME: &'static str = "offline";
-    const KEYSPACE: Keyspace = Keyspace::Offline;
-    const TABLES: &'static [Table] = TABLES;
-    const HELD: Held = Held::Range;
-
+    const SHAPE: Shape = Shape::range("offline", Keyspace::Offline, TABLES);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         let mut r = keys::KeyReader::new(Keyspace::Offline, key);
         r.part()?;

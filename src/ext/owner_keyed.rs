@@ -12,7 +12,7 @@ use crate::keys::{self, Keyspace};
 use crate::store::Store;
 
 /// How much an owner holds in an owner-keyed class.
-pub(crate) enum Held {
+enum Held {
     /// One record, keyed by the owner alone: removed in the erasure's commit.
     One,
     /// Any number of records under the owner's key prefix: the range is tombstoned in the
@@ -20,16 +20,52 @@ pub(crate) enum Held {
     Range,
 }
 
+/// What the registry needs to know of an owner-keyed class besides its two functions.
+pub(crate) struct Shape {
+    /// The class name used in receipts and docs; also the stem of its one table.
+    name: &'static str,
+    /// The keyspace it owns.
+    keyspace: Keyspace,
+    /// Its CSV table.
+    tables: &'static [Table],
+    /// One record or a range per owner.
+    held: Held,
+}
+
+impl Shape {
+    /// A class holding one record per owner, keyed by the owner alone.
+    pub(crate) const fn one(
+        name: &'static str,
+        keyspace: Keyspace,
+        tables: &'static [Table],
+    ) -> Self {
+        Shape {
+            name,
+            keyspace,
+            tables,
+            held: Held::One,
+        }
+    }
+
+    /// A class holding a range of records under each owner's key prefix.
+    pub(crate) const fn range(
+        name: &'static str,
+        keyspace: Keyspace,
+        tables: &'static [Table],
+    ) -> Self {
+        Shape {
+            name,
+            keyspace,
+            tables,
+            held: Held::Range,
+        }
+    }
+}
+
 /// A data class with one keyspace keyed by owner first.
 pub(crate) trait OwnerKeyed: Sync {
-    /// The class name used in receipts and docs; also the stem of its one table.
-    const NAME: &'static str;
-    /// The keyspace it owns.
-    const KEYSPACE: Keyspace;
-    /// Its CSV table.
-    const TABLES: &'static [Table];
-    /// One record or a range per owner.
-    const HELD: Held;
+    /// Its name, keyspace, table and how much an owner holds.
+    const SHAPE: Shape;
     /// Checks one stored entry's key layout and value type.
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()>;
     /// Streams the rows held about `subject`, in a deterministic order.
@@ -38,25 +74,25 @@ pub(crate) trait OwnerKeyed: Sync {
 
 impl<C: OwnerKeyed> Extension for C {
     fn name(&self) -> &'static str {
-        C::NAME
+        C::SHAPE.name
     }
     fn keyspaces(&self) -> &'static [Keyspace] {
-        std::slice::from_ref(&C::KEYSPACE)
+        const { std::slice::from_ref(&C::SHAPE.keyspace) }
     }
     fn tables(&self) -> &'static [Table] {
-        C::TABLES
+        C::SHAPE.tables
     }
     fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
         C::rows(store, subject, emit)
     }
     fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
         let key = keys::owner(subject);
-        match C::HELD {
-            Held::Range => plan.sweep_range(store, C::KEYSPACE, key),
+        match C::SHAPE.held {
+            Held::Range => plan.sweep_range(store, C::SHAPE.keyspace, key),
             Held::One => {
-                if store.tree(C::KEYSPACE).contains_key(&key)? {
-                    plan.remove(C::KEYSPACE, key);
-                    plan.count(C::NAME, 1);
+                if store.tree(C::SHAPE.keyspace).contains_key(&key)? {
+                    plan.remove(C::SHAPE.keyspace, key);
+                    plan.count(C::SHAPE.name, 1);
                 }
                 Ok(())
             }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{Held, OwnerKeyed};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape};
 use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -97,11 +97,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const NAME: &'static str = "private";
-    const KEYSPACE: Keyspace = Keyspace::Private;
-    const TABLES: &'static [Table] = TABLES;
-    const HELD: Held = Held::Range;
-
+    const SHAPE: Shape = Shape::range("private", Keyspace::Private, TABLES);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         if ns_of(key)?.is_empty() {
             return Err(keys::corrupt(Keyspace::Private, key, "empty namespace"));

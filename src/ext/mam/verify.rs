@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
-use crate::verify::Findings;
+use crate::verify::{Entry, Findings};
 
 use super::archive::{Archive, Pm, Room, record};
 use super::id::StoredId;
@@ -89,14 +89,8 @@ pub(crate) struct Links {
 }
 
 impl crate::verify::Links for Links {
-    fn entry(
-        &mut self,
-        store: &Store,
-        ks: Keyspace,
-        key: &[u8],
-        value: &[u8],
-        found: &mut Findings,
-    ) -> Result<()> {
+    fn entry(&mut self, store: &Store, e: Entry<'_>, found: &mut Findings) -> Result<()> {
+        let Entry { ks, key, value } = e;
         let archives = &mut self.archives;
         match ks {
             Keyspace::Accounts => {

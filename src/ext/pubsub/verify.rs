@@ -5,7 +5,7 @@ use crate::codec::decode;
 use crate::error::Result;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
-use crate::verify::Findings;
+use crate::verify::{Entry, Findings};
 
 use super::stored::{StoredItem, StoredNode, pair_of, quad_of, triple};
 use super::types::{Affiliation, SubState};
@@ -51,21 +51,14 @@ pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>
 pub(crate) struct Links;
 
 impl crate::verify::Links for Links {
-    fn entry(
-        &mut self,
-        store: &Store,
-        ks: Keyspace,
-        key: &[u8],
-        value: &[u8],
-        found: &mut Findings,
-    ) -> Result<()> {
+    fn entry(&mut self, store: &Store, e: Entry<'_>, found: &mut Findings) -> Result<()> {
+        let Entry { ks, key, value } = e;
         match ks {
             Keyspace::PubsubNodes => node_links(store, key, value, found),
             Keyspace::PubsubNodesByOwner => owner_links(store, key, found),
             Keyspace::PubsubItems => item_links(store, key, value, found),
             Keyspace::PubsubItemsByPublisher => publisher_links(store, key, found),
-            Keyspace::PubsubSubs => personal_links(store, ks, key, found),
-            Keyspace::PubsubAffs => personal_links(store, ks, key, found),
+            Keyspace::PubsubSubs | Keyspace::PubsubAffs => personal_links(store, ks, key, found),
             Keyspace::PubsubSubsBySubscriber => {
                 by_jid_links(store, ks, Keyspace::PubsubSubs, key, found)
             }

@@ -129,6 +129,10 @@ pub enum Op {
 impl Op {
     /// Decodes one operation from five bytes (the fuzz target's input): the first picks the
     /// operation, the others its arguments, reduced to the model's small domains.
+    #[expect(
+        clippy::many_single_char_names,
+        reason = "five bytes and two reductions"
+    )]
     pub fn from_bytes(b: [u8; 5]) -> Op {
         let [k, a, c, d, e] = b;
         let u = |x: u8| usize::from(x) % N;

@@ -56,7 +56,11 @@ fn pm(owner: usize, peer: usize, id: Option<String>, v: u8) -> PmMessage {
 }
 
 /// Applies `op` (not [`Op::Reopen`], which only checks) to the store and the model.
-#[expect(clippy::too_many_lines, reason = "one arm per operation")]
+#[expect(
+    clippy::too_many_lines,
+    clippy::many_single_char_names,
+    reason = "one arm per operation, over short indexes and values as in `Op`"
+)]
 pub(super) fn apply(st: &Store, m: &mut Model, op: &Op) -> Result<(), Divergence> {
     match *op {
         Op::Create(u) => {
