@@ -2,11 +2,11 @@
 //!
 //! [`verify`] reads the whole store once: each keyspace is walked once. Each entry's key must
 //! parse as its keyspace's layout (see `src/keys.rs`) and its value must decode as the record
-//! type stored there. In the same pass, each data class's [`Links`] checks the links between
-//! keyspaces both ways (with point lookups, never a second walk): every index entry names a record
-//! and every record has its index entry; imported message ids name a message with that id;
-//! pubsub items, subscriptions and affiliations belong to an existing node; 1-1 archive
-//! records belong to an account's archive or to one queued for sweeping.
+//! type stored there. In the same pass, each data class's `Links` checker checks the links
+//! between keyspaces both ways (with point lookups, never a second walk): every index entry
+//! names a record and every record has its index entry; imported message ids name a message
+//! with that id; pubsub items, subscriptions and affiliations belong to an existing node; 1-1
+//! archive records belong to an account's archive or to one queued for sweeping.
 //!
 //! Problems are collected, never fatal: one damaged entry does not hide the next. Only a
 //! storage error (sled failing to read) stops the scan. Run it on a quiescent store: a write
