@@ -1,11 +1,12 @@
 //! Store verification: every entry of every keyspace decoded and cross-checked.
 //!
-//! [`verify`] reads the whole store once. Each entry's key must parse as its keyspace's
-//! layout (see `src/keys.rs`) and its value must decode as the record type stored there.
-//! Then the links between keyspaces are checked both ways: every index entry names a record
-//! and every record has its index entry; imported message ids name a message with that id;
-//! pubsub items, subscriptions and affiliations belong to an existing node; 1-1 archive
-//! records belong to an account's archive or to one queued for sweeping.
+//! [`verify`] reads the whole store once: each keyspace is walked once. Each entry's key must
+//! parse as its keyspace's layout (see `src/keys.rs`) and its value must decode as the record
+//! type stored there. In the same pass, each data class's `Links` checker checks the links
+//! between keyspaces both ways (with point lookups, never a second walk): every index entry
+//! names a record and every record has its index entry; imported message ids name a message
+//! with that id; pubsub items, subscriptions and affiliations belong to an existing node; 1-1
+//! archive records belong to an account's archive or to one queued for sweeping.
 //!
 //! Problems are collected, never fatal: one damaged entry does not hide the next. Only a
 //! storage error (sled failing to read) stops the scan. Run it on a quiescent store: a write
@@ -166,24 +167,61 @@ impl Findings {
 /// ```
 pub fn verify(store: &Store) -> Result<VerifyReport> {
     let mut found = Findings::default();
-    let mut report = VerifyReport::default();
+    let mut links: Vec<Box<dyn Links>> = ext::EXTENSIONS.iter().filter_map(|c| c.links()).collect();
     let _progress = crate::progress::Phase::start("verify", "entries", None);
-    for ks in Keyspace::ALL {
+    // The system keyspaces first: the link checks learn the sweep queue before they meet
+    // the archives it names (accounts come before the archives in `Keyspace::ALL`).
+    let order = ext::SYSTEM_KEYSPACES.iter().chain(
+        Keyspace::ALL
+            .iter()
+            .filter(|ks| !ext::SYSTEM_KEYSPACES.contains(ks)),
+    );
+    let mut counts = std::collections::BTreeMap::new();
+    for ks in order {
         let mut n = 0u64;
         for entry in store.tree(*ks) {
             let (key, value) = entry?;
             n += 1;
             crate::progress::advance(1);
             found.check(check_entry(*ks, &key, &value))?;
+            for l in &mut links {
+                let e = Entry {
+                    ks: *ks,
+                    key: &key,
+                    value: &value,
+                };
+                l.entry(store, e, &mut found)?;
+            }
         }
-        report.entries += n;
-        report.keyspaces.push((ks.name(), n));
+        counts.insert(*ks, n);
     }
-    for class in ext::EXTENSIONS {
-        class.verify_links(store, &mut found)?;
-    }
-    report.problems = found.problems;
-    Ok(report)
+    let keyspaces: Vec<_> = Keyspace::ALL
+        .iter()
+        .map(|ks| (ks.name(), counts.get(ks).copied().unwrap_or(0)))
+        .collect();
+    Ok(VerifyReport {
+        entries: keyspaces.iter().map(|k| k.1).sum(),
+        keyspaces,
+        problems: found.problems,
+    })
+}
+
+/// A data class's check of the links between entries (see `Extension::links`). It sees
+/// every entry of every keyspace once, in one pass: the system keyspaces first, then the
+/// others in [`Keyspace::ALL`] order. Entries whose key or value does not decode were
+/// reported by the entry check and are skipped. It may look up single keys of any
+/// keyspace, and keeps what later keyspaces need (the accounts' archive ids, the sweep queue).
+pub(crate) trait Links {
+    /// Checks one entry's links, reporting into `found`.
+    fn entry(&mut self, store: &Store, e: Entry<'_>, found: &mut Findings) -> Result<()>;
+}
+
+/// One entry of the pass: its keyspace, key and value.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    pub(crate) ks: Keyspace,
+    pub(crate) key: &'a [u8],
+    pub(crate) value: &'a [u8],
 }
 
 /// Checks one entry's key layout and value type (decoding the value as the record type its

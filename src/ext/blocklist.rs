@@ -1,7 +1,8 @@
 //! Blocking command (XEP-0191): blocked JIDs.
 
 use crate::error::{Error, Result};
-use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
@@ -98,13 +99,6 @@ impl Blocklist<'_> {
     }
 }
 
-/// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify()`].
-pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
-    blocked_of(key)?;
-    crate::codec::decode::<()>(Keyspace::Blocklist, key, value)
-}
-
 /// Registry entry.
 pub(crate) struct Class;
 
@@ -113,27 +107,16 @@ const TABLES: &[Table] = &[Table {
     header: &["jid"],
 }];
 
-impl Extension for Class {
-    fn verify_entry(&self, _ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
-        verify_entry(key, value)
+impl OwnerKeyed for Class {
+    const SHAPE: Shape = Shape::range("blocklist", Keyspace::Blocklist, TABLES);
+    fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+        blocked_of(key)?;
+        crate::codec::decode::<()>(Keyspace::Blocklist, key, value)
     }
-
-    fn name(&self) -> &'static str {
-        "blocklist"
-    }
-    fn keyspaces(&self) -> &'static [Keyspace] {
-        &[Keyspace::Blocklist]
-    }
-    fn tables(&self) -> &'static [Table] {
-        TABLES
-    }
-    fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
+    fn rows(store: &Store, subject: &BareJid, emit: Emit<'_>) -> Result<()> {
         for entry in store.scan::<()>(Keyspace::Blocklist, &keys::owner(subject)) {
             emit(vec![blocked_of(&entry?.0)?.to_string()])?;
         }
         Ok(())
-    }
-    fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        plan.sweep_range(store, Keyspace::Blocklist, keys::owner(subject))
     }
 }

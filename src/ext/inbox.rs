@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
@@ -192,13 +193,6 @@ impl Inbox<'_> {
     }
 }
 
-/// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify()`].
-pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
-    remote_of(key)?;
-    crate::codec::decode::<Stored>(Keyspace::Inbox, key, value).map(|_| ())
-}
-
 /// Registry entry.
 pub(crate) struct Class;
 
@@ -214,21 +208,13 @@ const TABLES: &[Table] = &[Table {
     ],
 }];
 
-impl Extension for Class {
-    fn verify_entry(&self, _ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
-        verify_entry(key, value)
+impl OwnerKeyed for Class {
+    const SHAPE: Shape = Shape::range("inbox", Keyspace::Inbox, TABLES);
+    fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+        remote_of(key)?;
+        crate::codec::decode::<Stored>(Keyspace::Inbox, key, value).map(|_| ())
     }
-
-    fn name(&self) -> &'static str {
-        "inbox"
-    }
-    fn keyspaces(&self) -> &'static [Keyspace] {
-        &[Keyspace::Inbox]
-    }
-    fn tables(&self) -> &'static [Table] {
-        TABLES
-    }
-    fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
+    fn rows(store: &Store, subject: &BareJid, emit: Emit<'_>) -> Result<()> {
         for entry in store.scan::<Stored>(Keyspace::Inbox, &keys::owner(subject)) {
             let (key, s) = entry?;
             emit(vec![
@@ -241,8 +227,5 @@ impl Extension for Class {
             ])?;
         }
         Ok(())
-    }
-    fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        plan.sweep_range(store, Keyspace::Inbox, keys::owner(subject))
     }
 }

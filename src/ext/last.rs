@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape, verify_one};
+use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
@@ -60,15 +61,6 @@ impl Last<'_> {
     }
 }
 
-/// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify()`].
-pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
-    let mut r = keys::KeyReader::new(Keyspace::Last, key);
-    r.part()?;
-    r.end()?;
-    crate::codec::decode::<LastActivity>(Keyspace::Last, key, value).map(|_| ())
-}
-
 /// Registry entry.
 pub(crate) struct Class;
 
@@ -78,35 +70,18 @@ const TABLES: &[Table] = &[Table {
     header: &["jid", "timestamp", "status"],
 }];
 
-impl Extension for Class {
-    fn verify_entry(&self, _ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
-        verify_entry(key, value)
+impl OwnerKeyed for Class {
+    const SHAPE: Shape = Shape::one("last", Keyspace::Last, TABLES);
+    fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+        verify_one::<LastActivity>(Keyspace::Last, key, value)
     }
-
-    fn name(&self) -> &'static str {
-        "last"
-    }
-    fn keyspaces(&self) -> &'static [Keyspace] {
-        &[Keyspace::Last]
-    }
-    fn tables(&self) -> &'static [Table] {
-        TABLES
-    }
-    fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
+    fn rows(store: &Store, subject: &BareJid, emit: Emit<'_>) -> Result<()> {
         if let Some(last) = store.last().get(subject)? {
             emit(vec![
                 subject.to_string(),
                 crate::Timestamp::from_secs(last.seconds).to_rfc3339(),
                 last.status,
             ])?;
-        }
-        Ok(())
-    }
-    fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        let key = keys::owner(subject);
-        if store.tree(Keyspace::Last).contains_key(&key)? {
-            plan.remove(Keyspace::Last, key);
-            plan.count("last", 1);
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod last;
 pub mod mam;
 pub mod offline;
+mod owner_keyed;
 pub mod privacy;
 pub mod private;
 pub mod pubsub;
@@ -213,11 +214,26 @@ pub(crate) trait Extension: Sync {
     /// keyspace's layout and the value decodes as its record type. [`crate::verify()`] calls it
     /// for every entry, reading each keyspace once.
     fn verify_entry(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>;
-    /// After every entry was checked: the links between this class's keyspaces (every index
-    /// entry names its record and the reverse) and to other classes'.
-    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
-        let _ = (store, found);
-        Ok(())
+    /// The checker of the links between this class's keyspaces (every index entry names its
+    /// record and the reverse) and to other classes', or `None` when there are none.
+    /// [`crate::verify()`] hands it every entry of the one pass over the store, so no class
+    /// walks a keyspace again.
+    fn links(&self) -> Option<Box<dyn crate::verify::Links>> {
+        None
+    }
+    /// For a class that queues whole archives for the sweep ([`RemovalPlan`]`::sweeps`: ids
+    /// whose entries are all keyed by the id first, marked in the `sweep` keyspace by id
+    /// alone): deletes archive `id`'s entries in bounded chunks, or with `dry_run` only counts
+    /// them, and returns (table, rows removed). `None` for a class that queues no archives;
+    /// at most one class does (the marker names no class), the 1-1 archive.
+    fn sweep_archive(
+        &self,
+        store: &Store,
+        id: u64,
+        dry_run: bool,
+    ) -> Option<Result<(&'static str, u64)>> {
+        let _ = (store, id, dry_run);
+        None
     }
     /// For `backup` and `compact`: copies keyspace `ks` (one of this class's) of `src` in its
     /// own way, handing each batch to `write` with its logical bytes and the entries read, and
@@ -247,6 +263,25 @@ pub(crate) trait Extension: Sync {
     }
 }
 
+/// The chunked scan of the sweeps: every entry of a keyspace under a prefix, in key order,
+/// until the callback returns `false`.
+pub(crate) use mam::records::for_each_entry;
+
+/// Sweeps (or with `dry_run` counts) the erased archive `id` through the class that queues
+/// archives; returns (table, rows).
+pub(crate) fn sweep_archive(store: &Store, id: u64, dry_run: bool) -> Result<(&'static str, u64)> {
+    EXTENSIONS
+        .iter()
+        .find_map(|e| e.sweep_archive(store, id, dry_run))
+        .unwrap_or_else(|| {
+            Err(crate::keys::corrupt(
+                Keyspace::Sweep,
+                &crate::keys::archive(id),
+                "archive sweep queued but no data class sweeps archives",
+            ))
+        })
+}
+
 /// The class that owns `ks` (`None` for a system keyspace).
 pub(crate) fn owner_of(ks: Keyspace) -> Option<&'static dyn Extension> {
     EXTENSIONS
@@ -273,10 +308,6 @@ pub(crate) static EXTENSIONS: &[&dyn Extension] = &[
 
 /// Keyspaces that hold no personal data: store identity, the sweep queue (archive ids) and
 /// the audit log (subjects only as keyed hashes).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "read by the registry tests only")
-)]
 pub(crate) const SYSTEM_KEYSPACES: &[Keyspace] =
     &[Keyspace::Meta, Keyspace::Sweep, Keyspace::Audit];
 

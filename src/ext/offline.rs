@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ext::{Emit, Extension, RemovalPlan, Table};
+use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
@@ -203,16 +204,6 @@ impl Offline<'_> {
     }
 }
 
-/// Checks one stored entry: the key parses as this keyspace's layout and the value decodes
-/// as its record type. Used by [`crate::verify()`].
-pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
-    let mut r = keys::KeyReader::new(Keyspace::Offline, key);
-    r.part()?;
-    r.u64()?;
-    r.end()?;
-    crate::codec::decode::<Stored>(Keyspace::Offline, key, value).map(|_| ())
-}
-
 /// Registry entry.
 pub(crate) struct Class;
 
@@ -221,21 +212,16 @@ const TABLES: &[Table] = &[Table {
     header: &["timestamp", "from", "to", "packet", "expires"],
 }];
 
-impl Extension for Class {
-    fn verify_entry(&self, _ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
-        verify_entry(key, value)
+impl OwnerKeyed for Class {
+    const SHAPE: Shape = Shape::range("offline", Keyspace::Offline, TABLES);
+    fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+        let mut r = keys::KeyReader::new(Keyspace::Offline, key);
+        r.part()?;
+        r.u64()?;
+        r.end()?;
+        crate::codec::decode::<Stored>(Keyspace::Offline, key, value).map(|_| ())
     }
-
-    fn name(&self) -> &'static str {
-        "offline"
-    }
-    fn keyspaces(&self) -> &'static [Keyspace] {
-        &[Keyspace::Offline]
-    }
-    fn tables(&self) -> &'static [Table] {
-        TABLES
-    }
-    fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
+    fn rows(store: &Store, subject: &BareJid, emit: Emit<'_>) -> Result<()> {
         for entry in store.scan::<Stored>(Keyspace::Offline, &keys::owner(subject)) {
             let s = entry?.1;
             emit(vec![
@@ -247,8 +233,5 @@ impl Extension for Class {
             ])?;
         }
         Ok(())
-    }
-    fn plan_removal(&self, store: &Store, subject: &BareJid, plan: &mut RemovalPlan) -> Result<()> {
-        plan.sweep_range(store, Keyspace::Offline, keys::owner(subject))
     }
 }

@@ -35,14 +35,14 @@ pub fn dry_run(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let mut receipt = Receipt::new(subject.clone(), plan, Duration::ZERO);
     receipt.dry_run = true;
     for archive in std::mem::take(&mut receipt.pending_sweeps) {
-        let n = archive_messages(store, archive)?;
-        *receipt.removed.entry("mam_pm").or_default() += n;
+        let (table, n) = crate::ext::sweep_archive(store, archive, true)?;
+        *receipt.removed.entry(table).or_default() += n;
     }
     for (ks, prefix) in &ranges {
         let class = crate::ext::owner_of(*ks)
             .ok_or_else(|| keys::corrupt(*ks, prefix, "a range planned in a system keyspace"))?;
         let mut swept = Swept::default();
-        crate::ext::mam::records::for_each_entry(store, *ks, prefix, |key, value| {
+        crate::ext::for_each_entry(store, *ks, prefix, |key, value| {
             class.swept(*ks, key, value, subject, &mut swept)?;
             swept.also.clear();
             Ok(true)
@@ -57,18 +57,4 @@ pub fn dry_run(store: &Store, subject: &BareJid) -> Result<Receipt> {
         let _ = ext.count_kept(store, subject, &gone, &mut receipt.kept);
     }
     Ok(receipt)
-}
-
-/// The messages the sweep of a 1-1 archive would count (records only, a block counting
-/// every message it holds).
-fn archive_messages(store: &Store, archive: u64) -> Result<u64> {
-    let mut messages = 0u64;
-    let prefix = keys::archive(archive);
-    crate::ext::mam::records::for_each_entry(store, Keyspace::MamPm, &prefix, |key, value| {
-        if key.get(8) == Some(&keys::PM_RECORD) {
-            messages += crate::codec::entry_count(value);
-        }
-        Ok(true)
-    })?;
-    Ok(messages)
 }

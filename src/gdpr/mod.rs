@@ -73,8 +73,8 @@ pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
     let mut ranges = std::mem::take(&mut receipt.pending_ranges).into_iter();
     let failed = loop {
         let res = if let Some(archive) = archives.next() {
-            sweep(store, archive).map(|n| {
-                *receipt.removed.entry("mam_pm").or_default() += n;
+            sweep(store, archive).map(|(table, n)| {
+                *receipt.removed.entry(table).or_default() += n;
             })
         } else if let Some(t) = ranges.next() {
             sweep_range(store, &t).map(|swept| receipt.add_swept(swept))
@@ -191,40 +191,13 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
     Ok(receipt)
 }
 
-/// Deletes every record and index entry of an erased 1-1 archive in chunks (all keyed by
-/// archive id first), then its sweep marker. Idempotent. Returns the number of messages
-/// deleted (index entries are not counted).
-fn sweep(store: &Store, archive: u64) -> Result<u64> {
-    let prefix = keys::archive(archive);
-    let mut messages = 0u64;
-    for ks in [Keyspace::MamPm, Keyspace::MamPmIds] {
-        loop {
-            let mut batch = crate::store::Batch::default();
-            let (mut n, mut values) = (0usize, 0u64);
-            // Short sled ranges from the archive prefix again (the batch before was deleted),
-            // so sled can evict what the sweep read (see `records`).
-            crate::ext::mam::records::for_each_entry(store, ks, &prefix, |key, value| {
-                // An entry holds one value or a block of them (records, `with` entries).
-                let held = crate::codec::entry_count(value);
-                values += held;
-                // `mam_pm` holds the records and their `with` entries: count records only.
-                if ks == Keyspace::MamPm && key.get(8) == Some(&keys::PM_RECORD) {
-                    messages += held;
-                }
-                batch.remove(key);
-                n += 1;
-                Ok(n < SWEEP_CHUNK)
-            })?;
-            if n == 0 {
-                break;
-            }
-            store.apply_batch(ks, batch)?;
-            crate::progress::advance(values);
-        }
-    }
-    store.tree(Keyspace::Sweep).remove(prefix)?;
+/// Deletes an erased archive through the class that queued it, then its sweep marker.
+/// Idempotent. Returns (table, rows deleted).
+fn sweep(store: &Store, archive: u64) -> Result<(&'static str, u64)> {
+    let swept = crate::ext::sweep_archive(store, archive, false)?;
+    store.tree(Keyspace::Sweep).remove(keys::archive(archive))?;
     store.flush()?;
-    Ok(messages)
+    Ok(swept)
 }
 
 /// Deletes the entries of a tombstoned range in chunks, each with the keys elsewhere that
@@ -244,7 +217,7 @@ pub(crate) fn sweep_range(store: &Store, t: &Tombstone) -> Result<Swept> {
     loop {
         let mut batch = crate::store::Batch::default();
         let mut n = 0usize;
-        crate::ext::mam::records::for_each_entry(store, t.ks, &t.prefix, |key, value| {
+        crate::ext::for_each_entry(store, t.ks, &t.prefix, |key, value| {
             class.swept(t.ks, key, value, &t.subject, &mut out)?;
             batch.remove(key);
             n += 1;
@@ -311,7 +284,7 @@ pub fn finish_sweeps(store: &Store) -> Result<u64> {
     store.add_tombstones(&ranges);
     let mut total = 0;
     for archive in archives {
-        total += sweep(store, archive)?;
+        total += sweep(store, archive)?.1;
     }
     for t in &ranges {
         total += sweep_range(store, t)?.removed.values().sum::<u64>();

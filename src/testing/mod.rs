@@ -20,6 +20,7 @@
 //! example to paste into a server's tests.
 
 mod check;
+pub mod model;
 
 use std::collections::BTreeMap;
 

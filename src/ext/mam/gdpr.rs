@@ -45,10 +45,22 @@ impl Extension for Class {
         (ks == Keyspace::MamPm).then(|| super::blocks::repack(src, write))
     }
 
-    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
-        let archives = super::verify::live_archives(store)?;
-        super::verify::verify_links(store, &archives, found)?;
-        super::indexes::verify_links(store, &archives, found)
+    fn sweep_archive(
+        &self,
+        store: &Store,
+        id: u64,
+        dry_run: bool,
+    ) -> Option<Result<(&'static str, u64)>> {
+        let n = if dry_run {
+            super::sweep::count(store, id)
+        } else {
+            super::sweep::sweep(store, id)
+        };
+        Some(n.map(|n| ("mam_pm", n)))
+    }
+
+    fn links(&self) -> Option<Box<dyn crate::verify::Links>> {
+        Some(Box::new(super::verify::Links::default()))
     }
 
     fn name(&self) -> &'static str {

@@ -87,62 +87,102 @@ impl<K: PartialEq> TimeWalk<K> {
     }
 }
 
-/// Cross-checks the query indexes against the records. Archives being swept are skipped:
-/// the sweep deletes records before their index entries.
-pub(crate) fn verify_links(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
-    verify_pm(store, archives, found)?;
-    verify_rooms(store, found)
+/// The state the index checks carry from one record to the next in the pass of
+/// [`crate::verify()`]: archive times along each keyspace of records, and the last seq of
+/// the `mam_pm` entry before (entries under one prefix must not overlap, or queries would
+/// miss messages).
+#[derive(Default)]
+pub(crate) struct Walks {
+    pm: TimeWalk<u64>,
+    /// The prefix (key without its seq) and last seq of the `mam_pm` entry before.
+    prev: Option<(Vec<u8>, u64)>,
+    rooms: TimeWalk<String>,
 }
 
-fn verify_pm(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
-    let ks = Keyspace::MamPm;
-    let mut walk = TimeWalk::default();
-    // The prefix (key without its seq) and last seq of the entry before: entries under one
-    // prefix must not overlap, or queries would miss messages.
-    let mut prev: Option<(Vec<u8>, u64)> = None;
-    for entry in store.tree(ks) {
-        let (key, value) = entry?;
-        let Ok((archive, tag)) = pm_key_kind(&key) else {
-            continue;
+impl Walks {
+    /// Checks one `mam_pm` entry against the query indexes. Archives being swept are
+    /// skipped: the sweep deletes records before their index entries.
+    pub(crate) fn pm_entry(
+        &mut self,
+        store: &Store,
+        archives: &Archives,
+        key: &[u8],
+        value: &[u8],
+        found: &mut Findings,
+    ) {
+        let ks = Keyspace::MamPm;
+        let Ok((archive, tag)) = pm_key_kind(key) else {
+            return;
         };
         if archives.swept.contains(&archive) {
-            continue;
+            return;
         }
         // Entries that do not parse or decode were reported by the entry check.
-        let Ok(key_seq) = keys::trailing_seq(ks, &key) else {
-            continue;
+        let Ok(key_seq) = keys::trailing_seq(ks, key) else {
+            return;
         };
-        let Ok(e) = codec::entries(ks, &key, &value, key_seq) else {
-            continue;
+        let Ok(e) = codec::entries(ks, key, value, key_seq) else {
+            return;
         };
         let prefix = key.get(..key.len().saturating_sub(8)).unwrap_or_default();
-        if let Some((p, last)) = &prev
+        if let Some((p, last)) = &self.prev
             && p.as_slice() == prefix
             && key_seq <= *last
         {
-            found.add(ks, &key, "entry overlaps the entry before it");
+            found.add(ks, key, "entry overlaps the entry before it");
         }
-        prev = e.bounds().map(|(_, last)| (prefix.to_vec(), last));
+        self.prev = e.bounds().map(|(_, last)| (prefix.to_vec(), last));
         if tag == keys::PM_WITH {
-            verify_with_target(store, &key, &e, found);
-            continue;
+            verify_with_target(store, key, &e, found);
+            return;
         }
-        if parse_pm_key(&key).is_err() {
-            continue;
+        if parse_pm_key(key).is_err() {
+            return;
         }
         for i in 0..e.len() {
             let Ok((seq, s)) = e.decode::<StoredPm>(i) else {
                 continue;
             };
-            walk.step(ks, &key, archive, s.at, s.timestamp, found);
+            self.pm.step(ks, key, archive, s.at, s.timestamp, found);
             let p = Jid::from_stored(peer(s.direction, &s.from, &s.to));
             let with_prefix = keys::archive_with(archive, p.to_bare().as_str());
             if let Ok(false) = records::holds(store, ks, &with_prefix, seq) {
-                found.add(ks, &key, "missing index entry in mam_pm");
+                found.add(ks, key, "missing index entry in mam_pm");
             }
         }
     }
-    Ok(())
+
+    /// Checks one room message's archive time and its nick entry.
+    pub(crate) fn room_entry(
+        &mut self,
+        store: &Store,
+        key: &[u8],
+        value: &[u8],
+        found: &mut Findings,
+    ) -> Result<()> {
+        let (Ok((room, seq)), Ok(s)) = (
+            parse_room_key(key),
+            decode::<StoredMuc>(Keyspace::MamMuc, key, value),
+        ) else {
+            return Ok(());
+        };
+        self.rooms.step(
+            Keyspace::MamMuc,
+            key,
+            room.to_owned(),
+            s.at,
+            s.timestamp,
+            found,
+        );
+        found.require_index(
+            store,
+            (Keyspace::MamMuc, key),
+            (
+                Keyspace::MamMucNick,
+                &keys::room_nick_seq(room, &s.nick, seq),
+            ),
+        )
+    }
 }
 
 /// A `with` entry names an existing record whose peer it names.
@@ -172,45 +212,18 @@ fn verify_with_target(store: &Store, key: &[u8], e: &Entries<'_>, found: &mut Fi
     }
 }
 
-fn verify_rooms(store: &Store, found: &mut Findings) -> Result<()> {
-    let nick_ks = Keyspace::MamMucNick;
-    for key in store.scan_keys(nick_ks, &[]) {
-        let key = key?;
-        let Ok((room, nick, seq)) = parse_nick_key(&key) else {
-            continue;
-        };
-        found.check_target(
-            store,
-            (nick_ks, &key),
-            (Keyspace::MamMuc, &keys::room_seq(room, seq)),
-            |s: &StoredMuc| s.nick == nick,
-            "nick entry names another nick than its message",
-        )?;
-    }
-    let mut walk = TimeWalk::default();
-    for entry in store.tree(Keyspace::MamMuc) {
-        let (key, value) = entry?;
-        let (Ok((room, seq)), Ok(s)) = (
-            parse_room_key(&key),
-            decode::<StoredMuc>(Keyspace::MamMuc, &key, &value),
-        ) else {
-            continue;
-        };
-        walk.step(
-            Keyspace::MamMuc,
-            &key,
-            room.to_owned(),
-            s.at,
-            s.timestamp,
-            found,
-        );
-        found.require_index(
-            store,
-            (Keyspace::MamMuc, &key),
-            (nick_ks, &keys::room_nick_seq(room, &s.nick, seq)),
-        )?;
-    }
-    Ok(())
+/// A nick entry names a message with that nick.
+pub(crate) fn nick_links(store: &Store, key: &[u8], found: &mut Findings) -> Result<()> {
+    let Ok((room, nick, seq)) = parse_nick_key(key) else {
+        return Ok(());
+    };
+    found.check_target(
+        store,
+        (Keyspace::MamMucNick, key),
+        (Keyspace::MamMuc, &keys::room_seq(room, seq)),
+        |s: &StoredMuc| s.nick == nick,
+        "nick entry names another nick than its message",
+    )
 }
 
 #[cfg(test)]

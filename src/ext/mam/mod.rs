@@ -39,6 +39,7 @@ pub mod query;
 pub(crate) mod records;
 mod room;
 mod stored;
+mod sweep;
 mod trim;
 mod types;
 mod verify;

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
-use crate::verify::Findings;
+use crate::verify::{Entry, Findings};
 
 use super::archive::{Archive, Pm, Room, record};
 use super::id::StoredId;
@@ -77,134 +77,171 @@ fn verify_id_target<A: Archive>(
     }
 }
 
-/// Cross-checks the mam keyspaces: room messages and their by-sender index both ways,
-/// imported ids and their messages both ways, 1-1 messages and the archive that holds them.
-/// Entries whose key or value does not decode were reported already and are skipped.
-pub(crate) fn verify_links(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
-    verify_room_links(store, found)?;
-    verify_pm_links(store, archives, found)
+/// Cross-checks the mam keyspaces, one entry at a time in the pass of [`crate::verify()`]:
+/// room messages and their by-sender index both ways, imported ids and their messages both
+/// ways, 1-1 messages and the archive that holds them, and the query indexes (see
+/// `indexes`). It learns the archives that may hold records from the entries of
+/// `accounts` and `sweep`, which the pass reads first.
+#[derive(Default)]
+pub(crate) struct Links {
+    archives: Archives,
+    indexes: super::indexes::Walks,
 }
 
-/// Room messages against their by-sender index and imported ids, both ways.
-fn verify_room_links(store: &Store, found: &mut Findings) -> Result<()> {
-    use crate::codec::decode;
-    let muc_ids = store.tree(Keyspace::MamMucIds);
-    for entry in store.tree(Keyspace::MamMuc) {
-        let (key, value) = entry?;
-        let (Ok((room, seq)), Ok(s)) = (
-            parse_room_key(&key),
-            decode::<StoredMuc>(Keyspace::MamMuc, &key, &value),
-        ) else {
-            continue;
-        };
+impl crate::verify::Links for Links {
+    fn entry(&mut self, store: &Store, e: Entry<'_>, found: &mut Findings) -> Result<()> {
+        let Entry { ks, key, value } = e;
+        let archives = &mut self.archives;
+        match ks {
+            Keyspace::Accounts => {
+                // A damaged account was reported by the entry check.
+                if let Ok(a) = codec::decode::<crate::ext::accounts::Account>(ks, key, value) {
+                    archives.held.insert(a.archive);
+                }
+            }
+            Keyspace::Sweep => {
+                if let Ok(keys::SweepKey::Archive(a)) = keys::read_sweep_key(key) {
+                    archives.swept.insert(a);
+                }
+            }
+            Keyspace::MamPm => {
+                pm_links(store, archives, key, value, found)?;
+                self.indexes.pm_entry(store, archives, key, value, found);
+            }
+            Keyspace::MamPmIds => pm_id_links(store, archives, key, value, found),
+            Keyspace::MamMuc => {
+                room_links(store, key, value, found)?;
+                self.indexes.room_entry(store, key, value, found)?;
+            }
+            Keyspace::MamMucBySender => sender_links(store, key, found)?,
+            Keyspace::MamMucIds => room_id_links(store, key, value, found),
+            Keyspace::MamMucNick => super::indexes::nick_links(store, key, found)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A room message has its by-sender index entry and, with an imported id, its id entry.
+fn room_links(store: &Store, key: &[u8], value: &[u8], found: &mut Findings) -> Result<()> {
+    let (Ok((room, seq)), Ok(s)) = (
+        parse_room_key(key),
+        codec::decode::<StoredMuc>(Keyspace::MamMuc, key, value),
+    ) else {
+        return Ok(());
+    };
+    found.require_index(
+        store,
+        (Keyspace::MamMuc, key),
+        (
+            Keyspace::MamMucBySender,
+            &keys::sender_room_seq(&s.sender, room, seq),
+        ),
+    )?;
+    if let StoredId::Foreign(id) = &s.id {
         found.require_index(
             store,
-            (Keyspace::MamMuc, &key),
-            (
-                Keyspace::MamMucBySender,
-                &keys::sender_room_seq(&s.sender, room, seq),
-            ),
+            (Keyspace::MamMuc, key),
+            (Keyspace::MamMucIds, &keys::pair_tail(room, id)),
         )?;
-        if let StoredId::Foreign(id) = &s.id {
+    }
+    Ok(())
+}
+
+/// A by-sender entry names a message of that sender.
+fn sender_links(store: &Store, key: &[u8], found: &mut Findings) -> Result<()> {
+    let Ok((sender, room, seq)) = parse_sender_entry(key) else {
+        return Ok(());
+    };
+    found.check_target(
+        store,
+        (Keyspace::MamMucBySender, key),
+        (Keyspace::MamMuc, &keys::room_seq(room, seq)),
+        |s: &StoredMuc| s.sender == sender,
+        "index entry names a message from another sender",
+    )
+}
+
+/// A room's imported id names a message with that id.
+fn room_id_links(store: &Store, key: &[u8], value: &[u8], found: &mut Findings) {
+    let (Ok((room, id)), Ok(seq)) = (
+        parse_muc_id_key(key),
+        keys::read_u64_value(Keyspace::MamMucIds, key, value),
+    ) else {
+        return;
+    };
+    let room = BareJid::from_stored(room.to_owned());
+    verify_id_target(store, found, (key, id), (&Room(&room), seq));
+}
+
+/// A 1-1 entry belongs to an archive an account holds or a sweep is queued for, and a
+/// record's messages with imported ids have their id entries.
+fn pm_links(
+    store: &Store,
+    archives: &Archives,
+    key: &[u8],
+    value: &[u8],
+    found: &mut Findings,
+) -> Result<()> {
+    let Ok((archive, tag)) = pm_key_kind(key) else {
+        return Ok(());
+    };
+    if !archives.live(archive) {
+        found.add(
+            Keyspace::MamPm,
+            key,
+            "message of an archive that no account holds and no sweep is queued for",
+        );
+    }
+    // Records only; entries that do not parse or decode were reported already.
+    if tag != keys::PM_RECORD {
+        return Ok(());
+    }
+    let Ok((_, seq)) = parse_pm_key(key) else {
+        return Ok(());
+    };
+    let Ok(e) = codec::entries(Keyspace::MamPm, key, value, seq) else {
+        return Ok(());
+    };
+    for i in 0..e.len() {
+        if let Ok((_, s)) = e.decode::<StoredPm>(i)
+            && let StoredId::Foreign(id) = &s.id
+        {
             found.require_index(
                 store,
-                (Keyspace::MamMuc, &key),
-                (Keyspace::MamMucIds, &keys::pair_tail(room, id)),
+                (Keyspace::MamPm, key),
+                (Keyspace::MamPmIds, &keys::archive_foreign_id(archive, id)),
             )?;
         }
     }
-    for key in store.scan_keys(Keyspace::MamMucBySender, &[]) {
-        let key = key?;
-        let Ok((sender, room, seq)) = parse_sender_entry(&key) else {
-            continue;
-        };
-        found.check_target(
-            store,
-            (Keyspace::MamMucBySender, &key),
-            (Keyspace::MamMuc, &keys::room_seq(room, seq)),
-            |s: &StoredMuc| s.sender == sender,
-            "index entry names a message from another sender",
-        )?;
-    }
-    for entry in muc_ids {
-        let (key, value) = entry?;
-        let (Ok((room, id)), Ok(seq)) = (
-            parse_muc_id_key(&key),
-            keys::read_u64_value(Keyspace::MamMucIds, &key, &value),
-        ) else {
-            continue;
-        };
-        let room = BareJid::from_stored(room.to_owned());
-        let a = Room(&room);
-        verify_id_target(store, found, (&key, id), (&a, seq));
-    }
     Ok(())
 }
 
-/// 1-1 messages against the archives that may hold them, and against imported ids both ways.
-fn verify_pm_links(store: &Store, archives: &Archives, found: &mut Findings) -> Result<()> {
-    let pm_ids = store.tree(Keyspace::MamPmIds);
-    let live = |a: &u64| archives.held.contains(a) || archives.swept.contains(a);
-    for entry in store.tree(Keyspace::MamPm) {
-        let (key, value) = entry?;
-        let Ok((archive, tag)) = pm_key_kind(&key) else {
-            continue;
-        };
-        if !live(&archive) {
-            found.add(
-                Keyspace::MamPm,
-                &key,
-                "message of an archive that no account holds and no sweep is queued for",
-            );
-        }
-        // Records only; entries that do not parse or decode were reported already.
-        if tag != keys::PM_RECORD {
-            continue;
-        }
-        let Ok((_, seq)) = parse_pm_key(&key) else {
-            continue;
-        };
-        let Ok(e) = codec::entries(Keyspace::MamPm, &key, &value, seq) else {
-            continue;
-        };
-        for i in 0..e.len() {
-            if let Ok((_, s)) = e.decode::<StoredPm>(i)
-                && let StoredId::Foreign(id) = &s.id
-            {
-                found.require_index(
-                    store,
-                    (Keyspace::MamPm, &key),
-                    (Keyspace::MamPmIds, &keys::archive_foreign_id(archive, id)),
-                )?;
-            }
-        }
+/// A 1-1 imported id belongs to a live archive and names a message with that id.
+fn pm_id_links(store: &Store, archives: &Archives, key: &[u8], value: &[u8], found: &mut Findings) {
+    let (Ok((archive, id)), Ok(seq)) = (
+        parse_pm_id_key(key),
+        keys::read_u64_value(Keyspace::MamPmIds, key, value),
+    ) else {
+        return;
+    };
+    if archives.swept.contains(&archive) {
+        // Being swept: records go before their ids, so ids may outlive them briefly.
+        return;
     }
-    for entry in pm_ids {
-        let (key, value) = entry?;
-        let (Ok((archive, id)), Ok(seq)) = (
-            parse_pm_id_key(&key),
-            keys::read_u64_value(Keyspace::MamPmIds, &key, &value),
-        ) else {
-            continue;
-        };
-        if archives.swept.contains(&archive) {
-            // Being swept: records go before their ids, so ids may outlive them briefly.
-            continue;
-        }
-        if !live(&archive) {
-            found.add(
-                Keyspace::MamPmIds,
-                &key,
-                "imported id of an archive that no account holds",
-            );
-            continue;
-        }
-        verify_id_target(store, found, (&key, id), (&Pm(archive), seq));
+    if !archives.live(archive) {
+        found.add(
+            Keyspace::MamPmIds,
+            key,
+            "imported id of an archive that no account holds",
+        );
+        return;
     }
-    Ok(())
+    verify_id_target(store, found, (key, id), (&Pm(archive), seq));
 }
 
 /// Archive ids whose records may exist: held by an account, or queued for sweeping.
+#[derive(Default)]
 pub(crate) struct Archives {
     /// Held by an account.
     pub(crate) held: BTreeSet<u64>,
@@ -212,22 +249,8 @@ pub(crate) struct Archives {
     pub(crate) swept: BTreeSet<u64>,
 }
 
-pub(crate) fn live_archives(store: &Store) -> Result<Archives> {
-    let mut held = BTreeSet::new();
-    for entry in store.tree(Keyspace::Accounts) {
-        let (key, value) = entry?;
-        // A damaged account was reported by the entry pass.
-        if let Ok(a) =
-            codec::decode::<crate::ext::accounts::Account>(Keyspace::Accounts, &key, &value)
-        {
-            held.insert(a.archive);
-        }
+impl Archives {
+    fn live(&self, archive: u64) -> bool {
+        self.held.contains(&archive) || self.swept.contains(&archive)
     }
-    let mut swept = BTreeSet::new();
-    for key in store.scan_keys(Keyspace::Sweep, &[]) {
-        if let Ok(keys::SweepKey::Archive(a)) = keys::read_sweep_key(&key?) {
-            swept.insert(a);
-        }
-    }
-    Ok(Archives { held, swept })
 }

@@ -76,8 +76,8 @@ impl Extension for Class {
         super::verify::verify_entry(ks, key, value)
     }
 
-    fn verify_links(&self, store: &Store, found: &mut crate::verify::Findings) -> Result<()> {
-        super::verify::verify_links(store, found)
+    fn links(&self) -> Option<Box<dyn crate::verify::Links>> {
+        Some(Box::new(super::verify::Links))
     }
 
     fn name(&self) -> &'static str {

@@ -1,10 +1,11 @@
 //! Verification of the pubsub keyspaces: key layouts, value types, and each record against
 //! its node and its by-person index.
 
+use crate::codec::decode;
 use crate::error::Result;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
-use crate::verify::Findings;
+use crate::verify::{Entry, Findings};
 
 use super::stored::{StoredItem, StoredNode, pair_of, quad_of, triple};
 use super::types::{Affiliation, SubState};
@@ -44,144 +45,150 @@ pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>
     }
 }
 
-/// Cross-checks the pubsub keyspaces: every record and its by-person index entry both ways,
-/// and every item, subscription and affiliation against its node. Entries whose key or value
-/// does not decode were reported already and are skipped.
-pub(crate) fn verify_links(store: &Store, found: &mut Findings) -> Result<()> {
-    verify_node_links(store, found)?;
-    verify_item_links(store, found)?;
-    verify_personal_links(store, found)
+/// Cross-checks the pubsub keyspaces, one entry at a time in the pass of
+/// [`crate::verify()`]: every record and its by-person index entry both ways, and every
+/// item, subscription and affiliation against its node.
+pub(crate) struct Links;
+
+impl crate::verify::Links for Links {
+    fn entry(&mut self, store: &Store, e: Entry<'_>, found: &mut Findings) -> Result<()> {
+        let Entry { ks, key, value } = e;
+        match ks {
+            Keyspace::PubsubNodes => node_links(store, key, value, found),
+            Keyspace::PubsubNodesByOwner => owner_links(store, key, found),
+            Keyspace::PubsubItems => item_links(store, key, value, found),
+            Keyspace::PubsubItemsByPublisher => publisher_links(store, key, found),
+            Keyspace::PubsubSubs | Keyspace::PubsubAffs => personal_links(store, ks, key, found),
+            Keyspace::PubsubSubsBySubscriber => {
+                by_jid_links(store, ks, Keyspace::PubsubSubs, key, found)
+            }
+            Keyspace::PubsubAffsByJid => by_jid_links(store, ks, Keyspace::PubsubAffs, key, found),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// Nodes and their by-owner index, both ways.
-fn verify_node_links(store: &Store, found: &mut Findings) -> Result<()> {
-    use crate::codec::decode;
-    let nodes = store.tree(Keyspace::PubsubNodes);
-    for entry in nodes {
-        let (key, value) = entry?;
-        let (Ok((service, node)), Ok(n)) = (
-            pair_of(Keyspace::PubsubNodes, &key),
-            decode::<StoredNode>(Keyspace::PubsubNodes, &key, &value),
-        ) else {
-            continue;
-        };
+/// A node has its by-owner index entry.
+fn node_links(store: &Store, key: &[u8], value: &[u8], found: &mut Findings) -> Result<()> {
+    let (Ok((service, node)), Ok(n)) = (
+        pair_of(Keyspace::PubsubNodes, key),
+        decode::<StoredNode>(Keyspace::PubsubNodes, key, value),
+    ) else {
+        return Ok(());
+    };
+    found.require_index(
+        store,
+        (Keyspace::PubsubNodes, key),
+        (
+            Keyspace::PubsubNodesByOwner,
+            &keys::triple_tail(&n.owner, &service, &node),
+        ),
+    )
+}
+
+/// A by-owner entry names a node of that owner.
+fn owner_links(store: &Store, key: &[u8], found: &mut Findings) -> Result<()> {
+    let Ok((owner, service, node)) = triple(Keyspace::PubsubNodesByOwner, key) else {
+        return Ok(());
+    };
+    found.check_target(
+        store,
+        (Keyspace::PubsubNodesByOwner, key),
+        (Keyspace::PubsubNodes, &keys::pair_tail(&service, &node)),
+        |n: &StoredNode| n.owner == owner,
+        "index entry names a node of another owner",
+    )
+}
+
+/// An item belongs to an existing node and has its by-publisher index entry.
+fn item_links(store: &Store, key: &[u8], value: &[u8], found: &mut Findings) -> Result<()> {
+    let Ok((service, node, item)) = triple(Keyspace::PubsubItems, key) else {
+        return Ok(());
+    };
+    if !store
+        .tree(Keyspace::PubsubNodes)
+        .contains_key(keys::pair_tail(&service, &node))?
+    {
+        found.add(
+            Keyspace::PubsubItems,
+            key,
+            "item of a node that does not exist",
+        );
+    }
+    if let Ok(st) = decode::<StoredItem>(Keyspace::PubsubItems, key, value) {
         found.require_index(
             store,
-            (Keyspace::PubsubNodes, &key),
+            (Keyspace::PubsubItems, key),
             (
-                Keyspace::PubsubNodesByOwner,
-                &keys::triple_tail(&n.owner, &service, &node),
+                Keyspace::PubsubItemsByPublisher,
+                &keys::quad_tail(&st.publisher, &service, &node, &item),
             ),
-        )?;
-    }
-    for key in store.scan_keys(Keyspace::PubsubNodesByOwner, &[]) {
-        let key = key?;
-        let Ok((owner, service, node)) = triple(Keyspace::PubsubNodesByOwner, &key) else {
-            continue;
-        };
-        found.check_target(
-            store,
-            (Keyspace::PubsubNodesByOwner, &key),
-            (Keyspace::PubsubNodes, &keys::pair_tail(&service, &node)),
-            |n: &StoredNode| n.owner == owner,
-            "index entry names a node of another owner",
         )?;
     }
     Ok(())
 }
 
-/// Items against their node, and items and their by-publisher index, both ways.
-fn verify_item_links(store: &Store, found: &mut Findings) -> Result<()> {
-    use crate::codec::decode;
-    let nodes = store.tree(Keyspace::PubsubNodes);
-    let items = store.tree(Keyspace::PubsubItems);
-    for entry in items {
-        let (key, value) = entry?;
-        let Ok((service, node, item)) = triple(Keyspace::PubsubItems, &key) else {
-            continue;
-        };
-        if !nodes.contains_key(keys::pair_tail(&service, &node))? {
-            found.add(
-                Keyspace::PubsubItems,
-                &key,
-                "item of a node that does not exist",
-            );
-        }
-        if let Ok(st) = decode::<StoredItem>(Keyspace::PubsubItems, &key, &value) {
-            found.require_index(
-                store,
-                (Keyspace::PubsubItems, &key),
-                (
-                    Keyspace::PubsubItemsByPublisher,
-                    &keys::quad_tail(&st.publisher, &service, &node, &item),
-                ),
-            )?;
-        }
-    }
-    for key in store.scan_keys(Keyspace::PubsubItemsByPublisher, &[]) {
-        let key = key?;
-        let Ok((publisher, service, node, item)) = quad_of(&key) else {
-            continue;
-        };
-        found.check_target(
-            store,
-            (Keyspace::PubsubItemsByPublisher, &key),
-            (
-                Keyspace::PubsubItems,
-                &keys::triple_tail(&service, &node, &item),
-            ),
-            |st: &StoredItem| st.publisher == publisher,
-            "index entry names an item of another publisher",
-        )?;
-    }
-    Ok(())
+/// A by-publisher entry names an item of that publisher.
+fn publisher_links(store: &Store, key: &[u8], found: &mut Findings) -> Result<()> {
+    let Ok((publisher, service, node, item)) = quad_of(key) else {
+        return Ok(());
+    };
+    found.check_target(
+        store,
+        (Keyspace::PubsubItemsByPublisher, key),
+        (
+            Keyspace::PubsubItems,
+            &keys::triple_tail(&service, &node, &item),
+        ),
+        |st: &StoredItem| st.publisher == publisher,
+        "index entry names an item of another publisher",
+    )
 }
 
-/// Subscriptions and affiliations against their node and their by-JID index, both ways.
-fn verify_personal_links(store: &Store, found: &mut Findings) -> Result<()> {
-    let nodes = store.tree(Keyspace::PubsubNodes);
-    for (ks, index, what) in [
-        (
-            Keyspace::PubsubSubs,
-            Keyspace::PubsubSubsBySubscriber,
-            "subscription",
-        ),
-        (
-            Keyspace::PubsubAffs,
-            Keyspace::PubsubAffsByJid,
-            "affiliation",
-        ),
-    ] {
-        for key in store.scan_keys(ks, &[]) {
-            let key = key?;
-            let Ok((service, node, jid)) = triple(ks, &key) else {
-                continue;
-            };
-            if !nodes.contains_key(keys::pair_tail(&service, &node))? {
-                found.add(ks, &key, format!("{what} of a node that does not exist"));
-            }
-            found.require_index(
-                store,
-                (ks, &key),
-                (index, &keys::triple_tail(&jid, &service, &node)),
-            )?;
-        }
-        for key in store.scan_keys(index, &[]) {
-            let key = key?;
-            let Ok((jid, service, node)) = triple(index, &key) else {
-                continue;
-            };
-            if !store
-                .tree(ks)
-                .contains_key(keys::triple_tail(&service, &node, &jid))?
-            {
-                found.add(
-                    index,
-                    &key,
-                    format!("dangling index entry: no record in {}", ks.name()),
-                );
-            }
-        }
+/// A subscription or affiliation (`ks`) belongs to an existing node and has its by-JID
+/// index entry.
+fn personal_links(store: &Store, ks: Keyspace, key: &[u8], found: &mut Findings) -> Result<()> {
+    let (index, what) = if ks == Keyspace::PubsubSubs {
+        (Keyspace::PubsubSubsBySubscriber, "subscription")
+    } else {
+        (Keyspace::PubsubAffsByJid, "affiliation")
+    };
+    let Ok((service, node, jid)) = triple(ks, key) else {
+        return Ok(());
+    };
+    if !store
+        .tree(Keyspace::PubsubNodes)
+        .contains_key(keys::pair_tail(&service, &node))?
+    {
+        found.add(ks, key, format!("{what} of a node that does not exist"));
+    }
+    found.require_index(
+        store,
+        (ks, key),
+        (index, &keys::triple_tail(&jid, &service, &node)),
+    )
+}
+
+/// A by-JID entry of `index` names a record of `ks`.
+fn by_jid_links(
+    store: &Store,
+    index: Keyspace,
+    ks: Keyspace,
+    key: &[u8],
+    found: &mut Findings,
+) -> Result<()> {
+    let Ok((jid, service, node)) = triple(index, key) else {
+        return Ok(());
+    };
+    if !store
+        .tree(ks)
+        .contains_key(keys::triple_tail(&service, &node, &jid))?
+    {
+        found.add(
+            index,
+            key,
+            format!("dangling index entry: no record in {}", ks.name()),
+        );
     }
     Ok(())
 }
