@@ -2116,7 +2116,10 @@ fn export_is_deterministic() {
     }
     // The page differs in its export time only.
     let page_b = b.raw["index.html"].replace(&b.exported_at(), &a.exported_at());
-    assert_eq!(a.raw["index.html"], page_b, "index.html differs beyond the export time");
+    assert_eq!(
+        a.raw["index.html"], page_b,
+        "index.html differs beyond the export time"
+    );
     let ma: serde_json::Value = serde_json::from_str(&a.raw["manifest.json"]).unwrap();
     let mut mb: serde_json::Value = serde_json::from_str(&b.raw["manifest.json"]).unwrap();
     assert_ne!(ma["exported_at"], mb["exported_at"]);

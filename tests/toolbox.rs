@@ -131,7 +131,10 @@ fn passwd_lets_an_imported_user_without_credentials_log_in() {
     let r = jidstore(&data, &["import", file.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     {
-        let store = jidstore::Config::new(&data).open().unwrap();
+        let store = jidstore::Config::new(&data)
+            .lock_timeout(std::time::Duration::from_secs(5))
+            .open()
+            .unwrap();
         assert!(
             !store
                 .accounts()
@@ -142,7 +145,10 @@ fn passwd_lets_an_imported_user_without_credentials_log_in() {
     let r = jidstore_stdin(&data, &["passwd", "nocred", "localhost", "-"], b"s3cret\n");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "Password of nocred@localhost set\n");
-    let store = jidstore::Config::new(&data).open().unwrap();
+    let store = jidstore::Config::new(&data)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .unwrap();
     let jid = bare("nocred@localhost");
     assert!(store.accounts().check_password(&jid, "s3cret").unwrap());
     assert!(!store.accounts().check_password(&jid, "s3cret\n").unwrap());
@@ -160,7 +166,10 @@ fn passwd_replaces_a_password_and_refuses_unknown_users() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "{\"jid\":\"alice@localhost\"}\n");
     {
-        let store = jidstore::Config::new(&data).open().unwrap();
+        let store = jidstore::Config::new(&data)
+            .lock_timeout(std::time::Duration::from_secs(5))
+            .open()
+            .unwrap();
         let alice = bare("alice@localhost");
         assert!(store.accounts().check_password(&alice, "new-pw").unwrap());
         assert!(!store.accounts().check_password(&alice, "password").unwrap());
@@ -203,7 +212,10 @@ fn deployment(dir: &std::path::Path) -> (std::path::PathBuf, Vec<jidstore::BareJ
 /// Every subject's export (fixed time, so equal data gives equal bytes), the account list
 /// and the row counts of `stats`.
 fn snapshot(data: &std::path::Path, subjects: &[jidstore::BareJid]) -> Vec<Vec<u8>> {
-    let store = jidstore::Config::new(data).open().unwrap();
+    let store = jidstore::Config::new(data)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .unwrap();
     let mut out = Vec::new();
     for s in subjects {
         let mut sink = std::io::Cursor::new(Vec::new());
@@ -514,7 +526,10 @@ fn unregister_from_file_exits_1_when_a_subject_fails() {
     let dir = tempfile::tempdir().unwrap();
     let (data, _) = deployment(dir.path());
     {
-        let store = jidstore::Config::new(&data).open().unwrap();
+        let store = jidstore::Config::new(&data)
+            .lock_timeout(std::time::Duration::from_secs(5))
+            .open()
+            .unwrap();
         let mut key = b"bob@localhost".to_vec();
         key.push(0);
         store
@@ -556,7 +571,10 @@ fn inspect_counts_what_is_held_and_what_erasure_keeps_and_writes_nothing() {
         serde_json::json!(["SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"])
     );
     // The table counts are the export's row counts.
-    let store = jidstore::Config::new(&data).open().unwrap();
+    let store = jidstore::Config::new(&data)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .unwrap();
     let mut sink = std::io::Cursor::new(Vec::new());
     let summary = jidstore::gdpr::retrieve(
         &store,
@@ -693,7 +711,10 @@ fn audit_records_retrievals_erasures_imports_and_compactions_without_jids() {
         0
     );
 
-    let store = jidstore::Config::new(&data).open().unwrap();
+    let store = jidstore::Config::new(&data)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .unwrap();
     let hash = |j: &str| jidstore::gdpr::audit::subject_hash(&store, &bare(j)).unwrap();
     let (alice, carol) = (hash("alice@localhost"), hash("carol@remote.example"));
     drop(store);
@@ -726,7 +747,10 @@ fn audit_records_retrievals_erasures_imports_and_compactions_without_jids() {
     for j in ["alice", "carol", "localhost", "remote.example", "nocred"] {
         assert!(!text.contains(j), "{j} in\n{text}");
     }
-    let store = jidstore::Config::new(&data).open().unwrap();
+    let store = jidstore::Config::new(&data)
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .open()
+        .unwrap();
     for entry in store.raw_tree(jidstore::__internal::keys::Keyspace::Audit) {
         let (k, v) = entry.unwrap();
         for bytes in [&k[..], &v[..]] {
@@ -749,7 +773,10 @@ fn verify_checks_the_audit_log() {
     let r = jidstore(&data, &["verify"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     {
-        let store = jidstore::Config::new(&data).open().unwrap();
+        let store = jidstore::Config::new(&data)
+            .lock_timeout(std::time::Duration::from_secs(5))
+            .open()
+            .unwrap();
         let tree = store.raw_tree(jidstore::__internal::keys::Keyspace::Audit);
         let (key, _) = tree.iter().next().unwrap().unwrap();
         tree.insert(key, &b"damaged"[..]).unwrap();
