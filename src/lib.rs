@@ -39,6 +39,7 @@ mod jid;
 mod keys;
 pub mod maintenance;
 mod meta;
+pub mod migrate;
 mod output;
 mod owner;
 mod paths;

@@ -181,7 +181,7 @@ fn shown_at(e: Error, tmp: &Path, shown: &Path) -> Error {
 /// Test hook for the crash tests: with `JIDSTORE_TEST_KILL_AT=<point>` in its environment
 /// the process kills itself with SIGKILL on reaching `point`, so that a test interrupts a
 /// copy at a chosen step rather than after a guessed delay.
-fn kill_point(point: &str) {
+pub(crate) fn kill_point(point: &str) {
     if std::env::var_os("JIDSTORE_TEST_KILL_AT").is_some_and(|p| p == point) {
         let me = rustix::process::getpid();
         let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
@@ -190,7 +190,7 @@ fn kill_point(point: &str) {
 
 /// Makes a finished copy durable, then marks it complete: every file and directory in it
 /// synced, the [`INCOMPLETE_COPY`] marker deleted, the directory synced again.
-fn complete(dir: &Path) -> Result<()> {
+pub(crate) fn complete(dir: &Path) -> Result<()> {
     sync_tree(dir)?;
     let marker = dir.join(INCOMPLETE_COPY);
     fs::remove_file(&marker).map_err(Error::on_path("remove", &marker))?;
@@ -215,7 +215,7 @@ fn sync_tree(dir: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::on_path("sync directory", dir))
@@ -223,7 +223,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Renames `from` to `to`, never replacing anything at `to` (atomically on Linux; elsewhere,
 /// or where the filesystem lacks `RENAME_NOREPLACE`, checked just before).
-fn rename_new(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn rename_new(from: &Path, to: &Path) -> Result<()> {
     let failed = Error::on_path("move the finished copy to", to);
     #[cfg(target_os = "linux")]
     {
@@ -316,7 +316,7 @@ fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
     }
 }
 
-fn create_private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     let mut b = fs::DirBuilder::new();
     #[cfg(unix)]
     {
@@ -327,7 +327,7 @@ fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Writes the [`INCOMPLETE_COPY`] marker into `dir` and makes it durable.
-fn mark_incomplete(dir: &Path) -> Result<()> {
+pub(crate) fn mark_incomplete(dir: &Path) -> Result<()> {
     let marker = dir.join(INCOMPLETE_COPY);
     let text = "This directory is a jidstore copy that is still being written, or whose \
                 writing was interrupted. It is not a usable store: delete it.\n";
@@ -428,7 +428,7 @@ fn sibling(path: &Path, suffix: &str) -> Result<PathBuf> {
     Ok(parent_of(path).join(sib))
 }
 
-fn parent_of(path: &Path) -> PathBuf {
+pub(crate) fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

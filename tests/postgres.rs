@@ -13,7 +13,7 @@ use crate::pg;
 use crate::util::{Run, bare, csv_rows, full, unzip};
 
 /// Runs the binary with `--database <url>` (or, with `env`, `JIDSTORE_DATABASE_URL`).
-fn jidstore_db(url: &str, env: bool, args: &[&str]) -> Run {
+pub(crate) fn jidstore_db(url: &str, env: bool, args: &[&str]) -> Run {
     let mut c = Command::new(env!("CARGO_BIN_EXE_jidstore"));
     c.env_remove("JIDSTORE_DATA_DIR")
         .env_remove("JIDSTORE_DATABASE_URL")

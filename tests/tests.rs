@@ -34,6 +34,8 @@ mod last;
 mod maintenance;
 mod mam;
 mod mam_query;
+#[cfg(feature = "postgres")]
+mod migrate;
 mod offline;
 mod paths;
 mod pie;

@@ -87,10 +87,6 @@ impl WriteBatch {
     }
 
     /// Removes a key.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the contract tests remove in batches")
-    )]
     pub(crate) fn remove(&mut self, ks: Keyspace, key: Vec<u8>) {
         self.ops.push((ks, key, None));
     }
@@ -205,6 +201,30 @@ pub(crate) trait Engine: Send + Sync {
 
     /// A new id, greater than every id this store returned before.
     fn generate_id(&self) -> Result<u64>;
+
+    /// Makes every later [`Engine::generate_id`] return at least `floor` (a migration carries
+    /// the source's ids over). Never lowers the next id.
+    fn advance_ids(&self, floor: u64) -> Result<()> {
+        while self.generate_id()? < floor {}
+        Ok(())
+    }
+
+    /// Removes every entry of `ks` (a migration starting over), in batches of bounded size.
+    fn clear(&self, ks: Keyspace) -> Result<()> {
+        loop {
+            let mut batch = WriteBatch::default();
+            for entry in self
+                .scan(ks, (Bound::Unbounded, Bound::Unbounded))
+                .take(10_000)
+            {
+                batch.remove(ks, entry?.0.to_vec());
+            }
+            if batch.ops.is_empty() {
+                return Ok(());
+            }
+            self.apply(&batch)?;
+        }
+    }
 
     /// Makes every write that returned durable (and records it: see the module docs).
     fn flush(&self) -> Result<()>;

@@ -153,6 +153,15 @@ pub enum Command {
         /// The directory to create.
         dest: PathBuf,
     },
+    /// Copy the store into the other engine: from a data directory into an empty PostgreSQL
+    /// database, or from a database into a new data directory; then check both sides hold
+    /// the same entries and verify the copy. The source is only read; stop servers first.
+    Migrate {
+        /// Where to: postgres://user:password@host:port/db (empty, or an interrupted
+        /// migration, which starts over), or a new directory.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
+    },
     /// Import a XEP-0227 (PIE) file; each user all-or-nothing. Exit 1 if any user failed.
     /// A missing or empty data directory gets a new store.
     Import {

@@ -19,6 +19,7 @@ mod gdpr;
 mod init;
 mod maint;
 mod mam;
+mod migrate;
 mod pie;
 mod toolbox;
 
@@ -180,6 +181,7 @@ fn dispatch(
         Command::Compact => maint::compact(&env, out, err),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),
+        Command::Migrate { to } => migrate::run(&env, &to, out),
         Command::Verify => maint::verify(&env, out, err),
         Command::Import {
             file,
@@ -234,6 +236,7 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
         Command::Unregister { purge: true, .. } => "unregister --purge",
         Command::Demo => "demo",
         Command::ServeAdmin => "serve-admin",
+        Command::Migrate { .. } => "migrate",
         _ => return Ok(()),
     };
     anyhow::bail!(
