@@ -51,6 +51,7 @@ mod store;
 #[cfg(feature = "proptest")]
 pub mod testing;
 mod time;
+pub mod vacuum;
 pub mod verify;
 mod witness;
 pub mod xml;

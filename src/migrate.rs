@@ -54,8 +54,20 @@ pub struct MigrateSummary {
     pub checked: u64,
     /// Whether the target held an interrupted migration, emptied first.
     pub restarted: bool,
-    /// Seconds the whole migration took (copy and checks).
-    pub seconds: f64,
+    /// Seconds per phase: the copy, the comparison of both sides, verify on the target.
+    pub phases: Phases,
+}
+
+/// Seconds each phase of a migration took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Phases {
+    /// Copying every keyspace (and carrying the ids over).
+    pub copy: f64,
+    /// Reading both sides again and comparing them.
+    pub compare: f64,
+    /// [`crate::verify()`] on the target.
+    pub verify: f64,
 }
 
 impl std::fmt::Display for MigrateSummary {
@@ -65,11 +77,12 @@ impl std::fmt::Display for MigrateSummary {
         } else {
             ""
         };
+        let p = &self.phases;
         write!(
             f,
             "migrated to {}{again}: {}; checked: the same {} entries on both sides, verify \
-             clean on the target; {:.1} s",
-            self.target, self.copy, self.checked, self.seconds
+             clean on the target; copy {:.1} s, compare {:.1} s, verify {:.1} s",
+            self.target, self.copy, self.checked, p.copy, p.compare, p.verify
         )
     }
 }
@@ -84,7 +97,6 @@ fn refused(target: &str, reason: impl Into<String>) -> Error {
 /// Copies `source` into the PostgreSQL database at `url` (which holds no store, or an
 /// interrupted migration), checks the copy, then marks it complete. See the module docs.
 pub fn into_database(source: &Store, url: &str) -> Result<MigrateSummary> {
-    let started = Instant::now();
     let config = || {
         let mut c = Config::database(url);
         c.migrating = true;
@@ -121,21 +133,20 @@ pub fn into_database(source: &Store, url: &str) -> Result<MigrateSummary> {
         }
     };
     let shown = target.path().display().to_string();
-    let (copy, checked) = copy_checked(source, &target, &shown)?;
+    let (copy, checked, phases) = copy_checked(source, &target, &shown)?;
     finish(&target)?;
     Ok(MigrateSummary {
         target: shown,
         copy,
         checked,
         restarted,
-        seconds: started.elapsed().as_secs_f64(),
+        phases,
     })
 }
 
 /// Copies `source` into a new sled data directory `dest` (which must not exist; its parent
 /// must), checks the copy, then puts it in place. See the module docs.
 pub fn into_dir(source: &Store, dest: &Path) -> Result<MigrateSummary> {
-    let started = Instant::now();
     let shown = dest.display().to_string();
     if dest.as_os_str().is_empty() {
         return Err(Error::InvalidInput("destination path is empty".into()));
@@ -163,19 +174,19 @@ pub fn into_dir(source: &Store, dest: &Path) -> Result<MigrateSummary> {
     let tmp = parent.join(tmp_name);
     // A signal removes the partial copy; after SIGKILL its markers keep it from opening.
     let scratch = crate::cleanup::register(&tmp);
-    let result = write_dir(source, &tmp, &shown).and_then(|(copy, checked)| {
+    let result = write_dir(source, &tmp, &shown).and_then(|(copy, checked, phases)| {
         maintenance::complete(&tmp)?;
         scratch.commit(|| maintenance::rename_new(&tmp, dest))?;
         maintenance::sync_dir(&parent)?;
-        Ok((copy, checked))
+        Ok((copy, checked, phases))
     });
     match result {
-        Ok((copy, checked)) => Ok(MigrateSummary {
+        Ok((copy, checked, phases)) => Ok(MigrateSummary {
             target: shown,
             copy,
             checked,
             restarted: false,
-            seconds: started.elapsed().as_secs_f64(),
+            phases,
         }),
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
@@ -186,7 +197,7 @@ pub fn into_dir(source: &Store, dest: &Path) -> Result<MigrateSummary> {
 
 /// The copy into the new directory `tmp`, checked and marked complete inside (the
 /// directory's own incomplete-copy marker is the caller's to remove).
-fn write_dir(source: &Store, tmp: &Path, shown: &str) -> Result<(CopySummary, u64)> {
+fn write_dir(source: &Store, tmp: &Path, shown: &str) -> Result<(CopySummary, u64, Phases)> {
     maintenance::create_private_dir(tmp).map_err(Error::on_path("create a store at", tmp))?;
     maintenance::mark_incomplete(tmp)?;
     let mut config = Config::new(tmp);
@@ -255,9 +266,15 @@ fn empty_interrupted(target: &dyn Engine) -> Result<()> {
     target.apply(&batch)
 }
 
-/// Copies every keyspace, carries ids over, then checks: returns the copy and the number of
-/// entries found identical.
-fn copy_checked(source: &Store, target: &Store, shown: &str) -> Result<(CopySummary, u64)> {
+/// Copies every keyspace, carries ids over, then checks: returns the copy, the number of
+/// entries found identical and the time each phase took.
+fn copy_checked(source: &Store, target: &Store, shown: &str) -> Result<(CopySummary, u64, Phases)> {
+    let mut phases = Phases::default();
+    let mut clock = Instant::now();
+    let mut lap = |phase: &mut f64| {
+        *phase = clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+    };
     let _exclusive = source.eraser()?;
     crate::gdpr::finish_sweeps(source)?;
     let mut summary = CopySummary::default();
@@ -273,6 +290,7 @@ fn copy_checked(source: &Store, target: &Store, shown: &str) -> Result<(CopySumm
     let floor = source.generate_id()?;
     target.engine().advance_ids(floor)?;
     target.flush()?;
+    lap(&mut phases.copy);
     kill_point("migrate:copied");
     let mut checked = 0;
     {
@@ -281,7 +299,10 @@ fn copy_checked(source: &Store, target: &Store, shown: &str) -> Result<(CopySumm
             checked += compare(source.engine(), target.engine(), ks, shown)?;
         }
     }
+    lap(&mut phases.compare);
     let report = crate::verify::verify(target)?;
+    lap(&mut phases.verify);
+
     if !report.is_clean() {
         return Err(refused(
             shown,
@@ -291,7 +312,7 @@ fn copy_checked(source: &Store, target: &Store, shown: &str) -> Result<(CopySumm
             ),
         ));
     }
-    Ok((summary, checked))
+    Ok((summary, checked, phases))
 }
 
 fn copy_keyspace(source: &Store, target: &Store, ks: Keyspace) -> Result<KeyspaceCopy> {

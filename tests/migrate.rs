@@ -227,3 +227,62 @@ fn a_killed_migration_is_reported_incomplete_and_a_rerun_completes_it() {
         "PostgreSQL -> sled after kills",
     );
 }
+
+/// The rate of a migration both ways, 100k archived messages of 10 users. Not a timed
+/// assertion: run with `cargo test --release --test integration migrate_rate -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "a measurement, printed"]
+fn migrate_rate() {
+    use jidstore::ext::mam::{Direction, PmMessage};
+    let Some(url) = pg::database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = Config::new(&data).scram_iterations(16).open().unwrap();
+        for u in 0..10 {
+            let owner = crate::util::bare(&format!("user{u}@localhost"));
+            store.accounts().create(&owner, "pw").unwrap();
+            for i in 0..10_000i64 {
+                let m = PmMessage {
+                    id: None,
+                    timestamp: Timestamp::from_secs(1_700_000_000 + i),
+                    from: crate::util::full(&format!("user{u}@localhost/phone")),
+                    to: crate::util::full("peer@remote.example"),
+                    direction: Direction::Outgoing,
+                    origin_id: None,
+                    stanza: format!(
+                        "<message type='chat'><body>message number {i} of a test run</body></message>"
+                    ),
+                };
+                store.mam().append(&owner, &m).unwrap();
+            }
+        }
+        store.flush().unwrap();
+    }
+    let to_pg = std::time::Instant::now();
+    let r = jidstore(&data, &["--json", "migrate", "--to", &url]);
+    let to_pg = to_pg.elapsed();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let back = dir.path().join("back");
+    let to_sled = std::time::Instant::now();
+    let r = jidstore_db(
+        &url,
+        false,
+        &["--json", "migrate", "--to", back.to_str().unwrap()],
+    );
+    let to_sled = to_sled.elapsed();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let entries = doc["entries"].as_u64().unwrap();
+    let back_doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    println!(
+        "migrate: {entries} entries, {} bytes; sled -> PostgreSQL {:.2} s in all, phases \
+         {}; PostgreSQL -> sled {:.2} s in all, phases {}",
+        doc["bytes"],
+        to_pg.as_secs_f64(),
+        doc["phases"],
+        to_sled.as_secs_f64(),
+        back_doc["phases"],
+    );
+}

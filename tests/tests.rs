@@ -38,6 +38,8 @@ mod mam_query;
 mod migrate;
 mod offline;
 mod paths;
+#[cfg(feature = "postgres")]
+mod pg_purge;
 mod pie;
 mod pie_compliance;
 mod pie_stream;

@@ -226,6 +226,16 @@ pub(crate) trait Engine: Send + Sync {
         }
     }
 
+    /// On an engine that keeps the bytes of deleted entries in its files until a vacuum
+    /// (PostgreSQL): reclaims them in place, in every table of the store; with `full`,
+    /// rewrites each table into new files. Returns how many tables it vacuumed. Engines
+    /// without one (sled is compacted by copying its directory) refuse.
+    fn vacuum(&self, _full: bool) -> Result<usize> {
+        Err(Error::InvalidInput(
+            "this engine has no vacuum (compact copies a data directory instead)".into(),
+        ))
+    }
+
     /// Makes every write that returned durable (and records it: see the module docs).
     fn flush(&self) -> Result<()>;
 

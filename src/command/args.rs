@@ -25,8 +25,8 @@ pub struct Args {
     pub data_dir: Option<PathBuf>,
 
     /// A PostgreSQL database instead of a data directory: postgres://user:password@host:port/db.
-    /// compact, unregister --purge, demo, forensic-export and serve-admin do not work on one
-    /// yet.
+    /// There, compact runs VACUUM (FULL) and unregister --purge a plain VACUUM; demo,
+    /// forensic-export and serve-admin do not work on one yet.
     #[arg(
         long,
         global = true,

@@ -36,6 +36,10 @@ fn summary_json(s: &MigrateSummary) -> serde_json::Value {
         "keyspaces": keyspaces,
         "checked": s.checked,
         "restarted": s.restarted,
-        "seconds": s.seconds,
+        "phases": {
+            "copy_seconds": s.phases.copy,
+            "compare_seconds": s.phases.compare,
+            "verify_seconds": s.phases.verify,
+        },
     })
 }

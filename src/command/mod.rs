@@ -66,8 +66,8 @@ pub enum Target<'a> {
     /// need the directory to themselves (`compact`, `unregister --purge`, `demo`) refuse.
     Store(&'a Store),
     /// Open the store in this PostgreSQL database (`postgres://...`, [`Config::database`]).
-    /// Commands that work on a data directory (`compact`, `unregister --purge`, `demo`,
-    /// `forensic-export`) refuse.
+    /// Commands that work on a data directory (`demo`, `forensic-export`, `serve-admin`)
+    /// refuse; `compact` and `unregister --purge` vacuum the tables ([`crate::vacuum`]).
     Database(&'a str),
 }
 
@@ -247,11 +247,6 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
 /// Commands that work on a data directory, refused on PostgreSQL for now.
 fn refuse_on_database(command: &Command) -> anyhow::Result<()> {
     let (name, why) = match command {
-        Command::Compact => ("compact", "it rewrites a sled data directory"),
-        Command::Unregister { purge: true, .. } => (
-            "unregister --purge",
-            "its purge rewrites a sled data directory; unregister without --purge erases",
-        ),
         Command::Demo => ("demo", "it makes its own data directory"),
         Command::ForensicExport { .. } => (
             "forensic-export",

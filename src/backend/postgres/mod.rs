@@ -272,6 +272,11 @@ impl Engine for PgEngine {
             .map(drop)
     }
 
+    fn vacuum(&self, full: bool) -> Result<usize> {
+        let mut conn = self.shared.lock()?;
+        schema::vacuum(&mut conn.client, full)
+    }
+
     fn flush(&self) -> Result<()> {
         // Every commit that returned is durable already (module docs).
         Ok(())
