@@ -14,15 +14,15 @@ fn not_a_store(path: &Path, reason: &str) -> Error {
     }
 }
 
-/// Checks (or, in a fresh engine, writes) the magic and format version. Returns whether it
-/// created the store. The engine has already refused a directory that holds another
-/// program's data.
+/// [`check_with`] for any store but a migration's target (the engine tests).
 #[cfg(test)]
 pub(crate) fn check(engine: &dyn Engine, path: &Path, must_exist: bool) -> Result<bool> {
     check_with(engine, path, must_exist, false)
 }
 
-/// [`check`]; with `migrating` (`jidstore migrate`'s target), a store it creates gets the
+/// Checks (or, in a fresh engine, writes) the magic and format version. Returns whether it
+/// created the store. The engine has already refused a directory that holds another
+/// program's data. With `migrating` (`jidstore migrate`'s target), a store it creates gets the
 /// [`keys::META_MIGRATING`] marker in the same batch as its magic bytes, and a store that
 /// holds the marker opens. Without it, a store holding the marker is refused: an
 /// interrupted migration never passes for a complete store.

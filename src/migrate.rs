@@ -357,18 +357,18 @@ fn copy_keyspace(source: &Store, target: &Store, ks: Keyspace) -> Result<Keyspac
 /// difference (which names the keyspace and the position, never a key: keys hold JIDs).
 fn compare(source: &dyn Engine, target: &dyn Engine, ks: Keyspace, shown: &str) -> Result<u64> {
     let copied = |e: &Result<(Bytes, Bytes)>| !matches!(e, Ok((k, _)) if not_copied(ks, k));
-    let mut a = all(source, ks).filter(copied);
-    let mut b = all(target, ks).filter(copied);
-    let mut n = 0u64;
+    let mut theirs = all(source, ks).filter(copied);
+    let mut ours = all(target, ks).filter(copied);
+    let mut equal = 0u64;
     loop {
-        match (a.next().transpose()?, b.next().transpose()?) {
-            (None, None) => return Ok(n),
-            (Some(x), Some(y)) if x == y => {
-                n += 1;
+        match (theirs.next().transpose()?, ours.next().transpose()?) {
+            (None, None) => return Ok(equal),
+            (Some(left), Some(right)) if left == right => {
+                equal += 1;
                 crate::progress::advance(1);
             }
-            (x, y) => {
-                let what = match (x, y) {
+            (left, right) => {
+                let what = match (left, right) {
                     (Some(_), None) => "the target has fewer entries",
                     (None, Some(_)) => "the target has more entries",
                     _ => "an entry differs",
@@ -376,7 +376,7 @@ fn compare(source: &dyn Engine, target: &dyn Engine, ks: Keyspace, shown: &str) 
                 return Err(refused(
                     shown,
                     format!(
-                        "the check after the copy failed in keyspace {} after {n} equal \
+                        "the check after the copy failed in keyspace {} after {equal} equal \
                          entries: {what} (did something write to the source meanwhile?); \
                          the target stays marked incomplete",
                         ks.name()

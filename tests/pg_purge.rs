@@ -168,6 +168,7 @@ fn purge_and_compact_vacuum_erased_rows_out_of_the_heap_files() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["vacuum"], "full", "{doc}");
+    eprintln!("compact: {doc}");
     // VACUUM FULL wrote new files: nothing of alice's text in any file of the database.
     assert_eq!(occurrences(&database_files(&url), alice_text), 0);
     assert_eq!(occurrences(&heap_files(&url, table), bob_text), 300);
