@@ -518,6 +518,30 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// Tag of an audit log entry's key: `e`, then a sequence number (BE), in append order.
 pub const AUDIT_ENTRY: u8 = b'e';
 
+/// Tag of an erasure ledger entry's key: `l`, then the subject's keyed hash (64 lower-case
+/// hex digits).
+pub const AUDIT_LEDGER: u8 = b'l';
+
+/// `l hash`: the erasure ledger's entry for one subject.
+pub fn audit_ledger(hash: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + hash.len());
+    k.push(AUDIT_LEDGER);
+    k.extend_from_slice(hash.as_bytes());
+    k
+}
+
+/// The keyed hash an erasure ledger key names.
+pub fn read_audit_ledger_key(key: &[u8]) -> Result<&str> {
+    match key.split_first() {
+        Some((&AUDIT_LEDGER, hash))
+            if hash.len() == 64 && hash.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            std::str::from_utf8(hash).map_err(|_| corrupt(Keyspace::Audit, key, "ledger key"))
+        }
+        _ => Err(corrupt(Keyspace::Audit, key, "not an erasure ledger key")),
+    }
+}
+
 /// The key of the audit log's secret hash key.
 pub const AUDIT_SECRET: &[u8] = b"k";
 

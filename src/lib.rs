@@ -45,6 +45,7 @@ mod owner;
 mod paths;
 pub mod pie;
 pub mod progress;
+mod restore;
 mod sample;
 mod stats;
 mod store;

@@ -42,6 +42,7 @@ use crate::verify::verify;
 /// interrupted cannot pass for a good one. Written and synced before the first entry is
 /// copied, deleted once every file of the copy is synced.
 pub(crate) use crate::paths::INCOMPLETE_COPY;
+pub use crate::restore::{RestoreSummary, restore};
 
 /// [`copy_into`] writes into `.<dest name>` + this + `<random hex>` next to `<dest>`.
 pub use crate::paths::BACKUP_TMP_INFIX;
@@ -285,7 +286,7 @@ fn check_dest(store: &Store, dest: &Path) -> Result<()> {
 
 /// Copies `store` into a new store at `dest` (checked by [`check_dest`]), which keeps the
 /// [`INCOMPLETE_COPY`] marker; returns the new store still open.
-fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
+pub(crate) fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummary)> {
     check_dest(store, dest)?;
     create_private_dir(dest).map_err(Error::on_path("create a copy at", dest))?;
     let opened = mark_incomplete(dest).and_then(|()| {
@@ -419,7 +420,7 @@ fn dir_size(path: &Path) -> Result<u64> {
 }
 
 /// `<parent>/<name><suffix><random hex>`: a sibling on the same filesystem.
-fn sibling(path: &Path, suffix: &str) -> Result<PathBuf> {
+pub(crate) fn sibling(path: &Path, suffix: &str) -> Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::InvalidInput(format!("{} has no final name", path.display())))?;
@@ -438,7 +439,7 @@ pub(crate) fn parent_of(path: &Path) -> PathBuf {
 /// Opens an existing store, waiting up to 5 s while the directory is locked: sled's
 /// background threads can hold the lock for a moment after the last handle of the same
 /// process is dropped (e.g. right after an erasure in `unregister --purge`).
-fn open_existing(mut config: Config, path: &Path) -> Result<Store> {
+pub(crate) fn open_existing(mut config: Config, path: &Path) -> Result<Store> {
     config.path = path.to_path_buf();
     config
         .must_exist(true)
@@ -500,28 +501,40 @@ pub fn compact_with(config: Config) -> Result<CompactSummary> {
     }
     let old = sibling(path, COMPACT_OLD_INFIX)?;
     crate::cleanup::test_pause("compact-swap");
-    // A signal waits for both renames: it never finds `path` missing, and never removes the
-    // copy once it is in place.
-    scratch.commit(|| {
-        if let Err(e) = fs::rename(path, &old) {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(Error::on_path("move aside", path)(e));
-        }
-        fs::rename(&tmp, path).map_err(Error::on_path("move the compacted copy into", path))
-    })?;
-    // The old store holds the erased bytes: removed on a signal too.
-    let _old = crate::cleanup::register(&old);
-    let parent = parent_of(path);
-    fs::File::open(&parent)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::on_path("sync directory", &parent))?;
-    fs::remove_dir_all(&old).map_err(Error::on_path("delete the old store", &old))?;
+    swap_in(path, &tmp, &old, &scratch)?;
     let size_after = dir_size(path)?;
     Ok(CompactSummary {
         copy: summary,
         size_before,
         size_after,
     })
+}
+
+/// Swaps the complete, verified copy `tmp` in at `path`: `path` renamed to `old`, `tmp` to
+/// `path`, the parent synced, `old` deleted (see the module docs for what a crash leaves).
+/// `scratch` is `tmp`'s cleanup registration, released once the copy is in place.
+pub(crate) fn swap_in(
+    path: &Path,
+    tmp: &Path,
+    old: &Path,
+    scratch: &crate::cleanup::Registered,
+) -> Result<()> {
+    // A signal waits for both renames: it never finds `path` missing, and never removes the
+    // copy once it is in place.
+    scratch.commit(|| {
+        if let Err(e) = fs::rename(path, old) {
+            let _ = fs::remove_dir_all(tmp);
+            return Err(Error::on_path("move aside", path)(e));
+        }
+        fs::rename(tmp, path).map_err(Error::on_path("move the new copy into", path))
+    })?;
+    // The old store holds erased bytes: removed on a signal too.
+    let _old = crate::cleanup::register(old);
+    let parent = parent_of(path);
+    fs::File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::on_path("sync directory", &parent))?;
+    fs::remove_dir_all(old).map_err(Error::on_path("delete the old store", old))
 }
 
 /// When `path` is missing: the `<path>.old-*` sibling an interrupted [`compact`] left, if any.

@@ -55,6 +55,78 @@ pub fn check_element(what: &str, xml: &str) -> Result<()> {
     Ok(())
 }
 
+/// The text a person reads in `xml`: with `inside`, the text of the first element with that
+/// local name (a message's `body`), else all text, runs of whitespace collapsed to one space.
+/// Malformed XML gives what was read before the error (stored XML was checked when written).
+pub(crate) fn readable_text(xml: &str, inside: Option<&[u8]>) -> String {
+    let mut reader = Reader::from_str(xml);
+    let mut out = String::new();
+    // Depth inside the wanted element (0: outside; None: not looking for one).
+    let mut depth: Option<usize> = inside.map(|_| 0);
+    let mut found = false;
+    loop {
+        let event = match reader.read_event() {
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(e) => e,
+        };
+        let collecting = depth.is_none_or(|d| d > 0);
+        if matches!(event, Event::Start(_) | Event::End(_) | Event::Empty(_)) {
+            // Element boundaries separate words (a vCard's name from its nickname).
+            out.push(' ');
+        }
+        if inside.is_none()
+            && let Event::Start(e) | Event::Empty(e) = &event
+        {
+            // Attributes carry what a person reads in some XML (a bookmark's room and name).
+            for a in e.attributes().flatten() {
+                let key: &str = a.key.as_ref();
+                if key == "xmlns" || key.starts_with("xmlns:") {
+                    continue;
+                }
+                if let Ok(v) = a.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
+                    out.push_str(key);
+                    out.push('=');
+                    out.push_str(&v);
+                    out.push(' ');
+                }
+            }
+        }
+        match event {
+            Event::Start(e) => {
+                if let (Some(d), Some(name)) = (depth.as_mut(), inside) {
+                    if *d > 0 {
+                        *d += 1;
+                    } else if !found && AsRef::<str>::as_ref(&e.local_name()).as_bytes() == name {
+                        *d = 1;
+                        found = true;
+                    }
+                }
+            }
+            Event::End(_) => {
+                if let Some(d) = depth.as_mut()
+                    && *d > 0
+                {
+                    *d -= 1;
+                    if *d == 0 {
+                        break;
+                    }
+                }
+            }
+            Event::Text(t) if collecting => out.push_str(&t.xml10_content()),
+            Event::CData(t) if collecting => out.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if collecting => {
+                if let Ok(Some(c)) = r.resolve_char_ref() {
+                    out.push(c);
+                } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(&r) {
+                    out.push_str(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_element;

@@ -353,6 +353,9 @@ fn cells(zip: Vec<u8>) -> (BTreeMap<String, Vec<Vec<String>>>, serde_json::Value
         let name: String = f.name().unwrap().into_owned();
         let mut text = String::new();
         f.read_to_string(&mut text).unwrap();
+        if name == "index.html" {
+            continue;
+        }
         if name == "manifest.json" {
             manifest = serde_json::from_str(&text).unwrap();
             continue;

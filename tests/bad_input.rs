@@ -172,7 +172,7 @@ fn exports(data: &Path, users: &[(&str, &str)]) -> BTreeMap<String, String> {
         );
         assert_eq!(r.code, 0, "export {user}: {}", r.stderr);
         for (name, text) in unzip(&zip) {
-            if name != "manifest.json" {
+            if name != "manifest.json" && name != "index.html" {
                 all.insert(format!("{user}/{name}"), text);
             }
         }

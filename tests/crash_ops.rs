@@ -17,10 +17,16 @@
 //!   (every user's export and every keyspace's entry count), or be missing with a
 //!   `<dir>.old-*` sibling, which the test renames back as the README tells operators.
 //!
+//! - **expire**: `jidstore expire` of a policy that removes most of a bulk-ingested archive
+//!   (several trim chunks) and of a room. Each archive must be a suffix of the original
+//!   (removed oldest first, whole messages, no hole), a removed id must answer
+//!   item-not-found, `verify` must be clean, and running `expire` again must end in the
+//!   uninterrupted run's state.
+//!
 //! `JIDSTORE_CRASH_KILLS` sets the kills per scenario (default 12 each),
 //! `JIDSTORE_CRASH_INGEST_MESSAGES` (default 20000) and `JIDSTORE_CRASH_COMPACT_MESSAGES`
 //! (default 5000 per user) the sizes; `JIDSTORE_CRASH_ONLY=ingest,import,compact` picks
-//! scenarios.
+//! scenarios; `JIDSTORE_CRASH_EXPIRE_MESSAGES` (default 12000) the expired archive's size.
 
 #![allow(
     clippy::expect_used,
@@ -685,6 +691,175 @@ fn scenario_compact(tmp: &Path) -> Res {
     )
 }
 
+// ---------------------------------------------------------------------------------------
+// Retention expiry
+
+const EXPIRE_ROOM: &str = "lounge@conference.localhost";
+
+/// The ids of alice's archive and of the room's, oldest first.
+fn expire_state(store: &Store) -> Res<(Vec<String>, Vec<String>)> {
+    let pm = store
+        .mam()
+        .list(&alice())?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let room = store.muc().list(&bare(EXPIRE_ROOM))?;
+    Ok((pm, room.into_iter().map(|m| m.id).collect()))
+}
+
+/// alice's archive: `old` messages 200 days ago (bulk, in blocks, every third with an
+/// imported id), then 100 from the last day; the room: `old / 4` old and 50 new. The
+/// policy's 30 days fall far from every message, so the kills' later clocks select the same.
+fn populate_expire(dir: &Path, old: usize) -> Res {
+    let store = open(dir)?;
+    store.accounts().create(&alice(), "pw")?;
+    let now = Timestamp::now().as_secs();
+    let at = |i: usize, base: i64| Timestamp::from_secs(base + i64::try_from(i).unwrap());
+    let msgs = (0..old + 100).map(|i| {
+        let mut m = ingest_message(i);
+        m.timestamp = if i < old {
+            at(i, now - 200 * 86_400)
+        } else {
+            at(i, now - 86_400)
+        };
+        if i % 3 != 0 {
+            m.id = None;
+        }
+        m
+    });
+    store.mam().append_bulk(&alice(), msgs)?;
+    let room = bare(EXPIRE_ROOM);
+    for i in 0..old / 4 + 50 {
+        let base = if i < old / 4 {
+            now - 200 * 86_400
+        } else {
+            now - 86_400
+        };
+        let m = jidstore::ext::mam::MucMessage::new(
+            at(i, base),
+            bare(if i % 2 == 0 {
+                "bob@localhost"
+            } else {
+                "carol@localhost"
+            }),
+            if i % 2 == 0 { "Bo" } else { "Ca" },
+            format!(
+                "<message xmlns='jabber:client' type='groupchat'><body>room {i}</body></message>"
+            ),
+        );
+        store.muc().append(&room, &m)?;
+    }
+    store.flush()?;
+    Ok(())
+}
+
+/// After a kill: each archive is a suffix of the original (whole messages removed oldest
+/// first, never a hole, nothing new removed), trimmed ids answer item-not-found, `verify`
+/// is clean, and expiring again ends in the uninterrupted run's state.
+fn check_expire(
+    dir: &Path,
+    before: &(Vec<String>, Vec<String>),
+    after: &(Vec<String>, Vec<String>),
+    policy: &str,
+) -> Res<&'static str> {
+    let store = reopen(dir)?;
+    verify_clean(&store)?;
+    let now = expire_state(&store)?;
+    let mut removed = 0;
+    for (orig, left, done) in [(&before.0, &now.0, &after.0), (&before.1, &now.1, &after.1)] {
+        let k = orig.len() - left.len();
+        if left.len() > orig.len() || orig[k..] != left[..] || left.len() < done.len() {
+            return Err(format!(
+                "archive not a suffix of the original: {} of {} left",
+                left.len(),
+                orig.len()
+            )
+            .into());
+        }
+        removed += k;
+    }
+    if let Some(gone) = before.0.len().checked_sub(now.0.len()).filter(|k| *k > 0) {
+        let q = Query {
+            page: PageFrom::After(before.0[gone - 1].clone()),
+            ..Query::default()
+        };
+        if !matches!(
+            store.mam().query(&alice(), &q),
+            Err(jidstore::Error::NotFound(_))
+        ) {
+            return Err("a trimmed id still pages".into());
+        }
+    }
+    drop(store);
+    let out = run_jidstore(dir, &["expire", "--policy", policy])?;
+    if !out.status.success() {
+        return Err(format!("expire again: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let store = reopen(dir)?;
+    verify_clean(&store)?;
+    if expire_state(&store)? != *after {
+        return Err("expire again did not end where an uninterrupted run does".into());
+    }
+    let total = before.0.len() + before.1.len() - after.0.len() - after.1.len();
+    Ok(match removed {
+        0 => "nothing removed yet",
+        r if r == total => "all removed",
+        _ => "part removed",
+    })
+}
+
+fn scenario_expire(tmp: &Path) -> Res {
+    let kills = env_usize("JIDSTORE_CRASH_KILLS", 12);
+    let old = env_usize("JIDSTORE_CRASH_EXPIRE_MESSAGES", 12_000);
+    let template = tmp.join("expire-template");
+    populate_expire(&template, old)?;
+    let policy = tmp.join("retention.json");
+    std::fs::write(
+        &policy,
+        r#"{"default": {"archive_days": 30, "room_days": 30}}"#,
+    )?;
+    let policy = policy.to_str().ok_or("policy path")?;
+    let before = expire_state(&reopen(&template)?)?;
+    let full = tmp.join("expire-full");
+    copy_dir(&template, &full)?;
+    let started = Instant::now();
+    let out = run_jidstore(&full, &["expire", "--policy", policy])?;
+    let full_run = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = expire_state(&reopen(&full)?)?;
+    assert_eq!(
+        (after.0.len(), after.1.len()),
+        (100, 50),
+        "uninterrupted expire"
+    );
+    assert_eq!(after.0[..], before.0[old..]);
+    std::fs::remove_dir_all(&full)?;
+
+    let mut tally = Tally::default();
+    for i in 0..kills {
+        let dir = tmp.join(format!("expire{i}"));
+        copy_dir(&template, &dir)?;
+        let mut child = spawn_jidstore(&dir, &["expire", "--policy", policy], Stdio::null())?;
+        kill_after(&mut child, random_delay(full_run));
+        tally.kills += 1;
+        match check_expire(&dir, &before, &after, policy) {
+            Ok(outcome) => tally.note(outcome),
+            Err(e) => tally.fail("expire", i, &dir, &e),
+        }
+        std::fs::remove_dir_all(&dir)?;
+    }
+    println!("crash expire: full run {} ms", full_run.as_millis());
+    tally.report(
+        "expire",
+        &format!("expire of a {}-message archive and a room", old + 100),
+    )
+}
+
 type Scenario = fn(&Path) -> Res;
 
 fn main() -> Res {
@@ -696,10 +871,11 @@ fn main() -> Res {
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
     let tmp = tempfile::tempdir()?;
     let mut failures = Vec::new();
-    let scenarios: [(&str, Scenario); 3] = [
+    let scenarios: [(&str, Scenario); 4] = [
         ("ingest", scenario_ingest),
         ("import", scenario_import),
         ("compact", scenario_compact),
+        ("expire", scenario_expire),
     ];
     for (name, run) in scenarios {
         if wanted(name) {

@@ -153,6 +153,8 @@ fn forensic(from: &Path, out: &Path, extra: &[&str]) -> Run {
 fn csvs(zip: &Path) -> BTreeMap<String, String> {
     let mut files = unzip(zip);
     files.remove("manifest.json");
+    // The readable page holds the export time, like the manifest.
+    files.remove("index.html");
     files
 }
 

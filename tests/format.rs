@@ -757,7 +757,7 @@ fn exports_alice(f: &Fixture) {
     .collect();
     let csv: BTreeMap<&str, String> = files
         .iter()
-        .filter(|(name, _)| *name != "manifest.json")
+        .filter(|(name, _)| *name != "manifest.json" && *name != "index.html")
         .map(|(name, text)| (name.as_str(), text.replace("\r\n", "\n")))
         .collect();
     assert_eq!(csv, expected, "{}", f.dir);

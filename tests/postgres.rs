@@ -195,7 +195,11 @@ fn import_into_a_new_database() {
 fn directory_commands_are_refused_in_one_line() {
     let Some(url) = pg::database() else { return };
     // compact and unregister --purge vacuum there (tests/pg_purge.rs).
-    for args in [&["demo"][..], &["serve-admin"]] {
+    for args in [
+        &["demo"][..],
+        &["serve-admin"],
+        &["restore", "/nonexistent"],
+    ] {
         let r = jidstore_db(&url, false, args);
         assert_eq!(r.code, 1, "{args:?}");
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);

@@ -31,12 +31,14 @@ mod gdpr_race;
 mod generic;
 mod inbox;
 mod last;
+mod ledger;
 mod maintenance;
 mod mam;
 mod mam_query;
 #[cfg(feature = "postgres")]
 mod migrate;
 mod offline;
+mod page;
 mod paths;
 #[cfg(feature = "postgres")]
 mod pg_purge;
@@ -50,6 +52,7 @@ mod private;
 mod process;
 mod progress;
 mod pubsub;
+mod retention;
 mod roster;
 mod toolbox;
 mod vcard;

@@ -208,8 +208,9 @@ impl Factory {
         match self {
             Factory::Jid(s) => {
                 let j = BareJid::parse(&user_bare(user)).expect("jid");
-                let (_, summary) =
-                    gdpr::retrieve_to_path(s, &j, path, &ExportOptions::default()).expect("export");
+                // CSVs only, the same output every peer writes (index.html is extra work).
+                let csv_only = ExportOptions::default().page(false);
+                let (_, summary) = gdpr::retrieve_to_path(s, &j, path, &csv_only).expect("export");
                 summary.files.iter().map(|f| f.rows).max().unwrap_or(0)
             }
             Factory::Sql(..) => pipeline(path, |w| {

@@ -54,7 +54,8 @@ modules_enabled = {{ "roster", "saslauth", "disco", "private", "vcard_legacy", "
     "mam", "offline", "ping", "posix", "blocklist" }}
 modules_disabled = {{ "s2s" }}
 archive_expires_after = "never"
-mam_include_total = true  -- jidstore counts only when asked (Prosody asks only with this)
+mam_include_total = {total}  -- jidstore counts only when asked (Prosody asks only with this)
+{extra}
 VirtualHost "{domain}"
 Component "conference.{domain}" "muc"
     modules_enabled = {{ "muc_mam" }}
@@ -70,20 +71,26 @@ def free_port():
 class Server:
     """A Prosody in a throwaway directory, run as the prosody user when we are root."""
 
-    def __init__(self, module_dir, jidstore, storage="jidstore"):
+    def __init__(self, module_dir, jidstore, storage="jidstore", extra_config="", plugins=(),
+                 include_total=True):
+        """extra_config: more global options; plugins: more module files copied into the
+        plugin directory; include_total: mam_include_total."""
         self.dir = tempfile.mkdtemp(prefix="jidstore-prosody-")
         os.chmod(self.dir, 0o755)
         self.plugins = os.path.join(self.dir, "plugins")
         os.mkdir(self.plugins)
         for name in ("mod_storage_jidstore.lua", "jidstore_prosody.so"):
             shutil.copy(os.path.join(module_dir, name), self.plugins)
+        for path in plugins:
+            shutil.copy(path, self.plugins)
         # A copy the prosody user can run (the checkout may be in a private directory).
         self.jidstore = shutil.copy(jidstore, os.path.join(self.dir, "jidstore-cli"))
         self.port = free_port()
         self.config = os.path.join(self.dir, "prosody.cfg.lua")
         with open(self.config, "w") as f:
             f.write(CONFIG.format(dir=self.dir, plugins=self.plugins, port=self.port,
-                                  domain=DOMAIN, storage=storage))
+                                  domain=DOMAIN, storage=storage, extra=extra_config,
+                                  total="true" if include_total else "false"))
         self.as_user = []
         if os.geteuid() == 0:
             pw = pwd.getpwnam("prosody")

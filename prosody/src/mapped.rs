@@ -6,7 +6,9 @@
 //! account, a JID that does not parse, a stanza that is not one element): the Lua side then
 //! keeps the value in the generic class, so no write is lost.
 
-use jidstore::ext::mam::{ArchivedMessage, Direction, MucMessage, PageFrom, PmMessage, Query};
+use jidstore::ext::mam::{
+    ArchivedMessage, ArchivedMucMessage, Direction, MucMessage, Page, PageFrom, PmMessage, Query,
+};
 use jidstore::ext::offline::OfflineMessage;
 use jidstore::ext::pubsub::{Node, NodeType};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
@@ -168,6 +170,36 @@ fn known_ids(q: &mut Query, known: impl Fn(&str) -> jidstore::Result<bool>) -> m
         q.ids = Some(kept);
     }
     Ok(())
+}
+
+/// One archive's `find` (the 1-1 archive and `muc_log` alike): the single message `key` names
+/// (no total), or the page `q` selects after dropping the ids no message has, as
+/// `page_result` returns it. `get` and `query` read the one archive; `to_item` converts.
+fn find_page<M>(
+    lua: &Lua,
+    mut q: Query,
+    key: Option<String>,
+    get: impl Fn(&str) -> jidstore::Result<Option<M>>,
+    query: impl FnOnce(&Query) -> jidstore::Result<Page<M>>,
+    to_item: impl Fn(M) -> mlua::Result<Table>,
+) -> mlua::Result<(Value, Value)> {
+    if let Some(key) = key {
+        let found = get(&key).map_err(|e| lua_err(&e))?;
+        let items = found.map(to_item).transpose()?.into_iter().collect();
+        return page_result(lua, Ok(items), None);
+    }
+    known_ids(&mut q, |id| Ok(get(id)?.is_some()))?;
+    match query(&q) {
+        Ok(page) => {
+            let items = page
+                .messages
+                .into_iter()
+                .map(to_item)
+                .collect::<mlua::Result<Vec<_>>>()?;
+            page_result(lua, Ok(items), page.count)
+        }
+        Err(e) => page_result(lua, Err(e), None),
+    }
 }
 
 /// One found item for Lua: `{id, when, with, value}` plus class-specific fields.
@@ -461,27 +493,17 @@ fn archives<M: UserDataMethods<Handle>>(methods: &mut M) {
                     }
                 }
                 let mam = h.store.mam();
-                let to_item = |m: ArchivedMessage| {
-                    let with = peer(&m);
-                    item(lua, m.id, to_secs(m.timestamp), Some(with), m.stanza)
-                };
-                if let Some(key) = key {
-                    let found = mam.get(&owner, &key).map_err(|e| lua_err(&e))?;
-                    let items = found.map(to_item).transpose()?.into_iter().collect();
-                    return page_result(lua, Ok(items), None);
-                }
-                known_ids(&mut q, |id| Ok(mam.get(&owner, id)?.is_some()))?;
-                match mam.query(&owner, &q) {
-                    Ok(page) => {
-                        let items = page
-                            .messages
-                            .into_iter()
-                            .map(to_item)
-                            .collect::<mlua::Result<Vec<_>>>()?;
-                        page_result(lua, Ok(items), page.count)
-                    }
-                    Err(e) => page_result(lua, Err(e), None),
-                }
+                find_page(
+                    lua,
+                    q,
+                    key,
+                    |id| mam.get(&owner, id),
+                    |q| mam.query(&owner, q),
+                    |m: ArchivedMessage| {
+                        let with = peer(&m);
+                        item(lua, m.id, to_secs(m.timestamp), Some(with), m.stanza)
+                    },
+                )
             })
         },
     );
@@ -549,29 +571,17 @@ fn muc_methods<M: UserDataMethods<Handle>>(methods: &mut M) {
         |lua, h, (room, host, q): (String, String, Option<Table>)| {
             guarded(|| {
                 let room = owner(Some(&room), &host)?;
-                let (mut q, key) = mam_query(q.as_ref())?;
+                let (q, key) = mam_query(q.as_ref())?;
                 // `with` in muc_log is the stanza type, not a JID: the Lua side routes it.
                 let muc = h.store.muc();
-                let to_item = |m: jidstore::ext::mam::ArchivedMucMessage| {
-                    item(lua, m.id, to_secs(m.timestamp), None, m.stanza)
-                };
-                if let Some(key) = key {
-                    let found = muc.get(&room, &key).map_err(|e| lua_err(&e))?;
-                    let items = found.map(to_item).transpose()?.into_iter().collect();
-                    return page_result(lua, Ok(items), None);
-                }
-                known_ids(&mut q, |id| Ok(muc.get(&room, id)?.is_some()))?;
-                match muc.query(&room, &q) {
-                    Ok(page) => {
-                        let items = page
-                            .messages
-                            .into_iter()
-                            .map(to_item)
-                            .collect::<mlua::Result<Vec<_>>>()?;
-                        page_result(lua, Ok(items), page.count)
-                    }
-                    Err(e) => page_result(lua, Err(e), None),
-                }
+                find_page(
+                    lua,
+                    q,
+                    key,
+                    |id| muc.get(&room, id),
+                    |q| muc.query(&room, q),
+                    |m: ArchivedMucMessage| item(lua, m.id, to_secs(m.timestamp), None, m.stanza),
+                )
             })
         },
     );

@@ -65,6 +65,13 @@ pub enum Command {
         domain: String,
         /// The password (stored only as SCRAM verifiers). `-` reads one line from stdin.
         password: String,
+        /// A name erased less than this many days ago is refused (the erasure ledger
+        /// remembers it by keyed hash); 0 never refuses.
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        hold_erased_days: u32,
+        /// Register the name even if it was erased recently.
+        #[arg(long)]
+        force: bool,
     },
     /// List accounts, one JID per line in JID order, streamed (never all held in memory).
     Users {
@@ -104,6 +111,18 @@ pub enum Command {
         #[arg(long, value_name = "JID")]
         jid: Option<String>,
     },
+    /// Apply a retention policy (a JSON file: limits per domain and per JID on 1-1 archives,
+    /// room archives and offline messages, by age in days or by count) and print what was
+    /// removed per domain. Oldest messages first, in bounded chunks; safe to interrupt and
+    /// run again.
+    Expire {
+        /// The policy file (see the README, "Retention").
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Count what would be removed; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write everything held about a JID into a zip of CSV files.
     #[command(name = "retrieve_personal_data", alias = "retrieve-personal-data")]
     RetrievePersonalData {
@@ -121,6 +140,9 @@ pub enum Command {
         /// as text, not formulas (the manifest says so). Default: cells exactly as stored.
         #[arg(long)]
         spreadsheet_safe: bool,
+        /// Leave out index.html (the readable page): CSV files and manifest only.
+        #[arg(long)]
+        no_page: bool,
     },
     /// Erase an account and all personal data that erasure removes; prints a receipt. Exit 3
     /// when nothing was erased (no account, only data that erasure keeps).
@@ -148,6 +170,13 @@ pub enum Command {
     /// data directory's files until then), verify it and swap it in. No other process may use
     /// the store.
     Compact,
+    /// Replace the store with a backup (a directory `backup` wrote; read, never written),
+    /// re-applying every erasure made since the backup was taken. No other process may use
+    /// the store.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+    },
     /// Write a consistent copy of the store to a new directory (refused if it exists).
     Backup {
         /// The directory to create.
@@ -176,6 +205,10 @@ pub enum Command {
         /// write.
         #[arg(long)]
         skip_missing_includes: bool,
+        /// Import users this store erased (its erasure ledger remembers them by keyed hash).
+        /// Without it they are skipped and reported, so their erasure is re-applied.
+        #[arg(long)]
+        import_erased: bool,
         /// Check and report everything, write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -273,6 +306,36 @@ pub enum MamCommand {
     /// One page of a user's (or with --room, a room's) archive: one line per message
     /// (id, timestamp, from, to or nick, stanza, tab-separated), then a footer.
     Query(Box<MamQuery>),
+    /// Delete archived messages on request, oldest first in bounded chunks: one message
+    /// (--id), those archived before a time (--before) or all (--all) of a user's archive,
+    /// or of a room's with --room. The account or room stays.
+    Delete(MamDelete),
+}
+
+/// Arguments of `jidstore mam delete`.
+#[derive(clap::Args, Debug)]
+pub struct MamDelete {
+    /// The username (localpart); not with --room.
+    #[arg(required_unless_present = "room", conflicts_with = "room")]
+    pub username: Option<String>,
+    /// The domain; not with --room.
+    #[arg(required_unless_present = "room", conflicts_with = "room")]
+    pub domain: Option<String>,
+    /// Delete from this room's archive instead of a user's.
+    #[arg(long, value_name = "ROOM_JID")]
+    pub room: Option<String>,
+    /// The archive id of the one message to delete.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["before", "all"])]
+    pub id: Option<String>,
+    /// The messages archived before this time (RFC 3339, e.g. 2026-12-04T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = time_arg, conflicts_with = "all")]
+    pub before: Option<Timestamp>,
+    /// The whole archive.
+    #[arg(long, required_unless_present_any = ["id", "before"])]
+    pub all: bool,
+    /// Count what would be deleted; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Arguments of `jidstore mam query`.

@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::Env;
-use crate::BareJid;
 use crate::gdpr::audit::{Action, Outcome};
 use crate::gdpr::{self, CsvEscaping, ExportOptions};
+use crate::{BareJid, Store};
 
 /// The password argument; `-` takes the first line of the caller's stdin.
 pub(super) fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
@@ -22,11 +22,13 @@ pub(super) fn password(env: &Env<'_>, arg: &str) -> anyhow::Result<String> {
 }
 
 /// `jidstore register`: a chosen or random username.
+/// `hold_erased_days`: refuse a chosen name erased less than this many days ago (`None`:
+/// `--force`).
 pub(super) fn register(
     env: &Env<'_>,
-    user: Option<&str>,
-    domain: &str,
+    (user, domain): (Option<&str>, &str),
     password_arg: &str,
+    hold_erased_days: Option<u32>,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let password = password(env, password_arg)?;
@@ -40,6 +42,7 @@ pub(super) fn register(
     let store = env.open(true)?;
     let jid = match chosen {
         Some(jid) => {
+            refuse_recently_erased(&store, &jid, hold_erased_days)?;
             store.accounts().create(&jid, &password)?;
             jid
         }
@@ -54,6 +57,26 @@ pub(super) fn register(
     Ok(0)
 }
 
+/// Refuses `jid` when the erasure ledger holds an erasure of it less than `days` ago.
+fn refuse_recently_erased(store: &Store, jid: &BareJid, days: Option<u32>) -> anyhow::Result<()> {
+    let Some(days) = days.filter(|d| *d > 0) else {
+        return Ok(());
+    };
+    if let Some(at) = crate::gdpr::ledger::erased_at(store, jid)? {
+        let held_until = at
+            .as_micros()
+            .saturating_add(i64::from(days) * 86_400_000_000);
+        if crate::Timestamp::now().as_micros() < held_until {
+            anyhow::bail!(
+                "{jid} was erased on {}; a name is held for {days} days after its erasure \
+                 (--force registers it anyway, --hold-erased-days changes the period)",
+                at.to_rfc3339()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `jidstore retrieve_personal_data`: the zip, and a one-line summary. `flags` is
 /// (`--force`, `--spreadsheet-safe`).
 pub(super) fn retrieve(
@@ -61,7 +84,7 @@ pub(super) fn retrieve(
     username: &str,
     domain: &str,
     path: &Path,
-    (force, spreadsheet_safe): (bool, bool),
+    (force, spreadsheet_safe, page): (bool, bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
@@ -77,7 +100,10 @@ pub(super) fn retrieve(
         &store,
         &subject,
         &path,
-        &ExportOptions::default().force(force).csv_escaping(escaping),
+        &ExportOptions::default()
+            .force(force)
+            .csv_escaping(escaping)
+            .page(page),
     )?;
     let counts = [("rows", summary.total_rows())];
     audit(

@@ -112,6 +112,29 @@ fn reclaim(env: &Env<'_>, full: bool, err: &mut dyn Write) -> anyhow::Result<Rec
     Ok(summary)
 }
 
+/// `jidstore restore <backup>`.
+pub(super) fn restore(env: &Env<'_>, backup: &Path, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let backup = env.ctx.resolve(backup);
+    let s = maintenance::restore(env.data_dir(), &backup)?;
+    env.emit(
+        out,
+        &json!({
+            "backup": backup,
+            "entries": s.entries,
+            "erasures_since_backup": s.erasures_since_backup,
+            "reapplied": s.reapplied,
+        }),
+        &format!(
+            "Restored {} entries from {}; {} erasure(s) recorded since the backup, {} account(s) in it erased again\n",
+            s.entries,
+            backup.display(),
+            s.erasures_since_backup,
+            s.reapplied
+        ),
+    )?;
+    Ok(0)
+}
+
 /// `jidstore backup <dest>`.
 pub(super) fn backup(env: &Env<'_>, dest: &Path, out: &mut dyn Write) -> anyhow::Result<u8> {
     let dest = env.output_path(dest)?;

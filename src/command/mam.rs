@@ -59,8 +59,14 @@ fn page_json<M>(page: &Page<M>, messages: &[Value]) -> Value {
 
 /// `jidstore mam query`: one page, one tab-separated line per message, then the footer.
 pub(super) fn run(env: &Env<'_>, command: MamCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let MamCommand::Query(a) = command;
-    let q = query(&a)?;
+    match command {
+        MamCommand::Query(a) => run_query(env, &a, out),
+        MamCommand::Delete(d) => super::retention::delete(env, &d, out),
+    }
+}
+
+fn run_query(env: &Env<'_>, a: &MamQuery, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let q = query(a)?;
     // Every argument is checked before the store is opened.
     let room = a.room.as_deref().map(BareJid::parse).transpose()?;
     let owner = match (&a.username, &a.domain) {

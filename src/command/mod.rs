@@ -21,12 +21,13 @@ mod maint;
 mod mam;
 mod migrate;
 mod pie;
+mod retention;
 mod toolbox;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamQuery};
+pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamDelete, MamQuery};
 
 use crate::{Config, Error, Store};
 
@@ -120,6 +121,10 @@ pub fn run(
     Outcome::Exit(code)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per command: a flat table reads best"
+)]
 fn dispatch(
     target: Target<'_>,
     command: Command,
@@ -138,12 +143,21 @@ fn dispatch(
             user,
             domain,
             password,
-        } => gdpr::register(&env, user.as_deref(), &domain, &password, out),
+            hold_erased_days,
+            force,
+        } => gdpr::register(
+            &env,
+            (user.as_deref(), &domain),
+            &password,
+            (!force).then_some(hold_erased_days),
+            out,
+        ),
         Command::Users { domain, prefix } => {
             toolbox::users(&env, domain.as_deref(), prefix.as_deref(), out)
         }
         Command::Inspect { username, domain } => toolbox::inspect(&env, &username, &domain, out),
         Command::Audit { since, jid } => toolbox::audit(&env, since, jid.as_deref(), out),
+        Command::Expire { policy, dry_run } => retention::expire(&env, &policy, dry_run, out),
         Command::Passwd {
             username,
             domain,
@@ -155,12 +169,13 @@ fn dispatch(
             path,
             force,
             spreadsheet_safe,
+            no_page,
         } => gdpr::retrieve(
             &env,
             &username,
             &domain,
             Path::new(&path),
-            (force, spreadsheet_safe),
+            (force, spreadsheet_safe, !no_page),
             out,
             err,
         ),
@@ -179,6 +194,7 @@ fn dispatch(
         },
         Command::Init => init::run(&env, out),
         Command::Compact => maint::compact(&env, out, err),
+        Command::Restore { backup } => maint::restore(&env, &backup, out),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),
         Command::Migrate { to } => migrate::run(&env, &to, out),
@@ -187,12 +203,13 @@ fn dispatch(
             file,
             bad_timestamps,
             skip_missing_includes,
+            import_erased,
             dry_run,
         } => pie::import(
             &env,
             &file,
             bad_timestamps,
-            skip_missing_includes,
+            (skip_missing_includes, import_erased),
             dry_run,
             out,
             err,
@@ -233,6 +250,7 @@ fn dispatch(
 fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
     let name = match command {
         Command::Compact => "compact",
+        Command::Restore { .. } => "restore",
         Command::Unregister { purge: true, .. } => "unregister --purge",
         Command::Demo => "demo",
         Command::ServeAdmin => "serve-admin",
@@ -247,6 +265,7 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
 /// Commands that work on a data directory, refused on PostgreSQL for now.
 fn refuse_on_database(command: &Command) -> anyhow::Result<()> {
     let (name, why) = match command {
+        Command::Restore { .. } => ("restore", "it replaces a sled data directory"),
         Command::Demo => ("demo", "it makes its own data directory"),
         Command::ForensicExport { .. } => (
             "forensic-export",
@@ -263,6 +282,7 @@ fn refuse_on_database(command: &Command) -> anyhow::Result<()> {
 fn refuse_foreign_compact(dir: &Path, command: &Command) -> anyhow::Result<()> {
     let name = match command {
         Command::Compact => "compact",
+        Command::Restore { .. } => "restore",
         Command::Unregister { purge: true, .. } => "unregister --purge",
         _ => return Ok(()),
     };

@@ -15,7 +15,7 @@ pub(super) fn import(
     env: &Env<'_>,
     file: &Path,
     bad: BadTimestampsArg,
-    skip_missing_includes: bool,
+    (skip_missing_includes, import_erased): (bool, bool),
     dry_run: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -33,6 +33,7 @@ pub(super) fn import(
     let options = ImportOptions::default()
         .bad_timestamps(bad)
         .skip_missing_includes(skip_missing_includes)
+        .import_erased(import_erased)
         .dry_run(dry_run);
     // A missing or empty data directory gets a new store, as `register` does, but only once
     // the input has passed the checks that stop an import (malformed XML, a missing
@@ -103,6 +104,7 @@ pub(super) fn import(
         "complete": report.is_complete(),
         "imported": report.imported,
         "failed": failed,
+        "erased": report.erased,
         "items": report.items,
         "problems": problems,
         "missing_includes": report.missing_includes,

@@ -145,6 +145,48 @@ impl Offline<'_> {
             .collect())
     }
 
+    /// Deletes the owner's messages that arrived before `before` (retention), in
+    /// transactions of at most [`crate::ext::mam::TRIM_CHUNK`] messages; returns how many
+    /// were deleted. A message popped meanwhile is not counted twice.
+    pub fn remove_before(&self, owner: &BareJid, before: Timestamp) -> Result<u64> {
+        let _w = self.store.remover();
+        let old = self.arrived_before(owner, before)?;
+        let mut n = 0;
+        for chunk in old.chunks(crate::ext::mam::TRIM_CHUNK) {
+            n += self.store.transaction(&[Keyspace::Offline], |tx| {
+                let mut n = 0u64;
+                for key in chunk {
+                    if tx.contains(Keyspace::Offline, key)? {
+                        tx.remove(Keyspace::Offline, key)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })?;
+        }
+        Ok(n)
+    }
+
+    /// How many of the owner's messages arrived before `before`; writes nothing.
+    pub fn count_before(&self, owner: &BareJid, before: Timestamp) -> Result<u64> {
+        Ok(self.arrived_before(owner, before)?.len() as u64)
+    }
+
+    /// Keys of the owner's messages that arrived before `before`.
+    fn arrived_before(&self, owner: &BareJid, before: Timestamp) -> Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        for entry in self
+            .store
+            .scan::<Stored>(Keyspace::Offline, &keys::owner(owner))
+        {
+            let (key, s) = entry?;
+            if s.timestamp < before {
+                keys.push(key.to_vec());
+            }
+        }
+        Ok(keys)
+    }
+
     /// Deletes every owner's messages expired at `now`; returns how many were deleted.
     pub fn expire(&self, now: Timestamp) -> Result<u64> {
         let _w = self.store.remover();

@@ -26,7 +26,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod source;
+pub(crate) mod source;
 
 use std::fs;
 use std::path::{Path, PathBuf};

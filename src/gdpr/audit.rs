@@ -34,6 +34,12 @@ pub enum Action {
     Import,
     /// A compaction (`compact`, `unregister --purge`).
     Compact,
+    /// Retention applied (`expire`); no subject.
+    Expire,
+    /// Archived messages deleted on request (`mam delete`).
+    Delete,
+    /// A backup restored (`restore`), with the erasures re-applied.
+    Restore,
 }
 
 /// How it ended.
@@ -58,6 +64,9 @@ impl Action {
             Action::Erase => "erase",
             Action::Import => "import",
             Action::Compact => "compact",
+            Action::Expire => "expire",
+            Action::Delete => "delete",
+            Action::Restore => "restore",
         }
     }
 }
@@ -173,6 +182,9 @@ pub fn entries(
 
 /// Checks one stored entry of the `audit` keyspace (for [`crate::verify()`]).
 pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
+    if key.first() == Some(&keys::AUDIT_LEDGER) {
+        return super::ledger::verify_entry(key, value);
+    }
     if keys::read_audit_key(key)?.is_some() {
         return crate::codec::decode::<Entry>(Keyspace::Audit, key, value).map(drop);
     }

@@ -20,8 +20,11 @@
 
 pub mod audit;
 mod dry_run;
+pub mod html;
 mod inspect;
+pub mod ledger;
 mod receipt;
+pub mod retention;
 mod retrieve;
 
 use std::time::Instant;
@@ -35,6 +38,7 @@ use crate::store::{Store, Tombstone};
 pub use dry_run::dry_run;
 pub use inspect::{Inspection, inspect};
 pub use receipt::Receipt;
+pub use retention::{ExpiryReport, Retention, expire};
 pub(crate) use retrieve::retrieve_with;
 pub use retrieve::{
     CsvEscaping, ExportOptions, ExportSummary, FileSummary, retrieve, retrieve_to_path,
@@ -144,6 +148,9 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
         .collect();
     let mut spaces: Vec<Keyspace> = plan.removes.iter().map(|(ks, _)| *ks).collect();
     spaces.push(Keyspace::Sweep);
+    spaces.push(Keyspace::Audit);
+    // The ledger entry (keyed hash, no JID) is part of the commit: see `ledger`.
+    let (ledger_key, ledger_value) = ledger::entry(store, subject, crate::time::Timestamp::now())?;
     spaces.sort();
     spaces.dedup();
     let subject_value = crate::codec::encode(&subject.as_str());
@@ -164,6 +171,7 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
                 &subject_value,
             )?;
         }
+        tx.put_raw(Keyspace::Audit, &ledger_key, &ledger_value)?;
         Ok(())
     });
     if let Err(e) = committed {

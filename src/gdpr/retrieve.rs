@@ -71,6 +71,9 @@ pub struct ExportOptions {
     pub force: bool,
     /// How CSV cells are escaped (none by default; see [`CsvEscaping`]).
     pub csv_escaping: CsvEscaping,
+    /// Also write `index.html`, the rows as one readable page ([`super::html`]); on by
+    /// default.
+    pub page: bool,
 }
 
 impl Default for ExportOptions {
@@ -80,6 +83,7 @@ impl Default for ExportOptions {
             compression_level: 1,
             force: false,
             csv_escaping: CsvEscaping::None,
+            page: true,
         }
     }
 }
@@ -95,6 +99,12 @@ impl ExportOptions {
     #[must_use]
     pub fn force(mut self, yes: bool) -> Self {
         self.force = yes;
+        self
+    }
+    /// Sets [`ExportOptions::page`].
+    #[must_use]
+    pub fn page(mut self, yes: bool) -> Self {
+        self.page = yes;
         self
     }
     /// Sets [`ExportOptions::csv_escaping`].
@@ -133,6 +143,8 @@ pub struct ExportSummary {
     pub csv_escaping: CsvEscaping,
     /// Every CSV file, in zip order.
     pub files: Vec<FileSummary>,
+    /// The readable page (`index.html`), when one was written.
+    pub page: Option<&'static str>,
 }
 
 impl ExportSummary {
@@ -394,9 +406,14 @@ fn write_zip<W: Write + Seek, M: Serialize>(
         exported_at: now.to_rfc3339(),
         csv_escaping: options.csv_escaping,
         files,
+        page: options.page.then_some(super::html::PAGE),
     };
     if summary.total_rows() == 0 {
         return Err(Error::NoPersonalData(subject.to_string()));
+    }
+    if options.page {
+        zip.start_file(super::html::PAGE, file_options)?;
+        super::html::write_page(store, subject, &summary.files, now, zip)?;
     }
     let manifest = manifest(&summary)?;
     zip.start_file("manifest.json", file_options)?;

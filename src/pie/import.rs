@@ -482,6 +482,24 @@ impl Check<'_> {
             Ok(true) => Some("an account with that name exists already".to_owned()),
             Err(e) => Some(e.to_string()),
         };
+        // An erased user stays erased unless the operator says otherwise.
+        let erased = match (self.store, self.options.import_erased, &why) {
+            (Some(store), false, None) => crate::gdpr::ledger::erased_at(store, &u.jid),
+            _ => Ok(None),
+        };
+        let why = match erased {
+            Ok(Some(at)) => {
+                self.report.problems.push(el.problem(format!(
+                    "user {name} skipped: erased here on {}, so its erasure is re-applied \
+                     (--import-erased imports it anyway)",
+                    at.to_rfc3339()
+                )));
+                self.report.erased.push(name);
+                return Ok(());
+            }
+            Ok(None) => why,
+            Err(e) => Some(e.to_string()),
+        };
         if let Some(why) = why {
             self.report
                 .problems

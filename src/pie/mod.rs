@@ -95,6 +95,10 @@ pub struct ImportOptions {
     /// Archived messages per `append_bulk` call (0: `mam::BULK_CHUNK`); for tests.
     #[doc(hidden)]
     pub archive_chunk: usize,
+    /// Import users that the store's erasure ledger ([`crate::gdpr::ledger`]) says were
+    /// erased here. Without it they are skipped and listed in [`ImportReport::erased`]: the
+    /// erasure is re-applied, as a restore of an old backup would otherwise undo it.
+    pub import_erased: bool,
 }
 
 impl ImportOptions {
@@ -108,6 +112,12 @@ impl ImportOptions {
     #[must_use]
     pub fn skip_missing_includes(mut self, yes: bool) -> Self {
         self.skip_missing_includes = yes;
+        self
+    }
+    /// Sets [`ImportOptions::import_erased`].
+    #[must_use]
+    pub fn import_erased(mut self, yes: bool) -> Self {
+        self.import_erased = yes;
         self
     }
     /// Sets [`ImportOptions::dry_run`].
@@ -149,6 +159,8 @@ pub struct ImportReport {
     pub imported: Vec<String>,
     /// Users refused, with the reason (also in `problems`).
     pub failed: Vec<(String, String)>,
+    /// Users skipped because this store erased them (also in `problems`); not a failure.
+    pub erased: Vec<String>,
     /// Records written (in a dry run: that would be written) per class (CSV stem: `roster`,
     /// `offline`, `pubsub_items`...).
     pub items: BTreeMap<&'static str, u64>,
@@ -194,6 +206,12 @@ impl fmt::Display for ImportReport {
         }
         for (user, why) in &self.failed {
             write!(f, "\n  failed {user}: {why}")?;
+        }
+        for user in &self.erased {
+            write!(
+                f,
+                "\n  skipped {user}: erased here (--import-erased imports it)"
+            )?;
         }
         Ok(())
     }

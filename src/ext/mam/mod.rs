@@ -39,6 +39,7 @@ pub mod query;
 pub(crate) mod records;
 mod room;
 mod stored;
+mod trim;
 mod types;
 mod verify;
 
@@ -52,6 +53,7 @@ use crate::store::{Batch, Store};
 use crate::xml;
 
 pub use query::{ArchiveEnd, Metadata, Page, PageFrom, Query};
+pub use trim::{TRIM_CHUNK, Trim};
 pub use types::{ArchivedMessage, ArchivedMucMessage, Direction, MucMessage, PmMessage};
 
 pub(crate) use gdpr::Class;
