@@ -41,6 +41,9 @@ pub struct Config {
     /// Open a copy still being written, despite its incomplete-copy marker
     /// ([`crate::maintenance`] only).
     pub(crate) incomplete_copy: bool,
+    /// Open (or create, marked as such) a store that `jidstore migrate` is writing
+    /// ([`crate::migrate`] only; see [`crate::keys::META_MIGRATING`]).
+    pub(crate) migrating: bool,
     pub(crate) allow_foreign_owner: bool,
     /// Keep everything in memory ([`Config::in_memory`]).
     pub(crate) in_memory: bool,
@@ -61,6 +64,7 @@ impl Config {
             lock_timeout: std::time::Duration::ZERO,
             min_free: None,
             incomplete_copy: false,
+            migrating: false,
             allow_foreign_owner: false,
             in_memory: false,
             database: None,

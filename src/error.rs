@@ -105,6 +105,14 @@ pub enum Error {
         /// What changed.
         what: String,
     },
+    /// [`crate::migrate`] refused its target, or its check of the copy failed (the target
+    /// then stays marked as an incomplete migration).
+    Migrate {
+        /// The target: a database URL without its password, or a directory.
+        target: String,
+        /// Why, in one line.
+        reason: String,
+    },
     /// Writing CSV failed.
     Csv(String),
     /// Writing the zip container failed.
@@ -209,6 +217,7 @@ impl fmt::Display for Error {
                  problem(s); the store is unchanged (run `jidstore verify` on it)",
                 path.display()
             ),
+            Error::Migrate { target, reason } => write!(f, "migrate to {target}: {reason}"),
             Error::UnusableCopy { path, reason } => {
                 write!(f, "the copy at {} is unusable: {reason}", path.display())
             }

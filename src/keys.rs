@@ -53,6 +53,10 @@ pub const META_MAGIC: &[u8] = b"magic";
 pub const META_FORMAT: &[u8] = b"format";
 /// Key of the newest flush generation in `meta` (see `src/witness.rs`).
 pub const META_FLUSHED: &[u8] = b"flushed";
+/// Key in `meta` of a store that `jidstore migrate` is still writing (value: empty). Written
+/// with the magic bytes, deleted last, once the copy is verified; a store that holds it is
+/// refused at open (see `src/migrate.rs`).
+pub const META_MIGRATING: &[u8] = b"migrating";
 /// The on-disk format this build writes. Format 2 added blocks of archive records (see
 /// `src/codec.rs`); a format 1 store holds none and is marked 2 when opened.
 pub const FORMAT_VERSION: u32 = 2;

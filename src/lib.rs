@@ -39,6 +39,7 @@ mod jid;
 mod keys;
 pub mod maintenance;
 mod meta;
+pub mod migrate;
 mod output;
 mod owner;
 mod paths;
@@ -51,6 +52,7 @@ mod store;
 #[cfg(feature = "proptest")]
 pub mod testing;
 mod time;
+pub mod vacuum;
 pub mod verify;
 mod witness;
 pub mod xml;

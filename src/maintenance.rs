@@ -182,7 +182,7 @@ fn shown_at(e: Error, tmp: &Path, shown: &Path) -> Error {
 /// Test hook for the crash tests: with `JIDSTORE_TEST_KILL_AT=<point>` in its environment
 /// the process kills itself with SIGKILL on reaching `point`, so that a test interrupts a
 /// copy at a chosen step rather than after a guessed delay.
-fn kill_point(point: &str) {
+pub(crate) fn kill_point(point: &str) {
     if std::env::var_os("JIDSTORE_TEST_KILL_AT").is_some_and(|p| p == point) {
         let me = rustix::process::getpid();
         let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
@@ -216,7 +216,7 @@ fn sync_tree(dir: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::on_path("sync directory", dir))
@@ -224,7 +224,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Renames `from` to `to`, never replacing anything at `to` (atomically on Linux; elsewhere,
 /// or where the filesystem lacks `RENAME_NOREPLACE`, checked just before).
-fn rename_new(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn rename_new(from: &Path, to: &Path) -> Result<()> {
     let failed = Error::on_path("move the finished copy to", to);
     #[cfg(target_os = "linux")]
     {
@@ -317,7 +317,7 @@ pub(crate) fn copy_open(store: &Store, dest: &Path) -> Result<(Store, CopySummar
     }
 }
 
-fn create_private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     let mut b = fs::DirBuilder::new();
     #[cfg(unix)]
     {
@@ -328,7 +328,7 @@ fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Writes the [`INCOMPLETE_COPY`] marker into `dir` and makes it durable.
-fn mark_incomplete(dir: &Path) -> Result<()> {
+pub(crate) fn mark_incomplete(dir: &Path) -> Result<()> {
     let marker = dir.join(INCOMPLETE_COPY);
     let text = "This directory is a jidstore copy that is still being written, or whose \
                 writing was interrupted. It is not a usable store: delete it.\n";

@@ -14,13 +14,34 @@ fn not_a_store(path: &Path, reason: &str) -> Error {
     }
 }
 
+/// [`check_with`] for any store but a migration's target (the engine tests).
+#[cfg(test)]
+pub(crate) fn check(engine: &dyn Engine, path: &Path, must_exist: bool) -> Result<bool> {
+    check_with(engine, path, must_exist, false)
+}
+
 /// Checks (or, in a fresh engine, writes) the magic and format version. Returns whether it
 /// created the store. The engine has already refused a directory that holds another
-/// program's data.
-pub(crate) fn check(engine: &dyn Engine, path: &Path, must_exist: bool) -> Result<bool> {
+/// program's data. With `migrating` (`jidstore migrate`'s target), a store it creates gets the
+/// [`keys::META_MIGRATING`] marker in the same batch as its magic bytes, and a store that
+/// holds the marker opens. Without it, a store holding the marker is refused: an
+/// interrupted migration never passes for a complete store.
+pub(crate) fn check_with(
+    engine: &dyn Engine,
+    path: &Path,
+    must_exist: bool,
+    migrating: bool,
+) -> Result<bool> {
     let format = || keys::u64_value(u64::from(keys::FORMAT_VERSION));
     match engine.get(Keyspace::Meta, keys::META_MAGIC)? {
         Some(magic) if magic.as_slice() == keys::MAGIC => {
+            if !migrating && engine.get(Keyspace::Meta, keys::META_MIGRATING)?.is_some() {
+                return Err(not_a_store(
+                    path,
+                    "it holds an incomplete migration (`jidstore migrate` was interrupted); \
+                     run the same migrate again, which starts the copy over",
+                ));
+            }
             let raw = engine
                 .get(Keyspace::Meta, keys::META_FORMAT)?
                 .ok_or_else(|| not_a_store(path, "format version missing"))?;
@@ -57,6 +78,9 @@ pub(crate) fn check(engine: &dyn Engine, path: &Path, must_exist: bool) -> Resul
                 keys::META_FORMAT.to_vec(),
                 format().to_vec(),
             );
+            if migrating {
+                batch.insert(Keyspace::Meta, keys::META_MIGRATING.to_vec(), Vec::new());
+            }
             engine.apply(&batch)?;
             engine.flush()?;
             Ok(true)

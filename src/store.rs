@@ -84,7 +84,7 @@ fn hides(hidden: &Hidden, key: &[u8]) -> bool {
 
 /// The PostgreSQL engine for `url`.
 #[cfg(feature = "postgres")]
-fn open_database(
+pub(crate) fn open_database(
     url: &crate::database_url::DatabaseUrl,
     must_exist: bool,
 ) -> Result<Box<dyn Engine>> {
@@ -96,7 +96,7 @@ fn open_database(
 
 /// Without the `postgres` feature: refused.
 #[cfg(not(feature = "postgres"))]
-fn open_database(
+pub(crate) fn open_database(
     url: &crate::database_url::DatabaseUrl,
     _must_exist: bool,
 ) -> Result<Box<dyn Engine>> {
@@ -231,7 +231,9 @@ impl Store {
             None if config.in_memory => Box::new(MemoryEngine::new()),
             None => Box::new(SledEngine::open(&config)?),
         };
-        if crate::meta::check(&*engine, &path, config.read_only_check)? && !dirless {
+        if crate::meta::check_with(&*engine, &path, config.read_only_check, config.migrating)?
+            && !dirless
+        {
             engine.created()?;
         }
         if let Some(o) = owner.1 {
@@ -286,6 +288,12 @@ impl Store {
         if let Some(owner) = self.inner.owner.1 {
             crate::owner::give(&self.inner.path, owner);
         }
+    }
+
+    /// The engine, for whole-store operations that work below the typed layer
+    /// ([`crate::migrate`]).
+    pub(crate) fn engine(&self) -> &dyn Engine {
+        &*self.inner.engine
     }
 
     /// Bytes the store occupies on disk, as the engine reports it (0 in memory).

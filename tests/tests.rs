@@ -35,9 +35,13 @@ mod ledger;
 mod maintenance;
 mod mam;
 mod mam_query;
+#[cfg(feature = "postgres")]
+mod migrate;
 mod offline;
 mod page;
 mod paths;
+#[cfg(feature = "postgres")]
+mod pg_purge;
 mod pie;
 mod pie_compliance;
 mod pie_stream;

@@ -87,10 +87,6 @@ impl WriteBatch {
     }
 
     /// Removes a key.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the contract tests remove in batches")
-    )]
     pub(crate) fn remove(&mut self, ks: Keyspace, key: Vec<u8>) {
         self.ops.push((ks, key, None));
     }
@@ -205,6 +201,40 @@ pub(crate) trait Engine: Send + Sync {
 
     /// A new id, greater than every id this store returned before.
     fn generate_id(&self) -> Result<u64>;
+
+    /// Makes every later [`Engine::generate_id`] return at least `floor` (a migration carries
+    /// the source's ids over). Never lowers the next id.
+    fn advance_ids(&self, floor: u64) -> Result<()> {
+        while self.generate_id()? < floor {}
+        Ok(())
+    }
+
+    /// Removes every entry of `ks` (a migration starting over), in batches of bounded size.
+    fn clear(&self, ks: Keyspace) -> Result<()> {
+        loop {
+            let mut batch = WriteBatch::default();
+            for entry in self
+                .scan(ks, (Bound::Unbounded, Bound::Unbounded))
+                .take(10_000)
+            {
+                batch.remove(ks, entry?.0.to_vec());
+            }
+            if batch.ops.is_empty() {
+                return Ok(());
+            }
+            self.apply(&batch)?;
+        }
+    }
+
+    /// On an engine that keeps the bytes of deleted entries in its files until a vacuum
+    /// (PostgreSQL): reclaims them in place, in every table of the store; with `full`,
+    /// rewrites each table into new files. Returns how many tables it vacuumed. Engines
+    /// without one (sled is compacted by copying its directory) refuse.
+    fn vacuum(&self, _full: bool) -> Result<usize> {
+        Err(Error::InvalidInput(
+            "this engine has no vacuum (compact copies a data directory instead)".into(),
+        ))
+    }
 
     /// Makes every write that returned durable (and records it: see the module docs).
     fn flush(&self) -> Result<()>;

@@ -229,6 +229,34 @@ fn ids_increase_and_never_repeat() {
 }
 
 #[test]
+fn advance_ids_raises_the_next_id_and_never_lowers_it() {
+    each(|e| {
+        let first = e.generate_id().unwrap();
+        e.advance_ids(first + 1000).unwrap();
+        let raised = e.generate_id().unwrap();
+        assert!(raised >= first + 1000, "{first} {raised}");
+        e.advance_ids(first).unwrap();
+        assert!(e.generate_id().unwrap() > raised);
+    });
+}
+
+#[test]
+fn clear_empties_one_keyspace_only() {
+    each(|e| {
+        let mut batch = WriteBatch::default();
+        for i in 0..25_000u32 {
+            batch.insert(A, i.to_be_bytes().to_vec(), b"v".to_vec());
+        }
+        batch.insert(B, b"kept".to_vec(), b"v".to_vec());
+        e.apply(&batch).unwrap();
+        e.clear(A).unwrap();
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        assert!(keys(e.scan(A, all.clone())).is_empty());
+        assert_eq!(keys(e.scan(B, all)), vec![b"kept".to_vec()]);
+    });
+}
+
+#[test]
 fn names_list_every_keyspace_and_flush_succeeds() {
     each(|e| {
         let names = e.keyspace_names().unwrap();

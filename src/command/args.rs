@@ -25,8 +25,8 @@ pub struct Args {
     pub data_dir: Option<PathBuf>,
 
     /// A PostgreSQL database instead of a data directory: postgres://user:password@host:port/db.
-    /// compact, unregister --purge, demo, forensic-export and serve-admin do not work on one
-    /// yet.
+    /// There, compact runs VACUUM (FULL) and unregister --purge a plain VACUUM; demo,
+    /// forensic-export and serve-admin do not work on one yet.
     #[arg(
         long,
         global = true,
@@ -181,6 +181,15 @@ pub enum Command {
     Backup {
         /// The directory to create.
         dest: PathBuf,
+    },
+    /// Copy the store into the other engine: from a data directory into an empty PostgreSQL
+    /// database, or from a database into a new data directory; then check both sides hold
+    /// the same entries and verify the copy. The source is only read; stop servers first.
+    Migrate {
+        /// Where to: postgres://user:password@host:port/db (empty, or an interrupted
+        /// migration, which starts over), or a new directory.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
     },
     /// Import a XEP-0227 (PIE) file; each user all-or-nothing. Exit 1 if any user failed.
     /// A missing or empty data directory gets a new store.

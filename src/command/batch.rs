@@ -162,7 +162,7 @@ pub(super) fn unregister(
     }
     let [erased, nothing, not_held, failed] = counts;
     let compacted = if purge && !dry_run {
-        Some(super::maint::compact_audited(env, err)?)
+        Some(super::maint::purge_audited(env, err)?)
     } else {
         None
     };
@@ -194,7 +194,7 @@ pub(super) fn unregister(
             writeln!(out, "{summary}")?;
         }
         if !dry_run && (erased > 0 || purge) {
-            writeln!(out, "{}", bytes_note(purge))?;
+            writeln!(out, "{}", bytes_note(env, purge))?;
         }
     }
     Ok(u8::from(failed > 0))

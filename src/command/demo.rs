@@ -61,7 +61,7 @@ pub(super) fn run(env: &super::Env<'_>, sink: &mut dyn Write) -> anyhow::Result<
 
     let receipt = gdpr::remove(&store, &alice)?;
     writeln!(out, "\nUnregistered {alice}.\n{receipt}")?;
-    writeln!(out, "{}", super::gdpr::bytes_note(false))?;
+    writeln!(out, "{}", super::gdpr::bytes_note(env, false))?;
 
     let after = dir.join("alice-after-erasure.zip");
     let (path, summary) =

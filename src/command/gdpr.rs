@@ -137,8 +137,20 @@ pub(super) fn retrieve(
 /// can tell that nothing was erased. Nothing held at all is an error (exit 1).
 pub const NOTHING_ERASED: u8 = 3;
 
-/// What the receipt adds about the erased bytes: they stay in sled's files until a compaction.
-pub(super) fn bytes_note(purged: bool) -> &'static str {
+/// What the receipt adds about the erased bytes: they stay in sled's files until a
+/// compaction, in PostgreSQL's tables (as dead rows) until a vacuum.
+pub(super) fn bytes_note(env: &Env<'_>, purged: bool) -> &'static str {
+    let database = matches!(env.target, super::Target::Database(_));
+    if database {
+        return if purged {
+            "The tables were vacuumed (--purge): the erased rows are gone from them; their \
+             bytes remain in the WAL, standbys and backups for a while (README, \"Physical \
+             erasure on PostgreSQL\")."
+        } else {
+            "The erased rows stay in the tables' files as dead rows until a VACUUM removes them \
+             (autovacuum, `jidstore compact`, or erase with `unregister --purge`)."
+        };
+    }
     if purged {
         "The store was compacted (--purge): the erased bytes have left the data directory's files."
     } else {
@@ -272,7 +284,7 @@ pub(super) fn unregister(
     }
     // Also when nothing was erased now: the bytes of an earlier erasure may still be there.
     let compacted = if purge {
-        let summary = super::maint::compact_audited(env, err)?;
+        let summary = super::maint::purge_audited(env, err)?;
         if !env.ctx.json {
             writeln!(out, "{summary}")?;
         }
@@ -281,7 +293,7 @@ pub(super) fn unregister(
         None
     };
     if !env.ctx.json && !dry_run && (erased || purge) {
-        writeln!(out, "{}", bytes_note(purge))?;
+        writeln!(out, "{}", bytes_note(env, purge))?;
     }
     if env.ctx.json {
         let purged = json!(compacted.as_ref().map(super::maint::compact_json));

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::Env;
 use crate::maintenance::{self, CompactSummary, CopySummary};
+use crate::vacuum::{self, VacuumSummary};
 
 fn copy_json(copy: &CopySummary) -> Value {
     let keyspaces: Vec<_> = copy
@@ -21,13 +22,39 @@ fn copy_json(copy: &CopySummary) -> Value {
     })
 }
 
-/// The JSON form of a compaction (also `unregister --purge`'s `purged`).
-pub(super) fn compact_json(summary: &CompactSummary) -> Value {
-    json!({
-        "size_before": summary.size_before,
-        "size_after": summary.size_after,
-        "copied": copy_json(&summary.copy),
-    })
+/// What `compact` (or `unregister --purge`) did: a sled store copied into a fresh data
+/// directory, or the tables of a PostgreSQL store vacuumed.
+pub(super) enum Reclaimed {
+    /// sled: the data directory rewritten.
+    Compacted(CompactSummary),
+    /// PostgreSQL: `VACUUM` (purge) or `VACUUM (FULL)` (compact).
+    Vacuumed(VacuumSummary),
+}
+
+impl std::fmt::Display for Reclaimed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reclaimed::Compacted(s) => s.fmt(f),
+            Reclaimed::Vacuumed(s) => s.fmt(f),
+        }
+    }
+}
+
+/// The JSON form of a compaction or vacuum (also `unregister --purge`'s `purged`).
+pub(super) fn compact_json(summary: &Reclaimed) -> Value {
+    match summary {
+        Reclaimed::Compacted(s) => json!({
+            "size_before": s.size_before,
+            "size_after": s.size_after,
+            "copied": copy_json(&s.copy),
+        }),
+        Reclaimed::Vacuumed(s) => json!({
+            "size_before": s.size_before,
+            "size_after": s.size_after,
+            "vacuum": if s.full { "full" } else { "plain" },
+            "tables": s.tables,
+        }),
+    }
 }
 
 /// `jidstore compact`.
@@ -41,17 +68,38 @@ pub(super) fn compact(
     Ok(0)
 }
 
-/// Compacts the data directory, then records it in the compacted store's audit log.
-pub(super) fn compact_audited(
-    env: &Env<'_>,
-    err: &mut dyn Write,
-) -> anyhow::Result<CompactSummary> {
-    let summary = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
-    let counts = [
-        ("size_before", summary.size_before),
-        ("size_after", summary.size_after),
-        ("entries", summary.copy.total_entries()),
-    ];
+/// `compact`: the data directory compacted, or on PostgreSQL every table rewritten
+/// (`VACUUM (FULL)`); then recorded in the store's audit log.
+pub(super) fn compact_audited(env: &Env<'_>, err: &mut dyn Write) -> anyhow::Result<Reclaimed> {
+    reclaim(env, true, err)
+}
+
+/// `unregister --purge`'s second step: the data directory compacted, or on PostgreSQL a plain
+/// `VACUUM` of the tables (no lock that blocks readers or writers; see [`crate::vacuum`]);
+/// then recorded in the store's audit log.
+pub(super) fn purge_audited(env: &Env<'_>, err: &mut dyn Write) -> anyhow::Result<Reclaimed> {
+    reclaim(env, false, err)
+}
+
+fn reclaim(env: &Env<'_>, full: bool, err: &mut dyn Write) -> anyhow::Result<Reclaimed> {
+    let (summary, counts) = if let super::Target::Database(_) = env.target {
+        let store = env.open(false)?;
+        let s = vacuum::vacuum(&store, full)?;
+        let counts = [
+            ("size_before", s.size_before),
+            ("size_after", s.size_after),
+            ("tables", s.tables as u64),
+        ];
+        (Reclaimed::Vacuumed(s), counts)
+    } else {
+        let s = maintenance::compact_with(super::dir_config(env.data_dir(), false, false)?)?;
+        let counts = [
+            ("size_before", s.size_before),
+            ("size_after", s.size_after),
+            ("entries", s.copy.total_entries()),
+        ];
+        (Reclaimed::Compacted(s), counts)
+    };
     let store = env.open(false)?;
     super::gdpr::audit(
         &store,

@@ -19,6 +19,7 @@ mod gdpr;
 mod init;
 mod maint;
 mod mam;
+mod migrate;
 mod pie;
 mod retention;
 mod toolbox;
@@ -66,8 +67,8 @@ pub enum Target<'a> {
     /// need the directory to themselves (`compact`, `unregister --purge`, `demo`) refuse.
     Store(&'a Store),
     /// Open the store in this PostgreSQL database (`postgres://...`, [`Config::database`]).
-    /// Commands that work on a data directory (`compact`, `unregister --purge`, `demo`,
-    /// `forensic-export`) refuse.
+    /// Commands that work on a data directory (`demo`, `forensic-export`, `serve-admin`)
+    /// refuse; `compact` and `unregister --purge` vacuum the tables ([`crate::vacuum`]).
     Database(&'a str),
 }
 
@@ -196,6 +197,7 @@ fn dispatch(
         Command::Restore { backup } => maint::restore(&env, &backup, out),
         Command::Backup { dest } => maint::backup(&env, &dest, out),
         Command::Stats => maint::stats(&env, out),
+        Command::Migrate { to } => migrate::run(&env, &to, out),
         Command::Verify => maint::verify(&env, out, err),
         Command::Import {
             file,
@@ -252,6 +254,7 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
         Command::Unregister { purge: true, .. } => "unregister --purge",
         Command::Demo => "demo",
         Command::ServeAdmin => "serve-admin",
+        Command::Migrate { .. } => "migrate",
         _ => return Ok(()),
     };
     anyhow::bail!(
@@ -262,12 +265,7 @@ fn refuse_in_server(command: &Command) -> anyhow::Result<()> {
 /// Commands that work on a data directory, refused on PostgreSQL for now.
 fn refuse_on_database(command: &Command) -> anyhow::Result<()> {
     let (name, why) = match command {
-        Command::Compact => ("compact", "it rewrites a sled data directory"),
         Command::Restore { .. } => ("restore", "it replaces a sled data directory"),
-        Command::Unregister { purge: true, .. } => (
-            "unregister --purge",
-            "its purge rewrites a sled data directory; unregister without --purge erases",
-        ),
         Command::Demo => ("demo", "it makes its own data directory"),
         Command::ForensicExport { .. } => (
             "forensic-export",

@@ -63,7 +63,7 @@ fn is_root() -> bool {
 }
 
 impl Cluster {
-    fn data(&self) -> PathBuf {
+    pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 

@@ -248,6 +248,35 @@ impl Engine for PgEngine {
         u64::try_from(id).map_err(|_| Error::Storage("PostgreSQL: a negative id".into()))
     }
 
+    fn advance_ids(&self, floor: u64) -> Result<()> {
+        let floor = i64::try_from(floor).map_err(|_| {
+            Error::InvalidInput(format!("id {floor} is beyond PostgreSQL's bigint"))
+        })?;
+        // The next nextval returns the greater of `floor` and what it would have returned.
+        let sql = format!(
+            "SELECT setval('{s}', greatest($1, (SELECT CASE WHEN is_called THEN last_value + 1 \
+             ELSE last_value END FROM {s})), false)",
+            s = schema::SEQUENCE
+        );
+        self.shared
+            .run("advance the id sequence", |s| s.execute(&sql, &[&floor]))
+            .map(drop)
+    }
+
+    fn clear(&self, ks: Keyspace) -> Result<()> {
+        // One statement, however large the table: no dead tuples, the files start over.
+        let sql = format!("TRUNCATE {}", table(ks));
+        let action = format!("empty keyspace {}", ks.name());
+        self.shared
+            .run(&action, |s| s.client.batch_execute(&sql))
+            .map(drop)
+    }
+
+    fn vacuum(&self, full: bool) -> Result<usize> {
+        let mut conn = self.shared.lock()?;
+        schema::vacuum(&mut conn.client, full)
+    }
+
     fn flush(&self) -> Result<()> {
         // Every commit that returned is durable already (module docs).
         Ok(())

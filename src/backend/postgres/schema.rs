@@ -90,3 +90,37 @@ pub(super) fn size(client: &mut impl GenericClient) -> Result<u64> {
         .map_err(|e| storage("measure the tables", &e))?;
     u64::try_from(n).map_err(|_| Error::Storage("PostgreSQL: a negative table size".into()))
 }
+
+/// `VACUUM` (with `full`: `VACUUM (FULL)`) of every `jidstore_` table of the current schema,
+/// as one statement (VACUUM cannot run in a transaction block, and one statement of several
+/// statements would be one); returns how many tables.
+///
+/// Plain VACUUM removes dead rows' tuples and index entries and makes their space reusable,
+/// without a lock that blocks reads or writes; the pages it changed reach the table's files
+/// at the next checkpoint. `FULL` writes each table (and its indexes and TOAST) into new
+/// files and deletes the old ones, holding an ACCESS EXCLUSIVE lock on each table while it
+/// is rewritten.
+pub(super) fn vacuum(client: &mut postgres::Client, full: bool) -> Result<usize> {
+    let names = keyspace_names(client)?;
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let tables: Vec<String> = names
+        .iter()
+        .map(|n| {
+            format!(
+                "\"{PREFIX}{}\"",
+                String::from_utf8_lossy(n).replace('"', "\"\"")
+            )
+        })
+        .collect();
+    let sql = format!(
+        "VACUUM {}{}",
+        if full { "(FULL) " } else { "" },
+        tables.join(", ")
+    );
+    client
+        .batch_execute(&sql)
+        .map_err(|e| storage("vacuum the tables", &e))?;
+    Ok(tables.len())
+}
