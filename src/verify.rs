@@ -216,5 +216,9 @@ fn check_meta(key: &[u8], value: &[u8]) -> Result<()> {
     if key == keys::META_FORMAT || key == keys::META_FLUSHED {
         return keys::read_u64_value(Keyspace::Meta, key, value).map(|_| ());
     }
+    if key.starts_with(crate::backend::UNDO_PREFIX) {
+        // A live append in flight (a crash leaves none: opening rolls it back).
+        return crate::backend::check_undo(key, value);
+    }
     Err(keys::corrupt(Keyspace::Meta, key, "unknown meta key"))
 }
