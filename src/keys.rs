@@ -40,7 +40,8 @@
 //! `with` entries of `mam_pm`, `mam_muc_nick` and `mam_muc_by_sender` keys all end in the
 //! seq, so a seq range inside one index prefix is one contiguous key range. A 1-1 archive's
 //! records (tag `m`) and its `with` index (tag `w`) share one tree and the archive prefix, so
-//! that a live append is one single-tree atomic batch and a sweep is one key range.
+//! that a live append is one atomic batch of two new keys in one tree and a sweep is one key
+//! range.
 
 use crate::error::{Error, Result};
 use crate::jid::BareJid;

@@ -22,6 +22,7 @@
 
 #[cfg(all(unix, feature = "cli"))]
 pub mod admin;
+mod appenders;
 mod backend;
 pub mod cleanup;
 mod codec;

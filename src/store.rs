@@ -28,7 +28,7 @@ const ARCHIVE_ID_CACHE: usize = 100_000;
 
 /// The archive time of the newest message of each archive appended to since open (`None`:
 /// empty), keyed by records keyspace and record-key prefix. Only archive appends and removals
-/// (under [`Store::archive_appender`]) read or change it.
+/// (under [`Store::archive_appender`] or [`Store::archive_appender_for`]) read or change it.
 #[derive(Default)]
 pub(crate) struct ArchiveTails(HashMap<(Keyspace, Vec<u8>), Option<i64>>);
 
@@ -144,9 +144,10 @@ struct Inner {
     /// collecting keys to commit, so no write can slip in between.
     erase_lock: RwLock<()>,
     /// Held by archive appends from taking a seq to writing it, so that within one archive
-    /// seq order is write order and archive time is non-decreasing in seq. Holds the archive
-    /// time of the newest message of each archive appended to since open.
-    archive_lock: Mutex<ArchiveTails>,
+    /// seq order is write order and archive time is non-decreasing in seq (see
+    /// [`crate::appenders`]). Holds the archive time of the newest message of each archive
+    /// appended to since open.
+    appenders: crate::appenders::Appenders,
     /// Archive id of each account an archive append has looked up, so that appends do not
     /// decode the account (its SCRAM verifiers) every time. Filled only by holders of
     /// [`Store::writer`] and emptied by [`Store::eraser`], so an erased account's archive id
@@ -243,7 +244,7 @@ impl Store {
             inner: Arc::new(Inner {
                 engine,
                 erase_lock: RwLock::new(()),
-                archive_lock: Mutex::new(ArchiveTails::default()),
+                appenders: crate::appenders::Appenders::default(),
                 archive_ids: Mutex::new(HashMap::new()),
                 tombstones: RwLock::new(Vec::new()),
                 pending: std::sync::atomic::AtomicUsize::new(0),
@@ -384,13 +385,29 @@ impl Store {
         self.inner.engine.apply(&batch.into_write_batch(ks))
     }
 
+    /// Applies a batch of new keys to one keyspace atomically: every key it inserts must be
+    /// absent and written by no one else until this returns (see [`Engine::apply_new`];
+    /// readers may see the writes one by one, in order).
+    pub(crate) fn apply_new_batch(&self, ks: Keyspace, batch: Batch) -> Result<()> {
+        if self.pending_count() > 0 {
+            for key in batch.inserted() {
+                self.sweep_before_write(ks, key)?;
+            }
+        }
+        self.inner.engine.apply_new(&batch.into_write_batch(ks))
+    }
+
     /// Held by archive appends (1-1 and room) from taking a seq to the write; gives the
     /// cached newest archive time of each archive.
-    pub(crate) fn archive_appender(&self) -> MutexGuard<'_, ArchiveTails> {
-        self.inner
-            .archive_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn archive_appender(&self) -> crate::appenders::Exclusive<'_> {
+        self.inner.appenders.exclusive()
+    }
+
+    /// Held by a live 1-1 append from taking a seq to the write: keeps the other appends to
+    /// the same archive away (named by its archive id), and every holder of
+    /// [`Store::archive_appender`]; appends to other archives proceed.
+    pub(crate) fn archive_appender_for(&self, archive: u64) -> crate::appenders::One<'_> {
+        self.inner.appenders.one(archive)
     }
 
     /// Held by an erasure from key collection to commit. Forgets every cached archive id:

@@ -258,5 +258,9 @@ fn check_meta(key: &[u8], value: &[u8]) -> Result<()> {
         // Only seen by `migrate`'s own check of its copy: every other open refuses it.
         return Ok(());
     }
+    if key.starts_with(crate::backend::UNDO_PREFIX) {
+        // A live append in flight (a crash leaves none: opening rolls it back).
+        return crate::backend::check_undo(key, value);
+    }
     Err(keys::corrupt(Keyspace::Meta, key, "unknown meta key"))
 }

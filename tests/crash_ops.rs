@@ -8,6 +8,10 @@
 //!   archive must be a prefix `m0..m<k>` of what was sent with `k >= n`, every message with
 //!   its content, paged and `with` queries and counts must agree with it, the next id must
 //!   count as absent (appending from `k` on succeeds), and `verify` must be clean.
+//! - **live**: a child (`--child-live`) appends single messages (native ids) with
+//!   `Mam::append`, flushing and printing `durable <n>` every 50. After the kill the archive
+//!   must be a prefix of what was sent, at least `n` long, with every `with` count matching
+//!   it (no record without its index entry), and `verify` must be clean.
 //! - **import**: `jidstore import` of a PIE file with several users. Every user it printed
 //!   as `imported <jid> (durable)` must be whole (export CSVs equal to an uninterrupted
 //!   import's, `created_at` aside); a user written but not reported may be partial. The
@@ -24,9 +28,11 @@
 //!   uninterrupted run's state.
 //!
 //! `JIDSTORE_CRASH_KILLS` sets the kills per scenario (default 12 each),
+//! `JIDSTORE_CRASH_LIVE_MESSAGES` (default 5000) the live appends,
 //! `JIDSTORE_CRASH_INGEST_MESSAGES` (default 20000) and `JIDSTORE_CRASH_COMPACT_MESSAGES`
-//! (default 5000 per user) the sizes; `JIDSTORE_CRASH_ONLY=ingest,import,compact` picks
-//! scenarios; `JIDSTORE_CRASH_EXPIRE_MESSAGES` (default 12000) the expired archive's size.
+//! (default 5000 per user) the sizes; `JIDSTORE_CRASH_ONLY=ingest,live,import,compact,expire`
+//! picks scenarios; `JIDSTORE_CRASH_EXPIRE_MESSAGES` (default 12000) the expired archive's
+//! size.
 
 #![allow(
     clippy::expect_used,
@@ -299,6 +305,135 @@ fn scenario_ingest(tmp: &Path) -> Res {
     tally.report(
         "ingest",
         &format!("append_bulk of {total} messages in random-size calls"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Live appends
+
+fn live_message(i: usize) -> PmMessage {
+    PmMessage {
+        id: None,
+        ..ingest_message(i)
+    }
+}
+
+/// The child: appends `total` messages one at a time (native ids), flushing and printing
+/// `durable <n>` after every 50.
+fn child_live(dir: &Path, total: usize) -> Res {
+    let store = open(dir)?;
+    if !store.accounts().exists(&alice())? {
+        store.accounts().create(&alice(), "pw")?;
+    }
+    store.flush()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    for i in 0..total {
+        store.mam().append(&alice(), &live_message(i))?;
+        if (i + 1) % 50 == 0 {
+            store.flush()?;
+            writeln!(out, "durable {}", i + 1)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the archive after a kill: a prefix of what was sent, at least `durable` long,
+/// every record with its `with` entry; returns its length.
+fn check_live(dir: &Path, durable: usize) -> Res<usize> {
+    let store = reopen(dir)?;
+    verify_clean(&store)?;
+    let list = store.mam().list(&alice())?;
+    let k = list.len();
+    if k < durable {
+        return Err(format!("{durable} reported durable, {k} present").into());
+    }
+    for (i, m) in list.iter().enumerate() {
+        let want = live_message(i);
+        if m.stanza != want.stanza || m.from != want.from {
+            return Err(format!("position {i} holds another message (hole or torn)").into());
+        }
+    }
+    for (peer, pick) in [("carol@localhost", 0), ("bob@localhost", 1)] {
+        let got = store.mam().query(
+            &alice(),
+            &Query {
+                with: Some(Jid::parse(peer)?),
+                max: Some(1),
+                count: true,
+                ..Query::default()
+            },
+        )?;
+        let want = (0..k).filter(|i| usize::from(i % 3 != 0) == pick).count() as u64;
+        if got.count != Some(want) {
+            return Err(format!("with={peer} count {:?}, want {want}", got.count).into());
+        }
+    }
+    store.mam().append(&alice(), &live_message(k))?;
+    verify_clean(&store)?;
+    Ok(k)
+}
+
+fn spawn_live(dir: &Path, total: usize) -> Res<(Child, BufReader<std::process::ChildStdout>)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--child-live")
+        .arg(dir)
+        .arg(total.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut reader = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.trim() != "ready" {
+        return Err(format!("child said {line:?}").into());
+    }
+    Ok((child, reader))
+}
+
+fn scenario_live(tmp: &Path) -> Res {
+    let kills = env_usize("JIDSTORE_CRASH_KILLS", 12);
+    let total = env_usize("JIDSTORE_CRASH_LIVE_MESSAGES", 5_000);
+    let full_dir = tmp.join("live-full");
+    let started = Instant::now();
+    let (mut child, _out) = spawn_live(&full_dir, total)?;
+    let status = child.wait()?;
+    let full_run = started.elapsed();
+    assert!(status.success(), "uninterrupted live appends failed");
+    assert_eq!(check_live(&full_dir, total)?, total);
+    std::fs::remove_dir_all(&full_dir)?;
+
+    let mut tally = Tally::default();
+    for i in 0..kills {
+        let dir: PathBuf = tmp.join(format!("live{i}"));
+        let (mut child, mut out) = spawn_live(&dir, total)?;
+        kill_after(&mut child, random_delay(full_run));
+        let mut text = String::new();
+        out.read_to_string(&mut text)?;
+        let durable = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("durable "))
+            .filter_map(|n| n.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        tally.kills += 1;
+        match check_live(&dir, durable) {
+            Ok(k) => tally.note(if k == durable {
+                "exactly the acknowledged messages"
+            } else {
+                "acknowledged plus unacknowledged"
+            }),
+            Err(e) => tally.fail("live", i, &dir, &e),
+        }
+        std::fs::remove_dir_all(&dir)?;
+    }
+    tally.report(
+        "live",
+        &format!(
+            "{total} single appends, flushed every 50 (full run {} ms)",
+            full_run.as_millis()
+        ),
     )
 }
 
@@ -867,12 +1002,16 @@ fn main() -> Res {
     if args.get(1).map(String::as_str) == Some("--child-ingest") {
         return child_ingest(Path::new(&args[2]), args[3].parse()?, args[4].parse()?);
     }
+    if args.get(1).map(String::as_str) == Some("--child-live") {
+        return child_live(Path::new(&args[2]), args[3].parse()?);
+    }
     let only = std::env::var("JIDSTORE_CRASH_ONLY").unwrap_or_default();
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
     let tmp = tempfile::tempdir()?;
     let mut failures = Vec::new();
-    let scenarios: [(&str, Scenario); 4] = [
+    let scenarios: [(&str, Scenario); 5] = [
         ("ingest", scenario_ingest),
+        ("live", scenario_live),
         ("import", scenario_import),
         ("compact", scenario_compact),
         ("expire", scenario_expire),

@@ -34,6 +34,7 @@ mod tree;
 use std::ops::Bound;
 
 pub use bytes::Bytes;
+pub(crate) use sled_engine::undo::{PREFIX as UNDO_PREFIX, check as check_undo};
 pub use tree::Tree;
 
 use crate::error::{Error, Result};
@@ -189,6 +190,15 @@ pub(crate) trait Engine: Send + Sync {
 
     /// Applies every write of `batch`, all or nothing, also across keyspaces.
     fn apply(&self, batch: &WriteBatch) -> Result<()>;
+
+    /// Applies `batch` like [`Engine::apply`] (all or nothing, also across a crash and
+    /// across keyspaces) when every key it writes is new: absent before it, and written by
+    /// no one else until it returns (each key holds a fresh id, as a live append's do).
+    /// Readers may see its writes one by one, in batch order, before it returns. An engine
+    /// may use it to skip costly batch machinery (sled: see `sled_engine/undo.rs`).
+    fn apply_new(&self, batch: &WriteBatch) -> Result<()> {
+        self.apply(batch)
+    }
 
     /// Runs `body` as one transaction over `spaces` (sorted, each once): its writes commit
     /// together, or not at all if it aborts. `durability` says when it is durable.

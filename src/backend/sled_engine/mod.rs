@@ -6,6 +6,7 @@
 mod dir;
 mod scan;
 mod space;
+pub(crate) mod undo;
 
 use std::io;
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ pub(crate) struct SledEngine {
     witness: Mutex<Witness>,
     /// Whether a write ran since the last recorded flush (then dropping the engine records one).
     dirty: AtomicBool,
+    /// Numbers the undo records of [`Engine::apply_new`].
+    undo: undo::Counter,
 }
 
 impl Drop for SledEngine {
@@ -108,14 +111,17 @@ impl SledEngine {
             .iter()
             .map(|ks| db.open_tree(ks.name()))
             .collect::<sled::Result<Vec<_>>>()?;
-        Ok(SledEngine {
+        let engine = SledEngine {
             db,
             trees,
             space: SpaceGuard::new(space::reserve_for(&path, config.min_free)),
             path,
             witness: Mutex::new(witness),
             dirty: AtomicBool::new(false),
-        })
+            undo: undo::Counter::default(),
+        };
+        undo::roll_back(engine.tree(Keyspace::Meta)?, |ks| engine.tree(ks))?;
+        Ok(engine)
     }
 
     fn tree(&self, ks: Keyspace) -> Result<&sled::Tree> {
@@ -231,6 +237,16 @@ impl Engine for SledEngine {
             return Ok(self.tree(*ks)?.apply_batch(b)?);
         }
         self.transaction(&spaces, Durability::Buffered, &|tx| batch.replay(tx))
+    }
+
+    fn apply_new(&self, batch: &WriteBatch) -> Result<()> {
+        self.wrote();
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        undo::apply(self.tree(Keyspace::Meta)?, &self.undo, batch, |ks| {
+            self.tree(ks).cloned()
+        })
     }
 
     fn transaction(

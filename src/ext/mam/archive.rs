@@ -7,7 +7,7 @@ use crate::codec;
 use crate::error::Result;
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
-use crate::store::{ArchiveTails, Store, abort};
+use crate::store::{Store, abort};
 use crate::time::Timestamp;
 
 use super::id::{StoredId, duplicate_id, parse_native};
@@ -46,15 +46,20 @@ pub(super) trait Archive {
     fn matches_with(&self, s: &Self::Stored, with: &Jid) -> bool;
 }
 
-/// The archive time of the newest message of an archive (`None` when empty): cached in
-/// `tails` (held from [`Store::archive_appender`]), else read from the last record.
+/// The archive time of the newest message of an archive (`None` when empty): `cached`
+/// (what the appenders' tails hold for it, read under their lock), else read from the last
+/// record.
+#[expect(
+    clippy::option_option,
+    reason = "not cached / cached as empty / cached time"
+)]
 pub(super) fn last_archive_time<A: Archive>(
     store: &Store,
     a: &A,
-    tails: &ArchiveTails,
+    cached: Option<Option<i64>>,
 ) -> Result<Option<i64>> {
     let prefix = a.records_prefix();
-    if let Some(at) = tails.get(A::RECORDS, &prefix) {
+    if let Some(at) = cached {
         return Ok(at);
     }
     match store.tree(A::RECORDS).scan_prefix(&prefix).next_back() {

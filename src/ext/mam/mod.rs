@@ -17,8 +17,11 @@
 //! archive id, records tag `m`), so a message and its index entry are one single-tree batch.
 //!
 //! **Durability.** [`Mam::append`] writes the record and its `with` entry in one atomic
-//! batch (one tree; with an imported id, a transaction that also checks and maps the
-//! id); [`MucArchive::append`] writes the record and its index entries in one sled
+//! batch of new keys (both end in the fresh seq: on sled, single-key writes under an undo
+//! record, since a sled batch costs two waited log writes, issue 18; the record goes
+//! first, so a `with` entry never names a missing record; with an imported id, a
+//! transaction that also checks and maps the id). Appends to different archives run in
+//! parallel (module `appenders`); [`MucArchive::append`] writes the record and its index entries in one sled
 //! transaction. Both are atomic, and durable at the next background flush (every
 //! `flush_every_ms`, 500 ms by default) or on [`Store::flush`]. [`Mam::append_bulk`] writes
 //! each chunk of [`BULK_CHUNK`] messages (the id map batch and the batch of records and
@@ -112,24 +115,28 @@ impl Mam<'_> {
         let _w = self.store.writer()?;
         let archive = self.store.require_archive(owner)?;
         let a = Pm(archive);
-        let mut tails = self.store.archive_appender();
+        // This archive's appends only: appends to other archives run in parallel.
+        let tails = self.store.archive_appender_for(archive);
         let seq = self.store.generate_id()?;
-        let at = archive_time(last_archive_time(self.store, &a, &tails)?, msg.timestamp);
+        let cached = tails.tail(A_PM, &a.records_prefix());
+        let at = archive_time(last_archive_time(self.store, &a, cached)?, msg.timestamp);
         let id = StoredId::new(msg.id.as_ref());
         let (stored, index) = pm_entries(archive, msg, id.clone(), seq, at);
         let public = if let StoredId::Native(_) = id {
             // Record and `with` entry share the tree: one atomic batch, no transaction (a
-            // native id needs no duplicate check).
+            // native id needs no duplicate check). Both keys end in the fresh seq, so the
+            // batch is one of new keys (the cheap path on sled, issue 18); the record goes
+            // first, so a reader that finds the `with` entry finds its record.
             let (_, with_key, with_value) = index;
             let mut batch = Batch::default();
-            batch.insert(with_key, with_value);
             batch.insert(a.record_key(seq), codec::encode(&stored));
-            self.store.apply_batch(Keyspace::MamPm, batch)?;
+            batch.insert(with_key, with_value);
+            self.store.apply_new_batch(Keyspace::MamPm, batch)?;
             id.public(seq)
         } else {
             insert(self.store, &a, &stored, &id, &[index], seq)?
         };
-        tails.set(A_PM, a.records_prefix(), Some(at));
+        tails.set_tail(A_PM, a.records_prefix(), Some(at));
         Ok(public)
     }
 
@@ -178,7 +185,7 @@ impl Mam<'_> {
             }
         }
         let mut tails = self.store.archive_appender();
-        let mut prev = last_archive_time(self.store, &a, &tails)?;
+        let mut prev = last_archive_time(self.store, &a, tails.get(A_PM, &a.records_prefix()))?;
         let (mut ids, mut records) = (Batch::default(), Batch::default());
         let mut packer = Packer::new(archive);
         for msg in chunk {

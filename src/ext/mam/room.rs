@@ -49,7 +49,8 @@ impl MucArchive<'_> {
         let a = Room(room);
         let mut tails = self.store.archive_appender();
         let seq = self.store.generate_id()?;
-        let at = archive_time(last_archive_time(self.store, &a, &tails)?, msg.timestamp);
+        let cached = tails.get(Keyspace::MamMuc, &a.records_prefix());
+        let at = archive_time(last_archive_time(self.store, &a, cached)?, msg.timestamp);
         let id = StoredId::new(msg.id.as_ref());
         let stored = StoredMuc {
             id: id.clone(),
