@@ -105,6 +105,24 @@ fn kill_after(child: &mut Child, delay: Duration) {
     let _ = child.wait();
 }
 
+/// Kills a child appender at a random moment of `window`, then reads what it printed: the
+/// highest `durable <n>` (0 if none).
+fn kill_and_read_durable(
+    mut child: Child,
+    mut out: BufReader<std::process::ChildStdout>,
+    window: Duration,
+) -> Res<usize> {
+    kill_after(&mut child, random_delay(window));
+    let mut text = String::new();
+    out.read_to_string(&mut text)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("durable "))
+        .filter_map(|n| n.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0))
+}
+
 fn random_delay(window: Duration) -> Duration {
     let micros = u64::try_from(rand_below(window.as_micros())).unwrap_or(0);
     Duration::from_micros(micros)
@@ -274,16 +292,8 @@ fn scenario_ingest(tmp: &Path) -> Res {
     let mut acknowledged = 0;
     for i in 0..kills {
         let dir: PathBuf = tmp.join(format!("ingest{i}"));
-        let (mut child, mut out) = spawn_ingest(&dir, total)?;
-        kill_after(&mut child, random_delay(full_run));
-        let mut text = String::new();
-        out.read_to_string(&mut text)?;
-        let durable = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("durable "))
-            .filter_map(|n| n.parse::<usize>().ok())
-            .max()
-            .unwrap_or(0);
+        let (child, out) = spawn_ingest(&dir, total)?;
+        let durable = kill_and_read_durable(child, out, full_run)?;
         tally.kills += 1;
         match check_ingest(&dir, durable, total) {
             Ok(k) => {
@@ -407,16 +417,8 @@ fn scenario_live(tmp: &Path) -> Res {
     let mut tally = Tally::default();
     for i in 0..kills {
         let dir: PathBuf = tmp.join(format!("live{i}"));
-        let (mut child, mut out) = spawn_live(&dir, total)?;
-        kill_after(&mut child, random_delay(full_run));
-        let mut text = String::new();
-        out.read_to_string(&mut text)?;
-        let durable = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("durable "))
-            .filter_map(|n| n.parse::<usize>().ok())
-            .max()
-            .unwrap_or(0);
+        let (child, out) = spawn_live(&dir, total)?;
+        let durable = kill_and_read_durable(child, out, full_run)?;
         tally.kills += 1;
         match check_live(&dir, durable) {
             Ok(k) => tally.note(if k == durable {
