@@ -572,7 +572,8 @@ fn check_import(
             }
         }
     }
-    // The README's recovery: unregister what was not reported, import again.
+    // The README's recovery: unregister what was not reported, import again (telling the
+    // import that those erasures were this recovery's, not people's).
     for jid in &to_erase {
         let out = run_jidstore(dir, &["unregister", jid.node().unwrap(), jid.domain()])?;
         if !out.status.success() {
@@ -581,7 +582,7 @@ fn check_import(
             );
         }
     }
-    let out = run_jidstore(dir, &["import", pie.to_str().unwrap()])?;
+    let out = run_jidstore(dir, &["import", "--import-erased", pie.to_str().unwrap()])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expect_refused = reported.len();
     let refused = stderr.matches("exists already").count();

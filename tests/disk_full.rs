@@ -399,6 +399,16 @@ fn cli_import_until_full() {
     }
     eprintln!("disk_full: import: {complete} of 8 users complete before the disk filled");
     assert!(store.accounts().exists(&bare("admin@localhost")).unwrap());
+    // An import undoing its own partial write erases nobody: no ledger entry, so the next
+    // import of the file is not refused for it.
+    for u in 0..8 {
+        assert_eq!(
+            jidstore::gdpr::ledger::erased_at(&store, &jid(u)).unwrap(),
+            None,
+            "{} in the erasure ledger after a failed import",
+            jid(u)
+        );
+    }
 }
 
 /// A user with every class and an archive big enough not to fit in `mib` MiB as a zip.

@@ -275,6 +275,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "accounts.csv",
+    title: "Your account",
     header: &["jid", "created_at", "mechanisms"],
 }];
 

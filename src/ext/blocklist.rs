@@ -104,6 +104,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "blocklist.csv",
+    title: "Blocked addresses",
     header: &["jid"],
 }];
 

@@ -352,10 +352,12 @@ pub(crate) struct Class;
 const TABLES: &[Table] = &[
     Table {
         file: "generic_kv.csv",
+        title: "Other stored data",
         header: &["store", "value"],
     },
     Table {
         file: "generic_archive.csv",
+        title: "Other archived data",
         header: &["store", "id", "timestamp", "with", "value"],
     },
 ];

@@ -198,6 +198,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "inbox.csv",
+    title: "Inbox",
     header: &[
         "jid",
         "content",

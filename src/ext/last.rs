@@ -66,6 +66,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "last.csv",
+    title: "Last activity",
     // The stored Unix seconds, exported as an RFC 3339 time like every other time column.
     header: &["jid", "timestamp", "status"],
 }];

@@ -34,6 +34,8 @@ pub mod vcard;
 pub struct Table {
     /// File name inside the zip, e.g. `roster.csv`.
     pub file: &'static str,
+    /// What a person calls it: the heading of its section of the export's `index.html`.
+    pub title: &'static str,
     /// The header row: MongooseIM's columns first, then jidstore's.
     pub header: &'static [&'static str],
 }

@@ -209,6 +209,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "offline.csv",
+    title: "Messages waiting to be delivered",
     header: &["timestamp", "from", "to", "packet", "expires"],
 }];
 

@@ -290,6 +290,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "privacy.csv",
+    title: "Privacy lists",
     header: &[
         "list",
         "is_default",

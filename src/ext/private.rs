@@ -93,6 +93,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "private.csv",
+    title: "Private storage (bookmarks and settings)",
     header: &["ns", "xml"],
 }];
 

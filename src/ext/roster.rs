@@ -258,6 +258,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "roster.csv",
+    title: "Contacts",
     header: &[
         "jid",
         "name",

@@ -66,6 +66,7 @@ pub(crate) struct Class;
 
 const TABLES: &[Table] = &[Table {
     file: "vcard.csv",
+    title: "Profile (vCard)",
     header: &["jid", "vcard"],
 }];
 

@@ -23,30 +23,6 @@ use super::retrieve::FileSummary;
 /// The page's file name inside the zip.
 pub const PAGE: &str = "index.html";
 
-/// What a person calls a table, by its CSV file.
-fn title(file: &str) -> &str {
-    match file {
-        "accounts.csv" => "Your account",
-        "roster.csv" => "Contacts",
-        "vcard.csv" => "Profile (vCard)",
-        "private.csv" => "Private storage (bookmarks and settings)",
-        "offline.csv" => "Messages waiting to be delivered",
-        "inbox.csv" => "Inbox",
-        "mam_pm.csv" => "Messages",
-        "mam_muc.csv" => "Group-chat messages you sent",
-        "pubsub_nodes.csv" => "Your publish-subscribe nodes",
-        "pubsub_items.csv" => "Items you published",
-        "pubsub_subscriptions.csv" => "Your subscriptions",
-        "pubsub_affiliations.csv" => "Your affiliations",
-        "last.csv" => "Last activity",
-        "privacy.csv" => "Privacy lists",
-        "blocklist.csv" => "Blocked addresses",
-        "generic_kv.csv" => "Other stored data",
-        "generic_archive.csv" => "Other archived data",
-        other => other,
-    }
-}
-
 /// Columns that hold XML, shown as their text.
 const XML_COLUMNS: &[&str] = &[
     "vcard", "xml", "payload", "content", "packet", "message", "value",
@@ -127,12 +103,12 @@ pub(crate) fn write_page(
     for ext in EXTENSIONS {
         for t in ext.tables() {
             match count(t.file) {
-                0 => empty.push(title(t.file)),
+                0 => empty.push(t.title),
                 n => write!(
                     out,
                     "<li><a href=\"#{}\">{}</a> ({n})</li>",
                     anchor(t.file),
-                    esc(title(t.file))
+                    esc(t.title)
                 )?,
             }
         }
@@ -152,10 +128,10 @@ pub(crate) fn write_page(
                 out,
                 "<section id=\"{}\"><h2>{} <small>{expected} row(s), {}</small></h2>",
                 anchor(t.file),
-                esc(title(t.file)),
+                esc(t.title),
                 esc(t.file)
             )?;
-            let chat = matches!(t.file, "mam_pm.csv" | "mam_muc.csv" | "offline.csv");
+            let chat = is_chat(t.header);
             if chat {
                 out.write_all(b"<ol class=\"chat\">")?;
             } else {
@@ -173,7 +149,7 @@ pub(crate) fn write_page(
                 }
                 shown_rows += 1;
                 let res = if chat {
-                    chat_row(out, t.file, t.header, row)
+                    chat_row(out, t.header, row)
                 } else {
                     table_row(out, t.header, row)
                 };
@@ -224,32 +200,43 @@ fn table_row(out: &mut dyn Write, header: &[&str], row: &[&str]) -> io::Result<(
     out.write_all(b"</tr>")
 }
 
-fn chat_row(out: &mut dyn Write, file: &str, header: &[&str], row: &[&str]) -> io::Result<()> {
+/// A table of messages, shown as a conversation: a time and a stanza column (`message` or
+/// `packet`), and a sender (`from` or `nick`).
+fn is_chat(header: &[&str]) -> bool {
+    let has = |c: &str| header.contains(&c);
+    has("timestamp") && (has("message") || has("packet")) && (has("from") || has("nick"))
+}
+
+/// One message of a conversation: time, who to whom (or nick in room), the body's text;
+/// an outgoing one (direction `outgoing`, or a group-chat message the subject sent, named
+/// by nick) to the right.
+fn chat_row(out: &mut dyn Write, header: &[&str], row: &[&str]) -> io::Result<()> {
     let get = |c| cell(header, row, c);
-    let (class, meta, text) = match file {
-        "mam_muc.csv" => (
+    let stanza = if header.contains(&"message") {
+        get("message")
+    } else {
+        get("packet")
+    };
+    let (class, meta) = if header.contains(&"nick") {
+        (
             "out",
             format!("{} in {}", esc(get("nick")), esc(get("room"))),
-            body(get("message")),
-        ),
-        "offline.csv" => (
-            "in",
+        )
+    } else {
+        let class = if get("direction") == "outgoing" {
+            "out"
+        } else {
+            "in"
+        };
+        (
+            class,
             format!("from {} to {}", esc(get("from")), esc(get("to"))),
-            body(get("packet")),
-        ),
-        _ => (
-            if get("direction") == "outgoing" {
-                "out"
-            } else {
-                "in"
-            },
-            format!("from {} to {}", esc(get("from")), esc(get("to"))),
-            body(get("message")),
-        ),
+        )
     };
     write!(
         out,
-        "<li class=\"{class}\"><div class=\"meta\">{} &middot; {meta}</div>{text}</li>",
-        esc(get("timestamp"))
+        "<li class=\"{class}\"><div class=\"meta\">{} &middot; {meta}</div>{}</li>",
+        esc(get("timestamp")),
+        body(stanza)
     )
 }

@@ -62,10 +62,25 @@ const FLUSH_CHUNKS: u32 = 4;
 /// deletion resumes on the next open. An error means the commit may not have been made
 /// durable.
 pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
+    remove_as(store, subject, Ledger::Record)
+}
+
+/// Whether an erasure is written into the erasure ledger ([`ledger`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ledger {
+    /// A person's erasure: recorded, so that it sticks.
+    Record,
+    /// Housekeeping that reuses erasure (an import undoing its own partial write): not an
+    /// erasure of the person, so nothing later may refuse them because of it.
+    Skip,
+}
+
+/// [`remove`], recording it in the ledger or not.
+pub(crate) fn remove_as(store: &Store, subject: &BareJid, ledger: Ledger) -> Result<Receipt> {
     // On an engine several processes share: no other process writes from here to the end
     // of the sweep (it does not see this process's tombstones).
     let _across = store.erasing_across_processes()?;
-    let mut receipt = commit(store, subject)?;
+    let mut receipt = commit_as(store, subject, ledger)?;
     let started = Instant::now();
     let _progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
         .then(|| crate::progress::Phase::start("erasure sweep", "entries", None));
@@ -122,6 +137,10 @@ fn holds_kept(store: &Store, subject: &BareJid) -> Result<bool> {
 /// here). Its receipt counts only what the commit itself removed. Exposed so benchmarks can
 /// time the commit apart from the sweep; call [`finish_sweeps`] to complete.
 pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
+    commit_as(store, subject, Ledger::Record)
+}
+
+fn commit_as(store: &Store, subject: &BareJid, record: Ledger) -> Result<Receipt> {
     let started = Instant::now();
     let _guard = store.eraser()?;
     let mut plan = RemovalPlan::default();
@@ -150,7 +169,14 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
     spaces.push(Keyspace::Sweep);
     spaces.push(Keyspace::Audit);
     // The ledger entry (keyed hash, no JID) is part of the commit: see `ledger`.
-    let (ledger_key, ledger_value) = ledger::entry(store, subject, crate::time::Timestamp::now())?;
+    let ledger_entry = match record {
+        Ledger::Record => Some(ledger::entry(
+            store,
+            subject,
+            crate::time::Timestamp::now(),
+        )?),
+        Ledger::Skip => None,
+    };
     spaces.sort();
     spaces.dedup();
     let subject_value = crate::codec::encode(&subject.as_str());
@@ -171,7 +197,9 @@ pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
                 &subject_value,
             )?;
         }
-        tx.put_raw(Keyspace::Audit, &ledger_key, &ledger_value)?;
+        if let Some((k, v)) = &ledger_entry {
+            tx.put_raw(Keyspace::Audit, k, v)?;
+        }
         Ok(())
     });
     if let Err(e) = committed {

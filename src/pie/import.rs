@@ -247,7 +247,8 @@ fn run(
             let why = match e {
                 Error::AccountExists(_) => "an account with that name exists already".into(),
                 e if !written => format!("write failed ({e}); nothing was written"),
-                e => match crate::gdpr::remove(store, &c.jid) {
+                // Undoing its own partial write, not a person's erasure: not in the ledger.
+                e => match crate::gdpr::remove_as(store, &c.jid, crate::gdpr::Ledger::Skip) {
                     Ok(_) => format!("write failed ({e}); what was written was erased"),
                     Err(Error::NoAccount(_)) => format!("write failed ({e}); nothing was written"),
                     Err(e2) => format!(

@@ -18,10 +18,12 @@ pub(crate) struct Class;
 const TABLES: &[Table] = &[
     Table {
         file: "mam_pm.csv",
+        title: "Messages",
         header: &["id", "from", "message", "timestamp", "to", "direction"],
     },
     Table {
         file: "mam_muc.csv",
+        title: "Group-chat messages you sent",
         header: &["id", "message", "room", "timestamp", "nick"],
     },
 ];

@@ -27,10 +27,12 @@ pub(crate) struct Class;
 const TABLES: &[Table] = &[
     Table {
         file: "pubsub_nodes.csv",
+        title: "Your publish-subscribe nodes",
         header: &["node_id", "access_model", "service_jid", "type"],
     },
     Table {
         file: "pubsub_items.csv",
+        title: "Items you published",
         header: &[
             "node_id",
             "item_id",
@@ -42,10 +44,12 @@ const TABLES: &[Table] = &[
     },
     Table {
         file: "pubsub_subscriptions.csv",
+        title: "Your subscriptions",
         header: &["service_jid", "node_id", "subscriber_jid", "state"],
     },
     Table {
         file: "pubsub_affiliations.csv",
+        title: "Your affiliations",
         header: &["service_jid", "node_id", "jid", "affiliation"],
     },
 ];
