@@ -129,7 +129,7 @@ fn mentions(rows: &[(String, Vec<u8>, Vec<u8>)], who: &str) -> usize {
 /// Waits (polling, up to 60 s) until both standbys stream as synchronous (quorum) standbys.
 fn wait_streaming(primary: &str) {
     let mut c = sql(primary);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let n: i64 = c
             .query_one(
@@ -181,7 +181,7 @@ fn wait_for_erasure(c: &mut postgres::Client, first: &[u8]) -> KilledAt {
              (SELECT count(*) FROM jidstore_mam_pm WHERE key = $1)",
         )
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let row = c.query_one(&probe, &[&first]).unwrap();
         let (tombstones, message): (i64, i64) = (row.get(0), row.get(1));
@@ -291,6 +291,18 @@ fn erasure_and_failover_on_synchronous_standbys() {
         return;
     }
     let started = Instant::now();
+    let (primary, s1, s2) = set_up(started);
+    let purl = primary.url("postgres");
+    erasures_reach_the_standbys(&purl, &[s1.url("postgres"), s2.url("postgres")]);
+    let acks = churn_and_kill(&primary, &purl);
+    // Failover: each standby in turn, promoted, must hold everything acknowledged.
+    check_promoted("s1", &s1, &acks);
+    check_promoted("s2", &s2, &acks);
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The primary, populated, and its two synchronous standbys, streaming.
+fn set_up(started: Instant) -> (Cluster, Cluster, Cluster) {
     let bin = pg::binaries().unwrap_or_else(|why| panic!("{why}"));
     let primary = Cluster::start_with(bin, "-c wal_level=replica -c max_wal_senders=10")
         .unwrap_or_else(|why| panic!("{why}"));
@@ -331,20 +343,23 @@ fn erasure_and_failover_on_synchronous_standbys() {
         .unwrap_or_else(|why| panic!("{why}"));
     s2.watch(std::process::id());
     wait_streaming(&purl);
-    let standbys = [s1.url("postgres"), s2.url("postgres")];
     eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
 
-    // Phase 1: an erasure that returned is applied on both standbys.
+    (primary, s1, s2)
+}
+
+/// Phase 1 (`remote_apply`): an erasure that returned is applied on both standbys.
+fn erasures_reach_the_standbys(purl: &str, standbys: &[String]) {
     for i in 0..PHASE1 {
         let who = format!("u{i}@localhost");
-        for s in &standbys {
+        for s in standbys {
             assert!(mentions(&rows(s), &who) > 0, "{who} not on {s} before");
         }
-        let r = jidstore_db(&purl, false, &["unregister", &format!("u{i}"), "localhost"]);
+        let r = jidstore_db(purl, false, &["unregister", &format!("u{i}"), "localhost"]);
         assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-        let on_primary = rows(&purl);
+        let on_primary = rows(purl);
         assert_eq!(mentions(&on_primary, &who), 0);
-        for s in &standbys {
+        for s in standbys {
             let there = rows(s);
             assert_eq!(mentions(&there, &who), 0, "{who} still on {s}");
             assert!(
@@ -353,10 +368,14 @@ fn erasure_and_failover_on_synchronous_standbys() {
             );
         }
     }
+}
 
+/// Phase 2: the child's erasures and writes, the primary killed in erasure [`KILL_AT`];
+/// returns what the child acknowledged.
+fn churn_and_kill(primary: &Cluster, purl: &str) -> Acks {
     // Phase 2: the engine's own floor (`on`: the standbys have flushed, not yet applied).
-    configure(&purl, &["ALTER SYSTEM SET synchronous_commit = 'on'"]);
-    let mut watcher = sql(&purl);
+    configure(purl, &["ALTER SYSTEM SET synchronous_commit = 'on'"]);
+    let mut watcher = sql(purl);
     let first = first_message(&mut watcher, &format!("v{KILL_AT}@localhost"));
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -366,7 +385,7 @@ fn erasure_and_failover_on_synchronous_standbys() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("JIDSTORE_REPL_URL", &purl)
+        .env("JIDSTORE_REPL_URL", purl)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -426,68 +445,69 @@ fn erasure_and_failover_on_synchronous_standbys() {
         acks.wrote.len(),
         acks.created.len()
     );
+    acks
+}
 
-    // Failover: each standby in turn, promoted, must hold everything acknowledged.
-    for (name, standby) in [("s1", &s1), ("s2", &s2)] {
-        standby.promote().unwrap_or_else(|why| panic!("{why}"));
-        let url = standby.url("postgres");
-        let store = open(&url);
-        let report = jidstore::verify(&store).unwrap();
-        assert!(report.is_clean(), "{name}: {report:?}");
-        let r = jidstore_db(&url, false, &["verify"]);
-        assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
-        let all = rows(&url);
-        for i in 0..PHASE1 {
-            let who = format!("u{i}@localhost");
-            assert_eq!(wholly(&store, &all, &who, MESSAGES), Seen::Gone, "{name}");
-        }
-        let mut outcome = Vec::new();
-        for i in 0..PHASE2 {
-            let who = format!("v{i}@localhost");
-            let n = if i == KILL_AT { BIG } else { MESSAGES };
-            let seen = wholly(&store, &all, &who, n);
-            if acks.erased.contains(&i) {
-                assert_eq!(seen, Seen::Gone, "{name}: acknowledged erasure of {who}");
-            } else if !acks.announced.contains(&i) {
-                assert_eq!(seen, Seen::Present, "{name}: {who} was never erased");
-            } else {
-                outcome.push((i, seen));
-            }
-        }
-        for (keeper, id, n) in &acks.wrote {
-            let m = store.mam().get(&bare(keeper), id).unwrap();
-            let m = m.unwrap_or_else(|| panic!("{name}: acknowledged message {id} lost"));
-            assert!(m.stanza.contains(&format!("ack {n}")), "{name}: {m:?}");
-        }
-        for i in 0..KEEPERS {
-            let who = format!("k{i}@localhost");
-            let jid = bare(&who);
-            assert!(store.accounts().exists(&jid).unwrap(), "{name}: {who}");
-            assert_eq!(
-                store.vcard().get(&jid).unwrap().as_deref(),
-                Some(vcard_of(&who).as_str())
-            );
-            let acked = acks.wrote.iter().filter(|w| w.0 == who).count() as u64;
-            let count = store.mam().count(&jid).unwrap();
-            // At most one unacknowledged append (the one in flight) may have landed.
-            assert!(
-                (MESSAGES + acked..=MESSAGES + acked + 1).contains(&count),
-                "{name}: {who} holds {count}"
-            );
-        }
-        for i in &acks.created {
-            let who = format!("n{i}@localhost");
-            assert!(
-                store.accounts().exists(&bare(&who)).unwrap(),
-                "{name}: {who}"
-            );
-            assert_eq!(
-                store.vcard().get(&bare(&who)).unwrap().as_deref(),
-                Some(vcard_of(&who).as_str()),
-                "{name}: {who}"
-            );
-        }
-        eprintln!("{name} promoted: in-flight erasures {outcome:?}");
+/// Promotes `standby` and checks it holds every subject whole or not at all, and everything
+/// acknowledged.
+fn check_promoted(name: &str, standby: &Cluster, acks: &Acks) {
+    standby.promote().unwrap_or_else(|why| panic!("{why}"));
+    let url = standby.url("postgres");
+    let store = open(&url);
+    let report = jidstore::verify(&store).unwrap();
+    assert!(report.is_clean(), "{name}: {report:?}");
+    let r = jidstore_db(&url, false, &["verify"]);
+    assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
+    let all = rows(&url);
+    for i in 0..PHASE1 {
+        let who = format!("u{i}@localhost");
+        assert_eq!(wholly(&store, &all, &who, MESSAGES), Seen::Gone, "{name}");
     }
-    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    let mut outcome = Vec::new();
+    for i in 0..PHASE2 {
+        let who = format!("v{i}@localhost");
+        let n = if i == KILL_AT { BIG } else { MESSAGES };
+        let seen = wholly(&store, &all, &who, n);
+        if acks.erased.contains(&i) {
+            assert_eq!(seen, Seen::Gone, "{name}: acknowledged erasure of {who}");
+        } else if !acks.announced.contains(&i) {
+            assert_eq!(seen, Seen::Present, "{name}: {who} was never erased");
+        } else {
+            outcome.push((i, seen));
+        }
+    }
+    for (keeper, id, n) in &acks.wrote {
+        let m = store.mam().get(&bare(keeper), id).unwrap();
+        let m = m.unwrap_or_else(|| panic!("{name}: acknowledged message {id} lost"));
+        assert!(m.stanza.contains(&format!("ack {n}")), "{name}: {m:?}");
+    }
+    for i in 0..KEEPERS {
+        let who = format!("k{i}@localhost");
+        let jid = bare(&who);
+        assert!(store.accounts().exists(&jid).unwrap(), "{name}: {who}");
+        assert_eq!(
+            store.vcard().get(&jid).unwrap().as_deref(),
+            Some(vcard_of(&who).as_str())
+        );
+        let acked = acks.wrote.iter().filter(|w| w.0 == who).count() as u64;
+        let count = store.mam().count(&jid).unwrap();
+        // At most one unacknowledged append (the one in flight) may have landed.
+        assert!(
+            (MESSAGES + acked..=MESSAGES + acked + 1).contains(&count),
+            "{name}: {who} holds {count}"
+        );
+    }
+    for i in &acks.created {
+        let who = format!("n{i}@localhost");
+        assert!(
+            store.accounts().exists(&bare(&who)).unwrap(),
+            "{name}: {who}"
+        );
+        assert_eq!(
+            store.vcard().get(&bare(&who)).unwrap().as_deref(),
+            Some(vcard_of(&who).as_str()),
+            "{name}: {who}"
+        );
+    }
+    eprintln!("{name} promoted: in-flight erasures {outcome:?}");
 }

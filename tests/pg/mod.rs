@@ -179,7 +179,9 @@ impl Cluster {
         // the application name) is what the standby uses.
         let auto = standby.data().join("postgresql.auto.conf");
         let mut conf = std::fs::read_to_string(&auto).map_err(|e| format!("{e}"))?;
-        conf.push_str(&format!("primary_conninfo = '{conninfo}'\n"));
+        for part in ["primary_conninfo = '", &conninfo, "'\n"] {
+            conf.push_str(part);
+        }
         std::fs::write(&auto, conf).map_err(|e| format!("{e}"))?;
         standby.pg_start(extra)?;
         Ok(standby)
@@ -222,17 +224,17 @@ impl Cluster {
             .flatten()
             .flatten()
             .filter_map(|e| {
-                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let child: u32 = e.file_name().to_str()?.parse().ok()?;
                 let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
                 // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-                let ppid: u32 = stat
+                let parent: u32 = stat
                     .rsplit_once(')')?
                     .1
                     .split_whitespace()
                     .nth(1)?
                     .parse()
                     .ok()?;
-                (ppid == pm).then_some(pid)
+                (parent == pm).then_some(child)
             })
             .collect();
         for pid in std::iter::once(pm).chain(children) {
