@@ -42,6 +42,8 @@ mod page;
 mod paths;
 #[cfg(feature = "postgres")]
 mod pg_purge;
+#[cfg(feature = "postgres")]
+mod pg_replication;
 mod pie;
 mod pie_compliance;
 mod pie_stream;

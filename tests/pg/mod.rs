@@ -81,7 +81,16 @@ impl Cluster {
 
     /// Creates and starts a cluster; `Err` says why not.
     pub fn start(bin: PathBuf) -> Result<Cluster, String> {
-        let as_postgres = is_root();
+        Cluster::start_with(bin, "")
+    }
+
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A temporary directory the cluster's user owns, and a free loopback port.
+    fn place(as_postgres: bool) -> Result<(tempfile::TempDir, u16), String> {
         // As root, under /tmp: a $TMPDIR under /root would be out of the postgres user's
         // reach. Short either way: the socket path must fit in 107 bytes.
         let base = if as_postgres {
@@ -110,6 +119,151 @@ impl Cluster {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("free port: {e}"))?
             .port();
+        Ok((dir, port))
+    }
+
+    /// `pg_ctl start` on the cluster's data directory, with `extra` server options.
+    fn pg_start(&self, extra: &str) -> Result<(), String> {
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200 {extra}",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = Cluster::command(&self.bin, self.as_postgres, "pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-o", &opts, "start"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("pg_ctl start: {e}"))?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+            return Err(format!(
+                "pg_ctl start failed: {}{log}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A streaming standby of this cluster: `pg_basebackup -R` into a new directory, with
+    /// `application_name` `name` (what `synchronous_standby_names` lists), started on its
+    /// own loopback port with `extra` server options.
+    pub fn standby(&self, name: &str, extra: &str) -> Result<Cluster, String> {
+        let (dir, port) = Cluster::place(self.as_postgres)?;
+        let standby = Cluster {
+            dir,
+            bin: self.bin.clone(),
+            port,
+            as_postgres: self.as_postgres,
+        };
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres application_name={name}",
+            self.port
+        );
+        let out = Cluster::command(&self.bin, self.as_postgres, "pg_basebackup")
+            .args(["-d", &conninfo, "-R", "-X", "stream", "-c", "fast", "-D"])
+            .arg(standby.data())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("pg_basebackup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_basebackup failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // -R wrote primary_conninfo; the last setting in the file wins, so this one (with
+        // the application name) is what the standby uses.
+        let auto = standby.data().join("postgresql.auto.conf");
+        let mut conf = std::fs::read_to_string(&auto).map_err(|e| format!("{e}"))?;
+        for part in ["primary_conninfo = '", &conninfo, "'\n"] {
+            conf.push_str(part);
+        }
+        std::fs::write(&auto, conf).map_err(|e| format!("{e}"))?;
+        standby.pg_start(extra)?;
+        Ok(standby)
+    }
+
+    /// `pg_ctl promote`, waiting until the server accepts writes.
+    pub fn promote(&self) -> Result<(), String> {
+        let out = Cluster::command(&self.bin, self.as_postgres, "pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(self.data())
+            .arg("promote")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("pg_ctl promote: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl promote failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// The postmaster's process id (first line of `postmaster.pid`).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// `kill -9` of the whole server, as a machine that dies: the postmaster first, then
+    /// every process it started (backends, WAL senders, writer), by id. Returns once the
+    /// postmaster is gone (no process or a zombie).
+    pub fn kill_9(&self) {
+        let Some(pm) = self.postmaster_pid() else {
+            return;
+        };
+        let children: Vec<u32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let child: u32 = e.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+                let parent: u32 = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                (parent == pm).then_some(child)
+            })
+            .collect();
+        for pid in std::iter::once(pm).chain(children) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid.cast_signed()) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pm}/stat")).ok();
+            let gone = state
+                .as_deref()
+                .and_then(|s| s.rsplit_once(')'))
+                .is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'));
+            assert!(
+                gone || std::time::Instant::now() < deadline,
+                "the killed postmaster {pm} is still running after 30 s"
+            );
+            if gone {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Creates and starts a cluster with `extra` server options; `Err` says why not.
+    pub fn start_with(bin: PathBuf, extra: &str) -> Result<Cluster, String> {
+        let as_postgres = is_root();
+        let (dir, port) = Cluster::place(as_postgres)?;
         let cluster = Cluster {
             dir,
             bin,
@@ -137,26 +291,7 @@ impl Cluster {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=200",
-            cluster.dir.path().display()
-        );
-        let out = Cluster::command(&cluster.bin, as_postgres, "pg_ctl")
-            .args(["-w", "-t", "60", "-D"])
-            .arg(&data)
-            .arg("-l")
-            .arg(cluster.dir.path().join("log"))
-            .args(["-o", &opts, "start"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("pg_ctl start: {e}"))?;
-        if !out.status.success() {
-            let log = std::fs::read_to_string(cluster.dir.path().join("log")).unwrap_or_default();
-            return Err(format!(
-                "pg_ctl start failed: {}{log}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        cluster.pg_start(extra)?;
         Ok(cluster)
     }
 
@@ -181,7 +316,7 @@ impl Cluster {
     }
 
     /// Stops the server and removes its directory once process `pid` has exited.
-    fn watch(&self, pid: u32) {
+    pub fn watch(&self, pid: u32) {
         let pg_ctl = self.bin.join("pg_ctl");
         let user = if self.as_postgres {
             "runuser -u postgres -- "
@@ -251,20 +386,24 @@ fn install_with_apt() -> bool {
     ok
 }
 
+/// The directory of the server binaries (installed with apt if needed), or why there is none.
+pub fn binaries() -> Result<PathBuf, String> {
+    bin_dir()
+        .or_else(|| install_with_apt().then(bin_dir).flatten())
+        .ok_or_else(|| {
+            "PostgreSQL server binaries (initdb, pg_ctl) not found in \
+             /usr/lib/postgresql/*/bin or PATH: install them (Debian: apt-get install \
+             postgresql) or set JIDSTORE_SKIP_PG=1 to skip the PostgreSQL tests"
+                .to_owned()
+        })
+}
+
 /// The binary's shared cluster (started on first use), or why there is none.
 pub fn shared() -> Result<&'static Cluster, String> {
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
     CLUSTER
         .get_or_init(|| {
-            let bin = bin_dir()
-                .or_else(|| install_with_apt().then(bin_dir).flatten())
-                .ok_or_else(|| {
-                    "PostgreSQL server binaries (initdb, pg_ctl) not found in \
-                     /usr/lib/postgresql/*/bin or PATH: install them (Debian: apt-get install \
-                     postgresql) or set JIDSTORE_SKIP_PG=1 to skip the PostgreSQL tests"
-                        .to_owned()
-                })?;
-            let c = Cluster::start(bin)?;
+            let c = Cluster::start(binaries()?)?;
             c.watch(std::process::id());
             Ok(c)
         })
