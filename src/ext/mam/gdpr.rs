@@ -132,7 +132,7 @@ impl Extension for Class {
                     m.stanza,
                     m.timestamp.to_rfc3339(),
                     m.to.into_string(),
-                    Direction::from(m.direction).as_str().to_owned(),
+                    m.direction.as_str().to_owned(),
                 ])?;
             }
         } else {
