@@ -79,6 +79,12 @@ pub mod __internal {
     pub use crate::backend::{Bytes, KvIter, Tree};
     pub use crate::verify::check_entry;
 
+    /// The id of `owner`'s 1-1 archive, the prefix of its raw `mam_pm` keys (tests that look
+    /// at raw archive keys); `None` without an account.
+    pub fn archive_id(store: &crate::Store, owner: &crate::BareJid) -> crate::Result<Option<u64>> {
+        store.accounts().archive_id(owner)
+    }
+
     /// The CLI: argument types and [`run`](command::run).
     #[cfg(feature = "cli")]
     pub mod command {

@@ -611,7 +611,7 @@ impl Store {
 
     /// Fails with [`Error::NoAccount`] unless `owner` has an account. Call with
     /// [`Store::writer`] held so the answer stays true until the write lands.
-    pub(crate) fn require_account(&self, owner: &BareJid) -> Result<ext::accounts::Account> {
+    pub(crate) fn require_account(&self, owner: &BareJid) -> Result<ext::accounts::StoredAccount> {
         self.get(Keyspace::Accounts, &keys::owner(owner))?
             .ok_or_else(|| Error::NoAccount(owner.to_string()))
     }

@@ -8,7 +8,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use jidstore::__internal::keys::{self, Keyspace};
-use jidstore::ext::accounts::Account;
 use jidstore::ext::mam::{Direction, PmMessage};
 use jidstore::ext::offline::OfflineMessage;
 use jidstore::ext::pubsub::{Node, NodeType, SubState};
@@ -97,15 +96,9 @@ fn join_all(rx: &mpsc::Receiver<(&'static str, u64)>, n: usize) -> Vec<(&'static
 }
 
 fn archive_of(store: &Store, jid: &BareJid) -> u64 {
-    let key = keys::owner(jid);
-    let raw = store
-        .raw_tree(Keyspace::Accounts)
-        .get(&key)
+    jidstore::__internal::archive_id(store, jid)
         .unwrap()
-        .expect("account");
-    jidstore::__internal::codec::decode::<Account>(Keyspace::Accounts, &key, &raw)
-        .unwrap()
-        .archive
+        .expect("account")
 }
 
 #[test]

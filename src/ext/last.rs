@@ -10,12 +10,29 @@ use crate::keys::{self, Keyspace};
 use crate::store::Store;
 
 /// When an owner was last seen, and what status they left with.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastActivity {
     /// Unix time (seconds) of the last logout, as MongooseIM stores it.
     pub seconds: i64,
     /// The status text of the last unavailable presence.
     pub status: String,
+}
+
+/// A [`LastActivity`] as stored (value of `last`, keyed by the owner): the on-disk layout,
+/// pinned in `src/golden.rs`. Change only with a format version bump.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    seconds: i64,
+    status: String,
+}
+
+impl From<Stored> for LastActivity {
+    fn from(s: Stored) -> Self {
+        LastActivity {
+            seconds: s.seconds,
+            status: s.status,
+        }
+    }
 }
 
 /// Handle on the `last` keyspace; from [`Store::last`].
@@ -38,7 +55,7 @@ impl Last<'_> {
         self.store.put(
             Keyspace::Last,
             &keys::owner(owner),
-            &LastActivity {
+            &Stored {
                 seconds,
                 status: status.to_owned(),
             },
@@ -47,7 +64,10 @@ impl Last<'_> {
 
     /// The owner's last activity.
     pub fn get(&self, owner: &BareJid) -> Result<Option<LastActivity>> {
-        self.store.get(Keyspace::Last, &keys::owner(owner))
+        Ok(self
+            .store
+            .get::<Stored>(Keyspace::Last, &keys::owner(owner))?
+            .map(LastActivity::from))
     }
 
     /// Removes the owner's last activity; returns whether there was one.
@@ -74,7 +94,7 @@ const TABLES: &[Table] = &[Table {
 impl OwnerKeyed for Class {
     const SHAPE: Shape = Shape::one("last", Keyspace::Last, TABLES);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
-        verify_one::<LastActivity>(Keyspace::Last, key, value)
+        verify_one::<Stored>(Keyspace::Last, key, value)
     }
     fn rows(store: &Store, subject: &BareJid, emit: Emit<'_>) -> Result<()> {
         if let Some(last) = store.last().get(subject)? {

@@ -27,6 +27,7 @@ pub mod private;
 pub mod pubsub;
 pub mod roster;
 pub mod scram;
+pub(crate) mod stored_enum;
 pub mod vcard;
 
 /// One CSV file of an export: its name and header row.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ext::stored_enum::stored_enum;
 use crate::ext::{Emit, Extension, RemovalPlan, Swept, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -14,7 +15,7 @@ const DEFAULT: u8 = b'D';
 const LIST: u8 = b'L';
 
 /// What an item matches on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrivacyType {
     /// A JID (`value` is the JID).
     Jid,
@@ -36,7 +37,7 @@ impl PrivacyType {
 }
 
 /// What happens to a stanza an item matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrivacyAction {
     /// Let it through.
     Allow,
@@ -56,7 +57,7 @@ impl PrivacyAction {
 
 /// One rule of a privacy list. When none of the four stanza flags is set the item applies
 /// to every stanza kind, as an `<item/>` without children does in XEP-0016.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[expect(
     clippy::struct_excessive_bools,
     reason = "one flag per XEP-0016 stanza kind (message, iq, presence-in, presence-out)"
@@ -110,6 +111,74 @@ impl PrivacyItem {
         .collect::<Vec<_>>()
         .join(" ")
     }
+}
+
+// The stored forms below are the on-disk layout of `privacy` values, pinned in
+// `src/golden.rs`: field order and variant order change only with a format version bump.
+
+/// A [`PrivacyItem`] as stored (a list's value is a sequence of these, sorted by order).
+/// Change only with a format version bump.
+#[derive(Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the layout of PrivacyItem: one flag per XEP-0016 stanza kind"
+)]
+struct StoredItem {
+    order: u32,
+    kind: Option<StoredType>,
+    value: Option<String>,
+    action: StoredAction,
+    message: bool,
+    iq: bool,
+    presence_in: bool,
+    presence_out: bool,
+}
+
+stored_enum! {
+    /// The on-disk form of a [`PrivacyType`]: the variant index is written. Change only
+    /// with a format version bump.
+    enum StoredType mirrors PrivacyType { Jid, Group, Subscription }
+}
+
+stored_enum! {
+    /// The on-disk form of a [`PrivacyAction`]: the variant index is written. Change only
+    /// with a format version bump.
+    enum StoredAction mirrors PrivacyAction { Allow, Deny }
+}
+
+impl From<PrivacyItem> for StoredItem {
+    fn from(i: PrivacyItem) -> Self {
+        StoredItem {
+            order: i.order,
+            kind: i.kind.map(Into::into),
+            value: i.value,
+            action: i.action.into(),
+            message: i.message,
+            iq: i.iq,
+            presence_in: i.presence_in,
+            presence_out: i.presence_out,
+        }
+    }
+}
+
+impl From<StoredItem> for PrivacyItem {
+    fn from(i: StoredItem) -> Self {
+        PrivacyItem {
+            order: i.order,
+            kind: i.kind.map(Into::into),
+            value: i.value,
+            action: i.action.into(),
+            message: i.message,
+            iq: i.iq,
+            presence_in: i.presence_in,
+            presence_out: i.presence_out,
+        }
+    }
+}
+
+/// A stored list's items, as public items.
+fn from_stored(items: Vec<StoredItem>) -> Vec<PrivacyItem> {
+    items.into_iter().map(PrivacyItem::from).collect()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -195,7 +264,7 @@ impl Privacy<'_> {
     /// [`Error::InvalidInput`] on duplicate orders or a type without a value (or the reverse).
     pub fn set_list(&self, owner: &BareJid, name: &str, items: &[PrivacyItem]) -> Result<()> {
         let key = list_key(owner, name)?;
-        let items = checked(items)?;
+        let items: Vec<StoredItem> = checked(items)?.into_iter().map(Into::into).collect();
         let _w = self.store.writer()?;
         self.store.require_account(owner)?;
         self.store.put(Keyspace::Privacy, &key, &items)
@@ -203,7 +272,10 @@ impl Privacy<'_> {
 
     /// The items of list `name`.
     pub fn get_list(&self, owner: &BareJid, name: &str) -> Result<Option<Vec<PrivacyItem>>> {
-        self.store.get(Keyspace::Privacy, &list_key(owner, name)?)
+        Ok(self
+            .store
+            .get::<Vec<StoredItem>>(Keyspace::Privacy, &list_key(owner, name)?)?
+            .map(from_stored))
     }
 
     /// The names of the owner's lists, sorted.
@@ -279,7 +351,7 @@ pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         }
         LIST => {
             r.tail()?;
-            crate::codec::decode::<Vec<PrivacyItem>>(ks, key, value).map(|_| ())
+            crate::codec::decode::<Vec<StoredItem>>(ks, key, value).map(|_| ())
         }
         _ => Err(keys::corrupt(ks, key, "unknown privacy key tag")),
     }
@@ -319,9 +391,10 @@ impl Extension for Class {
     fn rows(&self, store: &Store, subject: &BareJid, _table: usize, emit: Emit<'_>) -> Result<()> {
         let default = store.privacy().default_list(subject)?;
         let lists =
-            store.scan::<Vec<PrivacyItem>>(Keyspace::Privacy, &keys::owner_tag(subject, LIST));
+            store.scan::<Vec<StoredItem>>(Keyspace::Privacy, &keys::owner_tag(subject, LIST));
         for entry in lists {
             let (key, items) = entry?;
+            let items = from_stored(items);
             let name = name_of(&key)?;
             let is_default = (default.as_deref() == Some(name.as_str())).to_string();
             if items.is_empty() {
@@ -361,8 +434,8 @@ impl Extension for Class {
         let mut r = keys::KeyReader::new(ks, key);
         r.part()?;
         if r.byte()? == LIST {
-            let items: Vec<PrivacyItem> = crate::codec::decode(ks, key, value)?;
-            out.count("privacy", row_count(&items));
+            let items: Vec<StoredItem> = crate::codec::decode(ks, key, value)?;
+            out.count("privacy", row_count(&from_stored(items)));
         }
         Ok(())
     }

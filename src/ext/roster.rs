@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::Result;
+use crate::ext::stored_enum::stored_enum;
 use crate::ext::{Emit, Extension, RemovalPlan, Swept, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -15,7 +16,7 @@ const VERSION: u8 = b'V';
 const ITEM: u8 = b'I';
 
 /// The subscription state of a roster item (RFC 6121 section 2.1.2.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subscription {
     /// Neither side is subscribed to the other's presence.
     None,
@@ -40,7 +41,7 @@ impl Subscription {
 }
 
 /// Subscription requests awaiting an answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ask {
     /// Nothing pending.
     None,
@@ -96,22 +97,35 @@ impl RosterItem {
     }
 }
 
-/// An item as stored; the contact lives in the key.
+/// An item as stored (the value of a roster item key; the contact lives in the key): the
+/// on-disk layout, pinned in `src/golden.rs`. Change only with a format version bump.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     name: Option<String>,
-    subscription: Subscription,
-    ask: Ask,
+    subscription: StoredSubscription,
+    ask: StoredAsk,
     groups: Vec<String>,
     askmessage: Option<String>,
+}
+
+stored_enum! {
+    /// The on-disk form of a [`Subscription`]: the variant index is written. Change only with
+    /// a format version bump.
+    enum StoredSubscription mirrors Subscription { None, To, From, Both }
+}
+
+stored_enum! {
+    /// The on-disk form of an [`Ask`]: the variant index is written. Change only with a format
+    /// version bump.
+    enum StoredAsk mirrors Ask { None, Out, In, Both }
 }
 
 impl Stored {
     fn from_item(item: &RosterItem) -> Stored {
         Stored {
             name: item.name.clone(),
-            subscription: item.subscription,
-            ask: item.ask,
+            subscription: item.subscription.into(),
+            ask: item.ask.into(),
             groups: item.groups.clone(),
             askmessage: item.askmessage.clone(),
         }
@@ -121,8 +135,8 @@ impl Stored {
         RosterItem {
             jid,
             name: self.name,
-            subscription: self.subscription,
-            ask: self.ask,
+            subscription: self.subscription.into(),
+            ask: self.ask.into(),
             groups: self.groups,
             askmessage: self.askmessage,
         }
@@ -293,8 +307,8 @@ impl Extension for Class {
             emit(vec![
                 contact_of(&key)?.to_string(),
                 s.name.unwrap_or_default(),
-                s.subscription.as_str().to_owned(),
-                s.ask.as_str().to_owned(),
+                Subscription::from(s.subscription).as_str().to_owned(),
+                Ask::from(s.ask).as_str().to_owned(),
                 s.groups.join(", "),
                 s.askmessage.unwrap_or_default(),
                 String::new(),

@@ -1,11 +1,10 @@
 //! SCRAM verifiers (RFC 5802 / RFC 7677): what the store keeps instead of a password.
 
 use hmac::{EagerHash, Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 /// A SCRAM hash function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mechanism {
     /// SCRAM-SHA-1.
     Sha1,
@@ -30,7 +29,7 @@ impl Mechanism {
 }
 
 /// The stored form of a password for one mechanism: salt, iterations, `StoredKey`, `ServerKey`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verifier {
     /// The hash function.
     pub mechanism: Mechanism,

@@ -16,14 +16,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ext::stored_enum::stored_enum;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
 use crate::time::Timestamp;
 
 /// What was done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
     /// A GDPR export (`retrieve_personal_data`).
@@ -43,8 +43,7 @@ pub enum Action {
 }
 
 /// How it ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
     /// Done.
@@ -83,7 +82,7 @@ impl Outcome {
 }
 
 /// One audit log entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Entry {
     /// When it was recorded.
@@ -96,6 +95,42 @@ pub struct Entry {
     pub counts: BTreeMap<String, u64>,
     /// How it ended.
     pub outcome: Outcome,
+}
+
+/// An [`Entry`] as stored (value of an `audit` entry key): the on-disk layout, the same
+/// field and variant order the public types had when they were written directly. Field order
+/// and variant order change only with a format version bump.
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    time: Timestamp,
+    action: StoredAction,
+    subject: Option<String>,
+    counts: BTreeMap<String, u64>,
+    outcome: StoredOutcome,
+}
+
+stored_enum! {
+    /// The on-disk form of an [`Action`]: the variant index is written. Change only with a
+    /// format version bump.
+    enum StoredAction mirrors Action { Retrieve, Erase, Import, Compact, Expire, Delete, Restore }
+}
+
+stored_enum! {
+    /// The on-disk form of an [`Outcome`]: the variant index is written. Change only with a
+    /// format version bump.
+    enum StoredOutcome mirrors Outcome { Ok, NothingErased, Failed }
+}
+
+impl From<StoredEntry> for Entry {
+    fn from(e: StoredEntry) -> Self {
+        Entry {
+            time: e.time,
+            action: e.action.into(),
+            subject: e.subject,
+            counts: e.counts,
+            outcome: e.outcome.into(),
+        }
+    }
 }
 
 /// Serialises the creation of the hash key (one process holds a store at a time).
@@ -137,12 +172,12 @@ pub fn record(
     counts: &[(&str, u64)],
     outcome: Outcome,
 ) -> Result<()> {
-    let entry = Entry {
+    let entry = StoredEntry {
         time: Timestamp::now(),
-        action,
+        action: action.into(),
         subject: subject.map(|s| subject_hash(store, s)).transpose()?,
         counts: counts.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
-        outcome,
+        outcome: outcome.into(),
     };
     let seq = store.generate_id()?;
     store.put(Keyspace::Audit, &keys::audit_entry(seq), &entry)?;
@@ -172,10 +207,10 @@ pub fn entries(
     since: Option<Timestamp>,
 ) -> impl Iterator<Item = Result<Entry>> + use<> {
     store
-        .scan::<Entry>(Keyspace::Audit, &[keys::AUDIT_ENTRY])
+        .scan::<StoredEntry>(Keyspace::Audit, &[keys::AUDIT_ENTRY])
         .filter_map(move |e| match e {
             Ok((_, entry)) if since.is_some_and(|t| entry.time < t) => None,
-            Ok((_, entry)) => Some(Ok(entry)),
+            Ok((_, entry)) => Some(Ok(Entry::from(entry))),
             Err(e) => Some(Err(e)),
         })
 }
@@ -186,7 +221,7 @@ pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         return super::ledger::verify_entry(key, value);
     }
     if keys::read_audit_key(key)?.is_some() {
-        return crate::codec::decode::<Entry>(Keyspace::Audit, key, value).map(drop);
+        return crate::codec::decode::<StoredEntry>(Keyspace::Audit, key, value).map(drop);
     }
     let secret: Vec<u8> = crate::codec::decode(Keyspace::Audit, key, value)?;
     if secret.len() == 32 {

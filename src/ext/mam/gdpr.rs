@@ -11,6 +11,7 @@ use crate::store::Store;
 use super::id::{StoredIdRef, push_native_id};
 use super::records;
 use super::stored::StoredPmRef;
+use super::types::Direction;
 
 /// Registry entry.
 pub(crate) struct Class;
@@ -110,7 +111,14 @@ impl Extension for Class {
                     StoredIdRef::Foreign(f) => id.push_str(f),
                 }
                 let ts = m.timestamp.to_rfc3339();
-                emit(&[&id, m.from, m.stanza, &ts, m.to, m.direction.as_str()])?;
+                emit(&[
+                    &id,
+                    m.from,
+                    m.stanza,
+                    &ts,
+                    m.to,
+                    Direction::from(m.direction).as_str(),
+                ])?;
             }
             Ok(true)
         })

@@ -101,7 +101,7 @@ impl Mam<'_> {
     fn archive_of(&self, owner: &BareJid) -> Result<Option<u64>> {
         Ok(self
             .store
-            .get::<crate::ext::accounts::Account>(Keyspace::Accounts, &keys::owner(owner))?
+            .get::<crate::ext::accounts::StoredAccount>(Keyspace::Accounts, &keys::owner(owner))?
             .map(|a| a.archive))
     }
 

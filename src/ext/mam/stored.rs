@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::ext::stored_enum::stored_enum;
 use crate::jid::Jid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::time::Timestamp;
@@ -27,7 +28,7 @@ pub(super) struct StoredPmRef<'a> {
     pub(super) at: i64,
     pub(super) from: &'a str,
     pub(super) to: &'a str,
-    pub(super) direction: Direction,
+    pub(super) direction: StoredDirection,
     #[expect(
         dead_code,
         reason = "read for the layout; the export does not print it"
@@ -44,7 +45,7 @@ pub(super) struct StoredPm {
     pub(super) at: i64,
     pub(super) from: String,
     pub(super) to: String,
-    pub(super) direction: Direction,
+    pub(super) direction: StoredDirection,
     pub(super) origin_id: Option<String>,
     pub(super) stanza: String,
 }
@@ -58,6 +59,12 @@ pub(super) struct StoredMuc {
     pub(super) sender: String,
     pub(super) nick: String,
     pub(super) stanza: String,
+}
+
+stored_enum! {
+    /// The on-disk form of a [`Direction`] in [`StoredPm`]: the variant index is written.
+    /// Change only with a format version bump.
+    pub(super) enum StoredDirection mirrors Direction { Incoming, Outgoing }
 }
 
 pub(super) fn corrupt(ks: Keyspace, key: &[u8], reason: &'static str) -> Error {
@@ -110,8 +117,8 @@ pub(super) fn with_item<'e>(e: &'e codec::Entries<'_>, i: usize) -> Result<(u64,
 }
 
 /// The other party of a 1-1 message, as the archive's owner sees it.
-pub(super) fn peer(direction: Direction, from: &str, to: &str) -> String {
-    match direction {
+pub(super) fn peer(direction: impl Into<Direction>, from: &str, to: &str) -> String {
+    match direction.into() {
         Direction::Incoming => from.to_owned(),
         Direction::Outgoing => to.to_owned(),
     }
@@ -123,7 +130,7 @@ pub(super) fn pm_message(seq: u64, s: StoredPm) -> ArchivedMessage {
         timestamp: s.timestamp,
         from: Jid::from_stored(s.from),
         to: Jid::from_stored(s.to),
-        direction: s.direction,
+        direction: s.direction.into(),
         origin_id: s.origin_id,
         stanza: s.stanza,
     }
@@ -158,7 +165,7 @@ pub(super) fn pm_record(msg: &PmMessage, id: StoredId, at: i64) -> StoredPm {
         at,
         from: msg.from.as_str().to_owned(),
         to: msg.to.as_str().to_owned(),
-        direction: msg.direction,
+        direction: msg.direction.into(),
         origin_id: msg.origin_id.clone(),
         stanza: msg.stanza.clone(),
     }

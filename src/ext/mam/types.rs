@@ -1,12 +1,10 @@
 //! The public message types of the archives: what callers append and read back.
 
-use serde::{Deserialize, Serialize};
-
 use crate::jid::{BareJid, Jid};
 use crate::time::Timestamp;
 
 /// Whether a 1-1 message was received or sent by the archive's owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Received by the owner.
     Incoming,

@@ -95,7 +95,8 @@ impl crate::verify::Links for Links {
         match ks {
             Keyspace::Accounts => {
                 // A damaged account was reported by the entry check.
-                if let Ok(a) = codec::decode::<crate::ext::accounts::Account>(ks, key, value) {
+                if let Ok(a) = codec::decode::<crate::ext::accounts::StoredAccount>(ks, key, value)
+                {
                     archives.held.insert(a.archive);
                 }
             }

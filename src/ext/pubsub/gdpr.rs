@@ -10,7 +10,10 @@ use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
 
-use super::stored::{StoredItem, gone_or_missing, indexed_node, node_key, quad_of, triple};
+use super::stored::{
+    StoredAffiliation, StoredItem, StoredSubState, gone_or_missing, indexed_node, node_key,
+    quad_of, triple,
+};
 use super::types::{Affiliation, NodeType, SubState};
 
 /// Why other users' rows go with the subject's PEP and push nodes (receipt).
@@ -129,7 +132,7 @@ impl Extension for Class {
                 }
             }
             2 => {
-                let subs = by_jid::<SubState>(
+                let subs = by_jid::<StoredSubState>(
                     store,
                     subject,
                     Keyspace::PubsubSubsBySubscriber,
@@ -140,12 +143,12 @@ impl Extension for Class {
                         service.to_string(),
                         node,
                         sj.clone(),
-                        state.as_str().to_owned(),
+                        SubState::from(state).as_str().to_owned(),
                     ])?;
                 }
             }
             _ => {
-                let affs = by_jid::<Affiliation>(
+                let affs = by_jid::<StoredAffiliation>(
                     store,
                     subject,
                     Keyspace::PubsubAffsByJid,
@@ -156,7 +159,7 @@ impl Extension for Class {
                         service.to_string(),
                         node,
                         sj.clone(),
-                        a.as_str().to_owned(),
+                        Affiliation::from(a).as_str().to_owned(),
                     ])?;
                 }
             }

@@ -8,8 +8,10 @@ use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::{Store, abort};
 
 use super::Pubsub;
-use super::stored::{StoredNode, check_id, gone_or_missing, indexed_node, node_key, triple};
-use super::types::{Affiliation, Item, Node, NodeType};
+use super::stored::{
+    StoredAffiliation, StoredNode, check_id, gone_or_missing, indexed_node, node_key, triple,
+};
+use super::types::{Item, Node, NodeType};
 
 /// A key in a keyspace, scheduled for removal.
 type KeyRef = (Keyspace, Bytes);
@@ -72,7 +74,7 @@ impl Pubsub<'_> {
         let key = node_key(&n.service, &n.node);
         let stored = StoredNode {
             owner: o.to_owned(),
-            kind: n.kind,
+            kind: n.kind.into(),
             access_model: n.access_model.clone(),
             config: n.config.clone(),
             created_at: n.created_at,
@@ -99,7 +101,7 @@ impl Pubsub<'_> {
                 tx.put(
                     Keyspace::PubsubAffs,
                     &keys::triple_tail(s, &n.node, o),
-                    &Affiliation::Owner,
+                    &StoredAffiliation::Owner,
                 )?;
                 tx.mark(Keyspace::PubsubAffsByJid, &keys::triple_tail(o, s, &n.node))
             },
@@ -180,7 +182,7 @@ fn to_node(service: BareJid, node: String, st: StoredNode) -> Node {
         service,
         node,
         owner: BareJid::from_stored(st.owner),
-        kind: st.kind,
+        kind: st.kind.into(),
         access_model: st.access_model,
         config: st.config,
         created_at: st.created_at,

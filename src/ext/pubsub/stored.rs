@@ -4,27 +4,57 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ext::stored_enum::stored_enum;
 use crate::jid::BareJid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::Store;
 use crate::time::Timestamp;
 
-use super::types::NodeType;
+use super::types::{Affiliation, NodeType, SubState};
 
+// The stored forms below are the on-disk layout of the pubsub keyspaces' values, pinned in
+// `src/golden.rs`: field order and variant order change only with a format version bump.
+
+/// A node as stored (value of `pubsub_nodes`; service and node id live in the key).
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredNode {
     pub(super) owner: String,
-    pub(super) kind: NodeType,
+    pub(super) kind: StoredNodeType,
     pub(super) access_model: String,
     pub(super) config: Vec<(String, String)>,
     pub(super) created_at: Timestamp,
 }
 
+/// An item as stored (value of `pubsub_items`; service, node and item id live in the key).
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredItem {
     pub(super) publisher: String,
     pub(super) payload: String,
     pub(super) published_at: Timestamp,
+}
+
+stored_enum! {
+    /// The on-disk form of a [`NodeType`] in [`StoredNode`]: the variant index is written.
+    /// Change only with a format version bump.
+    pub(super) enum StoredNodeType mirrors NodeType { Pep, Push, Flat }
+}
+
+stored_enum! {
+    /// The on-disk form of a [`SubState`] (value of `pubsub_subs`): the variant index is
+    /// written. Change only with a format version bump.
+    pub(super) enum StoredSubState mirrors SubState { Subscribed, Pending, Unconfigured }
+}
+
+stored_enum! {
+    /// The on-disk form of an [`Affiliation`] (value of `pubsub_affs`): the variant index is
+    /// written. Change only with a format version bump.
+    pub(super) enum StoredAffiliation mirrors Affiliation {
+        Owner,
+        Publisher,
+        PublishOnly,
+        Member,
+        Outcast,
+    }
 }
 
 pub(super) fn check_id(what: &str, s: &str) -> Result<()> {

@@ -8,7 +8,7 @@ use crate::keys::{self, Keyspace};
 use crate::store::abort;
 
 use super::Pubsub;
-use super::stored::{check_id, node_key, triple};
+use super::stored::{StoredAffiliation, StoredSubState, check_id, node_key, triple};
 use super::types::{Affiliation, SubState, Subscription};
 
 impl Pubsub<'_> {
@@ -26,14 +26,14 @@ impl Pubsub<'_> {
             subscriber,
             Keyspace::PubsubSubs,
             Keyspace::PubsubSubsBySubscriber,
-            Some(&state),
+            Some(&StoredSubState::from(state)),
         )
         .map(|_| ())
     }
 
     /// Removes a subscription; returns whether there was one.
     pub fn unsubscribe(&self, service: &BareJid, node: &str, subscriber: &BareJid) -> Result<bool> {
-        self.set_personal::<SubState>(
+        self.set_personal::<StoredSubState>(
             service,
             node,
             subscriber,
@@ -46,7 +46,7 @@ impl Pubsub<'_> {
     /// Every subscription of a node, by subscriber.
     pub fn subscriptions(&self, service: &BareJid, node: &str) -> Result<Vec<Subscription>> {
         self.store
-            .scan::<SubState>(Keyspace::PubsubSubs, &keys::pair(service.as_str(), node))
+            .scan::<StoredSubState>(Keyspace::PubsubSubs, &keys::pair(service.as_str(), node))
             .map(|e| {
                 let (k, state) = e?;
                 let (_, _, jid) = triple(Keyspace::PubsubSubs, &k)?;
@@ -54,7 +54,7 @@ impl Pubsub<'_> {
                     service: service.clone(),
                     node: node.to_owned(),
                     subscriber: BareJid::from_stored(jid),
-                    state,
+                    state: state.into(),
                 })
             })
             .collect()
@@ -74,7 +74,7 @@ impl Pubsub<'_> {
             jid,
             Keyspace::PubsubAffs,
             Keyspace::PubsubAffsByJid,
-            affiliation.as_ref(),
+            affiliation.map(StoredAffiliation::from).as_ref(),
         )
         .map(|_| ())
     }
@@ -86,11 +86,11 @@ impl Pubsub<'_> {
         node: &str,
     ) -> Result<Vec<(BareJid, Affiliation)>> {
         self.store
-            .scan::<Affiliation>(Keyspace::PubsubAffs, &keys::pair(service.as_str(), node))
+            .scan::<StoredAffiliation>(Keyspace::PubsubAffs, &keys::pair(service.as_str(), node))
             .map(|e| {
                 let (k, a) = e?;
                 let (_, _, jid) = triple(Keyspace::PubsubAffs, &k)?;
-                Ok((BareJid::from_stored(jid), a))
+                Ok((BareJid::from_stored(jid), a.into()))
             })
             .collect()
     }

@@ -1,12 +1,10 @@
 //! The public pubsub types: nodes, items, subscriptions, affiliations and their states.
 
-use serde::{Deserialize, Serialize};
-
 use crate::jid::BareJid;
 use crate::time::Timestamp;
 
 /// The kind of a node; it decides what erasing its owner does to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NodeType {
     /// A personal eventing node (XEP-0163): erased with its owner.
     Pep,
@@ -92,7 +90,7 @@ pub struct Item {
 }
 
 /// The state of a subscription.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SubState {
     /// Active.
     Subscribed,
@@ -127,7 +125,7 @@ pub struct Subscription {
 }
 
 /// An affiliation with a node (XEP-0060 section 4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Affiliation {
     /// Owns the node.
     Owner,

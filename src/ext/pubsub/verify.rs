@@ -7,8 +7,9 @@ use crate::keys::{self, Keyspace};
 use crate::store::Store;
 use crate::verify::{Entry, Findings};
 
-use super::stored::{StoredItem, StoredNode, pair_of, quad_of, triple};
-use super::types::{Affiliation, SubState};
+use super::stored::{
+    StoredAffiliation, StoredItem, StoredNode, StoredSubState, pair_of, quad_of, triple,
+};
 
 /// Checks one stored entry of a pubsub keyspace: key layout and value type. Used by
 /// [`crate::verify()`].
@@ -25,11 +26,11 @@ pub(crate) fn verify_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()>
         }
         Keyspace::PubsubSubs => {
             triple(ks, key)?;
-            decode::<SubState>(ks, key, value).map(drop)
+            decode::<StoredSubState>(ks, key, value).map(drop)
         }
         Keyspace::PubsubAffs => {
             triple(ks, key)?;
-            decode::<Affiliation>(ks, key, value).map(drop)
+            decode::<StoredAffiliation>(ks, key, value).map(drop)
         }
         Keyspace::PubsubItemsByPublisher => {
             quad_of(key)?;

@@ -1,8 +1,6 @@
 //! Accounts: a username on a domain, SCRAM verifiers (never a password), and the id of the
 //! account's 1-1 message archive.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 use crate::ext::scram::{Mechanism, Verifier};
 use crate::ext::{Emit, Extension, RemovalPlan, Table};
@@ -11,17 +9,9 @@ use crate::keys::{self, Keyspace};
 use crate::store::Store;
 use crate::time::Timestamp;
 
-/// The stored account record.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Account {
-    /// When the account was created.
-    pub created_at: Timestamp,
-    /// One verifier per SCRAM mechanism.
-    pub verifiers: Vec<Verifier>,
-    /// The account's 1-1 archive id. A fresh id for every account, so a name registered again
-    /// after an erasure never sees the old archive, even before its sweep finished.
-    pub archive: u64,
-}
+mod stored;
+
+pub(crate) use stored::StoredAccount;
 
 /// What may be shown about an account: no salts, no keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,9 +65,9 @@ impl Accounts<'_> {
             });
         }
         let _w = self.store.writer()?;
-        let account = Account {
+        let account = StoredAccount {
             created_at,
-            verifiers,
+            verifiers: verifiers.into_iter().map(Into::into).collect(),
             archive: self.store.generate_id()?,
         };
         let key = keys::owner(jid);
@@ -109,8 +99,16 @@ impl Accounts<'_> {
     pub fn get(&self, jid: &BareJid) -> Result<Option<AccountInfo>> {
         Ok(self
             .store
-            .get::<Account>(Keyspace::Accounts, &keys::owner(jid))?
+            .get::<StoredAccount>(Keyspace::Accounts, &keys::owner(jid))?
             .map(|a| info(jid.clone(), &a)))
+    }
+
+    /// The id of the account's 1-1 archive (the key prefix of its `mam_pm` entries).
+    pub(crate) fn archive_id(&self, jid: &BareJid) -> Result<Option<u64>> {
+        Ok(self
+            .store
+            .get::<StoredAccount>(Keyspace::Accounts, &keys::owner(jid))?
+            .map(|a| a.archive))
     }
 
     /// Every account on `domain`, sorted. A full scan: accounts are few next to messages.
@@ -170,24 +168,25 @@ impl Accounts<'_> {
     pub fn check_password(&self, jid: &BareJid, password: &str) -> Result<bool> {
         let Some(account) = self
             .store
-            .get::<Account>(Keyspace::Accounts, &keys::owner(jid))?
+            .get::<StoredAccount>(Keyspace::Accounts, &keys::owner(jid))?
         else {
             return Ok(false);
         };
         let verifier = account
             .verifiers
             .iter()
-            .find(|v| v.mechanism == Mechanism::Sha256)
+            .find(|v| v.mechanism() == Mechanism::Sha256)
             .or_else(|| account.verifiers.first());
-        Ok(verifier.is_some_and(|v| v.matches(password)))
+        Ok(verifier.is_some_and(|v| Verifier::from(v.clone()).matches(password)))
     }
 
     /// The stored verifier for one mechanism (for a server's SASL exchange).
     pub fn verifier(&self, jid: &BareJid, mechanism: Mechanism) -> Result<Option<Verifier>> {
         Ok(self
             .store
-            .get::<Account>(Keyspace::Accounts, &keys::owner(jid))?
-            .and_then(|a| a.verifiers.into_iter().find(|v| v.mechanism == mechanism)))
+            .get::<StoredAccount>(Keyspace::Accounts, &keys::owner(jid))?
+            .and_then(|a| a.verifiers.into_iter().find(|v| v.mechanism() == mechanism))
+            .map(Verifier::from))
     }
 
     /// Sets the verifiers of an account computed elsewhere (an embedding server's password
@@ -196,8 +195,8 @@ impl Accounts<'_> {
     pub fn set_verifiers(&self, jid: &BareJid, verifiers: Vec<Verifier>) -> Result<()> {
         let writer = self.store.writer()?;
         let key = keys::owner(jid);
-        if let Some(mut account) = self.store.get::<Account>(Keyspace::Accounts, &key)? {
-            account.verifiers = verifiers;
+        if let Some(mut account) = self.store.get::<StoredAccount>(Keyspace::Accounts, &key)? {
+            account.verifiers = verifiers.into_iter().map(Into::into).collect();
             return self.store.put(Keyspace::Accounts, &key, &account);
         }
         drop(writer);
@@ -214,7 +213,7 @@ impl Accounts<'_> {
         // Appends hold this from taking a seq to the write: none lands between check and removal.
         let _appends = self.store.archive_appender();
         let key = keys::owner(jid);
-        let Some(account) = self.store.get::<Account>(Keyspace::Accounts, &key)? else {
+        let Some(account) = self.store.get::<StoredAccount>(Keyspace::Accounts, &key)? else {
             return Ok(false);
         };
         let prefix = keys::archive(account.archive);
@@ -241,18 +240,22 @@ impl Accounts<'_> {
         let iterations = self.store.scram_iterations();
         account.verifiers = Mechanism::ALL
             .iter()
-            .map(|m| Verifier::new(*m, password, iterations))
+            .map(|m| Verifier::new(*m, password, iterations).into())
             .collect();
         self.store
             .put(Keyspace::Accounts, &keys::owner(jid), &account)
     }
 }
 
-fn info(jid: BareJid, a: &Account) -> AccountInfo {
+fn info(jid: BareJid, a: &StoredAccount) -> AccountInfo {
     AccountInfo {
         jid,
         created_at: a.created_at,
-        mechanisms: a.verifiers.iter().map(|v| v.mechanism).collect(),
+        mechanisms: a
+            .verifiers
+            .iter()
+            .map(stored::StoredVerifier::mechanism)
+            .collect(),
     }
 }
 
@@ -267,7 +270,7 @@ fn owner_of(key: &[u8]) -> Result<BareJid> {
 /// as its record type. Used by [`crate::verify()`].
 pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
     owner_of(key)?;
-    crate::codec::decode::<Account>(Keyspace::Accounts, key, value).map(|_| ())
+    crate::codec::decode::<StoredAccount>(Keyspace::Accounts, key, value).map(|_| ())
 }
 
 /// Registry entry.
