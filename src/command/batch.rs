@@ -5,6 +5,7 @@
 //! or only data erasure keeps), so running the same file again after an interruption
 //! reports the subjects done before and erases the rest.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -161,7 +162,7 @@ pub(super) fn unregister(
                 let mut line = outcome.line(subject, rows, dry_run);
                 if let Some(p) = receipt.as_ref().and_then(|r| r.pseudonymised.as_ref()) {
                     let done = if dry_run { "would be" } else { "were" };
-                    line.push_str(&format!("; {} kept rows {done} pseudonymised", p.total()));
+                    let _ = write!(line, "; {} kept rows {done} pseudonymised", p.total());
                 }
                 writeln!(out, "{line}")?;
             }

@@ -323,7 +323,11 @@ pub(super) fn unregister(
             "",
         )?;
     }
-    Ok(if erased || redacted { 0 } else { NOTHING_ERASED })
+    Ok(if erased || redacted {
+        0
+    } else {
+        NOTHING_ERASED
+    })
 }
 
 /// `doc` (an object) with `key` set to `value`.

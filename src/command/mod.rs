@@ -187,13 +187,9 @@ fn dispatch(
             username,
             domain,
         } => match (from_file, username, domain) {
-            (Some(file), _, _) => batch::unregister(
-                &env,
-                &file,
-                (purge, dry_run, redact_kept),
-                out,
-                err,
-            ),
+            (Some(file), _, _) => {
+                batch::unregister(&env, &file, (purge, dry_run, redact_kept), out, err)
+            }
             (None, Some(username), Some(domain)) => gdpr::unregister(
                 &env,
                 &username,

@@ -42,9 +42,9 @@ use crate::keys::{self, Keyspace};
 use crate::store::{Store, Tombstone};
 
 pub use dry_run::{dry_run, dry_run_with};
-pub use redact::{Pseudonym, Pseudonymised, REDACT_CHUNK};
 pub use inspect::{Inspection, inspect};
 pub use receipt::Receipt;
+pub use redact::{Pseudonym, Pseudonymised, REDACT_CHUNK};
 pub use retention::{ExpiryReport, Retention, expire};
 pub(crate) use retrieve::retrieve_with;
 pub use retrieve::{
@@ -239,7 +239,9 @@ fn commit_as(
         receipt.pending_redaction = pseudonym;
         return Ok(receipt);
     }
-    let redaction = pseudonym.as_ref().map(|p| redact::pending_entry(subject, p));
+    let redaction = pseudonym
+        .as_ref()
+        .map(|p| redact::pending_entry(subject, p));
     let tombstones: Vec<Tombstone> = plan
         .ranges
         .iter()

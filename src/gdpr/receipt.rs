@@ -86,7 +86,8 @@ impl Receipt {
     pub(crate) fn drop_pseudonymised_kept_dry(&mut self) {
         if let Some(p) = &self.pseudonymised {
             let moved = |k: &Kept| {
-                p.rows.contains_key(k.class) && k.rows.is_none_or(|n| p.rows.get(k.class) == Some(&n))
+                p.rows.contains_key(k.class)
+                    && k.rows.is_none_or(|n| p.rows.get(k.class) == Some(&n))
             };
             self.kept.retain(|k| !moved(k));
         }

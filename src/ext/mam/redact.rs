@@ -63,13 +63,11 @@ pub(super) fn redact_messages(
                             "index entry without message",
                         ));
                     };
-                    let also: Vec<(String, String)> = redact::xml_forms(&format!(
-                        "{room}/{}",
-                        old.nick
-                    ))
-                    .into_iter()
-                    .map(|from| (from, format!("{room}/{}", p.nick())))
-                    .collect();
+                    let also: Vec<(String, String)> =
+                        redact::xml_forms(&format!("{room}/{}", old.nick))
+                            .into_iter()
+                            .map(|from| (from, format!("{room}/{}", p.nick())))
+                            .collect();
                     let stanza = redact::rewrite(&old.stanza, subject, p, &also).into_owned();
                     tx.remove(
                         Keyspace::MamMucNick,
