@@ -493,3 +493,64 @@ fn from_file_shares_the_flag() {
     drop(store);
     assert_verify_clean(&data);
 }
+
+/// The same on PostgreSQL, through the storage interface: the binary's erasure, and a
+/// pending redaction finished by the next open.
+#[cfg(feature = "postgres")]
+#[test]
+fn redact_kept_on_postgresql() {
+    let Some(url) = crate::pg::database() else {
+        return;
+    };
+    let open_db = || {
+        jidstore::Config::database(&url)
+            .scram_iterations(16)
+            .open()
+            .unwrap()
+    };
+    deployment(&open_db()).unwrap();
+    let r = crate::postgres::jidstore_db(
+        &url,
+        false,
+        &[
+            "--json",
+            "unregister",
+            "alice",
+            "localhost",
+            "--redact-kept",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["pseudonymised"]["rows"]["mam_muc"], 3, "{v}");
+    assert_eq!(v["pseudonymised"]["rows"]["pubsub_items"], 1, "{v}");
+    let pseudonym = v["pseudonymised"]["pseudonym"].as_str().unwrap().to_owned();
+    {
+        let store = open_db();
+        assert!(!contains(&kept_bytes(&store), "alice@localhost"));
+        assert_eq!(store.muc().by_sender(&bare(&pseudonym)).unwrap().len(), 3);
+        // bob: committed with the redaction pending, finished by the next open.
+        gdpr::commit_with(
+            &store,
+            &bare("bob@localhost"),
+            &EraseOptions::default().redact_kept(true),
+        )
+        .unwrap();
+        assert_eq!(
+            store.muc().by_sender(&bare("bob@localhost")).unwrap().len(),
+            2
+        );
+    }
+    let store = open_db();
+    assert!(
+        store
+            .muc()
+            .by_sender(&bare("bob@localhost"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!contains(&kept_bytes(&store), "bob@localhost"));
+    drop(store);
+    let r = crate::postgres::jidstore_db(&url, false, &["verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
