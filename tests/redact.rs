@@ -355,6 +355,7 @@ fn without_the_flag_kept_rows_stay_under_the_jid() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["erased"], false);
+    assert_eq!(v["account"], false);
     assert_eq!(v["pseudonymised"]["rows"]["mam_muc"], 3);
     assert_eq!(v["pseudonymised"]["rows"]["pubsub_items"], 1);
     let store = open(&dir);
@@ -553,4 +554,45 @@ fn redact_kept_on_postgresql() {
     drop(store);
     let r = crate::postgres::jidstore_db(&url, false, &["verify"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+/// The text receipt of a pseudonymisation after an earlier erasure without the flag.
+#[test]
+fn redact_kept_after_a_plain_erasure_says_only_that() {
+    let (_dir, data) = data_dir();
+    assert_eq!(
+        jidstore(&data, &["unregister", "alice", "localhost"]).code,
+        0
+    );
+    let r = jidstore(&data, &["unregister", "alice", "localhost"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    let r = jidstore(
+        &data,
+        &["unregister", "alice", "localhost", "--redact-kept"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with(
+            "Nothing left to erase for alice@localhost; the rows kept about it were \
+             pseudonymised\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("Erased alice"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Pseudonymised (kept rows were moved"),
+        "{}",
+        r.stdout
+    );
+    let r = jidstore(
+        &data,
+        &["unregister", "alice", "localhost", "--redact-kept"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("user alice@localhost does not exist"),
+        "{}",
+        r.stderr
+    );
 }

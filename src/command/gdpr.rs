@@ -278,12 +278,7 @@ pub(super) fn unregister(
         if erased {
             writeln!(out, "{receipt}")?;
         } else if redacted {
-            let done = if dry_run { "would be" } else { "were" };
-            writeln!(
-                out,
-                "Nothing erased for {subject} (already unregistered?); the data kept about it \
-                 {done} pseudonymised"
-            )?;
+            // Already unregistered: the receipt's first line says only the kept rows moved.
             writeln!(out, "{receipt}")?;
         } else {
             nothing_erased(out, &receipt)?;

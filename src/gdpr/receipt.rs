@@ -135,6 +135,13 @@ impl fmt::Display for Receipt {
                 "Dry run, nothing written: erasing {} would give",
                 self.subject
             )?;
+        } else if self.total_removed() == 0 && self.pseudonymised.is_some() {
+            // Erased before: only the kept rows were left, now pseudonymised.
+            writeln!(
+                f,
+                "Nothing left to erase for {}; the rows kept about it were pseudonymised",
+                self.subject
+            )?;
         } else {
             writeln!(f, "Erased {}", self.subject)?;
         }
