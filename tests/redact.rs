@@ -316,6 +316,16 @@ fn receipt_text_says_pseudonymised() {
         "{}",
         r.stdout
     );
+    // The audit log counts them too (by keyed hash, as every entry).
+    let r = jidstore(&data, &["--json", "audit"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let erase = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "erase")
+        .unwrap();
+    assert_eq!(erase["counts"]["pseudonymised"], 4, "{erase}");
 }
 
 #[test]

@@ -220,7 +220,11 @@ pub fn record_erasure(store: &Store, subject: &BareJid, receipt: &super::Receipt
         Outcome::NothingErased
     };
     let kept = receipt.kept.iter().filter_map(|k| k.rows).sum();
-    let counts = [("removed", receipt.total_removed()), ("kept", kept)];
+    let mut counts = vec![("removed", receipt.total_removed()), ("kept", kept)];
+    // `unregister --redact-kept`: the kept rows moved to the pseudonym.
+    if let Some(p) = &receipt.pseudonymised {
+        counts.push(("pseudonymised", p.total()));
+    }
     record(store, Action::Erase, Some(subject), &counts, outcome)
 }
 
