@@ -156,7 +156,9 @@ fn erase(
         if failed.is_none() {
             match redact::run(store, subject, &p) {
                 Ok(rows) => done.rows = rows,
-                Err(e) => receipt.sweep_error = Some(e.to_string()),
+                Err(e) => {
+                    receipt.sweep_error = Some(format!("pseudonymising the kept rows: {e}"));
+                }
             }
         }
         receipt.pseudonymised = Some(done);

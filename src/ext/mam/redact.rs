@@ -12,6 +12,22 @@ use crate::store::{Store, abort};
 
 use super::stored::{StoredMuc, corrupt, parse_sender_entry};
 
+/// What the stanza text of a message by `nick` in `room` holds of the nick, and what each
+/// becomes: the occupant JID `room/nick` and a `nick` attribute (XEP-0045 items), raw and
+/// XML-escaped.
+fn nick_forms(room: &str, nick: &str, to: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for form in redact::xml_forms(&format!("{room}/{nick}")) {
+        out.push((form, format!("{room}/{to}")));
+    }
+    for form in redact::xml_forms(nick) {
+        for q in ['\'', '"'] {
+            out.push((format!("nick={q}{form}{q}"), format!("nick={q}{to}{q}")));
+        }
+    }
+    out
+}
+
 /// Rewrites (or with `count_only` counts) every message `subject` sent in any room;
 /// returns the number. No erasure sweeps room messages, so nothing is skipped.
 pub(super) fn redact_messages(
@@ -63,11 +79,7 @@ pub(super) fn redact_messages(
                             "index entry without message",
                         ));
                     };
-                    let also: Vec<(String, String)> =
-                        redact::xml_forms(&format!("{room}/{}", old.nick))
-                            .into_iter()
-                            .map(|from| (from, format!("{room}/{}", p.nick())))
-                            .collect();
+                    let also = nick_forms(room, &old.nick, p.nick());
                     let stanza = redact::rewrite(&old.stanza, subject, p, &also).into_owned();
                     tx.remove(
                         Keyspace::MamMucNick,
