@@ -129,7 +129,7 @@ fn erase(
     let _across = store.erasing_across_processes()?;
     let mut receipt = commit_as(store, subject, ledger, options)?;
     let started = Instant::now();
-    let _progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
+    let progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
         .then(|| crate::progress::Phase::start("erasure sweep", "entries", None));
     let mut archives = std::mem::take(&mut receipt.pending_sweeps).into_iter();
     let mut ranges = std::mem::take(&mut receipt.pending_ranges).into_iter();
@@ -147,6 +147,7 @@ fn erase(
             break Some(e);
         }
     };
+    drop(progress);
     if let Some(p) = receipt.pending_redaction.take() {
         let mut done = Pseudonymised {
             pseudonym: Some(p.clone()),

@@ -110,6 +110,7 @@ pub(crate) fn run(
     subject: &BareJid,
     p: &Pseudonym,
 ) -> Result<BTreeMap<&'static str, u64>> {
+    let _progress = crate::progress::Phase::start("pseudonymisation", "rows", None);
     let mut rows = BTreeMap::new();
     for ext in EXTENSIONS {
         for (class, n) in ext.redact_kept(store, subject, p, None)? {
