@@ -767,3 +767,28 @@ proptest::proptest! {
         }
     }
 }
+
+/// With progress forced, the pseudonymisation is its own phase, after the sweep's, ending
+/// on the rows it moved; no JID on stderr.
+#[test]
+fn progress_counts_the_pseudonymised_rows() {
+    let (_dir, data) = data_dir();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["unregister", "alice", "localhost", "--redact-kept"])
+        .env_remove("JIDSTORE_DATA_DIR")
+        .env("JIDSTORE_PROGRESS", "always")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let last = err.rsplit('\r').next().unwrap_or("").trim_end_matches('\n');
+    assert_eq!(last, "pseudonymisation: 4 rows", "{err:?}");
+    assert!(err.contains("erasure sweep: "), "{err:?}");
+    assert!(
+        !err.contains("alice") && !err.contains("localhost"),
+        "{err:?}"
+    );
+}
