@@ -145,7 +145,8 @@ pub enum Command {
         no_page: bool,
     },
     /// Erase an account and all personal data that erasure removes; prints a receipt. Exit 3
-    /// when nothing was erased (no account, only data that erasure keeps).
+    /// when nothing was erased (no account, only data that erasure keeps, and no
+    /// --redact-kept).
     Unregister {
         /// Then compact the store, so the erased bytes also leave the data directory's files.
         #[arg(long, conflicts_with = "dry_run")]
