@@ -12,6 +12,9 @@
 //! (`0xFF redact \0 subject`, value the pseudonym). The rows are then rewritten in chunks of
 //! [`REDACT_CHUNK`], each one transaction that moves a record and all its index entries to
 //! the pseudonym, so every index agrees after every chunk; the record is deleted at the end.
+//! Each chunk holds the store's erase lock for writing from its scan to its commit, so a
+//! writer that reads a record before rewriting its index entries (a removal, a trim, a
+//! node's deletion) never sees it half moved; writers wait for one chunk at most.
 //! If the process dies in between, the next [`crate::Store`] open finishes it (after the
 //! sweeps). Each chunk picks up what still is under the JID, so a rerun is idempotent.
 

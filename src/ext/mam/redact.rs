@@ -47,6 +47,9 @@ pub(super) fn redact_messages(
     }
     let mut total = 0;
     loop {
+        // Writers that read a message before rewriting its index entries (a removal, a
+        // trim) hold the erase lock for reading: none runs between this scan and the write.
+        let _writers_out = store.eraser()?;
         // What is still under the JID: every chunk moves its entries out of this prefix.
         let chunk: Vec<Bytes> = store
             .scan_keys(Keyspace::MamMucBySender, &prefix)

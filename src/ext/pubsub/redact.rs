@@ -36,6 +36,9 @@ pub(super) fn redact_items(
     let prefix = keys::owner(subject);
     let mut total = 0;
     loop {
+        // Writers that read an item before rewriting its index entries (a node's deletion)
+        // hold the erase lock for reading: none runs between this scan and the write.
+        let _writers_out = if dry_run { None } else { Some(store.eraser()?) };
         // What is still under the JID, less what a sweep deletes (left where it is).
         let mut chunk: Vec<(Bytes, Vec<u8>)> = Vec::new();
         for key in store.scan_keys(Keyspace::PubsubItemsByPublisher, &prefix) {
