@@ -285,6 +285,14 @@ fn redact_kept_pseudonymises_room_messages_and_items_everywhere() {
         .unwrap();
     assert_eq!(again.jid().as_str(), pseudonym);
     assert_eq!(again.nick(), nick);
+    // No account can take the pseudonym (nor any name on its domain).
+    drop(store);
+    let r = jidstore(
+        &data,
+        &["register", "--user", &nick, "erased.invalid", "pw"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("reserved"), "{}", r.stderr);
 }
 
 #[test]
