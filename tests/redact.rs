@@ -800,3 +800,52 @@ fn progress_counts_the_pseudonymised_rows() {
         "{err:?}"
     );
 }
+
+/// Removals of the subject's room messages (by id, newest first) racing the erasure's
+/// pseudonymisation in another thread: whatever the interleaving, each message ends removed
+/// or under the pseudonym, none stays under the JID, and every index agrees.
+#[test]
+fn removals_racing_the_pseudonymisation_leave_a_consistent_store() {
+    let (_dir, store) = store();
+    let alice = user(&store, "alice@localhost");
+    let room = bare(ROOMS[0]);
+    let n = 2 * gdpr::REDACT_CHUNK + 50;
+    for i in 0..n {
+        let ts = Timestamp::from_secs(1_700_000_000 + i64::try_from(i).unwrap());
+        let stanza = format!("<message from='{}/Al' type='groupchat'/>", ROOMS[0]);
+        store
+            .muc()
+            .append(&room, &MucMessage::new(ts, alice.clone(), "Al", stanza))
+            .unwrap();
+    }
+    let ids: Vec<String> = store
+        .muc()
+        .list(&room)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let removed = std::thread::scope(|s| {
+        let remover = s.spawn(|| {
+            ids.iter()
+                .rev()
+                .step_by(3)
+                .filter(|id| store.muc().remove(&room, id).unwrap())
+                .count()
+        });
+        gdpr::remove_with(&store, &alice, &EraseOptions::default().redact_kept(true)).unwrap();
+        remover.join().unwrap()
+    });
+    assert!(store.muc().by_sender(&alice).unwrap().is_empty());
+    let p = gdpr::redact::pseudonym(&store, &alice, false)
+        .unwrap()
+        .unwrap();
+    let left = store.muc().list(&room).unwrap();
+    assert_eq!(left.len(), n - removed);
+    assert!(
+        left.iter()
+            .all(|m| &m.sender == p.jid() && m.nick == p.nick())
+    );
+    let report = jidstore::verify(&store).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
