@@ -849,3 +849,25 @@ fn removals_racing_the_pseudonymisation_leave_a_consistent_store() {
     let report = jidstore::verify(&store).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// Nothing held: an error, and nothing written, not even the store's key.
+#[test]
+fn redact_kept_of_nobody_writes_nothing() {
+    let (dir, data) = data_dir();
+    let r = jidstore(
+        &data,
+        &["unregister", "nobody", "localhost", "--redact-kept"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("user nobody@localhost does not exist"),
+        "{}",
+        r.stderr
+    );
+    let store = open(&dir);
+    assert!(
+        gdpr::redact::pseudonym(&store, &bare("alice@localhost"), false)
+            .unwrap()
+            .is_none()
+    );
+}

@@ -223,10 +223,13 @@ fn commit_as(
     for ext in EXTENSIONS {
         ext.plan_removal(store, subject, &mut plan)?;
     }
-    let pseudonym = if options.redact_kept {
-        redact::pseudonym(store, subject, true)?
-    } else {
-        None
+    // Only once something is held: an error writes nothing (not even the store's key).
+    let pseudonym = || -> Result<Option<Pseudonym>> {
+        if options.redact_kept {
+            redact::pseudonym(store, subject, true)
+        } else {
+            Ok(None)
+        }
     };
     if plan.removes.is_empty() && plan.sweeps.is_empty() && plan.ranges.is_empty() {
         // Nothing to remove: the store holds nothing about the subject unless it holds kept
@@ -235,6 +238,7 @@ fn commit_as(
         if plan.kept.is_empty() && !holds_kept(store, subject)? {
             return Err(Error::NoPersonalData(subject.to_string()));
         }
+        let pseudonym = pseudonym()?;
         if let Some(p) = &pseudonym {
             redact::queue(store, subject, p)?;
         }
@@ -242,6 +246,7 @@ fn commit_as(
         receipt.pending_redaction = pseudonym;
         return Ok(receipt);
     }
+    let pseudonym = pseudonym()?;
     let redaction = pseudonym
         .as_ref()
         .map(|p| redact::pending_entry(subject, p));
