@@ -179,7 +179,7 @@ pub(crate) fn rewrite<'t>(
     let mut out = std::borrow::Cow::Borrowed(text);
     for (from, to) in also {
         if out.contains(from.as_str()) {
-            out = std::borrow::Cow::Owned(out.replace(from.as_str(), to));
+            out = std::borrow::Cow::Owned(replace_whole(&out, from, to));
         }
     }
     let needle = subject.as_str().to_ascii_lowercase();
@@ -214,6 +214,33 @@ pub(crate) fn rewrite<'t>(
     }
     s.push_str(out.get(at..).unwrap_or_default());
     std::borrow::Cow::Owned(s)
+}
+
+/// `text` with each occurrence of `from` that stands alone replaced by `to`: not preceded
+/// by a JID character, and, unless `from` ends with its own quote, followed by the end of
+/// an attribute value or text (a quote, `<`, `>`, white space, the end). So `room/Al` is
+/// not found in `room/Alice`, nor `room@muc/Al` in `myroom@muc/Al`.
+fn replace_whole(text: &str, from: &str, to: &str) -> String {
+    let bytes = text.as_bytes();
+    let quoted = from.ends_with(['\'', '"']);
+    let mut s = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = text.get(at..).and_then(|rest| rest.find(from)) {
+        let (start, end) = (at + found, at + found + from.len());
+        let before = start
+            .checked_sub(1)
+            .and_then(|i| bytes.get(i))
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'));
+        let after = !quoted
+            && bytes.get(end).is_some_and(|b| {
+                !matches!(b, b'\'' | b'"' | b'<' | b'>') && !b.is_ascii_whitespace()
+            });
+        s.push_str(text.get(at..start).unwrap_or_default());
+        s.push_str(if before || after { from } else { to });
+        at = end;
+    }
+    s.push_str(text.get(at..).unwrap_or_default());
+    s
 }
 
 /// Whether `text[start..end]` stands alone: not inside a longer localpart or domain.
@@ -278,5 +305,22 @@ mod tests {
             std::borrow::Cow::Borrowed(_)
         ));
         assert_eq!(xml_forms("a'b"), ["a'b", "a&apos;b"]);
+        // Another occupant whose nick or room starts or ends the same is left alone.
+        let out = rewrite(
+            "<m from='room@muc/Al'><body>room@muc/Alice myroom@muc/Al room@muc/Al</body></m>",
+            &subject,
+            &p,
+            &also,
+        );
+        assert_eq!(
+            out,
+            "<m from='room@muc/erased-0123456789abcdef'><body>room@muc/Alice myroom@muc/Al \
+             room@muc/erased-0123456789abcdef</body></m>"
+        );
+        let nick = vec![("nick='Al'".to_owned(), "nick='x'".to_owned())];
+        assert_eq!(
+            rewrite("<i nick='Al'/>", &subject, &p, &nick),
+            "<i nick='x'/>"
+        );
     }
 }
