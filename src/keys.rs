@@ -34,6 +34,7 @@
 //! | `blocklist` | owner `\0` blocked | marker |
 //! | `sweep` | archive:u64 | marker: archive left to delete after an erasure |
 //! | `sweep` | `0xFF` `range` `\0` keyspace-name `\0` prefix | erased subject: a range left to delete after an erasure (a tombstone) |
+//! | `sweep` | `0xFF` `redact` `\0` subject | pseudonym: the subject's kept rows left to pseudonymise after an erasure (`unregister --redact-kept`) |
 //!
 //! Archive time is kept in the message record, not in a key: it never decreases in seq order
 //! within an archive, so a time bound is found by binary search over the records. The
@@ -356,6 +357,18 @@ pub fn sweep_range(ks: Keyspace, prefix: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The start of a pending redaction's key in `sweep` (8 bytes, so the whole key is longer
+/// than an archive marker's).
+pub const SWEEP_REDACT: &[u8] = b"\xFFredact\0";
+
+/// `0xFF redact \0 subject`: the `sweep` key of a pending redaction of `subject`'s kept rows.
+pub fn sweep_redact(subject: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(SWEEP_REDACT.len() + subject.len());
+    k.extend_from_slice(SWEEP_REDACT);
+    k.extend_from_slice(subject.as_bytes());
+    k
+}
+
 /// A key of the `sweep` keyspace, read back.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SweepKey {
@@ -363,12 +376,20 @@ pub enum SweepKey {
     Archive(u64),
     /// A range of a keyspace left to delete.
     Range(Keyspace, Vec<u8>),
+    /// A subject whose kept rows are left to pseudonymise.
+    Redact(String),
 }
 
 /// Reads a `sweep` key ([`archive`] or [`sweep_range`]).
 pub fn read_sweep_key(key: &[u8]) -> Result<SweepKey> {
     let mut r = KeyReader::new(Keyspace::Sweep, key);
     if key.len() != 8 {
+        if let Some(subject) = key.strip_prefix(SWEEP_REDACT) {
+            return match std::str::from_utf8(subject) {
+                Ok(s) if !s.is_empty() && !s.contains('\0') => Ok(SweepKey::Redact(s.to_owned())),
+                _ => Err(corrupt(Keyspace::Sweep, key, "a redaction of no subject")),
+            };
+        }
         let Some(rest) = key.strip_prefix(SWEEP_RANGE) else {
             return Err(corrupt(
                 Keyspace::Sweep,
@@ -657,6 +678,10 @@ mod tests {
                 );
             }
             prop_assert_eq!(read_sweep_key(&archive(a)).unwrap(), SweepKey::Archive(a));
+            prop_assert_eq!(
+                read_sweep_key(&sweep_redact("al@example.org")).unwrap(),
+                SweepKey::Redact("al@example.org".to_owned())
+            );
         }
 
         #[test]

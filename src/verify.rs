@@ -235,7 +235,9 @@ pub fn check_entry(ks: Keyspace, key: &[u8], value: &[u8]) -> Result<()> {
         Keyspace::Audit => crate::gdpr::audit::verify_entry(key, value),
         Keyspace::Sweep => match keys::read_sweep_key(key)? {
             keys::SweepKey::Archive(_) => codec::decode::<()>(ks, key, value),
-            keys::SweepKey::Range(..) => codec::decode::<String>(ks, key, value).map(drop),
+            keys::SweepKey::Range(..) | keys::SweepKey::Redact(_) => {
+                codec::decode::<String>(ks, key, value).map(drop)
+            }
         },
         _ => match ext::owner_of(ks) {
             Some(class) => class.verify_entry(ks, key, value),

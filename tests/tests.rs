@@ -54,6 +54,7 @@ mod private;
 mod process;
 mod progress;
 mod pubsub;
+mod redact;
 mod retention;
 mod roster;
 mod toolbox;

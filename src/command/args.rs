@@ -145,7 +145,8 @@ pub enum Command {
         no_page: bool,
     },
     /// Erase an account and all personal data that erasure removes; prints a receipt. Exit 3
-    /// when nothing was erased (no account, only data that erasure keeps).
+    /// when nothing was erased (no account, only data that erasure keeps, and no
+    /// --redact-kept).
     Unregister {
         /// Then compact the store, so the erased bytes also leave the data directory's files.
         #[arg(long, conflicts_with = "dry_run")]
@@ -153,6 +154,11 @@ pub enum Command {
         /// Print the receipt the erasure would give (same exit code), and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Pseudonymise what erasure keeps (an upheld objection to it): the subject's
+        /// group-chat messages and the items it published on nodes that stay move from its
+        /// JID and nick to a stable pseudonym (erased-HASH@erased.invalid), in every index.
+        #[arg(long)]
+        redact_kept: bool,
         /// Erase every JID listed in FILE (one per line; blank lines and lines starting with
         /// # skipped), each in its own atomic erasure, then print a summary. Exit 1 if any
         /// failed. Run it again after an interruption: subjects already erased are reported

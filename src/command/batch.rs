@@ -5,6 +5,7 @@
 //! or only data erasure keeps), so running the same file again after an interruption
 //! reports the subjects done before and erases the rest.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -100,14 +101,15 @@ fn subjects(file: &Path, err: &mut dyn Write) -> anyhow::Result<Vec<(usize, Bare
     Ok(subjects)
 }
 
-/// `jidstore unregister --from-file FILE [--dry-run] [--purge]`: one line per subject, then
+/// `jidstore unregister --from-file FILE [--dry-run] [--purge] [--redact-kept]`: one line
+/// per subject (with `--redact-kept`, also how many kept rows were pseudonymised), then
 /// a summary. Exit 0 when no subject failed (subjects already erased or never held are
 /// reported, not failed, so a second run after an interruption succeeds), 1 when any failed
 /// or the file has a malformed line (then nothing is erased).
 pub(super) fn unregister(
     env: &Env<'_>,
     file: &Path,
-    (purge, dry_run): (bool, bool),
+    (purge, dry_run, redact_kept): (bool, bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
@@ -118,7 +120,8 @@ pub(super) fn unregister(
     {
         let store = env.open(false)?;
         for (line, subject) in &subjects {
-            let (outcome, receipt, error) = match erase(&store, subject, dry_run, err) {
+            let erasing = erase(&store, subject, (dry_run, redact_kept), err);
+            let (outcome, receipt, error) = match erasing {
                 Ok(r) if r.sweep_error.is_some() => {
                     let e = format!(
                         "erased (committed), but deleting its records failed ({}); the \
@@ -156,7 +159,12 @@ pub(super) fn unregister(
                 let rows = receipt
                     .as_ref()
                     .map_or(0, crate::gdpr::Receipt::total_removed);
-                writeln!(out, "{}", outcome.line(subject, rows, dry_run))?;
+                let mut line = outcome.line(subject, rows, dry_run);
+                if let Some(p) = receipt.as_ref().and_then(|r| r.pseudonymised.as_ref()) {
+                    let done = if dry_run { "would be" } else { "were" };
+                    let _ = write!(line, "; {} kept rows {done} pseudonymised", p.total());
+                }
+                writeln!(out, "{line}")?;
             }
         }
     }

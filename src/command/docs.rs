@@ -35,7 +35,8 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "3",
         "unregister erased nothing: there is no account and the store holds only data that \
-         erasure keeps (e.g. a second unregister). Nothing held at all is exit 1.",
+         erasure keeps (e.g. a second unregister), and --redact-kept was not given (with it, \
+         that data is pseudonymised: exit 0). Nothing held at all is exit 1.",
     ),
 ];
 

@@ -187,25 +187,30 @@ fn audit_failed(action: Action, e: &crate::Error, err: &mut dyn Write) -> std::i
 
 /// Erases `subject` (or, for a dry run, plans and counts it), flushed, and records it in
 /// the audit log (not a dry run, not an error); a full disk is reported as a commit that may not have
-/// been made.
+/// been made. `flags` is (`--dry-run`, `--redact-kept`).
 pub(super) fn erase(
     store: &crate::Store,
     subject: &BareJid,
-    dry_run: bool,
+    (dry_run, redact_kept): (bool, bool),
     err: &mut dyn Write,
 ) -> anyhow::Result<gdpr::Receipt> {
+    let options = gdpr::EraseOptions::default().redact_kept(redact_kept);
     if dry_run {
-        return Ok(gdpr::dry_run(store, subject)?);
+        return Ok(gdpr::dry_run_with(store, subject, &options)?);
     }
     // An error here wrote nothing (the contract for errors), so it adds no entry either.
-    let r = erase_now(store, subject)?;
+    let r = erase_now(store, subject, &options)?;
     if let Err(e) = gdpr::audit::record_erasure(store, subject, &r) {
         audit_failed(Action::Erase, &e, err)?;
     }
     Ok(r)
 }
 
-fn erase_now(store: &crate::Store, subject: &BareJid) -> anyhow::Result<gdpr::Receipt> {
+fn erase_now(
+    store: &crate::Store,
+    subject: &BareJid,
+    options: &gdpr::EraseOptions,
+) -> anyhow::Result<gdpr::Receipt> {
     let not_committed = |e: crate::Error| match e {
         crate::Error::StorageFull { .. } => anyhow::anyhow!(
             "no space left on device for data directory {}: the erasure of {subject} may \
@@ -215,35 +220,42 @@ fn erase_now(store: &crate::Store, subject: &BareJid) -> anyhow::Result<gdpr::Re
         ),
         other => other.into(),
     };
-    let receipt = gdpr::remove(store, subject).map_err(not_committed)?;
+    let receipt = gdpr::remove_with(store, subject, options).map_err(not_committed)?;
     if receipt.sweep_error.is_none() {
         store.flush()?;
     }
     Ok(receipt)
 }
 
-/// `jidstore unregister [--purge] [--dry-run]`: erase; with `--purge` then compact (the
-/// store handle is dropped first, as compaction renames the data directory). Exit 0 when
-/// something was (or, dry run, would be) erased, [`NOTHING_ERASED`] when only kept data is
-/// held about the subject. `flags` is (`--purge`, `--dry-run`).
+/// `jidstore unregister [--purge] [--dry-run] [--redact-kept]`: erase; with `--purge` then
+/// compact (the store handle is dropped first, as compaction renames the data directory).
+/// Exit 0 when something was (or, dry run, would be) erased or pseudonymised,
+/// [`NOTHING_ERASED`] when only kept data is held about the subject and stays under its
+/// JID. `flags` is (`--purge`, `--dry-run`, `--redact-kept`).
 pub(super) fn unregister(
     env: &Env<'_>,
     username: &str,
     domain: &str,
-    (purge, dry_run): (bool, bool),
+    (purge, dry_run, redact_kept): (bool, bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let subject = BareJid::from_parts(username, domain)?;
-    let receipt = erase(&env.open(false)?, &subject, dry_run, err).map_err(|e| {
+    let store = env.open(false)?;
+    let receipt = erase(&store, &subject, (dry_run, redact_kept), err).map_err(|e| {
         match e.downcast_ref::<crate::Error>() {
             // MongooseIM's wording for `unregister` (acceptance case A1).
             Some(crate::Error::NoPersonalData(jid)) => anyhow::anyhow!("user {jid} does not exist"),
             _ => e,
         }
     })?;
+    drop(store);
     let account = receipt.removed.get("accounts").copied().unwrap_or(0) > 0;
     let erased = receipt.total_removed() > 0;
+    let redacted = receipt
+        .pseudonymised
+        .as_ref()
+        .is_some_and(|p| p.total() > 0);
     if !env.ctx.json {
         if dry_run && !erased {
             write!(out, "Dry run, nothing written: ")?;
@@ -264,6 +276,9 @@ pub(super) fn unregister(
             )?;
         }
         if erased {
+            writeln!(out, "{receipt}")?;
+        } else if redacted {
+            // Already unregistered: the receipt's first line says only the kept rows moved.
             writeln!(out, "{receipt}")?;
         } else {
             nothing_erased(out, &receipt)?;
@@ -303,7 +318,11 @@ pub(super) fn unregister(
             "",
         )?;
     }
-    Ok(if erased { 0 } else { NOTHING_ERASED })
+    Ok(if erased || redacted {
+        0
+    } else {
+        NOTHING_ERASED
+    })
 }
 
 /// `doc` (an object) with `key` set to `value`.
@@ -319,14 +338,15 @@ pub(super) fn with_field(
 }
 
 /// The receipt as `unregister --json` prints it (a dry run's is the same but for
-/// `dry_run`).
+/// `dry_run`); with `--redact-kept`, a `pseudonymised` object (pseudonym, nick, rows per
+/// table, total; the pseudonym is null in a dry run on a store without its key yet).
 pub(super) fn receipt_json(receipt: &gdpr::Receipt) -> serde_json::Value {
     let kept: Vec<_> = receipt
         .kept
         .iter()
         .map(|k| json!({ "class": k.class, "rows": k.rows, "reason": k.reason }))
         .collect();
-    json!({
+    let doc = json!({
         "subject": receipt.subject.to_string(),
         "dry_run": receipt.dry_run,
         "account": receipt.removed.get("accounts").copied().unwrap_or(0) > 0,
@@ -335,7 +355,21 @@ pub(super) fn receipt_json(receipt: &gdpr::Receipt) -> serde_json::Value {
         "removed_as_consequence": consequences_json(receipt),
         "total_removed": receipt.total_removed(),
         "kept": kept,
-    })
+    });
+    // Only with `--redact-kept`: without it the document is as it always was.
+    match &receipt.pseudonymised {
+        Some(p) => with_field(
+            doc,
+            "pseudonymised",
+            json!({
+                "pseudonym": p.pseudonym.as_ref().map(|n| n.jid().to_string()),
+                "nick": p.pseudonym.as_ref().map(|n| n.nick().to_owned()),
+                "rows": p.rows,
+                "total": p.total(),
+            }),
+        ),
+        None => doc,
+    }
 }
 
 /// What `unregister` prints when there was no account and nothing erasure removes, only

@@ -182,14 +182,22 @@ fn dispatch(
         Command::Unregister {
             purge,
             dry_run,
+            redact_kept,
             from_file,
             username,
             domain,
         } => match (from_file, username, domain) {
-            (Some(file), _, _) => batch::unregister(&env, &file, (purge, dry_run), out, err),
-            (None, Some(username), Some(domain)) => {
-                gdpr::unregister(&env, &username, &domain, (purge, dry_run), out, err)
+            (Some(file), _, _) => {
+                batch::unregister(&env, &file, (purge, dry_run, redact_kept), out, err)
             }
+            (None, Some(username), Some(domain)) => gdpr::unregister(
+                &env,
+                &username,
+                &domain,
+                (purge, dry_run, redact_kept),
+                out,
+                err,
+            ),
             _ => anyhow::bail!("unregister needs <username> <domain>, or --from-file FILE"),
         },
         Command::Init => init::run(&env, out),

@@ -251,6 +251,22 @@ pub(crate) trait Extension: Sync {
         let _ = (ks, src, write);
         None
     }
+    /// `unregister --redact-kept`: moves the rows of this class that an erasure keeps about
+    /// `subject` (under its JID) to the pseudonym `p`, in the records and in every index, in
+    /// chunks of [`crate::gdpr::REDACT_CHUNK`] rows per transaction; with `count_only`
+    /// (a dry run) only counts them, skipping entries it calls gone (as `count_kept`). Rows
+    /// in ranges an erasure is sweeping are left to the sweep. Idempotent: it rewrites what
+    /// is still under the JID. Returns rows per table (CSV file stem).
+    fn redact_kept(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        p: &crate::gdpr::Pseudonym,
+        count_only: Option<Gone<'_>>,
+    ) -> Result<Vec<(&'static str, u64)>> {
+        let _ = (store, subject, p, count_only);
+        Ok(Vec::new())
+    }
     /// After the sweep: counts the rows the erasure kept where that needs a scan (kept too
     /// large to count before the commit). `gone(ks, key)` says whether an entry is erased
     /// though still on disk (a pending sweep, or the ranges a dry run would sweep).

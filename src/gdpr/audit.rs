@@ -153,9 +153,32 @@ fn secret(store: &Store) -> Result<Vec<u8>> {
 /// The keyed hash that stands for `subject` in this store's audit log (lower-case hex of
 /// HMAC-SHA-256 of the normalised bare JID): look a JID up in the log with it.
 pub fn subject_hash(store: &Store, subject: &BareJid) -> Result<String> {
-    let key = secret(store)?;
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key)
+    keyed_hex(&secret(store)?, b"", subject)
+}
+
+/// The keyed hash of `subject` under this store's key with `tag` prepended to the JID
+/// (domain separation: a tagged hash cannot be matched against [`subject_hash`]). Creates
+/// the key when `create`, else `Ok(None)` when the store has none yet (a dry run writes
+/// nothing).
+pub(crate) fn tagged_hash(
+    store: &Store,
+    tag: &[u8],
+    subject: &BareJid,
+    create: bool,
+) -> Result<Option<String>> {
+    let key = if create {
+        Some(secret(store)?)
+    } else {
+        store.get::<Vec<u8>>(Keyspace::Audit, keys::AUDIT_SECRET)?
+    };
+    key.map(|k| keyed_hex(&k, tag, subject)).transpose()
+}
+
+/// Lower-case hex of HMAC-SHA-256 under `key` of `tag` then the JID.
+fn keyed_hex(key: &[u8], tag: &[u8], subject: &BareJid) -> Result<String> {
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
         .map_err(|_| Error::InvalidInput("audit hash key of a wrong length".into()))?;
+    mac.update(tag);
     mac.update(subject.as_str().as_bytes());
     let mut hex = String::with_capacity(64);
     for b in mac.finalize().into_bytes() {
@@ -197,7 +220,11 @@ pub fn record_erasure(store: &Store, subject: &BareJid, receipt: &super::Receipt
         Outcome::NothingErased
     };
     let kept = receipt.kept.iter().filter_map(|k| k.rows).sum();
-    let counts = [("removed", receipt.total_removed()), ("kept", kept)];
+    let mut counts = vec![("removed", receipt.total_removed()), ("kept", kept)];
+    // `unregister --redact-kept`: the kept rows moved to the pseudonym.
+    if let Some(p) = &receipt.pseudonymised {
+        counts.push(("pseudonymised", p.total()));
+    }
     record(store, Action::Erase, Some(subject), &counts, outcome)
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::Receipt;
+use super::{EraseOptions, Receipt};
 use crate::error::{Error, Result};
 use crate::ext::{EXTENSIONS, RemovalPlan, Swept};
 use crate::jid::BareJid;
@@ -19,6 +19,13 @@ use crate::store::Store;
 /// [`super::remove`] does. The counts are those of the moment: writes for the subject that
 /// land before the real erasure change them.
 pub fn dry_run(store: &Store, subject: &BareJid) -> Result<Receipt> {
+    dry_run_with(store, subject, &EraseOptions::default())
+}
+
+/// [`dry_run`] of [`super::remove_with`]: with [`EraseOptions::redact_kept`], the receipt's
+/// [`Receipt::pseudonymised`] counts the kept rows that would be moved to the pseudonym
+/// (named when the store already has its key; nothing is written to make one).
+pub fn dry_run_with(store: &Store, subject: &BareJid, options: &EraseOptions) -> Result<Receipt> {
     let mut plan = RemovalPlan::default();
     {
         // Planned as the erasure plans: no writer for the subject in between.
@@ -55,6 +62,13 @@ pub fn dry_run(store: &Store, subject: &BareJid) -> Result<Receipt> {
     // As in the erasure: a failed count leaves that row count unknown.
     for ext in EXTENSIONS {
         let _ = ext.count_kept(store, subject, &gone, &mut receipt.kept);
+    }
+    if options.redact_kept {
+        receipt.pseudonymised = Some(super::Pseudonymised {
+            pseudonym: super::redact::pseudonym(store, subject, false)?,
+            rows: super::redact::count(store, subject, &gone)?,
+        });
+        receipt.drop_pseudonymised_kept_dry();
     }
     Ok(receipt)
 }

@@ -17,6 +17,11 @@
 //! Writers of the subject's data hold the store's erase lock for reading, and erasure holds
 //! it for writing from planning to commit, so no write can slip in between and survive the
 //! erasure.
+//!
+//! With [`EraseOptions::redact_kept`] ([`remove_with`]), the rows an erasure keeps (the
+//! subject's group-chat messages, the items it published on nodes that stay) are then moved
+//! from its JID to a stable keyed pseudonym ([`redact`]); the commit records that as
+//! pending, so a crash resumes it on the next open like the sweep.
 
 pub mod audit;
 mod dry_run;
@@ -24,6 +29,7 @@ pub mod html;
 mod inspect;
 pub mod ledger;
 mod receipt;
+pub mod redact;
 pub mod retention;
 mod retrieve;
 
@@ -35,9 +41,10 @@ use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::{Store, Tombstone};
 
-pub use dry_run::dry_run;
+pub use dry_run::{dry_run, dry_run_with};
 pub use inspect::{Inspection, inspect};
 pub use receipt::Receipt;
+pub use redact::{Pseudonym, Pseudonymised, REDACT_CHUNK};
 pub use retention::{ExpiryReport, Retention, expire};
 pub(crate) use retrieve::retrieve_with;
 pub use retrieve::{
@@ -65,6 +72,37 @@ pub fn remove(store: &Store, subject: &BareJid) -> Result<Receipt> {
     remove_as(store, subject, Ledger::Record)
 }
 
+/// How an erasure treats what it keeps: [`remove_with`], [`dry_run_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct EraseOptions {
+    pub(crate) redact_kept: bool,
+}
+
+impl EraseOptions {
+    /// Pseudonymise the rows the erasure keeps (`unregister --redact-kept`, for an upheld
+    /// objection to them): the subject's group-chat messages and the items it published on
+    /// nodes that stay are moved from its JID (and, in rooms, its nick) to its stable
+    /// [`Pseudonym`], in the records, in the stanza and payload text, and in every index;
+    /// the receipt's [`Receipt::pseudonymised`] says what. Without it (the default), they
+    /// stay under the JID, as [`remove`] keeps them. The subject's flat nodes and its
+    /// affiliations with them stay under the JID either way.
+    #[must_use]
+    pub fn redact_kept(mut self, yes: bool) -> Self {
+        self.redact_kept = yes;
+        self
+    }
+}
+
+/// [`remove`] with options. With [`EraseOptions::redact_kept`], the commit also records the
+/// pseudonymisation as pending (in the `sweep` keyspace); it runs after the sweep in chunks
+/// of [`REDACT_CHUNK`] rows, each one transaction that keeps every index consistent, and if
+/// the process dies first, the next open finishes it. A subject with nothing left to remove
+/// but kept rows (erased earlier without the option) is pseudonymised too.
+pub fn remove_with(store: &Store, subject: &BareJid, options: &EraseOptions) -> Result<Receipt> {
+    erase(store, subject, Ledger::Record, options)
+}
+
 /// Whether an erasure is written into the erasure ledger ([`ledger`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ledger {
@@ -77,12 +115,21 @@ pub(crate) enum Ledger {
 
 /// [`remove`], recording it in the ledger or not.
 pub(crate) fn remove_as(store: &Store, subject: &BareJid, ledger: Ledger) -> Result<Receipt> {
+    erase(store, subject, ledger, &EraseOptions::default())
+}
+
+fn erase(
+    store: &Store,
+    subject: &BareJid,
+    ledger: Ledger,
+    options: &EraseOptions,
+) -> Result<Receipt> {
     // On an engine several processes share: no other process writes from here to the end
     // of the sweep (it does not see this process's tombstones).
     let _across = store.erasing_across_processes()?;
-    let mut receipt = commit_as(store, subject, ledger)?;
+    let mut receipt = commit_as(store, subject, ledger, options)?;
     let started = Instant::now();
-    let _progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
+    let progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
         .then(|| crate::progress::Phase::start("erasure sweep", "entries", None));
     let mut archives = std::mem::take(&mut receipt.pending_sweeps).into_iter();
     let mut ranges = std::mem::take(&mut receipt.pending_ranges).into_iter();
@@ -100,6 +147,23 @@ pub(crate) fn remove_as(store: &Store, subject: &BareJid, ledger: Ledger) -> Res
             break Some(e);
         }
     };
+    drop(progress);
+    if let Some(p) = receipt.pending_redaction.take() {
+        let mut done = Pseudonymised {
+            pseudonym: Some(p.clone()),
+            rows: std::collections::BTreeMap::new(),
+        };
+        // After the sweep (what it deletes is not rewritten); pending on disk until done.
+        if failed.is_none() {
+            match redact::run(store, subject, &p) {
+                Ok(rows) => done.rows = rows,
+                Err(e) => {
+                    receipt.sweep_error = Some(format!("pseudonymising the kept rows: {e}"));
+                }
+            }
+        }
+        receipt.pseudonymised = Some(done);
+    }
     if let Some(e) = failed {
         // Committed and durable: the subject is erased; only the sweep is left.
         receipt.sweep_error = Some(e.to_string());
@@ -115,6 +179,7 @@ pub(crate) fn remove_as(store: &Store, subject: &BareJid, ledger: Ledger) -> Res
             &mut receipt.kept,
         );
     }
+    receipt.drop_pseudonymised_kept();
     receipt.sweep_time = started.elapsed();
     Ok(receipt)
 }
@@ -137,16 +202,35 @@ fn holds_kept(store: &Store, subject: &BareJid) -> Result<bool> {
 /// here). Its receipt counts only what the commit itself removed. Exposed so benchmarks can
 /// time the commit apart from the sweep; call [`finish_sweeps`] to complete.
 pub fn commit(store: &Store, subject: &BareJid) -> Result<Receipt> {
-    commit_as(store, subject, Ledger::Record)
+    commit_as(store, subject, Ledger::Record, &EraseOptions::default())
 }
 
-fn commit_as(store: &Store, subject: &BareJid, record: Ledger) -> Result<Receipt> {
+/// [`commit`] with options: with [`EraseOptions::redact_kept`], the commit also records the
+/// pseudonymisation as pending; [`finish_sweeps`] (or the next open) runs it.
+pub fn commit_with(store: &Store, subject: &BareJid, options: &EraseOptions) -> Result<Receipt> {
+    commit_as(store, subject, Ledger::Record, options)
+}
+
+fn commit_as(
+    store: &Store,
+    subject: &BareJid,
+    record: Ledger,
+    options: &EraseOptions,
+) -> Result<Receipt> {
     let started = Instant::now();
     let _guard = store.eraser()?;
     let mut plan = RemovalPlan::default();
     for ext in EXTENSIONS {
         ext.plan_removal(store, subject, &mut plan)?;
     }
+    // Only once something is held: an error writes nothing (not even the store's key).
+    let pseudonym = || -> Result<Option<Pseudonym>> {
+        if options.redact_kept {
+            redact::pseudonym(store, subject, true)
+        } else {
+            Ok(None)
+        }
+    };
     if plan.removes.is_empty() && plan.sweeps.is_empty() && plan.ranges.is_empty() {
         // Nothing to remove: the store holds nothing about the subject unless it holds kept
         // data, including the kept rows only a scan finds (counted into the receipt by
@@ -154,8 +238,18 @@ fn commit_as(store: &Store, subject: &BareJid, record: Ledger) -> Result<Receipt
         if plan.kept.is_empty() && !holds_kept(store, subject)? {
             return Err(Error::NoPersonalData(subject.to_string()));
         }
-        return Ok(Receipt::new(subject.clone(), plan, started.elapsed()));
+        let pseudonym = pseudonym()?;
+        if let Some(p) = &pseudonym {
+            redact::queue(store, subject, p)?;
+        }
+        let mut receipt = Receipt::new(subject.clone(), plan, started.elapsed());
+        receipt.pending_redaction = pseudonym;
+        return Ok(receipt);
     }
+    let pseudonym = pseudonym()?;
+    let redaction = pseudonym
+        .as_ref()
+        .map(|p| redact::pending_entry(subject, p));
     let tombstones: Vec<Tombstone> = plan
         .ranges
         .iter()
@@ -200,6 +294,9 @@ fn commit_as(store: &Store, subject: &BareJid, record: Ledger) -> Result<Receipt
         if let Some((k, v)) = &ledger_entry {
             tx.put_raw(Keyspace::Audit, k, v)?;
         }
+        if let Some((k, v)) = &redaction {
+            tx.put_raw(Keyspace::Sweep, k, v)?;
+        }
         Ok(())
     });
     if let Err(e) = committed {
@@ -216,6 +313,7 @@ fn commit_as(store: &Store, subject: &BareJid, record: Ledger) -> Result<Receipt
     }
     let mut receipt = Receipt::new(subject.clone(), plan, started.elapsed());
     receipt.pending_ranges = tombstones;
+    receipt.pending_redaction = pseudonym;
     Ok(receipt)
 }
 
@@ -291,6 +389,8 @@ fn queued(store: &Store) -> Result<(Vec<u64>, Vec<Tombstone>)> {
         let (key, value) = entry?;
         match keys::read_sweep_key(&key)? {
             keys::SweepKey::Archive(a) => archives.push(a),
+            // Run after the sweeps, by `finish_sweeps`.
+            keys::SweepKey::Redact(_) => {}
             keys::SweepKey::Range(ks, prefix) => {
                 let subject: String = crate::codec::decode(Keyspace::Sweep, &key, &value)?;
                 ranges.push(Tombstone {
@@ -304,9 +404,10 @@ fn queued(store: &Store) -> Result<(Vec<u64>, Vec<Tombstone>)> {
     Ok((archives, ranges))
 }
 
-/// Finishes every queued sweep (archives and tombstoned ranges); returns the rows deleted.
-/// Run by [`Store`] on open, so an erasure interrupted by a crash completes before the
-/// store is used again.
+/// Finishes every queued sweep (archives and tombstoned ranges), then every pending
+/// pseudonymisation ([`EraseOptions::redact_kept`]); returns the rows deleted. Run by
+/// [`Store`] on open, so an erasure interrupted by a crash completes before the store is
+/// used again.
 pub fn finish_sweeps(store: &Store) -> Result<u64> {
     let (archives, ranges) = queued(store)?;
     store.add_tombstones(&ranges);
@@ -317,6 +418,7 @@ pub fn finish_sweeps(store: &Store) -> Result<u64> {
     for t in &ranges {
         total += sweep_range(store, t)?.removed.values().sum::<u64>();
     }
+    redact::finish(store)?;
     Ok(total)
 }
 

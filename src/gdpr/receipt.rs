@@ -32,8 +32,14 @@ pub struct Receipt {
     pub sweep_error: Option<String>,
     /// A receipt of [`super::dry_run()`]: what the erasure would do; nothing was written.
     pub dry_run: bool,
+    /// With [`super::EraseOptions::redact_kept`]: the kept rows moved to the subject's
+    /// pseudonym (or, dry run, that would be), per table. They are then no longer in
+    /// [`Receipt::kept`]. Rows are empty when [`Receipt::sweep_error`] is set: the
+    /// pseudonymisation then resumes when the store is next opened.
+    pub pseudonymised: Option<super::Pseudonymised>,
     pub(crate) pending_sweeps: Vec<u64>,
     pub(crate) pending_ranges: Vec<Tombstone>,
+    pub(crate) pending_redaction: Option<super::Pseudonym>,
 }
 
 /// Data other users hold that names the subject; always true, so always said.
@@ -56,8 +62,34 @@ impl Receipt {
             sweep_time: Duration::ZERO,
             sweep_error: None,
             dry_run: false,
+            pseudonymised: None,
             pending_sweeps: plan.sweeps,
             pending_ranges: Vec::new(),
+            pending_redaction: None,
+        }
+    }
+
+    /// Once pseudonymised, the kept rows counted under the JID are none: drops those entries
+    /// (the receipt says the rows were pseudonymised instead).
+    pub(crate) fn drop_pseudonymised_kept(&mut self) {
+        if self.sweep_error.is_some() {
+            return;
+        }
+        if let Some(p) = &self.pseudonymised {
+            self.kept
+                .retain(|k| !(p.rows.contains_key(k.class) && k.rows.is_none_or(|n| n == 0)));
+        }
+    }
+
+    /// A dry run's [`Receipt::drop_pseudonymised_kept`]: the kept rows that would be
+    /// pseudonymised are all those of the pseudonymised tables.
+    pub(crate) fn drop_pseudonymised_kept_dry(&mut self) {
+        if let Some(p) = &self.pseudonymised {
+            let moved = |k: &Kept| {
+                p.rows.contains_key(k.class)
+                    && k.rows.is_none_or(|n| p.rows.get(k.class) == Some(&n))
+            };
+            self.kept.retain(|k| !moved(k));
         }
     }
 
@@ -103,6 +135,13 @@ impl fmt::Display for Receipt {
                 "Dry run, nothing written: erasing {} would give",
                 self.subject
             )?;
+        } else if self.total_removed() == 0 && self.pseudonymised.is_some() {
+            // Erased before: only the kept rows were left, now pseudonymised.
+            writeln!(
+                f,
+                "Nothing left to erase for {}; the rows kept about it were pseudonymised",
+                self.subject
+            )?;
         } else {
             writeln!(f, "Erased {}", self.subject)?;
         }
@@ -132,6 +171,25 @@ impl fmt::Display for Receipt {
             }
         }
         writeln!(f, "  {OTHERS_NOTE}")?;
+        if let Some(p) = &self.pseudonymised {
+            let done = if self.dry_run { "would be" } else { "were" };
+            match &p.pseudonym {
+                Some(name) => writeln!(
+                    f,
+                    "Pseudonymised (kept rows {done} moved from the subject's JID and nick to \
+                     {name}, nick {}, in every index):",
+                    name.nick()
+                )?,
+                None => writeln!(
+                    f,
+                    "Pseudonymised (kept rows {done} moved from the subject's JID and nick to \
+                     a pseudonym keyed by this store, in every index):"
+                )?,
+            }
+            for (class, n) in &p.rows {
+                writeln!(f, "  {class:<26} {n}")?;
+            }
+        }
         if self.dry_run {
             return write!(f, "Nothing was written (dry run)");
         }

@@ -64,6 +64,16 @@ impl Accounts<'_> {
                 reason: "an account needs a username".into(),
             });
         }
+        // Pseudonyms of erased subjects live there: an account would own their kept rows.
+        if jid.domain() == crate::gdpr::redact::PSEUDONYM_DOMAIN {
+            return Err(Error::InvalidJid {
+                input: jid.to_string(),
+                reason: format!(
+                    "{} is reserved for the pseudonyms of erased users",
+                    crate::gdpr::redact::PSEUDONYM_DOMAIN
+                ),
+            });
+        }
         let _w = self.store.writer()?;
         let account = StoredAccount {
             created_at,

@@ -169,6 +169,16 @@ impl Extension for Class {
         }
         Ok(())
     }
+    fn redact_kept(
+        &self,
+        store: &Store,
+        subject: &BareJid,
+        p: &crate::gdpr::Pseudonym,
+        count_only: Option<crate::ext::Gone<'_>>,
+    ) -> Result<Vec<(&'static str, u64)>> {
+        let n = super::redact::redact_messages(store, subject, p, count_only)?;
+        Ok(vec![("mam_muc", n)])
+    }
     fn count_kept(
         &self,
         store: &Store,

@@ -40,6 +40,7 @@ mod id;
 pub(crate) mod indexes;
 pub mod query;
 pub(crate) mod records;
+mod redact;
 mod room;
 mod stored;
 mod sweep;

@@ -7,6 +7,7 @@
 mod gdpr;
 mod items;
 mod nodes;
+mod redact;
 mod stored;
 mod subscriptions;
 mod types;
