@@ -28,6 +28,7 @@ pub mod pubsub;
 pub mod roster;
 pub mod scram;
 pub(crate) mod stored_enum;
+pub(crate) mod stored_time;
 pub mod vcard;
 
 /// One CSV file of an export: its name and header row.
