@@ -173,8 +173,20 @@ pub fn record(
     counts: &[(&str, u64)],
     outcome: Outcome,
 ) -> Result<()> {
+    record_at(store, Timestamp::now(), action, subject, counts, outcome)
+}
+
+/// [`record`] at a given time (the golden-byte tests pin an entry of a fixed time).
+pub(crate) fn record_at(
+    store: &Store,
+    time: Timestamp,
+    action: Action,
+    subject: Option<&BareJid>,
+    counts: &[(&str, u64)],
+    outcome: Outcome,
+) -> Result<()> {
     let entry = StoredEntry {
-        time: Timestamp::now().into(),
+        time: time.into(),
         action: action.into(),
         subject: subject.map(|s| subject_hash(store, s)).transpose()?,
         counts: counts.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
