@@ -35,28 +35,29 @@ impl Blocklist<'_> {
         }
         let _w = self.store.writer()?;
         self.store.require_account(owner)?;
-        let keys: Vec<Vec<u8>> = jids
-            .iter()
-            .map(|j| keys::owner_and(owner, j.as_str()))
-            .collect();
-        self.store.transaction(&[Keyspace::Blocklist], |tx| {
-            for key in &keys {
-                tx.mark(Keyspace::Blocklist, key)?;
-            }
-            Ok(())
-        })
+        self.set(owner, jids, true)
     }
 
     /// Unblocks every JID in `jids`, in one transaction; JIDs not blocked are ignored.
     pub fn unblock(&self, owner: &BareJid, jids: &[Jid]) -> Result<()> {
         let _w = self.store.remover();
+        self.set(owner, jids, false)
+    }
+
+    /// Marks (`blocked`) or removes the entries of `jids` in one transaction; the caller
+    /// holds the store's writer or remover guard.
+    fn set(&self, owner: &BareJid, jids: &[Jid], blocked: bool) -> Result<()> {
         let keys: Vec<Vec<u8>> = jids
             .iter()
             .map(|j| keys::owner_and(owner, j.as_str()))
             .collect();
         self.store.transaction(&[Keyspace::Blocklist], |tx| {
             for key in &keys {
-                tx.remove(Keyspace::Blocklist, key)?;
+                if blocked {
+                    tx.mark(Keyspace::Blocklist, key)?;
+                } else {
+                    tx.remove(Keyspace::Blocklist, key)?;
+                }
             }
             Ok(())
         })
