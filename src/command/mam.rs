@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use super::{Env, MamArchive, MamCommand, MamQuery};
-use crate::ext::mam::{Page, PageFrom, Query};
+use crate::ext::mam::{ArchivedMessage, ArchivedMucMessage, Page, PageFrom, Query};
 use crate::{BareJid, Jid, Timestamp};
 
 /// Whose archive a `mam` subcommand works on.
@@ -87,55 +87,47 @@ fn run_query(env: &Env<'_>, a: &MamQuery, out: &mut dyn Write) -> anyhow::Result
     let store = env.open(false)?;
     let mut text = String::new();
     let doc = match &target {
-        Archive::Room(room) => {
-            let page = store.muc().query(room, &q)?;
-            let rows = page.messages.iter().map(|m| Row {
-                id: &m.id,
-                timestamp: m.timestamp,
-                parties: [("sender", m.sender.to_string()), ("nick", m.nick.clone())],
-                stanza: &m.stanza,
-            });
-            render(&mut text, &page, rows)?
-        }
-        Archive::User(owner) => {
-            let page = store.mam().query(owner, &q)?;
-            let rows = page.messages.iter().map(|m| Row {
-                id: &m.id,
-                timestamp: m.timestamp,
-                parties: [("from", m.from.to_string()), ("to", m.to.to_string())],
-                stanza: &m.stanza,
-            });
-            render(&mut text, &page, rows)?
-        }
+        Archive::Room(room) => render(&mut text, &store.muc().query(room, &q)?)?,
+        Archive::User(owner) => render(&mut text, &store.mam().query(owner, &q)?)?,
     };
     env.emit(out, &doc, &text)?;
     Ok(0)
 }
 
-/// One message of a page as printed: the parties are (name, value), sender and nick in a
-/// room's archive, from and to in a user's.
-struct Row<'m> {
-    id: &'m str,
-    timestamp: Timestamp,
-    parties: [(&'static str, String); 2],
-    stanza: &'m str,
+/// One message of a page as printed: id, timestamp, the two parties as (name, value) and
+/// the stanza.
+struct Row<'m>(&'m str, Timestamp, [(&'static str, String); 2], &'m str);
+
+/// A message of either archive, as a page prints it.
+trait Printed {
+    fn row(&self) -> Row<'_>;
+}
+
+/// A room's message: the sender and the nick.
+impl Printed for ArchivedMucMessage {
+    fn row(&self) -> Row<'_> {
+        let parties = [
+            ("sender", self.sender.to_string()),
+            ("nick", self.nick.clone()),
+        ];
+        Row(&self.id, self.timestamp, parties, &self.stanza)
+    }
+}
+
+/// A user's message: from and to.
+impl Printed for ArchivedMessage {
+    fn row(&self) -> Row<'_> {
+        let parties = [("from", self.from.to_string()), ("to", self.to.to_string())];
+        Row(&self.id, self.timestamp, parties, &self.stanza)
+    }
 }
 
 /// A page as text (one tab-separated line per message: id, timestamp, both parties,
 /// stanza; then the footer) and as JSON (the same fields by name, the stanza as stored).
-fn render<'m, M>(
-    text: &mut String,
-    page: &Page<M>,
-    rows: impl Iterator<Item = Row<'m>>,
-) -> anyhow::Result<Value> {
+fn render<M: Printed>(text: &mut String, page: &Page<M>) -> anyhow::Result<Value> {
     let mut messages = Vec::new();
-    for Row {
-        id,
-        timestamp,
-        parties: [(k1, v1), (k2, v2)],
-        stanza,
-    } in rows
-    {
+    for m in &page.messages {
+        let Row(id, timestamp, [(k1, v1), (k2, v2)], stanza) = m.row();
         writeln!(text, "{id}\t{timestamp}\t{v1}\t{v2}\t{}", one_line(stanza))?;
         let mut doc = serde_json::Map::new();
         doc.insert("id".into(), id.into());
