@@ -1,7 +1,7 @@
 //! Blocking command (XEP-0191): blocked JIDs.
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape};
 use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
@@ -110,7 +110,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::range("blocklist", Keyspace::Blocklist, TABLES);
+    const SHAPE: Shape = Shape::new("blocklist", Keyspace::Blocklist, TABLES, Held::Range);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         blocked_of(key)?;
         crate::codec::decode::<()>(Keyspace::Blocklist, key, value)

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape};
 use crate::ext::stored_time::StoredTimestamp;
 use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
@@ -211,7 +211,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::range("inbox", Keyspace::Inbox, TABLES);
+    const SHAPE: Shape = Shape::new("inbox", Keyspace::Inbox, TABLES, Held::Range);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         remote_of(key)?;
         crate::codec::decode::<Stored>(Keyspace::Inbox, key, value).map(|_| ())

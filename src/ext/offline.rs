@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape};
 use crate::ext::stored_time::StoredTimestamp;
 use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
@@ -216,7 +216,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::range("offline", Keyspace::Offline, TABLES);
+    const SHAPE: Shape = Shape::new("offline", Keyspace::Offline, TABLES, Held::Range);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         let mut r = keys::KeyReader::new(Keyspace::Offline, key);
         r.part()?;
