@@ -14,8 +14,11 @@ use crate::jid::BareJid;
 use crate::keys::Keyspace;
 use crate::store::Store;
 
+pub(crate) use caches::Caches;
+
 pub mod accounts;
 pub mod blocklist;
+mod caches;
 pub mod generic;
 pub mod inbox;
 pub mod last;
