@@ -13,8 +13,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::ext::mam::cache::ArchiveTails;
 use crate::keys::Keyspace;
-use crate::store::ArchiveTails;
 
 /// Stripes of per-archive locks (archives hash onto them).
 const STRIPES: usize = 64;

@@ -622,6 +622,63 @@ fn generic() {
     );
 }
 
+/// The `audit` keyspace: the hash key, log entries as [`crate::gdpr::audit::record`] writes
+/// them (at a fixed time; one with a subject, one without) and an erasure-ledger entry as an
+/// erasure's commit writes it ([`crate::gdpr::ledger`]). The hash key is set to a fixed value
+/// first, so the subject's keyed hash in both is a known one.
+#[test]
+fn audit_log_and_ledger() {
+    use crate::gdpr::audit::{self, Action, Outcome};
+    use crate::gdpr::ledger;
+    let store = store_with_alice();
+    let alice = j("alice@x");
+    store
+        .put(Keyspace::Audit, keys::AUDIT_SECRET, &vec![0x5a_u8; 32])
+        .unwrap();
+    let counts = [("removed", 3), ("kept", 1)];
+    audit::record_at(&store, T, Action::Erase, Some(&alice), &counts, Outcome::Ok).unwrap();
+    audit::record_at(&store, T, Action::Expire, None, &[], Outcome::Failed).unwrap();
+    check(
+        &store,
+        &[Keyspace::Audit],
+        &[
+            (
+                "audit 650000000000000001",
+                concat!(
+                    "01fd00008d49fd1a07000101403662656538643430623962613935376636663661353166",
+                    "306430653534626535336139363066386134353638633331376530373662396333636537",
+                    "343731363202046b657074010772656d6f766564030095e3087c",
+                ),
+            ),
+            (
+                "audit 650000000000000002",
+                "01fd00008d49fd1a070004000002ab659269",
+            ),
+            (
+                "audit 6b",
+                concat!(
+                    "01205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+                    "8527b8b7",
+                ),
+            ),
+        ],
+    );
+    let (key, value) = ledger::entry(&store, &alice, T).unwrap();
+    ledger::verify_entry(&key, &value).unwrap();
+    pinned(
+        "erasure ledger entry",
+        &[(hex(&key), hex(&value))],
+        &[(
+            concat!(
+                "6c3662656538643430623962613935376636663661353166306430653534626535",
+                "33613936306638613435363863333137653037366239633363653734373136",
+                "32",
+            ),
+            "01fd00008d49fd1a0700b6c064a0",
+        )],
+    );
+}
+
 /// What an erasure's commit leaves in `sweep` until the sweep runs: a marker for each 1-1
 /// archive, and a range tombstone (keyspace and prefix in the key, the subject in the value)
 /// for each range it deletes later.

@@ -90,21 +90,15 @@ pub fn populate(store: &Store, start: Timestamp) -> Result<Sample> {
         groups: vec!["Friends".into(), "Work, mostly".into()],
         askmessage: None,
     };
-    store
-        .roster()
-        .set(&alice, &item(&bob, "Bob", Subscription::Both, Ask::None))?;
-    store
-        .roster()
-        .set(&bob, &item(&alice, "Alice", Subscription::Both, Ask::None))?;
-    store
-        .roster()
-        .set(&alice, &item(&kate, "Kate", Subscription::None, Ask::Out))?;
-    store
-        .roster()
-        .set(&kate, &item(&alice, "alice", Subscription::None, Ask::In))?;
-    store
-        .roster()
-        .set(&alice, &item(&carol, "Carol", Subscription::To, Ask::None))?;
+    for (owner, contact, name, sub, ask) in [
+        (&alice, &bob, "Bob", Subscription::Both, Ask::None),
+        (&bob, &alice, "Alice", Subscription::Both, Ask::None),
+        (&alice, &kate, "Kate", Subscription::None, Ask::Out),
+        (&kate, &alice, "alice", Subscription::None, Ask::In),
+        (&alice, &carol, "Carol", Subscription::To, Ask::None),
+    ] {
+        store.roster().set(owner, &item(contact, name, sub, ask))?;
+    }
 
     store.vcard().set(
         &alice,

@@ -3,7 +3,6 @@
 //! deleting until they are swept.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -22,39 +21,6 @@ use crate::error::{Error, Result};
 use crate::ext;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
-
-/// Archive ids cached at most (one small entry per account appending).
-const ARCHIVE_ID_CACHE: usize = 100_000;
-
-/// The archive time of the newest message of each archive appended to since open (`None`:
-/// empty), keyed by records keyspace and record-key prefix. Only archive appends and removals
-/// (under [`Store::archive_appender`] or [`Store::archive_appender_for`]) read or change it.
-#[derive(Default)]
-pub(crate) struct ArchiveTails(HashMap<(Keyspace, Vec<u8>), Option<i64>>);
-
-impl ArchiveTails {
-    /// The cached newest archive time of an archive, if cached.
-    #[expect(
-        clippy::option_option,
-        reason = "not cached / cached as empty / cached time"
-    )]
-    pub(crate) fn get(&self, ks: Keyspace, prefix: &[u8]) -> Option<Option<i64>> {
-        self.0.get(&(ks, prefix.to_vec())).copied()
-    }
-
-    /// Records the newest archive time of an archive after a write.
-    pub(crate) fn set(&mut self, ks: Keyspace, prefix: Vec<u8>, at: Option<i64>) {
-        if self.0.len() >= ARCHIVE_ID_CACHE {
-            self.0.clear();
-        }
-        self.0.insert((ks, prefix), at);
-    }
-
-    /// Forgets an archive (after a removal of one of its messages).
-    pub(crate) fn forget(&mut self, ks: Keyspace, prefix: &[u8]) {
-        self.0.remove(&(ks, prefix.to_vec()));
-    }
-}
 
 /// A range of a keyspace that an erasure committed to deleting: every key of `ks` starting
 /// with `prefix`. Until the sweep after the commit has deleted the range, reads treat it as
@@ -148,11 +114,8 @@ struct Inner {
     /// [`crate::appenders`]). Holds the archive time of the newest message of each archive
     /// appended to since open.
     appenders: crate::appenders::Appenders,
-    /// Archive id of each account an archive append has looked up, so that appends do not
-    /// decode the account (its SCRAM verifiers) every time. Filled only by holders of
-    /// [`Store::writer`] and emptied by [`Store::eraser`], so an erased account's archive id
-    /// never outlives the erasure.
-    archive_ids: Mutex<HashMap<BareJid, u64>>,
+    /// The extensions' caches, emptied of what an erasure makes stale by [`Store::eraser`].
+    caches: ext::Caches,
     path: PathBuf,
     /// No directory of its own: a [`Config::temporary`] store (`path` is the system temp
     /// directory) or one on PostgreSQL (`path` is the URL without its password).
@@ -245,7 +208,7 @@ impl Store {
                 engine,
                 erase_lock: RwLock::new(()),
                 appenders: crate::appenders::Appenders::default(),
-                archive_ids: Mutex::new(HashMap::new()),
+                caches: ext::Caches::default(),
                 tombstones: RwLock::new(Vec::new()),
                 pending: std::sync::atomic::AtomicUsize::new(0),
                 sweep_lock: Mutex::new(()),
@@ -410,8 +373,9 @@ impl Store {
         self.inner.appenders.one(archive)
     }
 
-    /// Held by an erasure from key collection to commit. Forgets every cached archive id:
-    /// no writer runs while this is held, so none can be cached again before the commit. On
+    /// Held by an erasure from key collection to commit. Empties the extensions' caches of
+    /// what it may make stale: no writer runs while this is held, so nothing can be cached
+    /// again before the commit. On
     /// an engine several processes share, it also holds the cross-process erase lock
     /// (exclusive).
     pub(crate) fn eraser(&self) -> Result<EraserGuard<'_>> {
@@ -420,7 +384,7 @@ impl Store {
             .erase_lock
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        self.archive_ids().clear();
+        self.inner.caches.forget_erased();
         let across = self.inner.engine.erase_lock(true)?;
         Ok(EraserGuard {
             _across: across,
@@ -428,31 +392,16 @@ impl Store {
         })
     }
 
-    fn archive_ids(&self) -> MutexGuard<'_, HashMap<BareJid, u64>> {
-        self.inner
-            .archive_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The extensions' caches (see [`ext::Caches`]).
+    pub(crate) fn caches(&self) -> &ext::Caches {
+        &self.inner.caches
     }
 
-    /// The archive id of `owner`'s account, or [`Error::NoAccount`]. Call with
-    /// [`Store::writer`] held (the cache relies on it).
-    pub(crate) fn require_archive(&self, owner: &BareJid) -> Result<u64> {
-        // Another process's erasure does not empty this process's cache: no cache then.
-        if self.inner.engine.shared_by_processes() {
-            return Ok(self.require_account(owner)?.archive);
-        }
-        if let Some(id) = self.archive_ids().get(owner) {
-            return Ok(*id);
-        }
-        let id = self.require_account(owner)?.archive;
-        let mut ids = self.archive_ids();
-        // A bound on memory for servers with many accounts: start over.
-        if ids.len() >= ARCHIVE_ID_CACHE {
-            ids.clear();
-        }
-        ids.insert(owner.clone(), id);
-        Ok(id)
+    /// Whether other processes may use the store at the same time (see
+    /// [`backend::Engine::shared_by_processes`]): then no process may cache what another's
+    /// erasure could make stale.
+    pub(crate) fn shared_by_processes(&self) -> bool {
+        self.inner.engine.shared_by_processes()
     }
 
     /// Reads and decodes one value.

@@ -312,17 +312,6 @@ fn socket_is_owner_only_and_a_stale_one_is_ignored_then_replaced() {
     assert!(!data.join("admin.sock").exists());
 }
 
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Run as another user by `other_users_are_refused`: tries the socket named in
 /// `JIDSTORE_TEST_ADMIN_DIR` and prints whether it was answered.
 #[test]

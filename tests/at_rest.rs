@@ -27,18 +27,9 @@ use crate::util::*;
 fn run_umask0(data: &Path, args: &[&str]) -> Run {
     let mut script = String::from("umask 000; exec \"$0\" \"$@\"");
     script.push('\n');
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_jidstore"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("JIDSTORE_DATA_DIR")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    Run::from(out)
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_jidstore"));
+    jidstore_through(sh, data, args)
 }
 
 /// Every path under `root` (itself included) with its mode, symlinks not followed.

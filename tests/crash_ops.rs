@@ -123,6 +123,29 @@ fn kill_and_read_durable(
         .unwrap_or(0))
 }
 
+/// Starts this binary as a child appender (`mode`: `--child-ingest` or `--child-live`) on
+/// `dir` with `args`, and waits for its `ready` line; it then prints `durable <n>` lines.
+fn spawn_appender(
+    mode: &str,
+    dir: &Path,
+    args: &[String],
+) -> Res<(Child, BufReader<std::process::ChildStdout>)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg(mode)
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut reader = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.trim() != "ready" {
+        return Err(format!("child said {line:?}").into());
+    }
+    Ok((child, reader))
+}
+
 fn random_delay(window: Duration) -> Duration {
     let micros = u64::try_from(rand_below(window.as_micros())).unwrap_or(0);
     Duration::from_micros(micros)
@@ -192,21 +215,11 @@ fn child_ingest(dir: &Path, total: usize, seed: u64) -> Res {
 
 fn spawn_ingest(dir: &Path, total: usize) -> Res<(Child, BufReader<std::process::ChildStdout>)> {
     let seed = u64::try_from(rand_below(u128::from(u64::MAX)))?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--child-ingest")
-        .arg(dir)
-        .arg(total.to_string())
-        .arg(seed.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut reader = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    if line.trim() != "ready" {
-        return Err(format!("child said {line:?}").into());
-    }
-    Ok((child, reader))
+    spawn_appender(
+        "--child-ingest",
+        dir,
+        &[total.to_string(), seed.to_string()],
+    )
 }
 
 /// Checks the archive after a kill; returns how many messages it holds.
@@ -386,20 +399,7 @@ fn check_live(dir: &Path, durable: usize) -> Res<usize> {
 }
 
 fn spawn_live(dir: &Path, total: usize) -> Res<(Child, BufReader<std::process::ChildStdout>)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--child-live")
-        .arg(dir)
-        .arg(total.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut reader = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    if line.trim() != "ready" {
-        return Err(format!("child said {line:?}").into());
-    }
-    Ok((child, reader))
+    spawn_appender("--child-live", dir, &[total.to_string()])
 }
 
 fn scenario_live(tmp: &Path) -> Res {

@@ -438,18 +438,23 @@ fn rsm_walk_both_ways() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn unknown_ids_and_owners() -> TestResult {
-    let (_dir, store) = store();
-    let alice = user(&store, "alice@x");
-    let bob = user(&store, "bob@x");
-    let msg = PmMessage::new(
+/// One message from bob@x/a to alice@x, as alice archives it.
+fn bob_to_alice() -> PmMessage {
+    PmMessage::new(
         Timestamp::from_secs(1),
         full("bob@x/a"),
         full("alice@x"),
         Direction::Incoming,
         "<message/>",
-    );
+    )
+}
+
+#[test]
+fn unknown_ids_and_owners() -> TestResult {
+    let (_dir, store) = store();
+    let alice = user(&store, "alice@x");
+    let bob = user(&store, "bob@x");
+    let msg = bob_to_alice();
     let bobs = store.mam().append(&bob, &msg)?;
     store.mam().append(&alice, &msg)?;
     for q in [
@@ -711,13 +716,7 @@ fn cli_mam_query() -> TestResult {
 fn format_1_store_is_upgraded_and_newer_refused() -> TestResult {
     let (dir, store) = store();
     let alice = user(&store, "alice@x");
-    let msg = PmMessage::new(
-        Timestamp::from_secs(1),
-        full("bob@x/a"),
-        full("alice@x"),
-        Direction::Incoming,
-        "<message/>",
-    );
+    let msg = bob_to_alice();
     let id = store.mam().append(&alice, &msg)?;
     let meta = store.raw_tree(jidstore::__internal::keys::Keyspace::Meta);
     meta.insert(jidstore::__internal::keys::META_FORMAT, 1u64.to_be_bytes())?;

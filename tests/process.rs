@@ -5,7 +5,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use crate::util::{jidstore, unpack};
+use crate::util::{jidstore, running_as_root, unpack};
 
 // See issue 13, item 8: sled's panic message printed before the one-line error.
 #[test]
@@ -362,10 +362,6 @@ fn a_signal_during_backup_removes_the_partial_copy() {
     assert_eq!(stop(child, rustix::process::Signal::INT), Some(130));
     assert_eq!(names(dir.path()), vec!["data".to_owned()]);
     assert_eq!(jidstore(&data, &["verify"]).code, 0);
-}
-
-fn running_as_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 const NOBODY: u32 = 65534;

@@ -88,9 +88,28 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Whether the tests run with an effective user id of 0 (root).
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 /// Runs the `jidstore` binary with `--data-dir <data>` and the given arguments.
 pub fn jidstore(data: &std::path::Path, args: &[&str]) -> Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
+    jidstore_through(
+        std::process::Command::new(env!("CARGO_BIN_EXE_jidstore")),
+        data,
+        args,
+    )
+}
+
+/// Runs `cmd` (the `jidstore` binary, or a wrapper that runs it with what follows) with
+/// `--data-dir <data>` and the given arguments, no `$JIDSTORE_DATA_DIR` and an empty stdin.
+pub fn jidstore_through(
+    mut cmd: std::process::Command,
+    data: &std::path::Path,
+    args: &[&str],
+) -> Run {
+    let out = cmd
         .arg("--data-dir")
         .arg(data)
         .args(args)

@@ -318,18 +318,28 @@ pub enum MamCommand {
     Delete(MamDelete),
 }
 
-/// Arguments of `jidstore mam delete`.
+/// The archive a `mam` subcommand works on: a user's (`<username> <domain>`) or, with
+/// `--room`, a room's. Parsing makes the two exclusive and one of them required.
 #[derive(clap::Args, Debug)]
-pub struct MamDelete {
+pub struct MamArchive {
     /// The username (localpart); not with --room.
     #[arg(required_unless_present = "room", conflicts_with = "room")]
     pub username: Option<String>,
     /// The domain; not with --room.
     #[arg(required_unless_present = "room", conflicts_with = "room")]
     pub domain: Option<String>,
-    /// Delete from this room's archive instead of a user's.
+    /// Query this room's archive instead of a user's.
     #[arg(long, value_name = "ROOM_JID")]
     pub room: Option<String>,
+}
+
+/// Arguments of `jidstore mam delete`.
+#[derive(clap::Args, Debug)]
+#[command(mut_arg("room", |a| a.help("Delete from this room's archive instead of a user's")))]
+pub struct MamDelete {
+    /// Whose archive.
+    #[command(flatten)]
+    pub archive: MamArchive,
     /// The archive id of the one message to delete.
     #[arg(long, value_name = "ID", conflicts_with_all = ["before", "all"])]
     pub id: Option<String>,
@@ -347,15 +357,9 @@ pub struct MamDelete {
 /// Arguments of `jidstore mam query`.
 #[derive(clap::Args, Debug)]
 pub struct MamQuery {
-    /// The username (localpart); not with --room.
-    #[arg(required_unless_present = "room", conflicts_with = "room")]
-    pub username: Option<String>,
-    /// The domain; not with --room.
-    #[arg(required_unless_present = "room", conflicts_with = "room")]
-    pub domain: Option<String>,
-    /// Query this room's archive instead of a user's.
-    #[arg(long, value_name = "ROOM_JID")]
-    pub room: Option<String>,
+    /// Whose archive.
+    #[command(flatten)]
+    pub archive: MamArchive,
     /// Only messages with this JID (bare: any resource; full: exactly).
     #[arg(long, value_name = "JID")]
     pub with: Option<String>,

@@ -5,9 +5,24 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::{Env, MamCommand, MamQuery};
-use crate::ext::mam::{Page, PageFrom, Query};
-use crate::{BareJid, Jid};
+use super::{Env, MamArchive, MamCommand, MamQuery};
+use crate::ext::mam::{ArchivedMessage, ArchivedMucMessage, Page, PageFrom, Query};
+use crate::{BareJid, Jid, Timestamp};
+
+/// Whose archive a `mam` subcommand works on.
+pub(super) enum Archive {
+    User(BareJid),
+    Room(BareJid),
+}
+
+/// Converts the low args into the [`Archive`] they name.
+pub(super) fn archive(a: &MamArchive) -> anyhow::Result<Archive> {
+    Ok(match (&a.room, &a.username, &a.domain) {
+        (Some(room), _, _) => Archive::Room(BareJid::parse(room)?),
+        (None, Some(user), Some(domain)) => Archive::User(BareJid::from_parts(user, domain)?),
+        _ => anyhow::bail!("name a user (<username> <domain>) or a room (--room)"),
+    })
+}
 
 /// Converts the low args into a library [`Query`].
 fn query(a: &MamQuery) -> anyhow::Result<Query> {
@@ -66,65 +81,62 @@ pub(super) fn run(env: &Env<'_>, command: MamCommand, out: &mut dyn Write) -> an
 }
 
 fn run_query(env: &Env<'_>, a: &MamQuery, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let q = query(a)?;
     // Every argument is checked before the store is opened.
-    let room = a.room.as_deref().map(BareJid::parse).transpose()?;
-    let owner = match (&a.username, &a.domain) {
-        (Some(user), Some(domain)) => Some(BareJid::from_parts(user, domain)?),
-        _ => None,
-    };
+    let q = query(a)?;
+    let target = archive(&a.archive)?;
     let store = env.open(false)?;
     let mut text = String::new();
-    let doc = if let Some(room) = &room {
-        let page = store.muc().query(room, &q)?;
-        let mut messages = Vec::new();
-        for m in &page.messages {
-            writeln!(
-                text,
-                "{}\t{}\t{}\t{}\t{}",
-                m.id,
-                m.timestamp,
-                m.sender,
-                m.nick,
-                one_line(&m.stanza)
-            )?;
-            messages.push(json!({
-                "id": m.id,
-                "timestamp": m.timestamp.to_string(),
-                "sender": m.sender.to_string(),
-                "nick": m.nick,
-                "stanza": m.stanza,
-            }));
-        }
-        footer(&mut text, &page)?;
-        page_json(&page, &messages)
-    } else {
-        let Some(owner) = owner else {
-            anyhow::bail!("a username and a domain, or --room, are required");
-        };
-        let page = store.mam().query(&owner, &q)?;
-        let mut messages = Vec::new();
-        for m in &page.messages {
-            writeln!(
-                text,
-                "{}\t{}\t{}\t{}\t{}",
-                m.id,
-                m.timestamp,
-                m.from,
-                m.to,
-                one_line(&m.stanza)
-            )?;
-            messages.push(json!({
-                "id": m.id,
-                "timestamp": m.timestamp.to_string(),
-                "from": m.from.to_string(),
-                "to": m.to.to_string(),
-                "stanza": m.stanza,
-            }));
-        }
-        footer(&mut text, &page)?;
-        page_json(&page, &messages)
+    let doc = match &target {
+        Archive::Room(room) => render(&mut text, &store.muc().query(room, &q)?)?,
+        Archive::User(owner) => render(&mut text, &store.mam().query(owner, &q)?)?,
     };
     env.emit(out, &doc, &text)?;
     Ok(0)
+}
+
+/// One message of a page as printed: id, timestamp, the two parties as (name, value) and
+/// the stanza.
+struct Row<'m>(&'m str, Timestamp, [(&'static str, String); 2], &'m str);
+
+/// A message of either archive, as a page prints it.
+trait Printed {
+    fn row(&self) -> Row<'_>;
+}
+
+/// A room's message: the sender and the nick.
+impl Printed for ArchivedMucMessage {
+    fn row(&self) -> Row<'_> {
+        let parties = [
+            ("sender", self.sender.to_string()),
+            ("nick", self.nick.clone()),
+        ];
+        Row(&self.id, self.timestamp, parties, &self.stanza)
+    }
+}
+
+/// A user's message: from and to.
+impl Printed for ArchivedMessage {
+    fn row(&self) -> Row<'_> {
+        let parties = [("from", self.from.to_string()), ("to", self.to.to_string())];
+        Row(&self.id, self.timestamp, parties, &self.stanza)
+    }
+}
+
+/// A page as text (one tab-separated line per message: id, timestamp, both parties,
+/// stanza; then the footer) and as JSON (the same fields by name, the stanza as stored).
+fn render<M: Printed>(text: &mut String, page: &Page<M>) -> anyhow::Result<Value> {
+    let mut messages = Vec::new();
+    for m in &page.messages {
+        let Row(id, timestamp, [(k1, v1), (k2, v2)], stanza) = m.row();
+        writeln!(text, "{id}\t{timestamp}\t{v1}\t{v2}\t{}", one_line(stanza))?;
+        let mut doc = serde_json::Map::new();
+        doc.insert("id".into(), id.into());
+        doc.insert("timestamp".into(), timestamp.to_string().into());
+        doc.insert(k1.into(), v1.into());
+        doc.insert(k2.into(), v2.into());
+        doc.insert("stanza".into(), stanza.into());
+        messages.push(Value::Object(doc));
+    }
+    footer(text, page)?;
+    Ok(page_json(page, &messages))
 }

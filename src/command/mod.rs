@@ -27,7 +27,7 @@ mod toolbox;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use args::{Args, BadTimestampsArg, Command, MamCommand, MamDelete, MamQuery};
+pub use args::{Args, BadTimestampsArg, Command, MamArchive, MamCommand, MamDelete, MamQuery};
 
 use crate::{Config, Error, Store};
 

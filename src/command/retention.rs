@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde_json::json;
 
+use super::mam::{Archive, archive};
 use super::{Env, MamDelete};
 use crate::ext::mam::Trim;
 use crate::gdpr::audit::{self, Action, Outcome};
@@ -94,11 +95,7 @@ pub(super) fn expire(
 /// audit log under the account's or room's keyed hash.
 pub(super) fn delete(env: &Env<'_>, d: &MamDelete, out: &mut dyn Write) -> anyhow::Result<u8> {
     // Every argument is checked before the store is opened.
-    let target = match (&d.room, &d.username, &d.domain) {
-        (Some(room), _, _) => Archive::Room(BareJid::parse(room)?),
-        (None, Some(user), Some(domain)) => Archive::User(BareJid::from_parts(user, domain)?),
-        _ => anyhow::bail!("name a user (<username> <domain>) or a room (--room)"),
-    };
+    let target = archive(&d.archive)?;
     let trim = match (&d.id, d.before) {
         (Some(_), _) => None,
         (None, Some(t)) => Some(Trim::before(t)),
@@ -156,12 +153,6 @@ pub(super) fn delete(env: &Env<'_>, d: &MamDelete, out: &mut dyn Write) -> anyho
         &format!("{verb} {n} archived messages of {jid}\n"),
     )?;
     Ok(0)
-}
-
-/// Whose archive `mam delete` deletes from.
-enum Archive {
-    User(BareJid),
-    Room(BareJid),
 }
 
 /// One message by id: 1 when it is there (and, unless a dry run, was removed), else the

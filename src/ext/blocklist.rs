@@ -1,7 +1,7 @@
 //! Blocking command (XEP-0191): blocked JIDs.
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape};
 use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
@@ -35,28 +35,29 @@ impl Blocklist<'_> {
         }
         let _w = self.store.writer()?;
         self.store.require_account(owner)?;
-        let keys: Vec<Vec<u8>> = jids
-            .iter()
-            .map(|j| keys::owner_and(owner, j.as_str()))
-            .collect();
-        self.store.transaction(&[Keyspace::Blocklist], |tx| {
-            for key in &keys {
-                tx.mark(Keyspace::Blocklist, key)?;
-            }
-            Ok(())
-        })
+        self.set(owner, jids, true)
     }
 
     /// Unblocks every JID in `jids`, in one transaction; JIDs not blocked are ignored.
     pub fn unblock(&self, owner: &BareJid, jids: &[Jid]) -> Result<()> {
         let _w = self.store.remover();
+        self.set(owner, jids, false)
+    }
+
+    /// Marks (`blocked`) or removes the entries of `jids` in one transaction; the caller
+    /// holds the store's writer or remover guard.
+    fn set(&self, owner: &BareJid, jids: &[Jid], blocked: bool) -> Result<()> {
         let keys: Vec<Vec<u8>> = jids
             .iter()
             .map(|j| keys::owner_and(owner, j.as_str()))
             .collect();
         self.store.transaction(&[Keyspace::Blocklist], |tx| {
             for key in &keys {
-                tx.remove(Keyspace::Blocklist, key)?;
+                if blocked {
+                    tx.mark(Keyspace::Blocklist, key)?;
+                } else {
+                    tx.remove(Keyspace::Blocklist, key)?;
+                }
             }
             Ok(())
         })
@@ -109,7 +110,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::range("blocklist", Keyspace::Blocklist, TABLES);
+    const SHAPE: Shape = Shape::new("blocklist", Keyspace::Blocklist, TABLES, Held::Range);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         blocked_of(key)?;
         crate::codec::decode::<()>(Keyspace::Blocklist, key, value)

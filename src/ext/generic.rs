@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ext::stored_time::StoredTimestamp;
 use crate::ext::{Emit, Extension, RemovalPlan, Swept, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -29,7 +30,7 @@ struct StoredValue {
 #[derive(Serialize, Deserialize)]
 struct StoredItem {
     id: String,
-    when: Timestamp,
+    when: StoredTimestamp,
     with: Option<String>,
     value: String,
 }
@@ -223,7 +224,7 @@ impl Generic<'_> {
             &key,
             &StoredItem {
                 id: id.clone(),
-                when,
+                when: when.into(),
                 with: with.map(str::to_owned),
                 value: value.to_owned(),
             },
@@ -242,7 +243,7 @@ impl Generic<'_> {
                     key,
                     Item {
                         id: s.id,
-                        when: s.when,
+                        when: s.when.into(),
                         with: s.with,
                         value: s.value,
                     },
@@ -394,7 +395,7 @@ impl Extension for Class {
                 emit(vec![
                     name,
                     s.id,
-                    s.when.to_rfc3339(),
+                    Timestamp::from(s.when).to_rfc3339(),
                     s.with.unwrap_or_default(),
                     s.value,
                 ])?;

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape};
+use crate::ext::stored_time::StoredTimestamp;
 use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -39,9 +40,9 @@ struct Stored {
     content: String,
     msg_id: Option<String>,
     unread: u64,
-    timestamp: Timestamp,
+    timestamp: StoredTimestamp,
     mailbox: String,
-    muted_until: Option<Timestamp>,
+    muted_until: Option<StoredTimestamp>,
 }
 
 impl Stored {
@@ -51,9 +52,9 @@ impl Stored {
             content: self.content,
             msg_id: self.msg_id,
             unread: self.unread,
-            timestamp: self.timestamp,
+            timestamp: self.timestamp.into(),
             mailbox: self.mailbox,
-            muted_until: self.muted_until,
+            muted_until: self.muted_until.map(Into::into),
         }
     }
 }
@@ -106,7 +107,7 @@ impl Inbox<'_> {
                 content: stanza.to_owned(),
                 msg_id: msg_id.map(str::to_owned),
                 unread,
-                timestamp,
+                timestamp: timestamp.into(),
                 mailbox: old
                     .as_ref()
                     .map_or_else(|| DEFAULT_BOX.to_owned(), |o| o.mailbox.clone()),
@@ -158,7 +159,7 @@ impl Inbox<'_> {
         remote: &BareJid,
         until: Option<Timestamp>,
     ) -> Result<bool> {
-        self.update(owner, remote, |s| s.muted_until = until)
+        self.update(owner, remote, |s| s.muted_until = until.map(Into::into))
     }
 
     /// Removes the conversation; returns whether there was one.
@@ -210,7 +211,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::range("inbox", Keyspace::Inbox, TABLES);
+    const SHAPE: Shape = Shape::new("inbox", Keyspace::Inbox, TABLES, Held::Range);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         remote_of(key)?;
         crate::codec::decode::<Stored>(Keyspace::Inbox, key, value).map(|_| ())
@@ -222,9 +223,11 @@ impl OwnerKeyed for Class {
                 remote_of(&key)?.to_string(),
                 s.content,
                 s.unread.to_string(),
-                s.timestamp.to_rfc3339(),
+                Timestamp::from(s.timestamp).to_rfc3339(),
                 s.mailbox,
-                s.muted_until.map(Timestamp::to_rfc3339).unwrap_or_default(),
+                s.muted_until
+                    .map(|t| Timestamp::from(t).to_rfc3339())
+                    .unwrap_or_default(),
             ])?;
         }
         Ok(())

@@ -14,8 +14,11 @@ use crate::jid::BareJid;
 use crate::keys::Keyspace;
 use crate::store::Store;
 
+pub(crate) use caches::Caches;
+
 pub mod accounts;
 pub mod blocklist;
+mod caches;
 pub mod generic;
 pub mod inbox;
 pub mod last;
@@ -28,6 +31,7 @@ pub mod pubsub;
 pub mod roster;
 pub mod scram;
 pub(crate) mod stored_enum;
+pub(crate) mod stored_time;
 pub mod vcard;
 
 /// One CSV file of an export: its name and header row.

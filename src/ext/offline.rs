@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape};
+use crate::ext::stored_time::StoredTimestamp;
 use crate::ext::{Emit, Table};
 use crate::jid::{BareJid, Jid};
 use crate::keys::{self, Keyspace};
@@ -53,8 +54,8 @@ impl OfflineMessage {
 struct Stored {
     from: String,
     to: String,
-    timestamp: Timestamp,
-    expires: Option<Timestamp>,
+    timestamp: StoredTimestamp,
+    expires: Option<StoredTimestamp>,
     stanza: String,
 }
 
@@ -63,8 +64,8 @@ impl Stored {
         OfflineMessage {
             from: Jid::from_stored(self.from),
             to: Jid::from_stored(self.to),
-            timestamp: self.timestamp,
-            expires: self.expires,
+            timestamp: self.timestamp.into(),
+            expires: self.expires.map(Into::into),
             stanza: self.stanza,
         }
     }
@@ -95,8 +96,8 @@ impl Offline<'_> {
             &Stored {
                 from: message.from.as_str().to_owned(),
                 to: message.to.as_str().to_owned(),
-                timestamp: message.timestamp,
-                expires: message.expires,
+                timestamp: message.timestamp.into(),
+                expires: message.expires.map(Into::into),
                 stanza: message.stanza.clone(),
             },
         )
@@ -181,7 +182,7 @@ impl Offline<'_> {
             .scan::<Stored>(Keyspace::Offline, &keys::owner(owner))
         {
             let (key, s) = entry?;
-            if s.timestamp < before {
+            if Timestamp::from(s.timestamp) < before {
                 keys.push(key.to_vec());
             }
         }
@@ -196,7 +197,8 @@ impl Offline<'_> {
         for entry in self.store.scan::<Stored>(Keyspace::Offline, &[]) {
             let (key, s) = entry?;
             // Keys are never reused (sequence ids), so a key still present is this message.
-            if s.expires.is_some_and(|e| e <= now) && tree.remove(&key)?.is_some() {
+            if s.expires.is_some_and(|e| Timestamp::from(e) <= now) && tree.remove(&key)?.is_some()
+            {
                 n += 1;
             }
         }
@@ -214,7 +216,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::range("offline", Keyspace::Offline, TABLES);
+    const SHAPE: Shape = Shape::new("offline", Keyspace::Offline, TABLES, Held::Range);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         let mut r = keys::KeyReader::new(Keyspace::Offline, key);
         r.part()?;
@@ -226,11 +228,13 @@ impl OwnerKeyed for Class {
         for entry in store.scan::<Stored>(Keyspace::Offline, &keys::owner(subject)) {
             let s = entry?.1;
             emit(vec![
-                s.timestamp.to_rfc3339(),
+                Timestamp::from(s.timestamp).to_rfc3339(),
                 s.from,
                 s.to,
                 s.stanza,
-                s.expires.map(Timestamp::to_rfc3339).unwrap_or_default(),
+                s.expires
+                    .map(|t| Timestamp::from(t).to_rfc3339())
+                    .unwrap_or_default(),
             ])?;
         }
         Ok(())

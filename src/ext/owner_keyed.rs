@@ -12,7 +12,7 @@ use crate::keys::{self, Keyspace};
 use crate::store::Store;
 
 /// How much an owner holds in an owner-keyed class.
-enum Held {
+pub(crate) enum Held {
     /// One record, keyed by the owner alone: removed in the erasure's commit.
     One,
     /// Any number of records under the owner's key prefix: the range is tombstoned in the
@@ -33,31 +33,18 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    /// A class holding one record per owner, keyed by the owner alone.
-    pub(crate) const fn one(
+    /// A class named `name`, owning `keyspace`, exporting `tables`, holding `held` per owner.
+    pub(crate) const fn new(
         name: &'static str,
         keyspace: Keyspace,
         tables: &'static [Table],
+        held: Held,
     ) -> Self {
         Shape {
             name,
             keyspace,
             tables,
-            held: Held::One,
-        }
-    }
-
-    /// A class holding a range of records under each owner's key prefix.
-    pub(crate) const fn range(
-        name: &'static str,
-        keyspace: Keyspace,
-        tables: &'static [Table],
-    ) -> Self {
-        Shape {
-            name,
-            keyspace,
-            tables,
-            held: Held::Range,
+            held,
         }
     }
 }

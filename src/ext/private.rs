@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ext::owner_keyed::{OwnerKeyed, Shape};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape};
 use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -98,7 +98,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::range("private", Keyspace::Private, TABLES);
+    const SHAPE: Shape = Shape::new("private", Keyspace::Private, TABLES, Held::Range);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         if ns_of(key)?.is_empty() {
             return Err(keys::corrupt(Keyspace::Private, key, "empty namespace"));

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ext::owner_keyed::{OwnerKeyed, Shape, verify_one};
+use crate::ext::owner_keyed::{Held, OwnerKeyed, Shape, verify_one};
 use crate::ext::{Emit, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
@@ -71,7 +71,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 impl OwnerKeyed for Class {
-    const SHAPE: Shape = Shape::one("vcard", Keyspace::Vcard, TABLES);
+    const SHAPE: Shape = Shape::new("vcard", Keyspace::Vcard, TABLES, Held::One);
     fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
         verify_one::<Stored>(Keyspace::Vcard, key, value)
     }

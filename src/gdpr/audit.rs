@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ext::stored_enum::stored_enum;
+use crate::ext::stored_time::StoredTimestamp;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
@@ -102,7 +103,7 @@ pub struct Entry {
 /// and variant order change only with a format version bump.
 #[derive(Serialize, Deserialize)]
 struct StoredEntry {
-    time: Timestamp,
+    time: StoredTimestamp,
     action: StoredAction,
     subject: Option<String>,
     counts: BTreeMap<String, u64>,
@@ -124,7 +125,7 @@ stored_enum! {
 impl From<StoredEntry> for Entry {
     fn from(e: StoredEntry) -> Self {
         Entry {
-            time: e.time,
+            time: e.time.into(),
             action: e.action.into(),
             subject: e.subject,
             counts: e.counts,
@@ -195,8 +196,20 @@ pub fn record(
     counts: &[(&str, u64)],
     outcome: Outcome,
 ) -> Result<()> {
+    record_at(store, Timestamp::now(), action, subject, counts, outcome)
+}
+
+/// [`record`] at a given time (the golden-byte tests pin an entry of a fixed time).
+pub(crate) fn record_at(
+    store: &Store,
+    time: Timestamp,
+    action: Action,
+    subject: Option<&BareJid>,
+    counts: &[(&str, u64)],
+    outcome: Outcome,
+) -> Result<()> {
     let entry = StoredEntry {
-        time: Timestamp::now(),
+        time: time.into(),
         action: action.into(),
         subject: subject.map(|s| subject_hash(store, s)).transpose()?,
         counts: counts.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
@@ -236,7 +249,7 @@ pub fn entries(
     store
         .scan::<StoredEntry>(Keyspace::Audit, &[keys::AUDIT_ENTRY])
         .filter_map(move |e| match e {
-            Ok((_, entry)) if since.is_some_and(|t| entry.time < t) => None,
+            Ok((_, entry)) if since.is_some_and(|t| Timestamp::from(entry.time) < t) => None,
             Ok((_, entry)) => Some(Ok(Entry::from(entry))),
             Err(e) => Some(Err(e)),
         })

@@ -14,6 +14,7 @@
 
 use crate::codec;
 use crate::error::Result;
+use crate::ext::stored_time::StoredTimestamp;
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
@@ -24,16 +25,18 @@ use super::audit::subject_hash;
 /// The time of the latest erasure of `subject` recorded in this store's ledger, if any.
 pub fn erased_at(store: &Store, subject: &BareJid) -> Result<Option<Timestamp>> {
     let key = keys::audit_ledger(&subject_hash(store, subject)?);
-    store.get::<Timestamp>(Keyspace::Audit, &key)
+    Ok(store
+        .get::<StoredTimestamp>(Keyspace::Audit, &key)?
+        .map(Timestamp::from))
 }
 
 /// Every ledger entry: (subject's keyed hash, time of its latest erasure), in hash order.
 pub fn entries(store: &Store) -> impl Iterator<Item = Result<(String, Timestamp)>> + use<> {
     store
-        .scan::<Timestamp>(Keyspace::Audit, &[keys::AUDIT_LEDGER])
+        .scan::<StoredTimestamp>(Keyspace::Audit, &[keys::AUDIT_LEDGER])
         .map(|e| {
             let (key, at) = e?;
-            Ok((keys::read_audit_ledger_key(&key)?.to_owned(), at))
+            Ok((keys::read_audit_ledger_key(&key)?.to_owned(), at.into()))
         })
 }
 
@@ -41,12 +44,12 @@ pub fn entries(store: &Store) -> impl Iterator<Item = Result<(String, Timestamp)
 pub(crate) fn entry(store: &Store, subject: &BareJid, at: Timestamp) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((
         keys::audit_ledger(&subject_hash(store, subject)?),
-        codec::encode(&at),
+        codec::encode(&StoredTimestamp::from(at)),
     ))
 }
 
 /// Checks one ledger entry (for [`crate::verify()`]).
 pub(crate) fn verify_entry(key: &[u8], value: &[u8]) -> Result<()> {
     keys::read_audit_ledger_key(key)?;
-    codec::decode::<Timestamp>(Keyspace::Audit, key, value).map(drop)
+    codec::decode::<StoredTimestamp>(Keyspace::Audit, key, value).map(drop)
 }

@@ -43,22 +43,7 @@ fn main() -> ExitCode {
                 "--data-dir and --database (or $JIDSTORE_DATABASE_URL) name two stores; give one",
             );
         }
-        let run = |cmd| {
-            command::run(
-                Target::Database(url),
-                cmd,
-                &ctx,
-                &mut io::stdout().lock(),
-                &mut io::stderr().lock(),
-            )
-        };
-        let outcome = if show_progress(args.json) {
-            let term: Rc<dyn Progress> = Rc::new(progress::Terminal::new(io::stderr()));
-            progress::with(term, || run(args.command))
-        } else {
-            run(args.command)
-        };
-        return match outcome {
+        return match run(Target::Database(url), args.command, &ctx, args.json) {
             Outcome::Exit(code) => ExitCode::from(code),
             Outcome::Locked(path) => fail(&jidstore::Error::Locked(path).to_string()),
         };
@@ -74,25 +59,7 @@ fn main() -> ExitCode {
     loop {
         // The command is consumed by a run; a retry after `Locked` parses it again.
         let cmd = command.take().unwrap_or_else(|| Args::parse().command);
-        let run = || {
-            command::run(
-                Target::Dir(&dir),
-                cmd,
-                &ctx,
-                &mut io::stdout().lock(),
-                &mut io::stderr().lock(),
-            )
-        };
-        // Progress lines go to this process's stderr only: never with --json, and never for
-        // a forwarded command (the server runs it without a renderer, so forwarded output
-        // stays byte-identical to a direct run's without progress).
-        let outcome = if show_progress(args.json) {
-            let term: Rc<dyn Progress> = Rc::new(progress::Terminal::new(io::stderr()));
-            progress::with(term, run)
-        } else {
-            run()
-        };
-        match outcome {
+        match run(Target::Dir(&dir), cmd, &ctx, args.json) {
             Outcome::Exit(code) => return ExitCode::from(code),
             Outcome::Locked(path) => {
                 if let Some(code) = forward(&path, &ctx) {
@@ -104,6 +71,28 @@ fn main() -> ExitCode {
                 std::thread::sleep(Duration::from_millis(25));
             }
         }
+    }
+}
+
+/// Runs `cmd` in this process, output on stdout and stderr. Progress lines go to this
+/// process's stderr only: never with `--json` (see [`show_progress`]), and never for a
+/// forwarded command (the server runs it without a renderer, so forwarded output stays
+/// byte-identical to a direct run's without progress).
+fn run(target: Target<'_>, cmd: Command, ctx: &Context, json: bool) -> Outcome {
+    let run = || {
+        command::run(
+            target,
+            cmd,
+            ctx,
+            &mut io::stdout().lock(),
+            &mut io::stderr().lock(),
+        )
+    };
+    if show_progress(json) {
+        let term: Rc<dyn Progress> = Rc::new(progress::Terminal::new(io::stderr()));
+        progress::with(term, run)
+    } else {
+        run()
     }
 }
 

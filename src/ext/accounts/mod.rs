@@ -76,7 +76,7 @@ impl Accounts<'_> {
         }
         let _w = self.store.writer()?;
         let account = StoredAccount {
-            created_at,
+            created_at: created_at.into(),
             verifiers: verifiers.into_iter().map(Into::into).collect(),
             archive: self.store.generate_id()?,
         };
@@ -260,7 +260,7 @@ impl Accounts<'_> {
 fn info(jid: BareJid, a: &StoredAccount) -> AccountInfo {
     AccountInfo {
         jid,
-        created_at: a.created_at,
+        created_at: a.created_at.into(),
         mechanisms: a
             .verifiers
             .iter()

@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::ext::scram::{Mechanism, Verifier};
 use crate::ext::stored_enum::stored_enum;
-use crate::time::Timestamp;
+use crate::ext::stored_time::StoredTimestamp;
 
 /// The on-disk account record (value of `accounts`, keyed by the owner). Change only with a
 /// format version bump.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct StoredAccount {
     /// When the account was created.
-    pub(crate) created_at: Timestamp,
+    pub(crate) created_at: StoredTimestamp,
     /// One verifier per SCRAM mechanism.
     pub(crate) verifiers: Vec<StoredVerifier>,
     /// The account's 1-1 archive id. A fresh id for every account, so a name registered again

@@ -98,7 +98,7 @@ impl Archive for Pm {
         &s.id
     }
     fn timestamp(s: &StoredPm) -> Timestamp {
-        s.timestamp
+        s.timestamp.into()
     }
     fn archive_time(s: &StoredPm) -> i64 {
         s.at
@@ -138,7 +138,7 @@ impl Archive for Room<'_> {
         &s.id
     }
     fn timestamp(s: &StoredMuc) -> Timestamp {
-        s.timestamp
+        s.timestamp.into()
     }
     fn archive_time(s: &StoredMuc) -> i64 {
         s.at

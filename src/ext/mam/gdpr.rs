@@ -7,6 +7,7 @@ use crate::ext::{Emit, Extension, RemovalPlan, Table};
 use crate::jid::BareJid;
 use crate::keys::{self, Keyspace};
 use crate::store::Store;
+use crate::time::Timestamp;
 
 use super::id::{StoredIdRef, push_native_id};
 use super::records;
@@ -110,7 +111,7 @@ impl Extension for Class {
                     StoredIdRef::Native(r) => push_native_id(&mut id, seq, r),
                     StoredIdRef::Foreign(f) => id.push_str(f),
                 }
-                let ts = m.timestamp.to_rfc3339();
+                let ts = Timestamp::from(m.timestamp).to_rfc3339();
                 emit(&[
                     &id,
                     m.from,

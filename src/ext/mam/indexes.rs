@@ -143,7 +143,8 @@ impl Walks {
             let Ok((seq, s)) = e.decode::<StoredPm>(i) else {
                 continue;
             };
-            self.pm.step(ks, key, archive, s.at, s.timestamp, found);
+            self.pm
+                .step(ks, key, archive, s.at, s.timestamp.into(), found);
             let p = Jid::from_stored(peer(s.direction, &s.from, &s.to));
             let with_prefix = keys::archive_with(archive, p.to_bare().as_str());
             if let Ok(false) = records::holds(store, ks, &with_prefix, seq) {
@@ -171,7 +172,7 @@ impl Walks {
             key,
             room.to_owned(),
             s.at,
-            s.timestamp,
+            s.timestamp.into(),
             found,
         );
         found.require_index(

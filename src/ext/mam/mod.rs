@@ -35,6 +35,7 @@
 
 mod archive;
 mod blocks;
+pub(crate) mod cache;
 mod gdpr;
 mod id;
 pub(crate) mod indexes;
@@ -65,6 +66,7 @@ pub(crate) use gdpr::Class;
 
 use archive::{Archive, Pm, WithSource, archive_time, insert, last_archive_time, record, resolve};
 use blocks::Packer;
+use cache::archive_id;
 use id::{StoredId, check_foreign_id, duplicate_id};
 use stored::{StoredPm, peer, pm_entries, pm_message, pm_record, with_item};
 
@@ -114,7 +116,7 @@ impl Mam<'_> {
             check_foreign_id(id)?;
         }
         let _w = self.store.writer()?;
-        let archive = self.store.require_archive(owner)?;
+        let archive = archive_id(self.store, owner)?;
         let a = Pm(archive);
         // This archive's appends only: appends to other archives run in parallel.
         let tails = self.store.archive_appender_for(archive);
@@ -178,7 +180,7 @@ impl Mam<'_> {
         let _w = self.store.writer()?;
         let logical: usize = chunk.iter().map(|m| m.stanza.len() + 256).sum();
         self.store.check_space_for(logical as u64)?;
-        let archive = self.store.require_archive(owner)?;
+        let archive = archive_id(self.store, owner)?;
         let a = Pm(archive);
         for id in &seen {
             if resolve(self.store, &a, id)?.is_some() {

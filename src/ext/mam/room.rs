@@ -19,7 +19,7 @@ fn muc_message(room: BareJid, seq: u64, s: StoredMuc) -> ArchivedMucMessage {
     ArchivedMucMessage {
         id: s.id.public(seq),
         room,
-        timestamp: s.timestamp,
+        timestamp: s.timestamp.into(),
         sender: BareJid::from_stored(s.sender),
         nick: s.nick,
         stanza: s.stanza,
@@ -54,7 +54,7 @@ impl MucArchive<'_> {
         let id = StoredId::new(msg.id.as_ref());
         let stored = StoredMuc {
             id: id.clone(),
-            timestamp: msg.timestamp,
+            timestamp: msg.timestamp.into(),
             at,
             sender: msg.sender.as_str().to_owned(),
             nick: msg.nick.clone(),

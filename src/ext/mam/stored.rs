@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::ext::stored_enum::stored_enum;
+use crate::ext::stored_time::StoredTimestamp;
 use crate::jid::Jid;
 use crate::keys::{self, KeyReader, Keyspace};
-use crate::time::Timestamp;
 
 use super::archive::IndexEntry;
 use super::id::{StoredId, StoredIdRef};
@@ -20,7 +20,7 @@ use super::types::{ArchivedMessage, Direction, PmMessage};
 pub(super) struct StoredPmRef<'a> {
     #[serde(borrow)]
     pub(super) id: StoredIdRef<'a>,
-    pub(super) timestamp: Timestamp,
+    pub(super) timestamp: StoredTimestamp,
     #[expect(
         dead_code,
         reason = "read for the layout; the export does not print it"
@@ -40,7 +40,7 @@ pub(super) struct StoredPmRef<'a> {
 #[derive(Clone, Serialize, Deserialize)]
 pub(super) struct StoredPm {
     pub(super) id: StoredId,
-    pub(super) timestamp: Timestamp,
+    pub(super) timestamp: StoredTimestamp,
     /// Archive time (micros): never before `timestamp` nor before the previous message's.
     pub(super) at: i64,
     pub(super) from: String,
@@ -53,7 +53,7 @@ pub(super) struct StoredPm {
 #[derive(Clone, Serialize, Deserialize)]
 pub(super) struct StoredMuc {
     pub(super) id: StoredId,
-    pub(super) timestamp: Timestamp,
+    pub(super) timestamp: StoredTimestamp,
     /// Archive time (micros), as in [`StoredPm`].
     pub(super) at: i64,
     pub(super) sender: String,
@@ -127,7 +127,7 @@ pub(super) fn peer(direction: impl Into<Direction>, from: &str, to: &str) -> Str
 pub(super) fn pm_message(seq: u64, s: StoredPm) -> ArchivedMessage {
     ArchivedMessage {
         id: s.id.public(seq),
-        timestamp: s.timestamp,
+        timestamp: s.timestamp.into(),
         from: Jid::from_stored(s.from),
         to: Jid::from_stored(s.to),
         direction: s.direction.into(),
@@ -161,7 +161,7 @@ pub(super) fn pm_entries(
 pub(super) fn pm_record(msg: &PmMessage, id: StoredId, at: i64) -> StoredPm {
     StoredPm {
         id,
-        timestamp: msg.timestamp,
+        timestamp: msg.timestamp.into(),
         at,
         from: msg.from.as_str().to_owned(),
         to: msg.to.as_str().to_owned(),

@@ -35,7 +35,7 @@ impl Pubsub<'_> {
         let stored = StoredItem {
             publisher: publisher.as_str().to_owned(),
             payload: payload_xml.to_owned(),
-            published_at: at,
+            published_at: at.into(),
         };
         self.store.transaction(
             &[
@@ -159,6 +159,6 @@ fn to_item(service: BareJid, node: String, id: String, st: StoredItem) -> Item {
         id,
         publisher: BareJid::from_stored(st.publisher),
         payload: st.payload,
-        published_at: st.published_at,
+        published_at: st.published_at.into(),
     }
 }

@@ -77,7 +77,7 @@ impl Pubsub<'_> {
             kind: n.kind.into(),
             access_model: n.access_model.clone(),
             config: n.config.clone(),
-            created_at: n.created_at,
+            created_at: n.created_at.into(),
         };
         self.store.transaction(
             &[
@@ -185,6 +185,6 @@ fn to_node(service: BareJid, node: String, st: StoredNode) -> Node {
         kind: st.kind.into(),
         access_model: st.access_model,
         config: st.config,
-        created_at: st.created_at,
+        created_at: st.created_at.into(),
     }
 }

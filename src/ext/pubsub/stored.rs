@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ext::stored_enum::stored_enum;
+use crate::ext::stored_time::StoredTimestamp;
 use crate::jid::BareJid;
 use crate::keys::{self, KeyReader, Keyspace};
 use crate::store::Store;
-use crate::time::Timestamp;
 
 use super::types::{Affiliation, NodeType, SubState};
 
@@ -22,7 +22,7 @@ pub(super) struct StoredNode {
     pub(super) kind: StoredNodeType,
     pub(super) access_model: String,
     pub(super) config: Vec<(String, String)>,
-    pub(super) created_at: Timestamp,
+    pub(super) created_at: StoredTimestamp,
 }
 
 /// An item as stored (value of `pubsub_items`; service, node and item id live in the key).
@@ -30,7 +30,7 @@ pub(super) struct StoredNode {
 pub(super) struct StoredItem {
     pub(super) publisher: String,
     pub(super) payload: String,
-    pub(super) published_at: Timestamp,
+    pub(super) published_at: StoredTimestamp,
 }
 
 stored_enum! {

@@ -15,6 +15,14 @@ use crate::gdpr::{self, ExportOptions};
 use crate::jid::{BareJid, Jid};
 use crate::store::Store;
 
+/// What the model holds for user `u` in one of its per-user maps (nothing when absent).
+fn held<C>(map: &BTreeMap<usize, C>, u: usize) -> impl Iterator<Item = <&C as IntoIterator>::Item>
+where
+    for<'c> &'c C: IntoIterator,
+{
+    map.get(&u).into_iter().flatten()
+}
+
 /// The zip bytes and per-file rows of `u`'s export; `None` when the store holds nothing.
 pub(super) type Export = Option<(Vec<u8>, BTreeMap<&'static str, u64>)>;
 
@@ -71,21 +79,13 @@ fn check_user(store: &Store, m: &Model, u: usize) -> Result<(), Divergence> {
         .into_iter()
         .map(|i| (i.jid.to_string(), i.name))
         .collect();
-    let want: Vec<_> = m
-        .roster
-        .get(&u)
-        .into_iter()
-        .flatten()
+    let want: Vec<_> = held(&m.roster, u)
         .map(|(c, n)| (jid(*c).to_string(), Some(format!("n{n}"))))
         .collect();
     ensure_eq!(sorted(roster), sorted(want), "roster of {name}");
     let want = m.vcard.get(&u).map(|v| vcard(*v));
     ensure_eq!(store.vcard().get(&j)?, want, "vcard of {name}");
-    let want: Vec<_> = m
-        .private
-        .get(&u)
-        .into_iter()
-        .flatten()
+    let want: Vec<_> = held(&m.private, u)
         .map(|(ns, v)| (format!("ns{ns}"), private_xml(*ns, *v)))
         .collect();
     ensure_eq!(store.private().list(&j)?, want, "private of {name}");
@@ -95,11 +95,7 @@ fn check_user(store: &Store, m: &Model, u: usize) -> Result<(), Divergence> {
         .into_iter()
         .map(|o| (o.from.to_string(), o.stanza))
         .collect();
-    let want: Vec<_> = m
-        .offline
-        .get(&u)
-        .into_iter()
-        .flatten()
+    let want: Vec<_> = held(&m.offline, u)
         .map(|(f, v)| (full(*f).to_string(), stanza(*v)))
         .collect();
     ensure_eq!(offline, want, "offline of {name}");
@@ -109,11 +105,7 @@ fn check_user(store: &Store, m: &Model, u: usize) -> Result<(), Divergence> {
         .into_iter()
         .map(|e| (e.remote.to_string(), e.content, e.unread))
         .collect();
-    let want: Vec<_> = m
-        .inbox
-        .get(&u)
-        .into_iter()
-        .flatten()
+    let want: Vec<_> = held(&m.inbox, u)
         .map(|(r, (v, unread))| (jid(*r).to_string(), stanza(*v), *unread))
         .collect();
     ensure_eq!(sorted(inbox), sorted(want), "inbox of {name}");
@@ -128,11 +120,7 @@ fn check_user(store: &Store, m: &Model, u: usize) -> Result<(), Divergence> {
         let n = store.privacy().get_list(&j, &l)?.map(|items| items.len());
         lists.push((l, n));
     }
-    let want: Vec<_> = m
-        .privacy
-        .get(&u)
-        .into_iter()
-        .flatten()
+    let want: Vec<_> = held(&m.privacy, u)
         .map(|(l, n)| (format!("list{l}"), Some(usize::from(*n))))
         .collect();
     ensure_eq!(lists, want, "privacy of {name}");
@@ -142,13 +130,7 @@ fn check_user(store: &Store, m: &Model, u: usize) -> Result<(), Divergence> {
         .into_iter()
         .map(|b| b.to_string())
         .collect();
-    let want: Vec<_> = m
-        .blocked
-        .get(&u)
-        .into_iter()
-        .flatten()
-        .map(|b| full(*b).to_string())
-        .collect();
+    let want: Vec<_> = held(&m.blocked, u).map(|b| full(*b).to_string()).collect();
     ensure_eq!(sorted(blocked), sorted(want), "blocklist of {name}");
     Ok(())
 }
@@ -162,11 +144,7 @@ fn check_archive(store: &Store, m: &Model, u: usize) -> Result<(), Divergence> {
         .into_iter()
         .map(|a| (a.id, a.to.to_string(), a.stanza))
         .collect();
-    let want: Vec<_> = m
-        .mam
-        .get(&u)
-        .into_iter()
-        .flatten()
+    let want: Vec<_> = held(&m.mam, u)
         .map(|x| (x.id.clone(), full(x.peer).to_string(), stanza(x.v)))
         .collect();
     ensure_eq!(archive, want, "archive of {}", name(u));
