@@ -3,7 +3,14 @@
 //! real `jidstore` binary exports (`retrieve_personal_data`) and erases (`unregister`). One test
 //! per case, named after its id, so this file is the complete index of the cases; a few more
 //! (receipt vs export, CSV round trip, determinism) follow at the end.
+//!
+//! Every case runs twice: on sled (the tests at the top level) and with the store on a
+//! PostgreSQL database (`on_postgres::<case>`, at the end): the case code is shared, only
+//! the harness ([`Env`]) differs, taking the engine from the thread the case runs on. Left
+//! out on PostgreSQL: G6 (the output directory's permissions, checked by running the binary
+//! as `nobody` on a sled directory; no storage in it) and the XML checker's own test.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,16 +121,31 @@ const XML_COLUMNS: &[&str] = &["vcard", "xml", "packet", "content", "message", "
 const MUC: &str = "muc.localhost";
 const PS: &str = "pubsub.localhost";
 
+thread_local! {
+    /// The PostgreSQL database the case on this thread runs on (set by [`on_postgres`]);
+    /// `None`: a sled directory.
+    static DATABASE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
 struct Env {
+    /// Outputs (exports), and the sled data directory `data`.
     dir: TempDir,
+    /// The store's PostgreSQL database instead of `data`.
+    database: Option<String>,
 }
 
 impl Env {
-    /// A fresh data directory and a store open on it.
-    fn new() -> (Env, Store) {
-        let env = Env {
+    /// A fresh data directory (or the case's fresh database), nothing in it yet.
+    fn empty() -> Env {
+        Env {
             dir: tempfile::tempdir().expect("tempdir"),
-        };
+            database: DATABASE.with(|d| d.borrow().clone()),
+        }
+    }
+
+    /// A fresh data directory (or database) and a store open on it.
+    fn new() -> (Env, Store) {
+        let env = Env::empty();
         let store = env.open();
         (env, store)
     }
@@ -135,6 +157,12 @@ impl Env {
     /// Opens the store, retrying while a just-closed handle (or the binary) still holds the
     /// directory lock.
     fn open(&self) -> Store {
+        if let Some(url) = &self.database {
+            return Config::database(url)
+                .scram_iterations(16)
+                .open()
+                .expect("open store on PostgreSQL");
+        }
         Config::new(self.data())
             .scram_iterations(16)
             .lock_timeout(std::time::Duration::from_secs(5))
@@ -145,6 +173,10 @@ impl Env {
     /// Runs the binary, retrying while the data directory is still locked by a store this
     /// test just dropped.
     fn run(&self, args: &[&str]) -> Run {
+        #[cfg(feature = "postgres")]
+        if let Some(url) = &self.database {
+            return crate::postgres::jidstore_db(url, false, args);
+        }
         for _ in 0..100 {
             let r = jidstore(&self.data(), args);
             if r.code == 1 && r.stderr.contains("is locked by another process") {
@@ -1697,9 +1729,7 @@ fn a1_unregister_unknown_user() {
 #[test]
 fn a2_reregistered_name_starts_empty() {
     // The account is created by the binary, as an operator would.
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::empty();
     let r = env.run(&["register", "--user", "alice", "localhost", "pw"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let store = env.open();
@@ -1784,9 +1814,7 @@ fn a2_reregistered_name_starts_empty() {
 
 #[test]
 fn a3_anonymised_register_is_random_and_timeless() {
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::empty();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
@@ -2170,4 +2198,94 @@ fn xml_cell_check_rejects_malformed_xml() {
         let caught = std::panic::catch_unwind(|| assert_well_formed(bad));
         assert!(caught.is_err(), "accepted {bad:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same cases with the store on PostgreSQL.
+
+/// Runs `case` with [`Env`] on a fresh database of the test cluster (`tests/pg`); skipped
+/// with `JIDSTORE_SKIP_PG=1`.
+#[cfg(feature = "postgres")]
+fn on_postgres(case: fn()) {
+    let Some(url) = crate::pg::database() else {
+        return;
+    };
+    DATABASE.with(|d| *d.borrow_mut() = Some(url.clone()));
+    case();
+    // The case did use the database: the store's tables are there.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let tables: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE starts_with(tablename, 'jidstore_')",
+            &[],
+        )
+        .expect("list the tables")
+        .get(0);
+    assert!(tables > 10, "the case ran without its database");
+}
+
+/// Every case above but G6 and the XML checker's own test (see the module docs), on
+/// PostgreSQL: `cargo test --test integration acceptance::on_postgres`.
+#[cfg(feature = "postgres")]
+mod on_postgres {
+    macro_rules! on_postgres {
+        ($($case:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $case() {
+                    super::on_postgres(super::$case);
+                }
+            )*
+        };
+    }
+
+    on_postgres!(
+        r1_vcard_exported,
+        r2_roster_exported,
+        r3_offline_messages_exported,
+        r4_inbox_exported_for_both,
+        r5_inbox_keeps_last_message_and_counts_unread,
+        r6_groupchat_inbox,
+        r9_private_xml_exported,
+        r10_private_xml_only_own,
+        r11_private_xml_many_namespaces,
+        r12_one_to_one_archive_both_users,
+        r13_groupchat_archive_by_sender,
+        r14_private_message_through_room,
+        r19_pep_node_item_subscription,
+        r20_items_on_several_nodes,
+        r21_items_attributed_by_publisher,
+        r22_subscription_exported,
+        r23_node_types,
+        r24_mixed_nodes_items_subscriptions,
+        g2_non_canonical_case,
+        g3_no_data_is_an_error,
+        g4_empty_path,
+        g7_missing_parent_directory,
+        g8_existing_directory_gets_username_zip,
+        g10_existing_file_refused_without_force,
+        d1_vcard_removed,
+        d2_roster_removed_other_rosters_stay,
+        d3_offline_removed,
+        d4_private_xml_removed,
+        d5_private_namespaces_removed,
+        d6_other_users_private_xml_stays,
+        d7_inbox_removed_peer_inbox_stays,
+        d9_groupchat_inbox_removed_peer_stays,
+        d10_archive_removed_peer_archive_stays,
+        d11_pep_node_item_subscription_removed,
+        d12_subscriber_removed,
+        d13_publish_only_user_removed,
+        d14_flat_node_survives_owner,
+        d15_push_node_removed_with_items,
+        d16_pep_node_removed,
+        d17_mixed_pubsub_removal,
+        a1_unregister_unknown_user,
+        a2_reregistered_name_starts_empty,
+        a3_anonymised_register_is_random_and_timeless,
+        beyond_receipt_counts_equal_export_rows,
+        beyond_groupchat_messages_kept_and_named,
+        csv_round_trip_is_exact,
+        export_is_deterministic,
+    );
 }

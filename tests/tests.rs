@@ -41,6 +41,10 @@ mod offline;
 mod page;
 mod paths;
 #[cfg(feature = "postgres")]
+mod pg_bench;
+#[cfg(feature = "postgres")]
+mod pg_crash;
+#[cfg(feature = "postgres")]
 mod pg_purge;
 #[cfg(feature = "postgres")]
 mod pg_replication;

@@ -84,7 +84,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "JIDSTORE_TEST_KILL_AT",
         "For crash tests only, never set otherwise: the process kills itself (SIGKILL) at the \
-         named step of backup or compact's copy.",
+         named step of backup or compact's copy, migrate, or an erasure (`erase:in-commit`, \
+         `erase:committed`, `erase:swept-chunk`).",
     ),
 ];
 

@@ -128,6 +128,7 @@ fn erase(
     // of the sweep (it does not see this process's tombstones).
     let _across = store.erasing_across_processes()?;
     let mut receipt = commit_as(store, subject, ledger, options)?;
+    crate::maintenance::kill_point("erase:committed");
     let started = Instant::now();
     let progress = (!receipt.pending_sweeps.is_empty() || !receipt.pending_ranges.is_empty())
         .then(|| crate::progress::Phase::start("erasure sweep", "entries", None));
@@ -297,6 +298,7 @@ fn commit_as(
         if let Some((k, v)) = &redaction {
             tx.put_raw(Keyspace::Sweep, k, v)?;
         }
+        crate::maintenance::kill_point("erase:in-commit");
         Ok(())
     });
     if let Err(e) = committed {
@@ -366,6 +368,7 @@ pub(crate) fn sweep_range(store: &Store, t: &Tombstone) -> Result<Swept> {
             store.apply_batch(ks, b)?;
         }
         store.apply_batch(t.ks, batch)?;
+        crate::maintenance::kill_point("erase:swept-chunk");
         crate::progress::advance(n as u64);
         chunks += 1;
         // sled keeps the pages a removal dirtied in memory until it flushes them: flush

@@ -36,6 +36,7 @@ pub(super) fn sweep(store: &Store, archive: u64) -> Result<u64> {
                 break;
             }
             store.apply_batch(ks, batch)?;
+            crate::maintenance::kill_point("erase:swept-chunk");
             crate::progress::advance(values);
         }
     }
