@@ -551,22 +551,9 @@ fn pubsub() {
         .unwrap();
     ps.set_affiliation(&service, "n", &bob, Some(Affiliation::Member))
         .unwrap();
-    let mut spaces = Vec::new();
-    for ks in [
-        Keyspace::PubsubNodes,
-        Keyspace::PubsubNodesByOwner,
-        Keyspace::PubsubItems,
-        Keyspace::PubsubItemsByPublisher,
-        Keyspace::PubsubSubs,
-        Keyspace::PubsubSubsBySubscriber,
-        Keyspace::PubsubAffs,
-        Keyspace::PubsubAffsByJid,
-    ] {
-        spaces.push(ks);
-    }
     check(
         &store,
-        &spaces,
+        crate::ext::keyspaces_of("pubsub"),
         &[
             (
                 "pubsub_nodes 734078006e",

@@ -85,6 +85,12 @@ pub mod __internal {
         store.accounts().archive_id(owner)
     }
 
+    /// The keyspaces of the data class called `name` (`"mam"`, `"pubsub"`, ...); panics for
+    /// an unknown name.
+    pub fn class_keyspaces(name: &str) -> &'static [keys::Keyspace] {
+        crate::ext::keyspaces_of(name)
+    }
+
     /// The CLI: argument types and [`run`](command::run).
     #[cfg(feature = "cli")]
     pub mod command {

@@ -60,6 +60,29 @@ fn after(start: Timestamp, minutes: i64) -> Timestamp {
     Timestamp::from_micros(start.as_micros() + minutes * 60_000_000)
 }
 
+/// Sets `owner`'s default privacy list `work` (alice's in the sample): deny messages from one
+/// JID, then a fall-through item (no type, no value) that allows everything else.
+pub fn work_privacy_list(store: &Store, owner: &BareJid) -> Result<()> {
+    store.privacy().set_list(
+        owner,
+        "work",
+        &[
+            PrivacyItem {
+                order: 1,
+                kind: Some(PrivacyType::Jid),
+                value: Some("spam@bad.example".into()),
+                action: PrivacyAction::Deny,
+                message: true,
+                iq: false,
+                presence_in: true,
+                presence_out: false,
+            },
+            PrivacyItem::new(2, PrivacyAction::Allow),
+        ],
+    )?;
+    store.privacy().set_default(owner, Some("work"))
+}
+
 /// Writes the sample deployment into `store` (empty, or at least without these users).
 #[expect(
     clippy::too_many_lines,
@@ -336,26 +359,7 @@ pub fn populate(store: &Store, start: Timestamp) -> Result<Sample> {
     store
         .last()
         .set(&alice, after(start, 50).as_secs(), "Gone to lunch")?;
-    // Alice's default privacy list: deny messages from one JID, then a fall-through item
-    // (no type, no value) that allows everything else.
-    store.privacy().set_list(
-        &alice,
-        "work",
-        &[
-            PrivacyItem {
-                order: 1,
-                kind: Some(PrivacyType::Jid),
-                value: Some("spam@bad.example".into()),
-                action: PrivacyAction::Deny,
-                message: true,
-                iq: false,
-                presence_in: true,
-                presence_out: false,
-            },
-            PrivacyItem::new(2, PrivacyAction::Allow),
-        ],
-    )?;
-    store.privacy().set_default(&alice, Some("work"))?;
+    work_privacy_list(store, &alice)?;
     store.blocklist().block(
         &alice,
         &[

@@ -122,6 +122,24 @@ struct MimRow {
     is_groupchat: bool,
 }
 
+impl MimRow {
+    /// The row's values, in the column order of [`mim_insert_sql`].
+    fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 10] {
+        [
+            &self.id,
+            &self.user_id,
+            &self.from_jid,
+            &self.remote_bare_jid,
+            &self.remote_resource,
+            &self.direction,
+            &self.message,
+            &self.search_body,
+            &self.origin_id,
+            &self.is_groupchat,
+        ]
+    }
+}
+
 /// The row MongooseIM writes for `m`, archived by user `user_id` (the stanza bytes stand
 /// in for its term-encoded packet, of about the same size).
 fn mim_row(user_id: i32, m: &PmMessage, i: u64) -> MimRow {
@@ -234,18 +252,7 @@ fn mim_insert(
             .clone();
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
         for r in batch {
-            params.extend_from_slice(&[
-                &r.id,
-                &r.user_id,
-                &r.from_jid,
-                &r.remote_bare_jid,
-                &r.remote_resource,
-                &r.direction,
-                &r.message,
-                &r.search_body,
-                &r.origin_id,
-                &r.is_groupchat,
-            ]);
+            params.extend_from_slice(&r.params());
         }
         tx.execute(&st, &params).unwrap();
     }
@@ -351,22 +358,7 @@ fn run(n: u64) -> Vec<(&'static str, f64, f64)> {
     let one = mim.prepare(&mim_insert_sql(1)).unwrap();
     let t = Instant::now();
     for r in &live_rows {
-        mim.execute(
-            &one,
-            &[
-                &r.id,
-                &r.user_id,
-                &r.from_jid,
-                &r.remote_bare_jid,
-                &r.remote_resource,
-                &r.direction,
-                &r.message,
-                &r.search_body,
-                &r.origin_id,
-                &r.is_groupchat,
-            ],
-        )
-        .unwrap();
+        mim.execute(&one, &r.params()).unwrap();
     }
     let m_live = t.elapsed();
     #[expect(clippy::cast_precision_loss, reason = "a rate, printed")]

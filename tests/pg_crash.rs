@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use jidstore::ext::mam::{Direction, MucMessage, PmMessage};
 use jidstore::ext::offline::OfflineMessage;
-use jidstore::ext::privacy::{PrivacyAction, PrivacyItem, PrivacyType};
 use jidstore::ext::pubsub::{Node, NodeType, SubState};
 use jidstore::ext::roster::{Ask, RosterItem, Subscription};
 use jidstore::{BareJid, Config, Jid, Store, Timestamp};
@@ -210,24 +209,7 @@ fn populate_subject(store: &Store, i: usize, messages: usize, records: usize) ->
         )?;
     }
     store.last().set(&s, T0 + 99, "away")?;
-    store.privacy().set_list(
-        &s,
-        "work",
-        &[
-            PrivacyItem {
-                order: 1,
-                kind: Some(PrivacyType::Jid),
-                value: Some("spam@bad.example".into()),
-                action: PrivacyAction::Deny,
-                message: true,
-                iq: false,
-                presence_in: true,
-                presence_out: false,
-            },
-            PrivacyItem::new(2, PrivacyAction::Allow),
-        ],
-    )?;
-    store.privacy().set_default(&s, Some("work"))?;
+    jidstore::__internal::sample::work_privacy_list(store, &s)?;
     store
         .blocklist()
         .block(&s, &[Jid::parse("troll@bad.example")?])?;

@@ -2,7 +2,7 @@
 //! messages, the items it published on other users' nodes) move from its JID and nick to a
 //! stable keyed pseudonym, in every index, through the binary and the library.
 
-use jidstore::__internal::keys::Keyspace;
+use jidstore::__internal::{class_keyspaces, keys::Keyspace};
 use jidstore::ext::mam::MucMessage;
 use jidstore::ext::pubsub::{Node, NodeType};
 use jidstore::gdpr::{self, EraseOptions};
@@ -76,20 +76,10 @@ fn data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
 /// Every key and value of the group-chat and pubsub keyspaces.
 fn kept_bytes(store: &Store) -> Vec<u8> {
     let mut all = Vec::new();
-    for ks in [
-        Keyspace::MamMuc,
-        Keyspace::MamMucIds,
-        Keyspace::MamMucBySender,
-        Keyspace::MamMucNick,
-        Keyspace::PubsubNodes,
-        Keyspace::PubsubNodesByOwner,
-        Keyspace::PubsubItems,
-        Keyspace::PubsubItemsByPublisher,
-        Keyspace::PubsubSubs,
-        Keyspace::PubsubSubsBySubscriber,
-        Keyspace::PubsubAffs,
-        Keyspace::PubsubAffsByJid,
-    ] {
+    let group_chat = class_keyspaces("mam")
+        .iter()
+        .filter(|ks| !matches!(ks, Keyspace::MamPm | Keyspace::MamPmIds));
+    for &ks in group_chat.chain(class_keyspaces("pubsub")) {
         for kv in store.raw_tree(ks).scan_prefix([]) {
             let (k, v) = kv.unwrap();
             all.extend_from_slice(&k);
@@ -118,19 +108,12 @@ fn room_page(
     if let Some(w) = with {
         args.extend(["--with", w]);
     }
-    let r = jidstore(data, &args);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v["messages"]
-        .as_array()
-        .unwrap()
+    let v = json_ok(&jidstore(data, &args));
+    items(&v["messages"])
         .iter()
         .map(|m| {
-            (
-                m["sender"].as_str().unwrap().to_owned(),
-                m["nick"].as_str().unwrap().to_owned(),
-                m["stanza"].as_str().unwrap().to_owned(),
-            )
+            let field = |name: &str| m[name].as_str().unwrap().to_owned();
+            (field("sender"), field("nick"), field("stanza"))
         })
         .collect()
 }
@@ -138,6 +121,26 @@ fn room_page(
 fn assert_verify_clean(data: &std::path::Path) {
     let r = jidstore(data, &["verify"]);
     assert_eq!(r.code, 0, "verify: {}{}", r.stdout, r.stderr);
+}
+
+/// The arguments `[--json] unregister alice localhost <flags>`.
+fn unregister_alice(json: bool, flags: &[&'static str]) -> Vec<&'static str> {
+    let mut args = if json { vec!["--json"] } else { Vec::new() };
+    args.extend(["unregister", "alice", "localhost"]);
+    args.extend(flags);
+    args
+}
+
+/// The JSON output of a run that exited 0.
+#[track_caller]
+fn json_ok(r: &Run) -> Value {
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// The elements of a JSON array.
+fn items(v: &Value) -> &[Value] {
+    v.as_array().unwrap()
 }
 
 /// Room history, as another user reads it: the subject's messages under the pseudonym, the
@@ -187,7 +190,7 @@ fn room_history_is_under_the_pseudonym(data: &std::path::Path, pseudonym: &str, 
         ],
     );
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let page = v["messages"].as_array().unwrap();
+    let page = items(&v["messages"]);
     assert_eq!(page.len(), 1, "{v}");
     assert_eq!(page[0]["sender"], pseudonym);
     assert!(page[0]["stanza"].as_str().unwrap().contains("bye"));
@@ -196,18 +199,10 @@ fn room_history_is_under_the_pseudonym(data: &std::path::Path, pseudonym: &str, 
 #[test]
 fn redact_kept_pseudonymises_room_messages_and_items_everywhere() {
     let (dir, data) = data_dir();
-    let r = jidstore(
+    let v = json_ok(&jidstore(
         &data,
-        &[
-            "--json",
-            "unregister",
-            "alice",
-            "localhost",
-            "--redact-kept",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        &unregister_alice(true, &["--redact-kept"]),
+    ));
     let p = &v["pseudonymised"];
     assert_eq!(p["rows"]["mam_muc"], 3, "{v}");
     assert_eq!(p["rows"]["pubsub_items"], 1, "{v}");
@@ -224,12 +219,10 @@ fn redact_kept_pseudonymises_room_messages_and_items_everywhere() {
     );
     assert_eq!(format!("{nick}@erased.invalid"), pseudonym);
     // Nothing is said to be kept under the JID any more; alice's own PEP item went with her node.
-    let kept: Vec<&str> = v["kept"]
-        .as_array()
-        .unwrap()
+    let classes = items(&v["kept"])
         .iter()
-        .map(|k| k["class"].as_str().unwrap())
-        .collect();
+        .map(|k| k["class"].as_str().unwrap());
+    let kept: Vec<&str> = classes.collect();
     assert!(
         !kept.contains(&"mam_muc") && !kept.contains(&"pubsub_items"),
         "{v}"
@@ -242,12 +235,9 @@ fn redact_kept_pseudonymises_room_messages_and_items_everywhere() {
     let out = dir.path().join("alice.zip");
     let r = retrieve_to(&data, "alice", &out);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("alice@localhost"), "{}", r.stderr);
+    assert_has(&r.stderr, "alice@localhost");
     assert!(!out.exists());
-    let r = jidstore(
-        &data,
-        &["unregister", "alice", "localhost", "--redact-kept"],
-    );
+    let r = jidstore(&data, &unregister_alice(false, &["--redact-kept"]));
     assert_eq!(r.code, 1, "{}", r.stdout);
 
     let store = open(&dir);
@@ -292,31 +282,17 @@ fn redact_kept_pseudonymises_room_messages_and_items_everywhere() {
         &["register", "--user", &nick, "erased.invalid", "pw"],
     );
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stderr.contains("reserved"), "{}", r.stderr);
+    assert_has(&r.stderr, "reserved");
 }
 
 #[test]
 fn receipt_text_says_pseudonymised() {
     let (_dir, data) = data_dir();
-    let r = jidstore(
-        &data,
-        &["unregister", "alice", "localhost", "--redact-kept"],
-    );
+    let r = jidstore(&data, &unregister_alice(false, &["--redact-kept"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("User alice@localhost successfully unregistered")
-    );
-    assert!(
-        r.stdout.contains("Pseudonymised (kept rows were moved"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("@erased.invalid, nick erased-"),
-        "{}",
-        r.stdout
-    );
+    assert_has(&r.stdout, "User alice@localhost successfully unregistered");
+    assert_has(&r.stdout, "Pseudonymised (kept rows were moved");
+    assert_has(&r.stdout, "@erased.invalid, nick erased-");
     let line = |class: &str| {
         r.stdout
             .lines()
@@ -326,33 +302,21 @@ fn receipt_text_says_pseudonymised() {
     };
     assert_eq!(line("mam_muc").as_deref(), Some("3"), "{}", r.stdout);
     assert_eq!(line("pubsub_items").as_deref(), Some("1"), "{}", r.stdout);
-    assert!(
-        !r.stdout.contains("group-chat history belongs"),
-        "{}",
-        r.stdout
-    );
+    assert_lacks(&r.stdout, "group-chat history belongs");
     // The audit log counts them too (by keyed hash, as every entry).
     let r = jidstore(&data, &["--json", "audit"]);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let erase = v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "erase")
-        .unwrap();
+    let is_erase = |e: &&Value| e["action"] == "erase";
+    let erase = items(&v["entries"]).iter().find(is_erase).unwrap();
     assert_eq!(erase["counts"]["pseudonymised"], 4, "{erase}");
 }
 
 #[test]
 fn without_the_flag_kept_rows_stay_under_the_jid() {
     let (dir, data) = data_dir();
-    let r = jidstore(&data, &["--json", "unregister", "alice", "localhost"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let v = json_ok(&jidstore(&data, &unregister_alice(true, &[])));
     assert!(v.get("pseudonymised").is_none(), "{v}");
-    let mam = v["kept"]
-        .as_array()
-        .unwrap()
+    let mam = items(&v["kept"])
         .iter()
         .find(|k| k["class"] == "mam_muc")
         .unwrap();
@@ -367,18 +331,10 @@ fn without_the_flag_kept_rows_stay_under_the_jid() {
 
     // An objection upheld later: the kept rows are pseudonymised then (exit 0, nothing
     // erased), and the pseudonym is the one the erasure would have used.
-    let r = jidstore(
+    let v = json_ok(&jidstore(
         &data,
-        &[
-            "--json",
-            "unregister",
-            "alice",
-            "localhost",
-            "--redact-kept",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        &unregister_alice(true, &["--redact-kept"]),
+    ));
     assert_eq!(v["erased"], false);
     assert_eq!(v["account"], false);
     assert_eq!(v["pseudonymised"]["rows"]["mam_muc"], 3);
@@ -406,44 +362,16 @@ fn dry_run_with_redact_kept_writes_nothing() {
         );
         b
     };
-    let r = jidstore(
-        &data,
-        &[
-            "--json",
-            "unregister",
-            "alice",
-            "localhost",
-            "--dry-run",
-            "--redact-kept",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let dry_redact = ["--dry-run", "--redact-kept"];
+    let v = json_ok(&jidstore(&data, &unregister_alice(true, &dry_redact)));
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["pseudonymised"]["rows"]["mam_muc"], 3, "{v}");
     assert_eq!(v["pseudonymised"]["rows"]["pubsub_items"], 1, "{v}");
     // No key yet, and a dry run does not make one.
     assert_eq!(v["pseudonymised"]["pseudonym"], Value::Null);
-    let r = jidstore(
-        &data,
-        &[
-            "unregister",
-            "alice",
-            "localhost",
-            "--dry-run",
-            "--redact-kept",
-        ],
-    );
-    assert!(
-        r.stdout.contains("kept rows would be moved"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("Nothing was written (dry run)"),
-        "{}",
-        r.stdout
-    );
+    let r = jidstore(&data, &unregister_alice(false, &dry_redact));
+    assert_has(&r.stdout, "kept rows would be moved");
+    assert_has(&r.stdout, "Nothing was written (dry run)");
     let store = open(&dir);
     assert_eq!(kept_bytes(&store), before);
     assert!(
@@ -491,28 +419,13 @@ fn from_file_shares_the_flag() {
     let (dir, data) = data_dir();
     let list = dir.path().join("subjects.txt");
     std::fs::write(&list, "alice@localhost\nbob@localhost\n").unwrap();
-    let r = jidstore(
-        &data,
-        &[
-            "unregister",
-            "--from-file",
-            list.to_str().unwrap(),
-            "--redact-kept",
-        ],
-    );
+    let list = list.to_str().unwrap();
+    let r = jidstore(&data, &["unregister", "--from-file", list, "--redact-kept"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains("erased alice@localhost")
-            && r.stdout.contains("; 4 kept rows were pseudonymised"),
-        "{}",
-        r.stdout
-    );
+    assert_has(&r.stdout, "erased alice@localhost");
+    assert_has(&r.stdout, "; 4 kept rows were pseudonymised");
     // bob's 2 room messages; his items went with his PEP node.
-    assert!(
-        r.stdout.contains("; 2 kept rows were pseudonymised"),
-        "{}",
-        r.stdout
-    );
+    assert_has(&r.stdout, "; 2 kept rows were pseudonymised");
     let store = open(&dir);
     let bytes = kept_bytes(&store);
     assert!(!contains(&bytes, "alice@localhost") && !contains(&bytes, "bob@localhost"));
@@ -535,46 +448,22 @@ fn redact_kept_on_postgresql() {
             .unwrap()
     };
     deployment(&open_db()).unwrap();
-    let r = crate::postgres::jidstore_db(
-        &url,
-        false,
-        &[
-            "--json",
-            "unregister",
-            "alice",
-            "localhost",
-            "--redact-kept",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let args = unregister_alice(true, &["--redact-kept"]);
+    let v = json_ok(&crate::postgres::jidstore_db(&url, false, &args));
     assert_eq!(v["pseudonymised"]["rows"]["mam_muc"], 3, "{v}");
     assert_eq!(v["pseudonymised"]["rows"]["pubsub_items"], 1, "{v}");
     let pseudonym = v["pseudonymised"]["pseudonym"].as_str().unwrap().to_owned();
+    let bob = bare("bob@localhost");
     {
         let store = open_db();
         assert!(!contains(&kept_bytes(&store), "alice@localhost"));
         assert_eq!(store.muc().by_sender(&bare(&pseudonym)).unwrap().len(), 3);
         // bob: committed with the redaction pending, finished by the next open.
-        gdpr::commit_with(
-            &store,
-            &bare("bob@localhost"),
-            &EraseOptions::default().redact_kept(true),
-        )
-        .unwrap();
-        assert_eq!(
-            store.muc().by_sender(&bare("bob@localhost")).unwrap().len(),
-            2
-        );
+        gdpr::commit_with(&store, &bob, &EraseOptions::default().redact_kept(true)).unwrap();
+        assert_eq!(store.muc().by_sender(&bob).unwrap().len(), 2);
     }
     let store = open_db();
-    assert!(
-        store
-            .muc()
-            .by_sender(&bare("bob@localhost"))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.muc().by_sender(&bob).unwrap().is_empty());
     assert!(!contains(&kept_bytes(&store), "bob@localhost"));
     drop(store);
     let r = crate::postgres::jidstore_db(&url, false, &["verify"]);
@@ -585,16 +474,10 @@ fn redact_kept_on_postgresql() {
 #[test]
 fn redact_kept_after_a_plain_erasure_says_only_that() {
     let (_dir, data) = data_dir();
-    assert_eq!(
-        jidstore(&data, &["unregister", "alice", "localhost"]).code,
-        0
-    );
-    let r = jidstore(&data, &["unregister", "alice", "localhost"]);
+    assert_eq!(jidstore(&data, &unregister_alice(false, &[])).code, 0);
+    let r = jidstore(&data, &unregister_alice(false, &[]));
     assert_eq!(r.code, 3, "{}", r.stdout);
-    let r = jidstore(
-        &data,
-        &["unregister", "alice", "localhost", "--redact-kept"],
-    );
+    let r = jidstore(&data, &unregister_alice(false, &["--redact-kept"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.starts_with(
@@ -604,22 +487,11 @@ fn redact_kept_after_a_plain_erasure_says_only_that() {
         "{}",
         r.stdout
     );
-    assert!(!r.stdout.contains("Erased alice"), "{}", r.stdout);
-    assert!(
-        r.stdout.contains("Pseudonymised (kept rows were moved"),
-        "{}",
-        r.stdout
-    );
-    let r = jidstore(
-        &data,
-        &["unregister", "alice", "localhost", "--redact-kept"],
-    );
+    assert_lacks(&r.stdout, "Erased alice");
+    assert_has(&r.stdout, "Pseudonymised (kept rows were moved");
+    let r = jidstore(&data, &unregister_alice(false, &["--redact-kept"]));
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stderr.contains("user alice@localhost does not exist"),
-        "{}",
-        r.stderr
-    );
+    assert_has(&r.stderr, "user alice@localhost does not exist");
 }
 
 /// A crash after some rows moved and before the pending record went: the record is put
@@ -784,7 +656,7 @@ fn progress_counts_the_pseudonymised_rows() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_jidstore"))
         .arg("--data-dir")
         .arg(&data)
-        .args(["unregister", "alice", "localhost", "--redact-kept"])
+        .args(unregister_alice(false, &["--redact-kept"]))
         .env_remove("JIDSTORE_DATA_DIR")
         .env("JIDSTORE_PROGRESS", "always")
         .stdin(std::process::Stdio::null())
@@ -859,11 +731,7 @@ fn redact_kept_of_nobody_writes_nothing() {
         &["unregister", "nobody", "localhost", "--redact-kept"],
     );
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stderr.contains("user nobody@localhost does not exist"),
-        "{}",
-        r.stderr
-    );
+    assert_has(&r.stderr, "user nobody@localhost does not exist");
     let store = open(&dir);
     assert!(
         gdpr::redact::pseudonym(&store, &bare("alice@localhost"), false)

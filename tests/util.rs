@@ -78,6 +78,18 @@ pub fn assert_no_account<T: std::fmt::Debug>(r: jidstore::Result<T>) {
     );
 }
 
+/// Fails unless `text` contains `needle`; the message shows the whole text.
+#[track_caller]
+pub fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+}
+
+/// Fails if `text` contains `needle`; the message shows the whole text.
+#[track_caller]
+pub fn assert_lacks(text: &str, needle: &str) {
+    assert!(!text.contains(needle), "{needle:?} in:\n{text}");
+}
+
 /// Output of one run of the real `jidstore` binary.
 pub struct Run {
     /// Exit code (-1 when killed by a signal).

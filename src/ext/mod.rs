@@ -63,8 +63,9 @@ pub(crate) type Gone<'a> = &'a dyn Fn(Keyspace, &[u8]) -> bool;
 /// Receives rows as borrowed cells (see `Extension::cells`).
 pub type EmitCells<'a> = &'a mut dyn FnMut(&[&str]) -> Result<()>;
 
-/// Something erasure keeps, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something erasure keeps, and why. Serialised as an element of `unregister --json`'s
+/// `kept` (`class`, `rows`, `reason`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Kept {
     /// The table (CSV file stem) the rows belong to.
     pub class: &'static str,
@@ -173,10 +174,6 @@ impl Swept {
 /// A data class: what it stores, how it is exported and how it is erased.
 pub(crate) trait Extension: Sync {
     /// The class name used in receipts and docs.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by the registry tests only")
-    )]
     fn name(&self) -> &'static str;
     /// The keyspaces this class owns. Every keyspace is owned by exactly one class.
     fn keyspaces(&self) -> &'static [Keyspace];
@@ -328,6 +325,18 @@ pub(crate) static EXTENSIONS: &[&dyn Extension] = &[
     &blocklist::Class,
     &generic::Class,
 ];
+
+/// The keyspaces of the data class called `name` (`"mam"`, `"pubsub"`, ...).
+///
+/// # Panics
+/// If no class has that name (a caller's typo).
+pub(crate) fn keyspaces_of(name: &str) -> &'static [Keyspace] {
+    EXTENSIONS
+        .iter()
+        .find(|e| e.name() == name)
+        .unwrap_or_else(|| panic!("no data class {name:?}"))
+        .keyspaces()
+}
 
 /// Keyspaces that hold no personal data: store identity, the sweep queue (archive ids) and
 /// the audit log (subjects only as keyed hashes).
