@@ -341,6 +341,11 @@ pub(super) fn with_field(
 /// `dry_run`); with `--redact-kept`, a `pseudonymised` object (pseudonym, nick, rows per
 /// table, total; the pseudonym is null in a dry run on a store without its key yet).
 pub(super) fn receipt_json(receipt: &gdpr::Receipt) -> serde_json::Value {
+    let kept: Vec<_> = receipt
+        .kept
+        .iter()
+        .map(|k| json!({ "class": k.class, "rows": k.rows, "reason": k.reason }))
+        .collect();
     let doc = json!({
         "subject": receipt.subject.to_string(),
         "dry_run": receipt.dry_run,
@@ -349,7 +354,7 @@ pub(super) fn receipt_json(receipt: &gdpr::Receipt) -> serde_json::Value {
         "removed": receipt.removed,
         "removed_as_consequence": consequences_json(receipt),
         "total_removed": receipt.total_removed(),
-        "kept": receipt.kept,
+        "kept": kept,
     });
     // Only with `--redact-kept`: without it the document is as it always was.
     match &receipt.pseudonymised {

@@ -63,9 +63,8 @@ pub(crate) type Gone<'a> = &'a dyn Fn(Keyspace, &[u8]) -> bool;
 /// Receives rows as borrowed cells (see `Extension::cells`).
 pub type EmitCells<'a> = &'a mut dyn FnMut(&[&str]) -> Result<()>;
 
-/// Something erasure keeps, and why. Serialised as an element of `unregister --json`'s
-/// `kept` (`class`, `rows`, `reason`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// Something erasure keeps, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     /// The table (CSV file stem) the rows belong to.
     pub class: &'static str,
