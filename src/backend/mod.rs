@@ -165,6 +165,14 @@ pub(crate) trait Engine: Send + Sync {
     /// The value of `key`.
     fn get(&self, ks: Keyspace, key: &[u8]) -> Result<Option<Bytes>>;
 
+    /// The values of `keys`, in the order of `keys`: one result per key (`None`: absent), a
+    /// key given twice answered twice, an empty list answered with an empty list. Each value
+    /// is what [`Engine::get`] would return; no snapshot across the keys is promised. For
+    /// engines where a read is a round trip, one round trip (or a few, for a long list).
+    fn get_many(&self, ks: Keyspace, keys: &[&[u8]]) -> Result<Vec<Option<Bytes>>> {
+        keys.iter().map(|k| self.get(ks, k)).collect()
+    }
+
     /// Inserts (or overwrites) `key`; returns the previous value.
     fn insert(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<Option<Bytes>>;
 

@@ -53,6 +53,44 @@ fn get_insert_remove_return_the_previous_value() {
 }
 
 #[test]
+fn get_many_answers_every_key_in_order() {
+    each(|e| {
+        assert!(e.get_many(A, &[]).unwrap().is_empty());
+        e.insert(A, b"a", b"1").unwrap();
+        e.insert(A, b"c", b"3").unwrap();
+        e.insert(B, b"b", b"2").unwrap();
+        let got = e
+            .get_many(A, &[b"c", b"b", b"a", b"c", b"zz", b"a"])
+            .unwrap();
+        let got: Vec<Option<&[u8]>> = got.iter().map(|v| v.as_deref()).collect();
+        let want: Vec<Option<&[u8]>> = vec![
+            Some(b"3"),
+            None, // in keyspace B only
+            Some(b"1"),
+            Some(b"3"),
+            None,
+            Some(b"1"),
+        ];
+        assert_eq!(got, want);
+        // A list longer than one query's worth: the answers still line up with the keys.
+        let many: Vec<Vec<u8>> = (0..2500u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        e.insert(A, &many[7], b"x").unwrap();
+        e.insert(A, &many[2400], b"y").unwrap();
+        let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+        let got = e.get_many(A, &refs).unwrap();
+        assert_eq!(got.len(), 2500);
+        for (i, v) in got.iter().enumerate() {
+            let want: Option<&[u8]> = match i {
+                7 => Some(b"x"),
+                2400 => Some(b"y"),
+                _ => None,
+            };
+            assert_eq!(v.as_deref(), want, "key {i}");
+        }
+    });
+}
+
+#[test]
 fn compare_and_swap_changes_only_the_expected_value() {
     each(|e| {
         assert!(

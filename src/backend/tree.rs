@@ -34,6 +34,11 @@ impl<'a> Tree<'a> {
         self.engine.get(self.ks, key.as_ref())
     }
 
+    /// The values of `keys`, in their order (see [`Engine::get_many`]).
+    pub(crate) fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Bytes>>> {
+        self.engine.get_many(self.ks, keys)
+    }
+
     /// Whether `key` is present.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         Ok(self.get(key)?.is_some())

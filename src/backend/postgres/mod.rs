@@ -40,6 +40,7 @@ mod schema;
 mod tx;
 mod write;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -86,6 +87,9 @@ impl PgEngine {
     }
 }
 
+/// Keys per query of [`PgEngine::get_many`]: a long list is read in several queries.
+const GET_MANY_CHUNK: usize = 1000;
+
 fn value(rows: &[postgres::Row], action: &str) -> Result<Option<Bytes>> {
     match rows.first() {
         None => Ok(None),
@@ -102,6 +106,22 @@ impl Engine for PgEngine {
         let action = format!("read keyspace {}", ks.name());
         let rows = self.shared.run(&action, |s| s.query(&sql, &[&key]))?;
         value(&rows, &action)
+    }
+
+    fn get_many(&self, ks: Keyspace, keys: &[&[u8]]) -> Result<Vec<Option<Bytes>>> {
+        let sql = format!("SELECT key, value FROM {} WHERE key = ANY($1)", table(ks));
+        let action = format!("read keyspace {}", ks.name());
+        let mut found: HashMap<Vec<u8>, Bytes> = HashMap::new();
+        // One query per chunk: the rows come back in no order and once per distinct key.
+        for chunk in keys.chunks(GET_MANY_CHUNK) {
+            let rows = self.shared.run(&action, |s| s.query(&sql, &[&chunk]))?;
+            for row in &rows {
+                let k: Vec<u8> = row.try_get(0).map_err(|e| storage(&action, &e))?;
+                let v: Vec<u8> = row.try_get(1).map_err(|e| storage(&action, &e))?;
+                found.insert(k, Bytes::from(v));
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
     }
 
     fn insert(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<Option<Bytes>> {

@@ -389,27 +389,58 @@ where
             exact,
         } => {
             let range = (seqs.lo, seqs.hi);
-            records::visit(store, *keyspace, prefix, range, backward, |e, i, seq| {
-                if !exact_match(e, i, exact.as_ref())? {
-                    return Ok(true);
-                }
-                let found = if *keyspace == Keyspace::MamPm {
-                    // A 1-1 `with` entry names the record entry: one direct lookup.
+            if *keyspace == Keyspace::MamPm {
+                // A 1-1 `with` entry names the record entry: the records of up to as many
+                // entries as the page still lacks are read together (one batched read).
+                let records_prefix = a.records_prefix();
+                let mut pending: Vec<(Vec<u8>, u64)> = Vec::new();
+                records::visit(store, *keyspace, prefix, range, backward, |e, i, seq| {
+                    if !exact_match(e, i, exact.as_ref())? {
+                        return Ok(true);
+                    }
                     let (_, _, block) = with_item(e, i)?;
-                    let key = keys::prefix_seq(&a.records_prefix(), block);
-                    records::find_at::<A::Stored>(store, A::RECORDS, &key, seq)?
-                } else {
-                    record::<A>(store, a, seq)?
-                };
-                // No record: an index entry left by an import cut short; skip it.
-                if let Some(s) = found {
-                    out.push((seq, s));
-                }
-                Ok(out.len() < take)
-            })?;
+                    pending.push((keys::prefix_seq(&records_prefix, block), seq));
+                    if pending.len() == take - out.len() {
+                        resolve_pending::<A>(store, &mut pending, &mut out)?;
+                    }
+                    Ok(out.len() < take)
+                })?;
+                resolve_pending::<A>(store, &mut pending, &mut out)?;
+            } else {
+                records::visit(store, *keyspace, prefix, range, backward, |e, i, seq| {
+                    if !exact_match(e, i, exact.as_ref())? {
+                        return Ok(true);
+                    }
+                    // No record: an index entry left by an import cut short; skip it.
+                    if let Some(s) = record::<A>(store, a, seq)? {
+                        out.push((seq, s));
+                    }
+                    Ok(out.len() < take)
+                })?;
+            }
         }
     }
     Ok(out)
+}
+
+/// Reads the records `pending` names (record entry key, seq) and appends those found to
+/// `out` in the same order; an index entry with no record (left by an import cut short) is
+/// skipped. Empties `pending`.
+fn resolve_pending<A: Archive>(
+    store: &Store,
+    pending: &mut Vec<(Vec<u8>, u64)>,
+    out: &mut Vec<(u64, A::Stored)>,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let found = records::find_many_at::<A::Stored>(store, A::RECORDS, pending)?;
+    for ((_, seq), s) in pending.drain(..).zip(found) {
+        if let Some(s) = s {
+            out.push((seq, s));
+        }
+    }
+    Ok(())
 }
 
 /// Size of the result set inside `seqs` (keys only).

@@ -7,7 +7,7 @@
 //! Long scans ([`Scan`], [`for_each_entry`]) read through the engine's long-scan path
 //! ([`crate::backend::Engine::scan`]), so memory stays flat over any archive.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use serde::de::DeserializeOwned;
 
@@ -59,6 +59,37 @@ pub(crate) fn find_at<T: DeserializeOwned>(
         return Ok(None);
     };
     codec::find_in_entry(ks, key, &v, keys::trailing_seq(ks, key)?, seq)
+}
+
+/// For each `(key, seq)` of `wanted`, in order, the value numbered `seq` in the entry at
+/// exactly `key`, if there: what [`find_at`] gives for each, from one batched read
+/// ([`Tree::get_many`]) that fetches each entry once (a block holds several values).
+pub(crate) fn find_many_at<T: DeserializeOwned>(
+    store: &Store,
+    ks: Keyspace,
+    wanted: &[(Vec<u8>, u64)],
+) -> Result<Vec<Option<T>>> {
+    // Each distinct key once, in first-seen order; `at[j]` is where wanted `j`'s key is.
+    let mut first: HashMap<&[u8], usize> = HashMap::new();
+    let mut distinct: Vec<&[u8]> = Vec::new();
+    let mut at = Vec::with_capacity(wanted.len());
+    for (key, _) in wanted {
+        let n = *first.entry(key.as_slice()).or_insert_with(|| {
+            distinct.push(key.as_slice());
+            distinct.len() - 1
+        });
+        at.push(n);
+    }
+    let values = store.tree(ks).get_many(&distinct)?;
+    debug_assert_eq!(values.len(), distinct.len(), "one answer per key");
+    let mut out = Vec::with_capacity(wanted.len());
+    for ((key, seq), n) in wanted.iter().zip(at) {
+        out.push(match values.get(n).and_then(Option::as_ref) {
+            None => None,
+            Some(v) => codec::find_in_entry(ks, key, v, keys::trailing_seq(ks, key)?, *seq)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Whether some entry under `prefix` holds `seq` (the entry is checked, not decoded).
